@@ -1,0 +1,304 @@
+/**
+ * The configuration's shape, its defaults and the pure steps of loading it:
+ * defaults ← file ← environment, then one Schema decode that names every bad key.
+ * The I/O (finding and reading the file, resolving symlinks) is in `src/layers/Config.ts`.
+ */
+import { Either, ParseResult, Schema } from "effect"
+import { normalizePath } from "./pathGlob.ts"
+
+const got = (actual: unknown): string => (actual === undefined ? "nothing" : JSON.stringify(actual))
+
+const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations({
+  message: (issue) => `expected a positive integer, got ${got(issue.actual)}`
+})
+const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations({
+  message: (issue) => `expected a whole number ≥ 0, got ${got(issue.actual)}`
+})
+const PathString = Schema.String.pipe(Schema.minLength(1)).annotations({
+  message: (issue) => `expected a non-empty path, got ${got(issue.actual)}`
+})
+const OptionalString = Schema.NullOr(Schema.String).annotations({
+  message: (issue) => `expected a string or null, got ${got(issue.actual)}`
+})
+const Flag = Schema.Boolean.annotations({
+  message: (issue) => `expected true or false, got ${got(issue.actual)}`
+})
+
+/** How much human involvement an action needs (SPEC part 1). */
+export const Tier = Schema.Literal("auto", "prompt", "human").annotations({
+  message: (issue) => `expected "auto", "prompt" or "human", got ${got(issue.actual)}`
+})
+export type Tier = typeof Tier.Type
+
+export const ConfigSchema = Schema.Struct({
+  luallm: Schema.Struct({
+    /** The luallm CLI; a bare name is looked up on PATH. */
+    binary: PathString,
+    /** Model to use, overriding discovery and the model policy. */
+    model: OptionalString,
+    /** luallm's state file, read when `luallm status --json` is unavailable. */
+    state_file: PathString
+  }),
+  llm: Schema.Struct({
+    /** An OpenAI-compatible server (`http://host:port` or `http://host:port/v1`); skips discovery. */
+    base_url: OptionalString,
+    api_key: OptionalString
+  }),
+  /** Globs of paths skills may touch; a skill's own `paths` must also match. */
+  allowed_paths: Schema.Array(PathString),
+  skills: Schema.Struct({
+    /** Promoted, human-approved skills. */
+    allowed_dir: PathString,
+    /** Drafts written by the agent, untrusted until approved. */
+    agent_dir: PathString,
+    /** The skills shipped with luallm-agent (trusted, read-only). */
+    builtin_dir: PathString
+  }),
+  state_dir: PathString,
+  audit: Schema.Struct({
+    path: PathString,
+    max_size_mb: Schema.Number.pipe(Schema.positive()).annotations({
+      message: (issue) => `expected a positive number of megabytes, got ${got(issue.actual)}`
+    }),
+    max_files: NonNegativeInt
+  }),
+  limits: Schema.Struct({
+    max_task_steps: PositiveInt,
+    max_plan_retries: NonNegativeInt,
+    max_skill_retries: NonNegativeInt,
+    llm_timeout_seconds: PositiveInt,
+    skill_timeout_seconds: PositiveInt,
+    skill_memory_mb: PositiveInt,
+    max_parallel_nodes: PositiveInt
+  }),
+  model_policy: Schema.Struct({
+    planning: OptionalString,
+    code: OptionalString,
+    default: OptionalString,
+    /** Whether the agent may start a model itself instead of pausing in `model_wait`. */
+    auto_start: Flag
+  }),
+  approval_tiers: Schema.Struct({
+    task_confirmation: Tier,
+    /** Promotion of drafted code always needs a human; the schema refuses anything else. */
+    skill_promotion: Schema.Literal("human").annotations({
+      message: (issue) => `skill promotion always needs a human: expected "human", got ${got(issue.actual)}`
+    }),
+    model_start: Tier,
+    /** Granting a skill the host `exec` capability (shell_safe). */
+    skill_exec: Tier
+  })
+})
+export type AgentConfig = typeof ConfigSchema.Type
+
+/** Where the defaults come from: the environment the process runs in. */
+export interface ConfigEnvironment {
+  readonly home: string
+  readonly cwd: string
+  readonly xdgStateHome?: string | undefined
+  readonly xdgDataHome?: string | undefined
+  readonly xdgCacheHome?: string | undefined
+  /** Directory of the shipped `skills/`. */
+  readonly builtinSkillsDir: string
+}
+
+export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
+  const stateHome = env.xdgStateHome ?? `${env.home}/.local/state`
+  const dataHome = env.xdgDataHome ?? `${env.home}/.local/share`
+  const cacheHome = env.xdgCacheHome ?? `${env.home}/.cache`
+  const stateDir = `${stateHome}/luallm-agent`
+  return {
+    luallm: { binary: "luallm", model: null, state_file: `${cacheHome}/luallm/state.json` },
+    llm: { base_url: null, api_key: null },
+    allowed_paths: [],
+    skills: {
+      allowed_dir: `${dataHome}/luallm-agent/skills`,
+      agent_dir: `${stateDir}/drafts`,
+      builtin_dir: env.builtinSkillsDir
+    },
+    state_dir: stateDir,
+    audit: { path: `${stateDir}/audit.jsonl`, max_size_mb: 10, max_files: 5 },
+    limits: {
+      max_task_steps: 100,
+      max_plan_retries: 3,
+      max_skill_retries: 3,
+      llm_timeout_seconds: 120,
+      skill_timeout_seconds: 10,
+      skill_memory_mb: 64,
+      max_parallel_nodes: 4
+    },
+    model_policy: { planning: null, code: null, default: null, auto_start: false },
+    approval_tiers: { task_confirmation: "prompt", skill_promotion: "human", model_start: "prompt", skill_exec: "human" }
+  }
+}
+
+/** Where one effective value came from, for `luallm-agent config`. */
+export type ConfigSource =
+  | { readonly _tag: "default" }
+  | { readonly _tag: "file"; readonly file: string }
+  | { readonly _tag: "env"; readonly variable: string }
+
+export const describeSource = (source: ConfigSource): string =>
+  source._tag === "default" ? "default" : source._tag === "file" ? source.file : `$${source.variable}`
+
+/** One problem with the configuration, addressed by its key path (`limits.max_task_steps`). */
+export interface ConfigIssue {
+  readonly key: string
+  readonly message: string
+  readonly source: ConfigSource
+}
+
+type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
+type JsonObject = { readonly [key: string]: Json }
+
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/** Every leaf key path of the defaults, e.g. `["limits", "max_task_steps"]`. */
+export const leafKeys = (value: unknown, prefix: ReadonlyArray<string> = []): Array<ReadonlyArray<string>> =>
+  isObject(value)
+    ? Object.entries(value).flatMap(([key, child]) => leafKeys(child, [...prefix, key]))
+    : [prefix]
+
+/** `LUALLM_AGENT_` + the key path upper-cased with `.` → `_`. */
+export const envVariableFor = (key: ReadonlyArray<string>): string => `LUALLM_AGENT_${key.join("_").toUpperCase()}`
+
+const getIn = (value: unknown, key: ReadonlyArray<string>): unknown =>
+  key.reduce<unknown>((current, part) => (isObject(current) ? current[part] : undefined), value)
+
+const setIn = (value: JsonObject, key: ReadonlyArray<string>, leaf: Json): JsonObject => {
+  const [head, ...rest] = key
+  if (head === undefined) return value
+  const child = value[head]
+  return { ...value, [head]: rest.length === 0 ? leaf : setIn(isObject(child) ? child : {}, rest, leaf) }
+}
+
+/** Deep merge of plain objects; arrays and scalars in `override` replace. */
+export const deepMerge = (base: JsonObject, override: JsonObject): JsonObject => {
+  const out: Record<string, Json> = { ...base }
+  for (const [key, value] of Object.entries(override)) {
+    const current = out[key]
+    out[key] = isObject(current) && isObject(value) ? deepMerge(current, value) : value
+  }
+  return out
+}
+
+/**
+ * Turns an environment string into the type of the default it overrides, so that
+ * `LUALLM_AGENT_LIMITS_MAX_TASK_STEPS=10` is a number and a typo stays a string that the
+ * schema then names (`expected a positive integer, got "ten"`).
+ */
+const coerceEnv = (text: string, defaultValue: unknown): Json => {
+  if (typeof defaultValue === "number") {
+    const n = Number(text)
+    return text.trim() !== "" && Number.isFinite(n) ? n : text
+  }
+  if (typeof defaultValue === "boolean") {
+    const lower = text.trim().toLowerCase()
+    return lower === "true" || lower === "1" ? true : lower === "false" || lower === "0" ? false : text
+  }
+  if (Array.isArray(defaultValue)) {
+    const trimmed = text.trim()
+    if (trimmed.startsWith("[")) {
+      try {
+        const parsed: unknown = JSON.parse(trimmed)
+        if (Array.isArray(parsed)) return parsed.map((item) => (typeof item === "string" ? item : JSON.stringify(item)))
+      } catch {
+        // Not JSON: fall through to the PATH-style list below.
+      }
+    }
+    return trimmed === "" ? [] : trimmed.split(":").filter((item) => item !== "")
+  }
+  return text
+}
+
+/** The environment's overrides as a partial config object, plus where each came from. */
+export const envOverrides = (
+  defaults: AgentConfig,
+  lookup: (variable: string) => string | undefined
+): { readonly values: JsonObject; readonly sources: ReadonlyMap<string, ConfigSource> } => {
+  let values: JsonObject = {}
+  const sources = new Map<string, ConfigSource>()
+  for (const key of leafKeys(defaults)) {
+    const variable = envVariableFor(key)
+    const text = lookup(variable)
+    if (text === undefined) continue
+    values = setIn(values, key, coerceEnv(text, getIn(defaults, key)))
+    sources.set(key.join("."), { _tag: "env", variable })
+  }
+  return { values, sources }
+}
+
+/** The leaf keys a file sets, for source tracking. */
+export const fileSources = (file: string, contents: JsonObject): ReadonlyMap<string, ConfigSource> =>
+  new Map(leafKeys(contents).map((key) => [key.join("."), { _tag: "file", file } as const]))
+
+/** Keys whose values are file-system paths, made absolute after merging. */
+const pathKeys: ReadonlyArray<ReadonlyArray<string>> = [
+  ["luallm", "state_file"],
+  ["skills", "allowed_dir"],
+  ["skills", "agent_dir"],
+  ["skills", "builtin_dir"],
+  ["state_dir"],
+  ["audit", "path"]
+]
+
+/**
+ * Makes path values absolute: `~` expands, relative paths resolve against the directory of
+ * the file that set them (or the working directory for defaults and the environment).
+ * `luallm.binary` stays as written when it is a bare command name looked up on PATH.
+ */
+export const absolutizePaths = (
+  config: AgentConfig,
+  sources: ReadonlyMap<string, ConfigSource>,
+  env: Pick<ConfigEnvironment, "home" | "cwd">,
+  dirname: (file: string) => string
+): AgentConfig => {
+  const baseFor = (key: string): string => {
+    const source = sources.get(key)
+    return source?._tag === "file" ? dirname(source.file) : env.cwd
+  }
+  const absolute = (key: string, path: string): string => normalizePath(path, baseFor(key), env.home)
+  let out: JsonObject = config as unknown as JsonObject
+  for (const key of pathKeys) {
+    const value = getIn(config, key)
+    if (typeof value === "string") out = setIn(out, key, absolute(key.join("."), value))
+  }
+  const binary = config.luallm.binary
+  if (binary.includes("/") || binary.startsWith("~")) out = setIn(out, ["luallm", "binary"], absolute("luallm.binary", binary))
+  const allowedBase = baseFor("allowed_paths")
+  out = setIn(out, ["allowed_paths"], config.allowed_paths.map((glob) => normalizePath(glob, allowedBase, env.home)))
+  return out as unknown as AgentConfig
+}
+
+/** Decodes the merged object, returning every problem addressed by key path. */
+export const decodeConfig = (
+  merged: unknown,
+  sources: ReadonlyMap<string, ConfigSource>
+): Either.Either<AgentConfig, ReadonlyArray<ConfigIssue>> =>
+  Schema.decodeUnknownEither(ConfigSchema, { errors: "all", onExcessProperty: "error" })(merged).pipe(
+    Either.mapLeft((error) =>
+      ParseResult.ArrayFormatter.formatErrorSync(error).map((issue): ConfigIssue => {
+        const key = issue.path.map(String).join(".")
+        const unexpected = issue._tag === "Unexpected"
+        return {
+          key,
+          message: unexpected ? "unknown key (check its spelling against `luallm-agent config`)" : issue.message,
+          source: sourceOf(key, sources)
+        }
+      })
+    )
+  )
+
+/** The source of a key, or of the nearest enclosing key that has one (arrays, objects). */
+const sourceOf = (key: string, sources: ReadonlyMap<string, ConfigSource>): ConfigSource => {
+  for (let k = key; k !== ""; k = k.includes(".") ? k.slice(0, k.lastIndexOf(".")) : "") {
+    const found = sources.get(k)
+    if (found !== undefined) return found
+  }
+  for (const [k, source] of sources) if (k.startsWith(`${key}.`)) return source
+  return { _tag: "default" }
+}
+
+export const isJsonObject = isObject
+export type { Json, JsonObject }

@@ -1,0 +1,241 @@
+/**
+ * The `AppConfig` service: the effective configuration (defaults ← file ← environment),
+ * where each value came from, and the checks built on it (`isPathAllowed`, model policy,
+ * approval tiers). Loading finds the file in SPEC order: `--config`,
+ * `$LUALLM_AGENT_CONFIG`, `./luallm-agent.json`, `~/.config/luallm-agent/config.json`.
+ */
+import { FileSystem, Path } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
+import { Config, Context, Data, Effect, Either, Layer, Option } from "effect"
+import {
+  absolutizePaths,
+  type AgentConfig,
+  type ConfigEnvironment,
+  type ConfigIssue,
+  type ConfigSource,
+  decodeConfig,
+  deepMerge,
+  defaultConfig,
+  describeSource,
+  envOverrides,
+  envVariableFor,
+  leafKeys,
+  fileSources,
+  isJsonObject,
+  type JsonObject,
+  type Tier
+} from "../core/config.ts"
+import { globBase, matchesAnyGlob, normalizePath } from "../core/pathGlob.ts"
+
+export class ConfigFileNotFound extends Data.TaggedError("ConfigFileNotFound")<{
+  readonly path: string
+  readonly via: string
+}> {
+  override get message() {
+    return `The config file ${this.path} (given by ${this.via}) does not exist. Create it, or drop ${this.via} to use the defaults.`
+  }
+}
+
+export class ConfigFileUnreadable extends Data.TaggedError("ConfigFileUnreadable")<{
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `The config file ${this.path} is not valid: ${this.reason}. Fix the file so that it holds one JSON object.`
+  }
+}
+
+export class ConfigInvalid extends Data.TaggedError("ConfigInvalid")<{
+  readonly file: string | null
+  readonly issues: ReadonlyArray<ConfigIssue>
+}> {
+  override get message() {
+    const lines = this.issues.map((issue) => `  ${issue.key}: ${issue.message} (from ${describeSource(issue.source)})`)
+    return [
+      `The configuration${this.file === null ? "" : ` in ${this.file}`} is invalid:`,
+      ...lines,
+      "Fix these keys (`luallm-agent config` shows every key with its current value)."
+    ].join("\n")
+  }
+}
+
+export type ConfigError = ConfigFileNotFound | ConfigFileUnreadable | ConfigInvalid
+
+export type ModelPurpose = "planning" | "code" | "default"
+export type ApprovalAction = keyof AgentConfig["approval_tiers"]
+
+/** A path after `~`, `..` and symlinks are resolved, with the verdict against a set of globs. */
+export interface PathVerdict {
+  readonly requested: string
+  readonly resolved: string
+  readonly allowed: boolean
+}
+
+export interface AppConfigShape {
+  readonly config: AgentConfig
+  /** Leaf key path (`limits.max_task_steps`) → where its value came from. */
+  readonly sources: ReadonlyMap<string, ConfigSource>
+  /** The file that was loaded, if any. */
+  readonly file: Option.Option<string>
+  /** Resolves `~`, `..` and symlinks, then matches against `allowed_paths`. */
+  readonly isPathAllowed: (path: string) => Effect.Effect<boolean>
+  /** Resolves `path` and matches it against `globs` (themselves resolved); used by the sandbox. */
+  readonly checkPath: (path: string, globs: ReadonlyArray<string>) => Effect.Effect<PathVerdict>
+  readonly modelPolicy: (purpose: ModelPurpose) => Option.Option<string>
+  readonly approvalTier: (action: ApprovalAction) => Tier
+}
+
+export class AppConfig extends Context.Tag("AppConfig")<AppConfig, AppConfigShape>() {}
+
+/**
+ * The real path of `path`: symlinks in its longest existing prefix are resolved, the part
+ * that does not exist yet (a file about to be written) is kept as written.
+ */
+export const resolveRealPath = (
+  fs: FileSystem.FileSystem,
+  path: Path.Path,
+  absolute: string
+): Effect.Effect<string> =>
+  fs.realPath(absolute).pipe(
+    Effect.catchAll(() => {
+      const parent = path.dirname(absolute)
+      if (parent === absolute) return Effect.succeed(absolute)
+      return resolveRealPath(fs, path, parent).pipe(Effect.map((real) => path.join(real, path.basename(absolute))))
+    })
+  )
+
+const makeShape = (
+  config: AgentConfig,
+  sources: ReadonlyMap<string, ConfigSource>,
+  file: Option.Option<string>,
+  resolve: (absolute: string) => Effect.Effect<string>,
+  env: Pick<ConfigEnvironment, "home" | "cwd">
+): AppConfigShape => {
+  const resolveGlob = (glob: string): Effect.Effect<string> => {
+    const absolute = normalizePath(glob, env.cwd, env.home)
+    const base = globBase(absolute)
+    return resolve(base).pipe(Effect.map((realBase) => realBase + absolute.slice(base.length)))
+  }
+  const checkPath = (requested: string, globs: ReadonlyArray<string>): Effect.Effect<PathVerdict> =>
+    Effect.gen(function*() {
+      const resolved = yield* resolve(normalizePath(requested, env.cwd, env.home))
+      const realGlobs = yield* Effect.forEach(globs, resolveGlob)
+      return { requested, resolved, allowed: matchesAnyGlob(resolved, realGlobs) }
+    })
+  return {
+    config,
+    sources,
+    file,
+    checkPath,
+    isPathAllowed: (path) => checkPath(path, config.allowed_paths).pipe(Effect.map((verdict) => verdict.allowed)),
+    modelPolicy: (purpose) =>
+      Option.fromNullable(config.luallm.model ?? config.model_policy[purpose] ?? config.model_policy.default),
+    approvalTier: (action) => config.approval_tiers[action]
+  }
+}
+
+const readJsonObject = (fs: FileSystem.FileSystem, file: string) =>
+  Effect.gen(function*() {
+    const text = yield* fs.readFileString(file).pipe(
+      Effect.mapError((error: PlatformError) => new ConfigFileUnreadable({ path: file, reason: error.message }))
+    )
+    const parsed = yield* Effect.try({
+      try: (): unknown => JSON.parse(text),
+      catch: (error) =>
+        new ConfigFileUnreadable({ path: file, reason: `not JSON (${error instanceof Error ? error.message : String(error)})` })
+    })
+    if (!isJsonObject(parsed)) {
+      return yield* new ConfigFileUnreadable({ path: file, reason: "the top level is not a JSON object" })
+    }
+    return parsed
+  })
+
+export interface LoadOptions {
+  /** `--config` from the command line. */
+  readonly configPath?: string | undefined
+  /** Directory of the shipped skills. */
+  readonly builtinSkillsDir: string
+}
+
+/** Finds the config file in SPEC order; an explicitly named file must exist. */
+const findConfigFile = (options: LoadOptions, env: ConfigEnvironment, envFile: Option.Option<string>) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const explicit = options.configPath !== undefined
+      ? Option.some({ path: options.configPath, via: "--config" })
+      : Option.map(envFile, (path) => ({ path, via: "$LUALLM_AGENT_CONFIG" }))
+    if (Option.isSome(explicit)) {
+      const path = normalizePath(explicit.value.path, env.cwd, env.home)
+      const exists = yield* fs.exists(path).pipe(Effect.orElseSucceed(() => false))
+      if (!exists) return yield* new ConfigFileNotFound({ path, via: explicit.value.via })
+      return Option.some(path)
+    }
+    for (const candidate of [`${env.cwd}/luallm-agent.json`, `${env.home}/.config/luallm-agent/config.json`]) {
+      if (yield* fs.exists(candidate).pipe(Effect.orElseSucceed(() => false))) return Option.some(candidate)
+    }
+    return Option.none<string>()
+  })
+
+/** Loads and validates the configuration; the pure merging lives in `core/config.ts`. */
+export const loadConfig = (options: LoadOptions) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const optionalEnv = (name: string) => Config.option(Config.string(name)).pipe(Effect.orElseSucceed(() => Option.none<string>()))
+    const home = Option.getOrElse(yield* optionalEnv("HOME"), () => "/")
+    const env: ConfigEnvironment = {
+      home,
+      cwd: path.resolve("."),
+      xdgStateHome: Option.getOrUndefined(yield* optionalEnv("XDG_STATE_HOME")),
+      xdgDataHome: Option.getOrUndefined(yield* optionalEnv("XDG_DATA_HOME")),
+      xdgCacheHome: Option.getOrUndefined(yield* optionalEnv("XDG_CACHE_HOME")),
+      builtinSkillsDir: options.builtinSkillsDir
+    }
+    const defaults = defaultConfig(env)
+    const file = yield* findConfigFile(options, env, yield* optionalEnv("LUALLM_AGENT_CONFIG"))
+    const fromFile: JsonObject = Option.isSome(file) ? yield* readJsonObject(fs, file.value) : {}
+
+    // Environment lookups go through Effect's ConfigProvider so tests can supply a map.
+    const variables = new Map<string, string>()
+    for (const name of leafKeys(defaults).map(envVariableFor)) {
+      const value = yield* optionalEnv(name)
+      if (Option.isSome(value)) variables.set(name, value.value)
+    }
+    const fromEnv = envOverrides(defaults, (name) => variables.get(name))
+
+    const sources = new Map<string, ConfigSource>()
+    if (Option.isSome(file)) for (const [key, source] of fileSources(file.value, fromFile)) sources.set(key, source)
+    for (const [key, source] of fromEnv.sources) sources.set(key, source)
+
+    const merged = deepMerge(deepMerge(defaults as unknown as JsonObject, fromFile), fromEnv.values)
+    const decoded = decodeConfig(merged, sources)
+    if (Either.isLeft(decoded)) {
+      return yield* new ConfigInvalid({ file: Option.getOrNull(file), issues: decoded.left })
+    }
+    const config = absolutizePaths(decoded.right, sources, env, (f) => path.dirname(f))
+    const resolve = (absolute: string) => resolveRealPath(fs, path, absolute)
+    return makeShape(config, sources, file, resolve, env)
+  })
+
+/** The live layer: reads the file system and the environment. */
+export const AppConfigLive = (options: LoadOptions): Layer.Layer<AppConfig, ConfigError, FileSystem.FileSystem | Path.Path> =>
+  Layer.effect(AppConfig, loadConfig(options))
+
+/**
+ * A layer over a given configuration, for tests and for apps that embed the agent.
+ * Paths are resolved with the real file system so symlink checks still hold.
+ */
+export const AppConfigFrom = (
+  config: AgentConfig,
+  env: Pick<ConfigEnvironment, "home" | "cwd"> = { home: "/nonexistent-home", cwd: "/" }
+): Layer.Layer<AppConfig, never, FileSystem.FileSystem | Path.Path> =>
+  Layer.effect(
+    AppConfig,
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const path = yield* Path.Path
+      return makeShape(config, new Map(), Option.none(), (absolute) => resolveRealPath(fs, path, absolute), env)
+    })
+  )
+
+export { type AgentConfig, defaultConfig, type Tier } from "../core/config.ts"

@@ -1,0 +1,118 @@
+/**
+ * `luallm-agent doctor`: one ✓/✗ line per check, each ✗ with the fix; exit 1 when a
+ * required check fails. Every check is an Effect that cannot fail: a failure is a result.
+ */
+import { Command as Cli, Options } from "@effect/cli"
+import { FileSystem, Path } from "@effect/platform"
+import { Console, Effect } from "effect"
+import { AppConfig, type AppConfigShape } from "../../layers/Config.ts"
+import { ExitWith } from "../exit.ts"
+import { root } from "../root.ts"
+import { configLayer } from "../runtime.ts"
+import { dim, fail, ok, printJson, warn } from "../ui.ts"
+
+export interface CheckResult {
+  readonly name: string
+  /** A failed required check makes doctor exit 1; an optional one only warns. */
+  readonly required: boolean
+  readonly ok: boolean
+  readonly detail: string
+  /** What to do about it, for a failed check. */
+  readonly fix?: string
+}
+
+const passed = (name: string, detail: string, required = true): CheckResult => ({ name, required, ok: true, detail })
+const failed = (name: string, detail: string, fix: string, required = true): CheckResult => ({
+  name,
+  required,
+  ok: false,
+  detail,
+  fix
+})
+
+/** Creates `dir` if needed and proves it writable by writing and removing a probe file. */
+const checkWritableDir = (name: string, dir: string, key: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const probe = path.join(dir, `.doctor-probe-${Date.now()}`)
+    yield* fs.makeDirectory(dir, { recursive: true })
+    yield* fs.writeFileString(probe, "ok")
+    yield* fs.remove(probe)
+    return passed(name, dir)
+  }).pipe(
+    Effect.catchAll((error) =>
+      Effect.succeed(failed(name, `${dir}: ${error.message}`, `Make ${dir} writable, or point ${key} at a writable directory.`))
+    )
+  )
+
+/** Finds a command on PATH (or checks an explicit path) without running it. */
+export const findExecutable = (binary: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const candidates = binary.includes("/")
+      ? [binary]
+      : (process.env["PATH"] ?? "").split(":").filter((dir) => dir !== "").map((dir) => path.join(dir, binary))
+    for (const candidate of candidates) {
+      const info = yield* fs.stat(candidate).pipe(Effect.option)
+      if (info._tag === "Some" && info.value.type === "File" && (info.value.mode & 0o111) !== 0) return candidate
+    }
+    return undefined
+  })
+
+const checkLuallmBinary = (app: AppConfigShape) =>
+  Effect.gen(function*() {
+    const binary = app.config.luallm.binary
+    const found = yield* findExecutable(binary)
+    // With llm.base_url set, luallm is only needed to start and stop models.
+    const required = app.config.llm.base_url === null
+    return found === undefined
+      ? failed(
+        "luallm binary",
+        `${binary} not found${binary.includes("/") ? "" : " on PATH"}`,
+        `Install luallm, set luallm.binary to its path, or set llm.base_url (LUALLM_AGENT_LLM_BASE_URL) to an OpenAI-compatible server.`,
+        required
+      )
+      : passed("luallm binary", found, required)
+  })
+
+/** Checks that need a loaded configuration; the LLM checks are appended by the Llm layer's module. */
+const configuredChecks = (app: AppConfigShape) =>
+  Effect.all([
+    checkWritableDir("state directory writable", app.config.state_dir, "state_dir"),
+    Effect.flatMap(Path.Path, (path) =>
+      checkWritableDir("audit directory writable", path.dirname(app.config.audit.path), "audit.path")),
+    checkLuallmBinary(app)
+  ])
+
+const printResults = (results: ReadonlyArray<CheckResult>) =>
+  Effect.forEach(results, (result) => {
+    if (result.ok) return Console.log(ok(`${result.name}: ${dim(result.detail)}`))
+    const line = result.required ? fail(`${result.name}: ${result.detail}`) : warn(`${result.name}: ${result.detail}`)
+    return Console.log(`${line}\n    fix: ${result.fix ?? "see the message above"}`)
+  }, { discard: true })
+
+export const doctorCommand = Cli.make(
+  "doctor",
+  { json: Options.boolean("json").pipe(Options.withDescription("Print the checks as JSON")) },
+  ({ json }) =>
+    Effect.gen(function*() {
+      const options = yield* root
+      const results = yield* Effect.gen(function*() {
+        const app = yield* AppConfig
+        const where = app.file._tag === "Some" ? app.file.value : "defaults and environment (no config file found)"
+        return [passed("config valid", where), ...(yield* configuredChecks(app))]
+      }).pipe(
+        Effect.provide(configLayer(options)),
+        Effect.catchAll((error) =>
+          Effect.succeed([
+            failed("config valid", error.message, "Fix the config as the message says, then run doctor again.")
+          ])
+        )
+      )
+      if (json) yield* printJson({ ok: results.every((r) => r.ok || !r.required), checks: results })
+      else yield* printResults(results)
+      if (results.some((r) => !r.ok && r.required)) return yield* new ExitWith({ code: 1 })
+    })
+).pipe(Cli.withDescription("Check the configuration, directories, luallm and the LLM endpoint"))

@@ -1,0 +1,19 @@
+/**
+ * The root command and its global options. Subcommands read these with `yield* root`
+ * (the @effect/cli parent-command pattern), so `--config` and `--llm` come before the
+ * subcommand: `luallm-agent --config ./my.json doctor`.
+ */
+import { Command, Options } from "@effect/cli"
+
+export const globalOptions = {
+  config: Options.file("config").pipe(
+    Options.withDescription("Config file (default: $LUALLM_AGENT_CONFIG, ./luallm-agent.json, ~/.config/luallm-agent/config.json)"),
+    Options.optional
+  ),
+  llm: Options.text("llm").pipe(
+    Options.withDescription("Which LLM to talk to: live (default), replay:<cassette.jsonl> or record:<cassette.jsonl>"),
+    Options.optional
+  )
+}
+
+export const root = Command.make("luallm-agent", globalOptions)

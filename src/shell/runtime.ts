@@ -1,0 +1,35 @@
+/**
+ * The layers a command runs with, built from the global options. Commands say what they
+ * need (`AppConfig`, `Audit`, …) and `provideApp` gives it to them; nothing here runs at
+ * import time, so `--help` stays fast.
+ */
+import { NodeContext } from "@effect/platform-node"
+import { Effect, Layer, Option } from "effect"
+import { AppConfig, AppConfigLive } from "../layers/Config.ts"
+import { Audit, AuditLive } from "../layers/Audit.ts"
+import { builtinSkillsDir } from "./packageRoot.ts"
+import { root } from "./root.ts"
+
+export interface GlobalOptions {
+  readonly config: Option.Option<string>
+  readonly llm: Option.Option<string>
+}
+
+/** Config and platform: enough for `config` and the first checks of `doctor`. */
+export const configLayer = (options: GlobalOptions) =>
+  AppConfigLive({ configPath: Option.getOrUndefined(options.config), builtinSkillsDir }).pipe(
+    Layer.provideMerge(NodeContext.layer)
+  )
+
+/** Config, audit and platform. */
+export const baseLayer = (options: GlobalOptions) => AuditLive.pipe(Layer.provideMerge(configLayer(options)))
+
+/** Runs `effect` with the config layer built from the root command's options. */
+export const provideConfig = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(root, (options) => Effect.provide(effect, configLayer(options)))
+
+/** Runs `effect` with the base layer built from the root command's options. */
+export const provideBase = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(root, (options) => Effect.provide(effect, baseLayer(options)))
+
+export type BaseServices = AppConfig | Audit | NodeContext.NodeContext
