@@ -8,26 +8,19 @@ import { normalizePath } from "./pathGlob.ts"
 
 const got = (actual: unknown): string => (actual === undefined ? "nothing" : JSON.stringify(actual))
 
-const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations({
-  message: (issue) => `expected a positive integer, got ${got(issue.actual)}`
-})
-const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations({
-  message: (issue) => `expected a whole number ≥ 0, got ${got(issue.actual)}`
-})
-const PathString = Schema.String.pipe(Schema.minLength(1)).annotations({
-  message: (issue) => `expected a non-empty path, got ${got(issue.actual)}`
-})
-const OptionalString = Schema.NullOr(Schema.String).annotations({
-  message: (issue) => `expected a string or null, got ${got(issue.actual)}`
-})
-const Flag = Schema.Boolean.annotations({
-  message: (issue) => `expected true or false, got ${got(issue.actual)}`
+/** A message that replaces the inner ones too: "expected X, got Y" whatever part failed. */
+const expected = (what: string) => ({
+  message: (issue: { readonly actual: unknown }) => ({ message: `expected ${what}, got ${got(issue.actual)}`, override: true })
 })
 
+const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations(expected("a positive integer"))
+const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).annotations(expected("a whole number ≥ 0"))
+const PathString = Schema.String.pipe(Schema.minLength(1)).annotations(expected("a non-empty path"))
+const OptionalString = Schema.NullOr(Schema.String).annotations(expected("a string or null"))
+const Flag = Schema.Boolean.annotations(expected("true or false"))
+
 /** How much human involvement an action needs (SPEC part 1). */
-export const Tier = Schema.Literal("auto", "prompt", "human").annotations({
-  message: (issue) => `expected "auto", "prompt" or "human", got ${got(issue.actual)}`
-})
+export const Tier = Schema.Literal("auto", "prompt", "human").annotations(expected(`"auto", "prompt" or "human"`))
 export type Tier = typeof Tier.Type
 
 export const ConfigSchema = Schema.Struct({
@@ -57,9 +50,7 @@ export const ConfigSchema = Schema.Struct({
   state_dir: PathString,
   audit: Schema.Struct({
     path: PathString,
-    max_size_mb: Schema.Number.pipe(Schema.positive()).annotations({
-      message: (issue) => `expected a positive number of megabytes, got ${got(issue.actual)}`
-    }),
+    max_size_mb: Schema.Number.pipe(Schema.positive()).annotations(expected("a positive number of megabytes")),
     max_files: NonNegativeInt
   }),
   limits: Schema.Struct({
@@ -81,9 +72,7 @@ export const ConfigSchema = Schema.Struct({
   approval_tiers: Schema.Struct({
     task_confirmation: Tier,
     /** Promotion of drafted code always needs a human; the schema refuses anything else. */
-    skill_promotion: Schema.Literal("human").annotations({
-      message: (issue) => `skill promotion always needs a human: expected "human", got ${got(issue.actual)}`
-    }),
+    skill_promotion: Schema.Literal("human").annotations(expected(`"human" (skill promotion always needs a human)`)),
     model_start: Tier,
     /** Granting a skill the host `exec` capability (shell_safe). */
     skill_exec: Tier
