@@ -1,0 +1,56 @@
+import { describe, expect, it } from "@effect/vitest"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { runCli } from "../support/cli.ts"
+
+const freshHome = () => mkdtempSync(join(tmpdir(), "luallm-agent-home-"))
+
+describe("luallm-agent doctor", () => {
+  it("on a machine with no luallm and no LLM prints ✗ lines with fixes and exits 1, without a stack trace", () => {
+    const home = freshHome()
+    const run = runCli(["doctor"], { env: { HOME: home, PATH: "/nonexistent" }, cwd: home })
+    expect(run.code).toBe(1)
+    expect(run.stdout).toContain("✓ config valid")
+    expect(run.stdout).toContain("✓ state directory writable")
+    expect(run.stdout).toContain("✗ luallm binary: luallm not found on PATH")
+    expect(run.stdout).toContain("fix: Install luallm")
+    expect(`${run.stdout}${run.stderr}`).not.toMatch(/\n\s+at /)
+  })
+
+  it("reports an invalid config file as a failed check naming the key and the file", () => {
+    const home = freshHome()
+    const config = join(home, "bad.json")
+    writeFileSync(config, JSON.stringify({ limits: { max_task_steps: "ten" } }))
+    const run = runCli(["--config", config, "doctor"], { env: { HOME: home }, cwd: home })
+    expect(run.code).toBe(1)
+    expect(run.stdout).toContain("✗ config valid")
+    expect(run.stdout).toContain(`limits.max_task_steps: expected a positive integer, got "ten" (from ${config})`)
+    expect(`${run.stdout}${run.stderr}`).not.toMatch(/\n\s+at /)
+  })
+
+  it("prints the checks as JSON with --json", () => {
+    const home = freshHome()
+    const run = runCli(["doctor", "--json"], { env: { HOME: home, PATH: "/nonexistent" }, cwd: home })
+    const parsed = JSON.parse(run.stdout)
+    expect(parsed.ok).toBe(false)
+    expect(parsed.checks.find((c: { name: string }) => c.name === "luallm binary").ok).toBe(false)
+  })
+})
+
+describe("luallm-agent config", () => {
+  it("prints each value with where it came from", () => {
+    const home = freshHome()
+    const run = runCli(["config"], { env: { HOME: home, LUALLM_AGENT_LIMITS_MAX_TASK_STEPS: "12" }, cwd: home })
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain("limits.max_task_steps = 12  ($LUALLM_AGENT_LIMITS_MAX_TASK_STEPS)")
+    expect(run.stdout).toContain("limits.max_plan_retries = 3  (default)")
+  })
+
+  it("exits non-zero with one clear message for a config file that does not exist", () => {
+    const home = freshHome()
+    const run = runCli(["--config", join(home, "missing.json"), "config"], { env: { HOME: home }, cwd: home })
+    expect(run.code).not.toBe(0)
+    expect(`${run.stdout}${run.stderr}`).not.toMatch(/\n\s+at /)
+  })
+})
