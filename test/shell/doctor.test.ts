@@ -54,3 +54,19 @@ describe("luallm-agent config", () => {
     expect(`${run.stdout}${run.stderr}`).not.toMatch(/\n\s+at /)
   })
 })
+
+describe("luallm-agent log", () => {
+  it("shows the last lines, filters by task and prints raw JSON lines with --json", () => {
+    const home = freshHome()
+    const auditPath = join(home, "audit.jsonl")
+    const line = (event: string, task: string | null, i: number) =>
+      JSON.stringify({ ts: `2026-01-01T00:00:0${i}.000Z`, event, task_id: task, data: { i } })
+    writeFileSync(auditPath, [line("a", null, 1), line("b", "task-1", 2), line("c", "task-2", 3), line("d", "task-1", 4)].join("\n") + "\n")
+    const env = { HOME: home, LUALLM_AGENT_AUDIT_PATH: auditPath }
+    const tail = runCli(["log", "--tail", "2"], { env, cwd: home })
+    expect(tail.code).toBe(0)
+    expect(tail.stdout.trim().split("\n").map((l) => l.split(" ").find((w) => /^[a-d]$/.test(w)))).toEqual(["c", "d"])
+    const task = runCli(["log", "--task", "task-1", "--json"], { env, cwd: home })
+    expect(task.stdout.trim().split("\n").map((l) => JSON.parse(l).event)).toEqual(["b", "d"])
+  })
+})
