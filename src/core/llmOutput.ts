@@ -1,0 +1,126 @@
+/**
+ * Parsing a model's answer, which is untrusted text: models wrap code in markdown fences,
+ * open with "Here is the code:" and close with a paragraph about it, even when told not to.
+ * Small named steps, each testable alone; the JSON extraction for plans joins them here.
+ */
+
+/** A fenced block: its info string (` ```js ` → `js`) and its lines without the fences. */
+export interface FencedBlock {
+  readonly info: string
+  readonly body: string
+  /** False when the answer ended before the closing fence (e.g. cut off at max_tokens). */
+  readonly closed: boolean
+}
+
+const OPENING_FENCE = /^ {0,3}(`{3,}|~{3,})[ \t]*([^`\s]*)[^`]*$/
+
+const isClosingFence = (line: string, fence: string): boolean => {
+  const trimmed = line.trim()
+  return trimmed.length >= fence.length && trimmed === fence.charAt(0).repeat(trimmed.length)
+}
+
+const linesOf = (text: string): Array<string> => text.split(/\r?\n/)
+
+/** Every fenced block in `text`, in order; an unclosed last block runs to the end. */
+export const fencedBlocks = (text: string): ReadonlyArray<FencedBlock> => {
+  const blocks: Array<FencedBlock> = []
+  const lines = linesOf(text)
+  let i = 0
+  while (i < lines.length) {
+    const opening = OPENING_FENCE.exec(lines[i] ?? "")
+    i++
+    if (opening === null) continue
+    const fence = opening[1] ?? "```"
+    const body: Array<string> = []
+    let closed = false
+    for (; i < lines.length && !closed; i++) {
+      const line = lines[i] ?? ""
+      if (isClosingFence(line, fence)) closed = true
+      else body.push(line)
+    }
+    blocks.push({ info: (opening[2] ?? "").toLowerCase(), body: body.join("\n"), closed })
+  }
+  return blocks
+}
+
+/** Characters and line openings that prose does not have and code does. */
+const CODE_MARK = /[;{}=<>]|^\s*(\/\/|\/\*|\*|#|--|@)/
+
+/**
+ * A paragraph of prose rather than code: it opens like a sentence (a capital letter), ends
+ * like one (`:`, `.`, `!`, `?`) and no line in it carries the punctuation code is made of.
+ * "Here is the code:" and "This function reads the file and\nreturns its lines." are prose;
+ * `Foo.bar(x)` and `class Foo:` are not.
+ */
+export const isProseParagraph = (lines: ReadonlyArray<string>): boolean => {
+  const first = (lines[0] ?? "").trim()
+  const last = (lines.at(-1) ?? "").trim()
+  return /^[A-Z]/.test(first) && /[:.!?]$/.test(last) && lines.every((line) => !CODE_MARK.test(line))
+}
+
+/** Paragraphs as line ranges `[start, end)`: runs of non-blank lines. */
+const paragraphRanges = (lines: ReadonlyArray<string>): Array<readonly [number, number]> => {
+  const ranges: Array<readonly [number, number]> = []
+  let start = -1
+  lines.forEach((line, index) => {
+    const blank = line.trim() === ""
+    if (!blank && start === -1) start = index
+    if (blank && start !== -1) {
+      ranges.push([start, index])
+      start = -1
+    }
+  })
+  if (start !== -1) ranges.push([start, lines.length])
+  return ranges
+}
+
+/**
+ * Drops the prose paragraphs before the first and after the last paragraph of code,
+ * keeping the code's own blank lines. An answer that is all prose comes back empty.
+ */
+export const stripSurroundingProse = (text: string): string => {
+  const lines = linesOf(text)
+  const isProse = ([start, end]: readonly [number, number]) => isProseParagraph(lines.slice(start, end))
+  const ranges = paragraphRanges(lines)
+  const first = ranges.findIndex((range) => !isProse(range))
+  if (first === -1) return ""
+  let last = ranges.length - 1
+  while (last > first && isProse(ranges[last] ?? [0, 0])) last--
+  return lines.slice(ranges[first]?.[0] ?? 0, ranges[last]?.[1] ?? lines.length).join("\n")
+}
+
+/** The block to keep when there are several: the longest (usage examples are short). */
+const longestBlock = (blocks: ReadonlyArray<FencedBlock>): FencedBlock | undefined =>
+  blocks.reduce<FencedBlock | undefined>(
+    (best, block) => (best === undefined || block.body.length > best.body.length ? block : best),
+    undefined
+  )
+
+/** Trims blank lines at both ends and ends with exactly one newline ("" stays ""). */
+const asFileContent = (text: string): string => {
+  const trimmed = text.replace(/^(\s*\n)+/, "").trimEnd()
+  return trimmed === "" ? "" : `${trimmed}\n`
+}
+
+/**
+ * The code in a model's answer: the longest fenced block if there is one (the prose around
+ * it goes with the fences), otherwise the answer without the prose paragraphs before and
+ * after the code. Ends with exactly one newline; empty when the answer holds no code.
+ */
+export const extractCode = (text: string): string => {
+  const block = longestBlock(fencedBlocks(text))
+  return asFileContent(block !== undefined ? block.body : stripSurroundingProse(text))
+}
+
+/**
+ * For prose files (Markdown, text), where stripping prose would strip everything: removes
+ * only a fence that wraps the whole answer.
+ */
+export const unwrapFence = (text: string): string => {
+  const trimmed = text.trim()
+  const lines = linesOf(trimmed)
+  const [block] = fencedBlocks(trimmed)
+  const wrapsAll = block !== undefined && OPENING_FENCE.test(lines[0] ?? "") &&
+    linesOf(block.body).length + (block.closed ? 2 : 1) === lines.length
+  return asFileContent(wrapsAll ? block.body : trimmed)
+}

@@ -1,0 +1,81 @@
+import { describe, expect, it } from "@effect/vitest"
+import { extractCode, fencedBlocks, isProseParagraph, stripSurroundingProse, unwrapFence } from "../../src/core/llmOutput.ts"
+
+const code = `export function run(args) {\n  return args.a + args.b\n}`
+
+describe("extractCode", () => {
+  it("keeps an answer that is only code, ending it with one newline", () => {
+    expect(extractCode(code)).toBe(`${code}\n`)
+    expect(extractCode(`\n\n${code}\n\n\n`)).toBe(`${code}\n`)
+  })
+
+  it("strips ```js, ```javascript and bare ``` fences", () => {
+    for (const info of ["js", "javascript", "", "JavaScript "]) {
+      expect(extractCode(`\`\`\`${info}\n${code}\n\`\`\``)).toBe(`${code}\n`)
+    }
+  })
+
+  it("drops the prose before and after a fenced block", () => {
+    const answer = `Here is the code:\n\n\`\`\`js\n${code}\n\`\`\`\n\nThis function adds two numbers. Let me know if you need more!`
+    expect(extractCode(answer)).toBe(`${code}\n`)
+  })
+
+  it("keeps the longest block when the answer adds a short usage example", () => {
+    const answer = `\`\`\`js\n${code}\n\`\`\`\n\nUsage:\n\n\`\`\`js\nrun({ a: 1, b: 2 })\n\`\`\``
+    expect(extractCode(answer)).toBe(`${code}\n`)
+  })
+
+  it("keeps the code of an answer cut off before its closing fence", () => {
+    expect(extractCode(`Sure! Here it is:\n\`\`\`js\n${code}`)).toBe(`${code}\n`)
+  })
+
+  it("drops leading prose and trailing commentary around unfenced code, keeping the code's blank lines", () => {
+    const body = `const a = 1\n\nexport function run() {\n  return a\n}`
+    const answer = `Here is the code:\n\n${body}\n\nThis module exports run, which returns\nthe constant a.\n\nNote: it has no dependencies.`
+    expect(extractCode(answer)).toBe(`${body}\n`)
+  })
+
+  it("keeps a leading comment, which is code and not prose", () => {
+    const body = `// Adds two numbers.\n${code}`
+    expect(extractCode(`${body}\n`)).toBe(`${body}\n`)
+  })
+
+  it("returns nothing for an answer without code", () => {
+    expect(extractCode("I cannot help with that.")).toBe("")
+    expect(extractCode("")).toBe("")
+  })
+})
+
+describe("the steps", () => {
+  it("fencedBlocks finds each block with its info string, and notes an unclosed one", () => {
+    expect(fencedBlocks("a\n```lua\nprint(1)\n```\nb\n~~~\nx\n")).toEqual([
+      { info: "lua", body: "print(1)", closed: true },
+      { info: "", body: "x\n", closed: false }
+    ])
+  })
+
+  it("fencedBlocks does not close a block on a shorter fence", () => {
+    expect(fencedBlocks("````md\n```js\nx\n```\n````")).toEqual([{ info: "md", body: "```js\nx\n```", closed: true }])
+  })
+
+  it("isProseParagraph tells sentences from code", () => {
+    expect(isProseParagraph(["Here is the code:"])).toBe(true)
+    expect(isProseParagraph(["This function reads the file and", "returns its lines."])).toBe(true)
+    expect(isProseParagraph(["Foo.bar(x)"])).toBe(false)
+    expect(isProseParagraph(["class Foo:"])).toBe(false)
+    expect(isProseParagraph(["// Returns the sum."])).toBe(false)
+    expect(isProseParagraph(["Returns { a: 1 }."])).toBe(false)
+  })
+
+  it("stripSurroundingProse leaves text that starts and ends with code alone", () => {
+    expect(stripSurroundingProse(`${code}\n\nmodule.exports = { run }`)).toBe(`${code}\n\nmodule.exports = { run }`)
+  })
+
+  it("unwrapFence removes only a fence around the whole answer, for prose files", () => {
+    const doc = "# Title\n\nSome text.\n\nMore text."
+    expect(unwrapFence(`\`\`\`markdown\n${doc}\n\`\`\``)).toBe(`${doc}\n`)
+    expect(unwrapFence(doc)).toBe(`${doc}\n`)
+    const withExample = `${doc}\n\n\`\`\`sh\nls\n\`\`\``
+    expect(unwrapFence(withExample)).toBe(`${withExample}\n`)
+  })
+})
