@@ -100,7 +100,7 @@ export class CassetteInvalid extends Data.TaggedError("CassetteInvalid")<{
 }> {
   override get message() {
     const where = this.line === null ? this.path : `${this.path}, line ${this.line},`
-    return `The cassette ${where} cannot be replayed: ${this.reason}. Record it again with --llm record:${this.path}.`
+    return `The cassette ${where} cannot be replayed: ${this.reason}. Record it with --llm record:${this.path}.`
   }
 }
 
@@ -129,7 +129,9 @@ export const readCassette = (path: string) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(path).pipe(
-      Effect.mapError((error) => new CassetteInvalid({ path, line: null, reason: error.message }))
+      Effect.mapError((error) =>
+        new CassetteInvalid({ path, line: null, reason: error._tag === "SystemError" && error.reason === "NotFound" ? "it does not exist" : error.message })
+      )
     )
     const lines: Array<CassetteLine> = []
     for (const [index, line] of text.split("\n").entries()) {

@@ -123,7 +123,7 @@ describe("record and replay", () => {
       expect(error._tag).toBe("CassetteInvalid")
       expect(error.message).toContain(`The cassette ${cassette}, line 2, cannot be replayed: response.content: Expected string, actual 1`)
       const missing = yield* Effect.flip(replay(`${dir}/missing.jsonl`))
-      expect(missing.message).toContain(`The cassette ${dir}/missing.jsonl cannot be replayed:`)
+      expect(missing.message).toBe(`The cassette ${dir}/missing.jsonl cannot be replayed: it does not exist. Record it with --llm record:${dir}/missing.jsonl.`)
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("records over any Llm layer, starting the cassette afresh", () =>
