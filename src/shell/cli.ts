@@ -5,13 +5,21 @@ import { Command } from "@effect/cli"
 import { configCommand } from "./commands/config.ts"
 import { doctorCommand } from "./commands/doctor.ts"
 import { logCommand } from "./commands/log.ts"
+import { generateCommand, generateWithContextCommand, quickPromptCommand } from "./commands/prompt.ts"
 import { root } from "./root.ts"
 
 export const cli = root.pipe(
   Command.withDescription(
     "An auditable, resumable agent for local LLMs: plans a task graph, drafts missing skills as sandboxed code, and asks a human before trusting them."
   ),
-  Command.withSubcommands([doctorCommand, configCommand, logCommand])
+  Command.withSubcommands([
+    doctorCommand,
+    configCommand,
+    logCommand,
+    quickPromptCommand,
+    generateCommand,
+    generateWithContextCommand
+  ])
 )
 
 export const runCli = Command.run(cli, { name: "luallm-agent", version: "0.1.0" })

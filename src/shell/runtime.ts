@@ -3,10 +3,12 @@
  * need (`AppConfig`, `Audit`, …) and `provideApp` gives it to them; nothing here runs at
  * import time, so `--help` stays fast.
  */
-import { NodeContext } from "@effect/platform-node"
+import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer, Option } from "effect"
 import { AppConfig, AppConfigLive } from "../layers/Config.ts"
 import { Audit, AuditLive } from "../layers/Audit.ts"
+import { llmLayerFor } from "../layers/LlmCassette.ts"
+import { LuallmLive } from "../layers/Luallm.ts"
 import { builtinSkillsDir } from "./packageRoot.ts"
 import { root } from "./root.ts"
 
@@ -33,3 +35,15 @@ export const provideBase = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(root, (options) => Effect.provide(effect, baseLayer(options)))
 
 export type BaseServices = AppConfig | Audit | NodeContext.NodeContext
+
+/** `Llm` for a `--llm` value, with luallm discovery and HTTP; needs the config and the platform. */
+export const llmServices = (spec: string) =>
+  llmLayerFor(spec).pipe(Layer.provideMerge(LuallmLive), Layer.provideMerge(NodeHttpClient.layer))
+
+/** The base layer plus the LLM picked by `--llm` (live by default). */
+export const llmLayer = (options: GlobalOptions) =>
+  llmServices(Option.getOrElse(options.llm, () => "live")).pipe(Layer.provideMerge(baseLayer(options)))
+
+/** Runs `effect` with the LLM layer built from the root command's options. */
+export const provideLlm = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(root, (options) => Effect.provide(effect, llmLayer(options)))

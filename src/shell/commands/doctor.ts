@@ -4,11 +4,13 @@
  */
 import { Command as Cli, Options } from "@effect/cli"
 import { FileSystem, Path } from "@effect/platform"
-import { Console, Effect } from "effect"
+import { Console, Effect, Either, Option } from "effect"
 import { AppConfig, type AppConfigShape } from "../../layers/Config.ts"
+import { Llm } from "../../layers/Llm.ts"
+import { Luallm } from "../../layers/Luallm.ts"
 import { ExitWith } from "../exit.ts"
 import { root } from "../root.ts"
-import { configLayer } from "../runtime.ts"
+import { configLayer, llmServices } from "../runtime.ts"
 import { dim, fail, ok, printJson, warn } from "../ui.ts"
 
 export interface CheckResult {
@@ -77,14 +79,56 @@ const checkLuallmBinary = (app: AppConfigShape) =>
       : passed("luallm binary", found, required)
   })
 
-/** Checks that need a loaded configuration; the LLM checks are appended by the Llm layer's module. */
+/**
+ * The live endpoint the default model is served from (`GET /v1/models`, a short wait) and
+ * which models run: luallm's running servers, or what `llm.base_url` serves.
+ */
+const checkLlm = (app: AppConfigShape) =>
+  Effect.gen(function*() {
+    const llm = yield* Llm
+    const luallm = yield* Luallm
+    const model = Option.getOrUndefined(app.modelPolicy("default"))
+    const start = model === undefined ? `${app.config.luallm.binary} start <model>` : luallm.startCommand(model)
+    const fix = `Start a model with \`${start}\`, or set llm.base_url (LUALLM_AGENT_LLM_BASE_URL) to an OpenAI-compatible server.`
+    const listing = yield* llm.listModels.pipe(
+      Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => ({ message: "no answer within 5 s" }) }),
+      Effect.either
+    )
+    const endpoint = Either.match(listing, {
+      onLeft: (error) => failed("LLM endpoint reachable", error.message, fix),
+      onRight: ({ models, source }) => passed("LLM endpoint reachable", `${source} (lists ${models.join(", ") || "no model"})`)
+    })
+    const served = Either.match(listing, {
+      onLeft: () => failed("models running", "unknown: the endpoint did not answer", fix),
+      onRight: ({ models, source }) =>
+        models.length > 0
+          ? passed("models running", `${models.join(", ")} at ${source}`)
+          : failed("models running", `${source} serves no model`, "Load a model on that server, or point llm.base_url at one that has one.")
+    })
+    const running = app.config.llm.base_url !== null ? served : yield* luallm.runningModels.pipe(
+      Effect.match({
+        // The endpoint check read the same status and has shown why it failed.
+        onFailure: () => failed("models running", "unknown: luallm's status could not be read (see above)", fix),
+        onSuccess: (models) =>
+          models.length > 0
+            ? passed("models running", models.map((m) => `${m.model} (port ${m.port})`).join(", "))
+            : failed("models running", "luallm reports no running model", fix)
+      })
+    )
+    return [endpoint, running]
+  }).pipe(
+    Effect.provide(llmServices("live")),
+    Effect.catchAll((error) => Effect.succeed([failed("LLM endpoint reachable", error.message, "Fix the LLM settings as the message says.")]))
+  )
+
+/** Checks that need a loaded configuration, the LLM checks last. */
 const configuredChecks = (app: AppConfigShape) =>
   Effect.all([
     checkWritableDir("state directory writable", app.config.state_dir, "state_dir"),
     Effect.flatMap(Path.Path, (path) =>
       checkWritableDir("audit directory writable", path.dirname(app.config.audit.path), "audit.path")),
     checkLuallmBinary(app)
-  ])
+  ]).pipe(Effect.zipWith(checkLlm(app), (local, llm) => [...local, ...llm]))
 
 const printResults = (results: ReadonlyArray<CheckResult>) =>
   Effect.forEach(results, (result) => {

@@ -1,0 +1,178 @@
+/**
+ * `quick-prompt`, `generate` and `generate-with-context` (seed phase 1A): one request to the
+ * model, its answer printed, or its code written to a file. The model's text is untrusted:
+ * it reaches the terminal only through `sanitizeForTerminal`.
+ */
+import { Args, Command as Cli, Options } from "@effect/cli"
+import { FileSystem, Path } from "@effect/platform"
+import { Array as Arr, Console, Data, Effect, Option, Stream } from "effect"
+import { extractCode, unwrapFence } from "../../core/llmOutput.ts"
+import { codeGeneratorSystemPrompt, type ContextFile, contextPrompt, languageForPath } from "../../core/prompts.ts"
+import { sanitizeForTerminal } from "../../core/terminalText.ts"
+import type { ModelPurpose } from "../../layers/Config.ts"
+import { type Completion, type CompletionRequest, Llm } from "../../layers/Llm.ts"
+import { provideLlm } from "../runtime.ts"
+import { dim, printJson, printUntrusted } from "../ui.ts"
+
+export class ContextFileUnreadable extends Data.TaggedError("ContextFileUnreadable")<{
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `Could not read the context file ${this.path}: ${this.reason}. Check the path; the files come before the prompt: generate-with-context <out> <context-file>… "<prompt>".`
+  }
+}
+
+export class NoCodeInAnswer extends Data.TaggedError("NoCodeInAnswer")<{
+  readonly out: string
+  readonly model: string
+  readonly answer: string
+}> {
+  override get message() {
+    const answer = this.answer.length > 300 ? `${this.answer.slice(0, 300)}…` : this.answer
+    return `The model ${this.model} answered without code, so nothing was written to ${this.out}. Its answer: ${JSON.stringify(answer)}. Rephrase the prompt, or try another model with --model.`
+  }
+}
+
+export class OutputNotWritten extends Data.TaggedError("OutputNotWritten")<{
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `Could not write ${this.path}: ${this.reason}. Choose a path in a writable directory.`
+  }
+}
+
+const modelOption = Options.text("model").pipe(
+  Options.withDescription("The model to ask (default: luallm.model, the model policy, else the running model)"),
+  Options.optional
+)
+const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print the result as JSON"))
+
+const chooseModel = (model: Option.Option<string>, purpose: ModelPurpose) =>
+  Option.match(model, { onSome: Effect.succeed, onNone: () => Effect.flatMap(Llm, (llm) => llm.resolveModel(purpose)) })
+
+/** "qwen · 12+80 tokens · 950 ms", plus any note about the answer. */
+const describeCall = (completion: Completion): string =>
+  [
+    `${completion.model} · ${completion.usage.prompt_tokens}+${completion.usage.completion_tokens} tokens · ${completion.latency_ms} ms`,
+    ...completion.notes.map((note) => `(${note})`)
+  ].join(" ")
+
+const write = (stream: NodeJS.WriteStream, text: string) => Effect.sync(() => stream.write(text))
+
+/**
+ * Streams `request`, handing each piece of text to `onText`, and returns the final result.
+ * A stream always ends with its result; a stream without one is a bug in the layer.
+ */
+const streamed = <E, R>(request: CompletionRequest, onText: (text: string) => Effect.Effect<void, E, R>) =>
+  Effect.flatMap(Llm, (llm) =>
+    llm.stream(request).pipe(
+      Stream.tap((part) => (part._tag === "Delta" ? onText(part.text) : Effect.void)),
+      Stream.filterMap((part) => (part._tag === "Done" ? Option.some(part.completion) : Option.none())),
+      Stream.runLast,
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.dieMessage("the LLM stream ended without its result"),
+        onSome: Effect.succeed
+      }))
+    ))
+
+/** A call that may take a minute: on a terminal, stderr shows how much has arrived. */
+const completeWithProgress = (request: CompletionRequest) =>
+  Effect.gen(function*() {
+    if (process.stderr.isTTY !== true) return yield* Effect.flatMap(Llm, (llm) => llm.complete(request))
+    let received = 0
+    const completion = yield* streamed(request, (text) => {
+      received += text.length
+      return write(process.stderr, `\r${dim(`${request.model}: ${received} characters…`)}`)
+    })
+    yield* write(process.stderr, "\r\u001b[K")
+    return completion
+  })
+
+export const quickPromptCommand = Cli.make(
+  "quick-prompt",
+  { text: Args.text({ name: "prompt" }), model: modelOption, json: jsonOption },
+  ({ json, model, text }) =>
+    Effect.gen(function*() {
+      const request: CompletionRequest = {
+        model: yield* chooseModel(model, "default"),
+        messages: [{ role: "user", content: text }]
+      }
+      if (json) return yield* printJson(yield* Effect.flatMap(Llm, (llm) => llm.complete(request)))
+      if (process.stdout.isTTY === true) {
+        const completion = yield* streamed(request, (piece) => write(process.stdout, sanitizeForTerminal(piece)))
+        yield* write(process.stdout, "\n")
+        return yield* Console.error(dim(describeCall(completion)))
+      }
+      const completion = yield* Effect.flatMap(Llm, (llm) => llm.complete(request))
+      yield* printUntrusted(completion.content)
+      yield* Console.error(describeCall(completion))
+    }).pipe(provideLlm)
+).pipe(Cli.withDescription("Send one prompt to the model and print its answer (streamed on a terminal)"))
+
+/** Asks the code generator for `out`, strips the chatter, writes the file and reports. */
+const generate = (out: string, userPrompt: string, options: { readonly model: Option.Option<string>; readonly json: boolean }) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const language = languageForPath(out)
+    const model = yield* chooseModel(options.model, "code")
+    const completion = yield* completeWithProgress({
+      model,
+      messages: [{ role: "system", content: codeGeneratorSystemPrompt(language) }, { role: "user", content: userPrompt }]
+    })
+    const content = language?.kind === "prose" ? unwrapFence(completion.content) : extractCode(completion.content)
+    if (content === "") return yield* new NoCodeInAnswer({ out, model: completion.model, answer: completion.content })
+    const target = path.resolve(out)
+    yield* fs.makeDirectory(path.dirname(target), { recursive: true }).pipe(
+      Effect.zipRight(fs.writeFileString(target, content)),
+      Effect.mapError((error) => new OutputNotWritten({ path: target, reason: error.message }))
+    )
+    if (options.json) {
+      return yield* printJson({
+        path: target,
+        bytes: Buffer.byteLength(content),
+        model: completion.model,
+        usage: completion.usage,
+        latency_ms: completion.latency_ms,
+        notes: completion.notes
+      })
+    }
+    yield* Console.log(`wrote ${target}`)
+    yield* Console.log(dim(describeCall(completion)))
+  })
+
+export const generateCommand = Cli.make(
+  "generate",
+  { out: Args.text({ name: "out" }), text: Args.text({ name: "prompt" }), model: modelOption, json: jsonOption },
+  ({ json, model, out, text }) => generate(out, text, { model, json }).pipe(provideLlm)
+).pipe(Cli.withDescription("Ask the model for a file's code and write it to <out> (markdown fences and prose stripped)"))
+
+const readContextFile = (file: string) =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) =>
+    fs.readFileString(file).pipe(
+      Effect.map((contents): ContextFile => ({ path: file, contents })),
+      Effect.mapError((error) =>
+        new ContextFileUnreadable({ path: file, reason: error._tag === "SystemError" && error.reason === "NotFound" ? "it does not exist" : error.message })
+      )
+    ))
+
+export const generateWithContextCommand = Cli.make(
+  "generate-with-context",
+  {
+    out: Args.text({ name: "out" }),
+    // @effect/cli's repeated arguments are greedy, so the prompt is taken from the end here.
+    rest: Args.text({ name: "context-file… prompt" }).pipe(
+      Args.withDescription("One or more files to show the model, then the prompt"),
+      Args.atLeast(2)
+    ),
+    model: modelOption,
+    json: jsonOption
+  },
+  ({ json, model, out, rest }) =>
+    Effect.gen(function*() {
+      const context = yield* Effect.forEach(Arr.initNonEmpty(rest), readContextFile)
+      yield* generate(out, contextPrompt(context, Arr.lastNonEmpty(rest)), { model, json })
+    }).pipe(provideLlm)
+).pipe(Cli.withDescription("Like generate, with the given files prepended to the prompt as reference"))
