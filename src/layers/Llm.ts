@@ -190,6 +190,9 @@ const ChatCompletionChunk = Schema.Struct({
   usage: Schema.optional(Schema.NullOr(ServerUsage))
 })
 
+const chunkText = (chunk: typeof ChatCompletionChunk.Type): string =>
+  chunk.choices.map((choice) => choice.delta.content ?? "").join("")
+
 const ModelList = Schema.Struct({ data: Schema.Array(Schema.Struct({ id: Schema.String })) })
 
 /** Each issue on one line, addressed by its path: `choices: is missing`. */
@@ -324,13 +327,13 @@ export const LlmLive: Layer.Layer<Llm, never, AppConfig | HttpClient.HttpClient 
           Stream.mapEffect((event) => decodeBody(ChatCompletionChunk, url, "a chat completion chunk", event.data)),
           Stream.tap((chunk) =>
             Ref.update(received, (so) => ({
-              content: so.content + chunk.choices.map((c) => c.delta.content ?? "").join(""),
+              content: so.content + chunkText(chunk),
               model: chunk.model ?? so.model,
               usage: Option.orElse(Option.fromNullable(chunk.usage), () => so.usage),
               finish: chunk.choices.find((c) => c.finish_reason)?.finish_reason ?? so.finish
             }))
           ),
-          Stream.map((chunk) => chunk.choices.map((choice) => choice.delta.content ?? "").join("")),
+          Stream.map(chunkText),
           Stream.filter((text) => text !== ""),
           Stream.map((text): StreamPart => ({ _tag: "Delta", text }))
         )

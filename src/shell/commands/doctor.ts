@@ -5,6 +5,7 @@
 import { Command as Cli, Options } from "@effect/cli"
 import { FileSystem, Path } from "@effect/platform"
 import { Console, Effect, Either, Option } from "effect"
+import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { AppConfig, type AppConfigShape } from "../../layers/Config.ts"
 import { Llm } from "../../layers/Llm.ts"
 import { Luallm } from "../../layers/Luallm.ts"
@@ -79,6 +80,9 @@ const checkLuallmBinary = (app: AppConfigShape) =>
       : passed("luallm binary", found, required)
   })
 
+/** Model names come from the server or luallm's state: printed only sanitised. */
+const names = (models: ReadonlyArray<string>): string => sanitizeForTerminal(models.join(", "))
+
 /**
  * The live endpoint the default model is served from (`GET /v1/models`, a short wait) and
  * which models run: luallm's running servers, or what `llm.base_url` serves.
@@ -96,13 +100,13 @@ const checkLlm = (app: AppConfigShape) =>
     )
     const endpoint = Either.match(listing, {
       onLeft: (error) => failed("LLM endpoint reachable", error.message, fix),
-      onRight: ({ models, source }) => passed("LLM endpoint reachable", `${source} (lists ${models.join(", ") || "no model"})`)
+      onRight: ({ models, source }) => passed("LLM endpoint reachable", `${source} (lists ${names(models) || "no model"})`)
     })
     const served = Either.match(listing, {
       onLeft: () => failed("models running", "unknown: the endpoint did not answer", fix),
       onRight: ({ models, source }) =>
         models.length > 0
-          ? passed("models running", `${models.join(", ")} at ${source}`)
+          ? passed("models running", `${names(models)} at ${source}`)
           : failed("models running", `${source} serves no model`, "Load a model on that server, or point llm.base_url at one that has one.")
     })
     const running = app.config.llm.base_url !== null ? served : yield* luallm.runningModels.pipe(
@@ -111,7 +115,7 @@ const checkLlm = (app: AppConfigShape) =>
         onFailure: () => failed("models running", "unknown: luallm's status could not be read (see above)", fix),
         onSuccess: (models) =>
           models.length > 0
-            ? passed("models running", models.map((m) => `${m.model} (port ${m.port})`).join(", "))
+            ? passed("models running", names(models.map((m) => `${m.model} (port ${m.port})`)))
             : failed("models running", "luallm reports no running model", fix)
       })
     )

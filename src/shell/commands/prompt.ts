@@ -52,12 +52,14 @@ const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print t
 const chooseModel = (model: Option.Option<string>, purpose: ModelPurpose) =>
   Option.match(model, { onSome: Effect.succeed, onNone: () => Effect.flatMap(Llm, (llm) => llm.resolveModel(purpose)) })
 
-/** "qwen · 12+80 tokens · 950 ms", plus any note about the answer. */
+/** "qwen · 12+80 tokens · 950 ms", plus any note; the model's name comes from the server. */
 const describeCall = (completion: Completion): string =>
-  [
-    `${completion.model} · ${completion.usage.prompt_tokens}+${completion.usage.completion_tokens} tokens · ${completion.latency_ms} ms`,
-    ...completion.notes.map((note) => `(${note})`)
-  ].join(" ")
+  sanitizeForTerminal(
+    [
+      `${completion.model} · ${completion.usage.prompt_tokens}+${completion.usage.completion_tokens} tokens · ${completion.latency_ms} ms`,
+      ...completion.notes.map((note) => `(${note})`)
+    ].join(" ")
+  )
 
 const write = (stream: NodeJS.WriteStream, text: string) => Effect.sync(() => stream.write(text))
 
