@@ -3,6 +3,7 @@
  * open with "Here is the code:" and close with a paragraph about it, even when told not to.
  * Small named steps, each testable alone; the JSON extraction for plans joins them here.
  */
+import { Either } from "effect"
 
 /** A fenced block: its info string (` ```js ` → `js`) and its lines without the fences. */
 export interface FencedBlock {
@@ -123,4 +124,97 @@ export const unwrapFence = (text: string): string => {
   const wrapsAll = block !== undefined && OPENING_FENCE.test(lines[0] ?? "") &&
     linesOf(block.body).length + (block.closed ? 2 : 1) === lines.length
   return asFileContent(wrapsAll ? block.body : trimmed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON (plans)
+
+/** Why no JSON value could be read from an answer: said so the model can fix it. */
+export interface JsonExtractionError {
+  readonly message: string
+}
+
+/**
+ * The first balanced `{…}` in `text`, found by scanning brackets outside strings; `undefined`
+ * when there is no opening brace, and the rest of the text when it never closes (truncated).
+ */
+export const firstJsonObject = (text: string): { readonly body: string; readonly complete: boolean } | undefined => {
+  const start = text.indexOf("{")
+  if (start === -1) return undefined
+  let depth = 0
+  let inString = false
+  for (let i = start; i < text.length; i++) {
+    const c = text[i]
+    if (inString) {
+      if (c === "\\") i++
+      else if (c === "\"") inString = false
+    } else if (c === "\"") inString = true
+    else if (c === "{" || c === "[") depth++
+    else if (c === "}" || c === "]") {
+      depth--
+      if (depth === 0) return { body: text.slice(start, i + 1), complete: true }
+    }
+  }
+  return { body: text.slice(start), complete: false }
+}
+
+/**
+ * Removes what models add to JSON and JSON forbids: `//` and `/* *\/` comments and trailing
+ * commas, outside strings only.
+ */
+export const relaxJson = (text: string): string => {
+  let out = ""
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] ?? ""
+    const next = text[i + 1]
+    if (inString) {
+      out += c
+      if (c === "\\") out += text[++i] ?? ""
+      else if (c === "\"") inString = false
+    } else if (c === "\"") {
+      inString = true
+      out += c
+    } else if (c === "/" && next === "/") {
+      while (i < text.length && text[i] !== "\n") i++
+      out += "\n"
+    } else if (c === "/" && next === "*") {
+      const end = text.indexOf("*/", i + 2)
+      i = end === -1 ? text.length : end + 1
+    } else if (c === ",") {
+      const rest = /^\s*([}\]])/.exec(text.slice(i + 1))
+      if (rest === null) out += c
+    } else {
+      out += c
+    }
+  }
+  return out
+}
+
+/**
+ * The JSON object in a model's answer, leniently: the content of a ```json fence if there is
+ * one, else the first balanced `{…}`; comments and trailing commas removed; then `JSON.parse`.
+ * Fails with a message meant for the model (what was wrong, what to send instead).
+ */
+export const extractJson = (text: string): Either.Either<unknown, JsonExtractionError> => {
+  if (text.trim() === "") return Either.left({ message: "The answer was empty. Answer with one JSON object." })
+  const fenced = fencedBlocks(text).find((block) => block.info === "json" || block.body.trim().startsWith("{"))
+  const found = firstJsonObject(fenced !== undefined ? fenced.body : text)
+  if (found === undefined) {
+    return Either.left({ message: "The answer holds no JSON object (no `{`). Answer with one JSON object and nothing else." })
+  }
+  if (!found.complete) {
+    return Either.left({
+      message:
+        "The JSON object is cut off before its closing `}` (the answer may have hit the token limit). Answer with a shorter, complete JSON object."
+    })
+  }
+  try {
+    return Either.right(JSON.parse(relaxJson(found.body)))
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error)
+    return Either.left({
+      message: `The JSON object does not parse (${reason}). Answer with strictly valid JSON: double-quoted keys and strings, no comments.`
+    })
+  }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { extractCode, fencedBlocks, isProseParagraph, stripSurroundingProse, unwrapFence } from "../../src/core/llmOutput.ts"
+import { Either } from "effect"
+import { extractCode, extractJson, fencedBlocks, isProseParagraph, stripSurroundingProse, unwrapFence } from "../../src/core/llmOutput.ts"
 
 const code = `export function run(args) {\n  return args.a + args.b\n}`
 
@@ -77,5 +78,42 @@ describe("the steps", () => {
     expect(unwrapFence(doc)).toBe(`${doc}\n`)
     const withExample = `${doc}\n\n\`\`\`sh\nls\n\`\`\``
     expect(unwrapFence(withExample)).toBe(`${withExample}\n`)
+  })
+})
+
+describe("extractJson", () => {
+  const ok = (text: string) => {
+    const result = extractJson(text)
+    if (Either.isLeft(result)) throw new Error(result.left.message)
+    return result.right
+  }
+  const error = (text: string) => {
+    const result = extractJson(text)
+    if (Either.isRight(result)) throw new Error("expected a failure")
+    return result.left.message
+  }
+
+  it("reads a bare object, a fenced one and one surrounded by prose", () => {
+    expect(ok(`{"a":1}`)).toEqual({ a: 1 })
+    expect(ok("Here is the plan:\n```json\n{\"a\": [1, 2]}\n```\nHope it helps!")).toEqual({ a: [1, 2] })
+    expect(ok("Sure! The plan is {\"a\": {\"b\": \"}\"}} and that is all.")).toEqual({ a: { b: "}" } })
+  })
+
+  it("tolerates comments and trailing commas outside strings, and keeps them inside strings", () => {
+    expect(ok(`{
+      // the nodes
+      "a": [1, 2,], /* why */ "b": "x // not a comment, ",
+    }`)).toEqual({ a: [1, 2], b: "x // not a comment, " })
+  })
+
+  it("keeps escaped quotes inside strings", () => {
+    expect(ok(`{"a": "say \\"hi\\" {"}`)).toEqual({ a: "say \"hi\" {" })
+  })
+
+  it("explains an empty answer, an answer without JSON, a truncated object and invalid JSON", () => {
+    expect(error("  ")).toContain("The answer was empty")
+    expect(error("I cannot do that.")).toContain("holds no JSON object")
+    expect(error(`{"nodes": [{"id": "1"`)).toContain("cut off before its closing")
+    expect(error(`{nodes: 1}`)).toContain("does not parse")
   })
 })
