@@ -1,0 +1,45 @@
+/**
+ * `{node_id}` interpolation for `llm_call` prompt templates.
+ *
+ * Syntax, chosen so that prompts full of JSON examples need no escaping:
+ * - `{id}` where `id` is a node id (letters, digits, `_`, `-`) is replaced by that node's result:
+ *   a string as-is, any other value as compact JSON.
+ * - `{` followed by anything else (`{"name": …}`, `{ x }`, a lone `{`) is literal text.
+ * - `{{` writes a literal `{`, so `{{id}` is the text `{id}`. `}` is always literal, which keeps
+ *   JSON like `{"a": {"b": 1}}` intact.
+ */
+import { Option } from "effect"
+
+/** Looks up the result of a completed node; `None` when the node has no result (yet). */
+export type Results = (id: string) => Option.Option<unknown>
+
+const idSource = "[A-Za-z0-9_-]+"
+const nodeIdPattern = new RegExp(`^${idSource}$`)
+
+/** Whether `text` can be used as a node id, i.e. written as `{text}` in templates and conditions. */
+export const isNodeId = (text: string): boolean => nodeIdPattern.test(text)
+
+/** `{{` (an escaped brace) or `{id}` (a reference, id in group 1). */
+const tokenPattern = new RegExp(`\\{\\{|\\{(${idSource})\\}`, "g")
+
+/** The ids a template refers to, each once, in order of first appearance. */
+export const templateReferences = (template: string): ReadonlyArray<string> => {
+  const ids = Array.from(template.matchAll(tokenPattern), (match) => match[1]).filter(
+    (id): id is string => id !== undefined
+  )
+  return Array.from(new Set(ids))
+}
+
+/** How a result reads inside a prompt. */
+const renderResult = (value: unknown): string =>
+  typeof value === "string" ? value : (JSON.stringify(value) ?? "")
+
+/**
+ * Replaces every `{id}` with the result of node `id`. A reference without a result is left as
+ * written: `validate` rejects references to nodes that are not ancestors, so at run time this
+ * only happens to text the author meant literally.
+ */
+export const interpolate = (template: string, results: Results): string =>
+  template.replace(tokenPattern, (match, id: string | undefined) =>
+    id === undefined ? "{" : Option.match(results(id), { onNone: () => match, onSome: renderResult })
+  )

@@ -1,0 +1,54 @@
+import { describe, expect, it } from "@effect/vitest"
+import { FastCheck, Option } from "effect"
+import { interpolate, isNodeId, type Results, templateReferences } from "../../src/core/template.ts"
+
+const resultsOf = (entries: Record<string, unknown>): Results => (id) =>
+  Object.hasOwn(entries, id) ? Option.some(entries[id]) : Option.none()
+
+describe("interpolate", () => {
+  it("puts string results in as they are and other results as JSON", () => {
+    const results = resultsOf({ text: "hello", count: 3, list: [1, "a"], data: { ok: true }, nothing: null })
+    expect(interpolate("{text}|{count}|{list}|{data}|{nothing}", results)).toBe(
+      `hello|3|[1,"a"]|{"ok":true}|null`
+    )
+  })
+
+  it("writes a literal brace for {{, so {{id} is the text {id}", () => {
+    expect(interpolate("{{a} and {{{a}", resultsOf({ a: "A" }))).toBe("{a} and {A")
+  })
+
+  it("leaves JSON examples alone, including their closing braces", () => {
+    const example = `Answer like {"name": "x", "tags": {"a": 1}} using { a } and {}`
+    expect(interpolate(`${example}: {a}`, resultsOf({ a: "A" }))).toBe(`${example}: A`)
+  })
+
+  it("leaves a reference without a result as written", () => {
+    expect(interpolate("see {missing}", resultsOf({}))).toBe("see {missing}")
+  })
+
+  it("does not re-read braces that come from an interpolated result", () => {
+    expect(interpolate("{a}", resultsOf({ a: "{b}", b: "B" }))).toBe("{b}")
+  })
+
+  const withoutBraces = FastCheck.string().filter((text) => !text.includes("{"))
+  it.prop("returns a template without braces unchanged", [withoutBraces], ([text]) => {
+    expect(interpolate(text, resultsOf({ a: "A" }))).toBe(text)
+  })
+})
+
+describe("templateReferences", () => {
+  it("lists each referenced id once, in order, skipping escaped braces and JSON", () => {
+    expect(templateReferences(`{b} {a} {b} {{c} {"d": 1} {e-1} {f_2}`)).toEqual(["b", "a", "e-1", "f_2"])
+  })
+
+  it("finds nothing in a template without references", () => {
+    expect(templateReferences("plain { text }")).toEqual([])
+  })
+})
+
+describe("isNodeId", () => {
+  it("accepts letters, digits, _ and - and rejects everything else", () => {
+    expect(["fetch", "step_2", "a-b", "1"].every(isNodeId)).toBe(true)
+    expect(["", "my node", "a.b", "x}", "{x"].some(isNodeId)).toBe(false)
+  })
+})
