@@ -8,7 +8,7 @@
  */
 import { Array as Arr, Data, Either, Graph as Digraph, Option, ParseResult, Schema } from "effect"
 import { parseCondition, referencedNodes, usesResult } from "./conditions.ts"
-import { isNodeId, type Results, templateReferences } from "./template.ts"
+import { isNodeId, type Results, templateReferences, valueReferences } from "./template.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Schemas
@@ -37,7 +37,14 @@ const nodeKinds = <
   skillArgs: Args
 ) =>
   Schema.Union(
-    Schema.Struct({ ...common, action: Schema.Literal("skill"), skill_name: Schema.String, skill_args: skillArgs }),
+    Schema.Struct({
+      ...common,
+      action: Schema.Literal("skill"),
+      skill_name: Schema.String,
+      skill_args: skillArgs,
+      /** For a skill that does not exist yet: what it must do, told to the model that drafts it. */
+      description: Schema.optional(Schema.String)
+    }),
     Schema.Struct({
       ...common,
       action: Schema.Literal("llm_call"),
@@ -367,14 +374,14 @@ const dependsOn = (node: Node, target: string, nodes: ReadonlyMap<string, Node>)
   return false
 }
 
-type ReferringField = "prompt_template" | "condition"
+type ReferringField = "prompt_template" | "condition" | "skill_args"
 
 const referenceProblem = (node: Node, field: ReferringField, id: string, nodes: ReadonlyMap<string, Node>) => {
   if (id === node.id) return Option.some("its own result; a node can only use the results of nodes it depends on")
   if (!nodes.has(id)) {
     return Option.some(
       `but no node has id ${quote(id)}; use the id of a node it depends on` +
-        (field === "prompt_template" ? `, or write {{${id}} for a literal brace` : "")
+        (field === "condition" ? "" : `, or write {{${id}} for a literal brace`)
     )
   }
   return dependsOn(node, id, nodes) ? Option.none() : Option.some(
@@ -458,12 +465,15 @@ const kindErrors = (node: Node, nodes: ReadonlyMap<string, Node>): ReadonlyArray
       if (isBlank(node.skill_name)) {
         return [invalidField(node, "has an empty skill_name; set it to the name of one of the available skills")]
       }
-      return skillNamePattern.test(node.skill_name) ? [] : [
-        invalidField(
-          node,
-          `has skill_name ${quote(node.skill_name)}, which is not a skill name; skill names are lowercase letters, ` +
-            `digits and "_", e.g. "read_file"`
-        )
+      return [
+        ...(skillNamePattern.test(node.skill_name) ? [] : [
+          invalidField(
+            node,
+            `has skill_name ${quote(node.skill_name)}, which is not a skill name; skill names are lowercase letters, ` +
+              `digits and "_", e.g. "read_file"`
+          )
+        ]),
+        ...referenceErrors(node, "skill_args", valueReferences(node.skill_args), nodes)
       ]
     case "llm_call":
       return isBlank(node.prompt_template) ?

@@ -74,3 +74,70 @@ export const contextPrompt = (files: ReadonlyArray<ContextFile>, userPrompt: str
     ...files.map((file) => `--- ${file.path} ---\n${file.contents.replace(/\n+$/, "")}\n\n`),
     `Now, using these as reference for style, conventions, and available APIs:\n${userPrompt}`
   ].join("")
+
+// ---------------------------------------------------------------------------------------------
+// Planning
+
+/** A skill as the planner sees it. */
+export interface SkillSummary {
+  readonly name: string
+  readonly description: string
+  /** What `run` takes, as its metadata describes it (`{ "path": "string: the file" }`). */
+  readonly args: Readonly<Record<string, string>>
+}
+
+/** The graph format, written for a model. Kept next to the few-shot example that shows it. */
+export const graphSchemaDescription = `A plan is one JSON object: {"nodes": [ ... ]}. Each node has:
+- "id": a short unique identifier (letters, digits, "_" or "-"), e.g. "read", "summary", "1".
+- "depends_on": the ids of nodes that must finish first (may be []). No cycles.
+- "action": one of
+  - "skill": run a skill. Fields: "skill_name" (an existing skill, or a new one written as a lowercase identifier like "csv_sum"), "skill_args" (an object of arguments), and for a skill that does not exist yet "description" (what it must do, precisely: inputs, output, edge cases).
+  - "llm_call": ask the language model. Field: "prompt_template", a text where {node_id} is replaced by that node's result; every node it names must be in its depends_on (directly or through other nodes).
+  - "decision": choose a branch. Fields: "condition" (an expression over "result" (the result of its first dependency) or {node_id}: comparisons == != < <= > >=, length, length({id}), contains, starts_with, ends_with, and/or/not, parentheses, numbers and "strings"), "if_true" and "if_false" (ids of nodes that list the decision in their depends_on; the branch not taken is skipped).
+- Optional: "max_retries" (default 2).
+Use as few nodes as the task needs. Prefer existing skills. Use llm_call for reasoning over text and skills for files, data and exact computation.`
+
+export const planningFewShot = `Example. Request: "Summarise the sales in ~/data/sales.csv and write the summary to ~/data/summary.md"
+Skills: read_csv, write_markdown.
+Plan:
+{"nodes": [
+  {"id": "rows", "action": "skill", "skill_name": "read_csv", "skill_args": {"path": "~/data/sales.csv", "has_header": true}, "depends_on": []},
+  {"id": "total", "action": "skill", "skill_name": "sum_column", "skill_args": {"path": "~/data/sales.csv", "column": "amount"}, "description": "Read a CSV file with a header row and return the sum of the numeric values in the named column as a number; skip empty cells; throw an error naming the column if it does not exist.", "depends_on": []},
+  {"id": "summary", "action": "llm_call", "prompt_template": "Write a three-sentence summary of these sales rows: {rows}. The total is {total}.", "depends_on": ["rows", "total"]},
+  {"id": "big", "action": "decision", "condition": "{total} > 10000", "if_true": "write", "if_false": "note", "depends_on": ["total"]},
+  {"id": "write", "action": "skill", "skill_name": "write_markdown", "skill_args": {"title": "Sales", "sections": [{"heading": "Summary", "body": "{summary}"}], "output_path": "~/data/summary.md"}, "depends_on": ["big", "summary"]},
+  {"id": "note", "action": "llm_call", "prompt_template": "Say in one sentence that sales of {total} were below target.", "depends_on": ["big"]}
+]}`
+
+const describeSkill = (skill: SkillSummary): string => {
+  const args = Object.entries(skill.args)
+  const argText = args.length === 0 ? "" : ` Args: ${args.map(([name, about]) => `${name} (${about})`).join(", ")}.`
+  return `- ${skill.name}: ${skill.description}${argText}`
+}
+
+/** The planning system prompt: the skills there are, the models running, the format, an example. */
+export const planningSystemPrompt = (context: {
+  readonly skills: ReadonlyArray<SkillSummary>
+  readonly models: ReadonlyArray<string>
+}): string =>
+  [
+    "You are the planner of luallm-agent. You turn a user's request into a task graph that the agent executes. You never execute anything yourself.",
+    "",
+    "Available skills:",
+    context.skills.length === 0 ? "(none yet)" : context.skills.map(describeSkill).join("\n"),
+    "If the request needs a capability no skill has, use a new skill name with a precise \"description\"; the agent will write that skill, test it and ask a human to approve it.",
+    "",
+    `Models running: ${context.models.length === 0 ? "(unknown)" : context.models.join(", ")}.`,
+    "",
+    graphSchemaDescription,
+    "",
+    planningFewShot,
+    "",
+    "Answer with the JSON plan only: no prose, no markdown fences."
+  ].join("\n")
+
+/** The user message of a planning call; after a rejected plan, the errors to fix. */
+export const planningUserPrompt = (request: string, feedback: string | null): string =>
+  feedback === null
+    ? `Request: ${request}`
+    : `Request: ${request}\n\nYour previous plan was rejected with these errors:\n${feedback}\nAnswer with a corrected JSON plan only.`

@@ -1,5 +1,6 @@
 /**
- * `{node_id}` interpolation for `llm_call` prompt templates.
+ * `{node_id}` interpolation for `llm_call` prompt templates and the string values of
+ * `skill_args`.
  *
  * Syntax, chosen so that prompts full of JSON examples need no escaping:
  * - `{id}` where `id` is a node id (letters, digits, `_`, `-`) is replaced by that node's result:
@@ -43,3 +44,32 @@ export const interpolate = (template: string, results: Results): string =>
   template.replace(tokenPattern, (match, id: string | undefined) =>
     id === undefined ? "{" : Option.match(results(id), { onNone: () => match, onSome: renderResult })
   )
+
+/** A string that is exactly one reference, `"{id}"`: its result goes in as a value, not as text. */
+const wholeReference = new RegExp(`^\\{(${idSource})\\}$`)
+
+/** The ids referred to anywhere in the strings of a JSON-like value (skill_args). */
+export const valueReferences = (value: unknown): ReadonlyArray<string> => {
+  if (typeof value === "string") return templateReferences(value)
+  if (Array.isArray(value)) return Array.from(new Set(value.flatMap(valueReferences)))
+  if (typeof value === "object" && value !== null) return Array.from(new Set(Object.values(value).flatMap(valueReferences)))
+  return []
+}
+
+/**
+ * Interpolates every string inside a JSON-like value. A string that is exactly `"{id}"` becomes
+ * the result itself (so a skill receives the rows another skill returned, not their JSON text);
+ * any other string is interpolated as a template.
+ */
+export const interpolateValue = (value: unknown, results: Results): unknown => {
+  if (typeof value === "string") {
+    const whole = wholeReference.exec(value)?.[1]
+    if (whole !== undefined) return Option.getOrElse(results(whole), () => value)
+    return interpolate(value, results)
+  }
+  if (Array.isArray(value)) return value.map((item) => interpolateValue(item, results))
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolateValue(item, results)]))
+  }
+  return value
+}

@@ -438,3 +438,26 @@ describe("fromJson", () => {
     expect(errorsOf(plan).map((error) => error.kind)).toEqual(["cycle"])
   })
 })
+
+describe("skill_args references", () => {
+  it("accepts {id} references in skill_args to nodes the skill depends on", () => {
+    const write: Node = { ...skill("write", ["read"], "write_file"), skill_args: { path: "/o.txt", content: "{read}", meta: ["{read} rows"] } }
+    expect(validate(graphOf(skill("read"), write))).toEqual([])
+  })
+
+  it("rejects a reference in skill_args to a node the skill does not depend on, naming the field", () => {
+    const other = skill("other")
+    const write: Node = { ...skill("write", ["read"], "write_file"), skill_args: { nested: { content: "{other}" } } }
+    const errors = validate(graphOf(skill("read"), other, write))
+    expect(summary(errors)).toEqual([{ kind: "invalid_reference", nodes: ["write", "other"] }])
+    expect(errors[0]?.message).toContain(`Node "write" refers to {other} in its skill_args, but "write" does not depend on "other"`)
+  })
+
+  it("keeps a missing skill's description through decoding", () => {
+    const decoded = fromJson(
+      JSON.stringify({ nodes: [{ id: 1, action: "skill", skill_name: "csv_sum", description: "sum a column" }] }),
+      metadata
+    )
+    expect(Either.getOrThrow(decoded).nodes[0]).toMatchObject({ id: "1", skill_name: "csv_sum", description: "sum a column", skill_args: {} })
+  })
+})

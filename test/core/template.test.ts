@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck, Option } from "effect"
-import { interpolate, isNodeId, type Results, templateReferences } from "../../src/core/template.ts"
+import { interpolate, interpolateValue, isNodeId, type Results, templateReferences, valueReferences } from "../../src/core/template.ts"
 
 const resultsOf = (entries: Record<string, unknown>): Results => (id) =>
   Object.hasOwn(entries, id) ? Option.some(entries[id]) : Option.none()
@@ -50,5 +50,25 @@ describe("isNodeId", () => {
   it("accepts letters, digits, _ and - and rejects everything else", () => {
     expect(["fetch", "step_2", "a-b", "1"].every(isNodeId)).toBe(true)
     expect(["", "my node", "a.b", "x}", "{x"].some(isNodeId)).toBe(false)
+  })
+})
+
+describe("interpolateValue", () => {
+  const results: Results = (id) => (id === "rows" ? Option.some([{ a: 1 }]) : id === "name" ? Option.some("Ann") : Option.none())
+
+  it("puts a whole-string reference in as the result value, not its JSON text", () => {
+    expect(interpolateValue({ data: "{rows}" }, results)).toEqual({ data: [{ a: 1 }] })
+  })
+
+  it("interpolates references inside longer strings, nested objects and arrays, and leaves other values alone", () => {
+    expect(interpolateValue({ title: "Hi {name}", list: ["{name}!", 3, null], deep: { n: "{rows}x" } }, results)).toEqual({
+      title: "Hi Ann",
+      list: ["Ann!", 3, null],
+      deep: { n: "[{\"a\":1}]x" }
+    })
+  })
+
+  it("lists every reference in a value once", () => {
+    expect(valueReferences({ a: "{x} {y}", b: ["{x}"], c: { d: "{z}" }, e: 1 })).toEqual(["x", "y", "z"])
   })
 })
