@@ -440,14 +440,23 @@ describe("fromJson", () => {
 })
 
 describe("skill_args references", () => {
+  const skillWithArgs = (id: string, depends_on: ReadonlyArray<string>, skill_args: Record<string, unknown>): Node => ({
+    id,
+    action: "skill",
+    skill_name: "write_file",
+    skill_args,
+    depends_on,
+    ...bookkeeping
+  })
+
   it("accepts {id} references in skill_args to nodes the skill depends on", () => {
-    const write: Node = { ...skill("write", ["read"], "write_file"), skill_args: { path: "/o.txt", content: "{read}", meta: ["{read} rows"] } }
+    const write = skillWithArgs("write", ["read"], { path: "/o.txt", content: "{read}", meta: ["{read} rows"] })
     expect(validate(graphOf(skill("read"), write))).toEqual([])
   })
 
   it("rejects a reference in skill_args to a node the skill does not depend on, naming the field", () => {
     const other = skill("other")
-    const write: Node = { ...skill("write", ["read"], "write_file"), skill_args: { nested: { content: "{other}" } } }
+    const write = skillWithArgs("write", ["read"], { nested: { content: "{other}" } })
     const errors = validate(graphOf(skill("read"), other, write))
     expect(summary(errors)).toEqual([{ kind: "invalid_reference", nodes: ["write", "other"] }])
     expect(errors[0]?.message).toContain(`Node "write" refers to {other} in its skill_args, but "write" does not depend on "other"`)
