@@ -554,7 +554,8 @@ export const validate = (graph: Graph): ReadonlyArray<GraphError> => {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-const decodePlan = Schema.decodeEither(Schema.parseJson(PlanGraph), { errors: "all" })
+const decodePlanJson = Schema.decodeEither(Schema.parseJson(PlanGraph), { errors: "all" })
+const decodePlanValue = Schema.decodeUnknownEither(PlanGraph, { errors: "all" })
 
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
   path.reduce<string>(
@@ -571,14 +572,24 @@ const decodeErrors = (error: ParseResult.ParseError): ReadonlyArray<GraphError> 
     )
   )
 
+const validated = (
+  decoded: Either.Either<typeof PlanGraph.Type, ParseResult.ParseError>,
+  metadata: GraphMetadata
+): Either.Either<Graph, ReadonlyArray<GraphError>> =>
+  Either.flatMap(Either.mapLeft(decoded, decodeErrors), (plan) => {
+    const graph: Graph = { nodes: plan.nodes, metadata }
+    const errors = validate(graph)
+    return errors.length === 0 ? Either.right(graph) : Either.left(errors)
+  })
+
 /**
  * Decodes a plan written by a model (see `PlanGraph`) and validates it. Every decode error comes
  * with its path (`nodes[2].skill_name`) and every validation error names its node, so the whole
  * list can be fed back to the model.
  */
 export const fromJson = (text: string, metadata: GraphMetadata): Either.Either<Graph, ReadonlyArray<GraphError>> =>
-  Either.flatMap(Either.mapLeft(decodePlan(text), decodeErrors), (plan) => {
-    const graph: Graph = { nodes: plan.nodes, metadata }
-    const errors = validate(graph)
-    return errors.length === 0 ? Either.right(graph) : Either.left(errors)
-  })
+  validated(decodePlanJson(text), metadata)
+
+/** `fromJson` for a value already parsed (the agent extracts JSON leniently from the answer first). */
+export const fromUnknown = (value: unknown, metadata: GraphMetadata): Either.Either<Graph, ReadonlyArray<GraphError>> =>
+  validated(decodePlanValue(value), metadata)
