@@ -4,6 +4,8 @@
  * process needs to continue exactly where the last one stopped.
  */
 import { Schema } from "effect"
+import { Graph } from "./graph.ts"
+import { TestReport } from "./testHarness.ts"
 
 export const TaskStateName = Schema.Literal(
   "pending",
@@ -19,12 +21,82 @@ export const TaskStateName = Schema.Literal(
 )
 export type TaskStateName = typeof TaskStateName.Type
 
+/** A skill the plan needs and the library lacks: what the drafting prompt is told. */
+export const MissingSkill = Schema.Struct({
+  name: Schema.String,
+  /** What it must do, from the plan node's description (or the task prompt). */
+  purpose: Schema.String,
+  /** The arguments the plan will call it with. */
+  example_args: Schema.Unknown
+})
+export type MissingSkill = typeof MissingSkill.Type
+
+/** The skill being drafted now, across draft → test → rework → approval. */
+export const SkillDraft = Schema.Struct({
+  skill: MissingSkill,
+  /** How many versions of the code have been written (1 after the first draft). */
+  attempt: Schema.Number,
+  code_path: Schema.NullOr(Schema.String),
+  test_path: Schema.NullOr(Schema.String),
+  /** What went wrong with the last version, fed back to the model on rework. */
+  feedback: Schema.NullOr(Schema.String),
+  test_report: Schema.NullOr(TestReport),
+  approval_id: Schema.NullOr(Schema.String)
+})
+export type SkillDraft = typeof SkillDraft.Type
+
+/** Why a task stopped without finishing, and the exact command that continues it. */
+export const Pause = Schema.Struct({
+  reason: Schema.Literal("approval", "model"),
+  message: Schema.String,
+  next_command: Schema.String
+})
+export type Pause = typeof Pause.Type
+
 export const Task = Schema.Struct({
   id: Schema.String,
   prompt: Schema.String,
   state: TaskStateName,
   created_at: Schema.String,
   updated_at: Schema.String,
-  steps: Schema.Number
+  /** Transitions so far, bounded by `limits.max_task_steps`. */
+  steps: Schema.Number,
+  /** Plans asked for so far. */
+  plan_attempts: Schema.Number,
+  /** The last plan's validation errors, fed back on the next attempt. */
+  plan_feedback: Schema.NullOr(Schema.String),
+  /** The model chosen for the task (planning; drafting may use the policy's code model). */
+  model: Schema.NullOr(Schema.String),
+  graph: Schema.NullOr(Graph),
+  /** Skills still to draft before the graph can run, in order. */
+  missing_skills: Schema.Array(MissingSkill),
+  draft: Schema.NullOr(SkillDraft),
+  /** Where to go back to when the model we waited for is ready. */
+  resume_state: Schema.NullOr(TaskStateName),
+  paused: Schema.NullOr(Pause),
+  /** The sink nodes' results, for a complete task. */
+  result: Schema.optional(Schema.Unknown),
+  /** What went wrong, for a failed task: what happened, what was tried, what to do. */
+  error: Schema.NullOr(Schema.String)
 })
 export type Task = typeof Task.Type
+
+export const isTerminal = (task: Task): boolean => task.state === "complete" || task.state === "failed"
+
+export const newTask = (id: string, prompt: string, now: string): Task => ({
+  id,
+  prompt,
+  state: "pending",
+  created_at: now,
+  updated_at: now,
+  steps: 0,
+  plan_attempts: 0,
+  plan_feedback: null,
+  model: null,
+  graph: null,
+  missing_skills: [],
+  draft: null,
+  resume_state: null,
+  paused: null,
+  error: null
+})

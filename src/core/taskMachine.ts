@@ -1,0 +1,297 @@
+/**
+ * The agent's state machine, as pure functions:
+ *
+ *   pending → planning → graph_exec → complete | failed
+ *                 ↘ skill_draft → skill_test → approval ↗   (a missing skill)
+ *                        ↖ rework ↙ (tests failed)
+ *   any state that needs a model ⇄ model_wait
+ *
+ * `commandFor(task)` says what the current state asks the world to do; the `Agent` service
+ * performs it and reports an `Event`; `transition(task, event)` computes the next task. The
+ * service saves and audits after every transition, so a killed process resumes by asking
+ * `commandFor` again.
+ */
+import { Data } from "effect"
+import type { Graph } from "./graph.ts"
+import type { MissingSkill, SkillDraft, Task, TaskStateName } from "./task.ts"
+import type { TestReport } from "./testHarness.ts"
+
+export type Command = Data.TaggedEnum<{
+  /** Find (or start, when allowed) the model this task needs. */
+  EnsureModel: {}
+  /** Ask the model for a task graph; `feedback` holds the last attempt's errors. */
+  Plan: { readonly attempt: number; readonly feedback: string | null }
+  /** Write the first version of a missing skill and its tests. */
+  DraftSkill: { readonly draft: SkillDraft }
+  /** Rewrite a draft that failed, given `draft.feedback`. */
+  ReworkSkill: { readonly draft: SkillDraft }
+  /** Run the draft's tests in the sandbox. */
+  TestSkill: { readonly draft: SkillDraft }
+  /** File the approval request for a draft whose tests pass. */
+  RequestApproval: { readonly draft: SkillDraft }
+  /** See whether a human has decided (and the skill was promoted). */
+  CheckApproval: { readonly draft: SkillDraft; readonly approvalId: string }
+  /** Run (or continue) the graph. */
+  ExecuteGraph: { readonly graph: Graph }
+  /** Nothing left to do: the task is complete or failed. */
+  Finished: {}
+}>
+export const Command = Data.taggedEnum<Command>()
+
+export interface FailedNode {
+  readonly id: string
+  readonly error: string
+}
+
+export type Event = Data.TaggedEnum<{
+  ModelReady: { readonly model: string }
+  ModelMissing: { readonly model: string; readonly startCommand: string }
+  Planned: { readonly graph: Graph; readonly missing: ReadonlyArray<MissingSkill> }
+  PlanRejected: { readonly errors: ReadonlyArray<string> }
+  Drafted: { readonly codePath: string; readonly testPath: string }
+  /** The draft is unusable before any test runs (no metadata, wrong name, paths outside). */
+  DraftRejected: { readonly feedback: string }
+  TestsPassed: { readonly report: TestReport }
+  TestsFailed: { readonly report: TestReport | null; readonly feedback: string }
+  ApprovalRequested: { readonly approvalId: string; readonly nextCommand: string }
+  ApprovalPending: {}
+  Approved: {}
+  Rejected: { readonly reason: string }
+  GraphFinished: { readonly graph: Graph; readonly failed: ReadonlyArray<FailedNode>; readonly result: unknown }
+}>
+export const Event = Data.taggedEnum<Event>()
+
+export interface Limits {
+  readonly max_task_steps: number
+  readonly max_plan_retries: number
+  readonly max_skill_retries: number
+}
+
+export interface Transition {
+  readonly task: Task
+  readonly from: TaskStateName
+  readonly to: TaskStateName
+  readonly reason: string
+}
+
+/** What the current state asks for. */
+export const commandFor = (task: Task): Command => {
+  switch (task.state) {
+    case "pending":
+    case "model_wait":
+      return Command.EnsureModel()
+    case "planning":
+      return Command.Plan({ attempt: task.plan_attempts + 1, feedback: task.plan_feedback })
+    case "skill_draft":
+    case "rework":
+    case "skill_test":
+    case "approval": {
+      const draft = task.draft
+      if (draft === null) return Command.Plan({ attempt: task.plan_attempts + 1, feedback: task.plan_feedback })
+      if (task.state === "skill_draft") return Command.DraftSkill({ draft })
+      if (task.state === "rework") return Command.ReworkSkill({ draft })
+      if (task.state === "skill_test") return Command.TestSkill({ draft })
+      return draft.approval_id === null
+        ? Command.RequestApproval({ draft })
+        : Command.CheckApproval({ draft, approvalId: draft.approval_id })
+    }
+    case "graph_exec":
+      return task.graph === null
+        ? Command.Plan({ attempt: task.plan_attempts + 1, feedback: task.plan_feedback })
+        : Command.ExecuteGraph({ graph: task.graph })
+    case "complete":
+    case "failed":
+      return Command.Finished()
+  }
+}
+
+const startDraft = (skill: MissingSkill): SkillDraft => ({
+  skill,
+  attempt: 0,
+  code_path: null,
+  test_path: null,
+  feedback: null,
+  test_report: null,
+  approval_id: null
+})
+
+/** After planning or an approval: draft the next missing skill, or run the graph. */
+const nextAfterSkills = (task: Task, missing: ReadonlyArray<MissingSkill>): Task => {
+  const [next] = missing
+  return next === undefined
+    ? { ...task, missing_skills: [], draft: null, state: "graph_exec" }
+    : { ...task, missing_skills: missing, draft: startDraft(next), state: "skill_draft" }
+}
+
+const failWith = (task: Task, error: string): Task => ({ ...task, state: "failed", error, paused: null })
+
+/** A draft failed (tests or shape): rework it, unless the retries are spent. */
+const draftFailed = (task: Task, draft: SkillDraft, feedback: string, report: TestReport | null, limits: Limits): Task => {
+  const updated: SkillDraft = { ...draft, feedback, test_report: report ?? draft.test_report }
+  if (draft.attempt > limits.max_skill_retries) {
+    return failWith(
+      { ...task, draft: updated },
+      `The drafted skill "${draft.skill.name}" still fails after ${draft.attempt} versions (limits.max_skill_retries = ${limits.max_skill_retries}). ` +
+        `Last failure:\n${feedback}\n` +
+        `The draft is in ${draft.code_path ?? "the drafts directory"}; fix it by hand and run \`luallm-agent skills test ${draft.skill.name}\`, ` +
+        `use a stronger code model (model_policy.code), or raise limits.max_skill_retries and run the task again.`
+    )
+  }
+  return { ...task, draft: updated, state: "rework" }
+}
+
+/** The next task for `event` in the current state, before the step limit is applied. */
+const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task; readonly reason: string } => {
+  const draft = task.draft
+  switch (event._tag) {
+    case "ModelReady": {
+      const back = task.state === "model_wait" ? (task.resume_state ?? "planning") : "planning"
+      return {
+        task: { ...task, model: event.model, state: back, resume_state: null, paused: null },
+        reason: `model ${event.model} is ready`
+      }
+    }
+    case "ModelMissing":
+      return {
+        task: {
+          ...task,
+          state: "model_wait",
+          resume_state: task.state === "model_wait" ? task.resume_state : task.state,
+          paused: {
+            reason: "model",
+            message: `The model ${event.model} is not running. Start it with \`${event.startCommand}\`, then continue the task.`,
+            next_command: `${event.startCommand} && luallm-agent resume`
+          }
+        },
+        reason: `model ${event.model} is not running`
+      }
+    case "Planned": {
+      const planned = { ...task, graph: event.graph, plan_attempts: task.plan_attempts + 1, plan_feedback: null }
+      const names = event.missing.map((m) => m.name)
+      return {
+        task: nextAfterSkills(planned, event.missing),
+        reason: names.length === 0
+          ? `plan accepted (${event.graph.nodes.length} nodes)`
+          : `plan accepted; missing skills: ${names.join(", ")}`
+      }
+    }
+    case "PlanRejected": {
+      const attempts = task.plan_attempts + 1
+      const feedback = event.errors.map((e) => `- ${e}`).join("\n")
+      if (attempts > limits.max_plan_retries) {
+        return {
+          task: failWith(
+            { ...task, plan_attempts: attempts, plan_feedback: feedback },
+            `The model did not produce a valid plan in ${attempts} attempts (limits.max_plan_retries = ${limits.max_plan_retries}); ` +
+              `each time its errors were sent back to it. Last errors:\n${feedback}\n` +
+              `Rephrase the request more concretely, choose a stronger planning model (model_policy.planning), or raise limits.max_plan_retries.`
+          ),
+          reason: `plan attempt ${attempts} invalid; retries exhausted`
+        }
+      }
+      return {
+        task: { ...task, plan_attempts: attempts, plan_feedback: feedback, state: "planning" },
+        reason: `plan attempt ${attempts} invalid (${event.errors.length} errors); asking again with the errors`
+      }
+    }
+    case "Drafted":
+      if (draft === null) return { task, reason: "no draft in progress" }
+      return {
+        task: {
+          ...task,
+          state: "skill_test",
+          draft: { ...draft, attempt: draft.attempt + 1, code_path: event.codePath, test_path: event.testPath, feedback: null }
+        },
+        reason: `draft ${draft.attempt + 1} of ${draft.skill.name} written`
+      }
+    case "DraftRejected":
+      if (draft === null) return { task, reason: "no draft in progress" }
+      return {
+        task: draftFailed(task, { ...draft, attempt: draft.attempt + 1 }, event.feedback, null, limits),
+        reason: `draft ${draft.attempt + 1} of ${draft.skill.name} unusable`
+      }
+    case "TestsPassed":
+      if (draft === null) return { task, reason: "no draft in progress" }
+      return {
+        task: { ...task, state: "approval", draft: { ...draft, test_report: event.report, feedback: null } },
+        reason: `tests of ${draft.skill.name} pass (${event.report.passed}/${event.report.total})`
+      }
+    case "TestsFailed":
+      if (draft === null) return { task, reason: "no draft in progress" }
+      return {
+        task: draftFailed(task, draft, event.feedback, event.report, limits),
+        reason: event.report === null
+          ? `tests of ${draft.skill.name} could not run`
+          : `tests of ${draft.skill.name} fail (${event.report.failed}/${event.report.total})`
+      }
+    case "ApprovalRequested":
+      if (draft === null) return { task, reason: "no draft in progress" }
+      return {
+        task: {
+          ...task,
+          draft: { ...draft, approval_id: event.approvalId },
+          paused: {
+            reason: "approval",
+            message: `The drafted skill "${draft.skill.name}" passes its tests and waits for a human to review and approve it.`,
+            next_command: event.nextCommand
+          }
+        },
+        reason: `approval ${event.approvalId} requested for ${draft.skill.name}`
+      }
+    case "ApprovalPending":
+      return { task, reason: "approval still pending" }
+    case "Approved": {
+      const rest = task.missing_skills.slice(1)
+      return {
+        task: nextAfterSkills({ ...task, paused: null }, rest),
+        reason: `skill ${draft?.skill.name ?? "?"} approved and promoted`
+      }
+    }
+    case "Rejected":
+      return {
+        task: failWith(
+          task,
+          `A human rejected the drafted skill "${draft?.skill.name ?? "?"}": ${event.reason}. ` +
+            `The task cannot run without it. Run the task again with a more precise request, or write the skill yourself into skills.allowed_dir.`
+        ),
+        reason: `skill ${draft?.skill.name ?? "?"} rejected: ${event.reason}`
+      }
+    case "GraphFinished": {
+      const finished = { ...task, graph: event.graph }
+      if (event.failed.length === 0) {
+        return { task: { ...finished, state: "complete", result: event.result }, reason: "every node complete or skipped" }
+      }
+      const lines = event.failed.map((node) => `- node ${node.id}: ${node.error}`).join("\n")
+      return {
+        task: failWith(
+          finished,
+          `${event.failed.length} node(s) failed after their retries, and their dependants were skipped:\n${lines}\n` +
+            "See `luallm-agent log --task " + task.id + "` for every attempt; fix the cause (paths, skill, model) and run the task again."
+        ),
+        reason: `nodes failed: ${event.failed.map((n) => n.id).join(", ")}`
+      }
+    }
+  }
+}
+
+/** Applies `event`, counts the step and enforces `max_task_steps`. */
+export const transition = (task: Task, event: Event, limits: Limits, now: string): Transition => {
+  const next = apply(task, event, limits)
+  // Re-checking a pending approval is a wait, not progress: it does not use up steps.
+  const steps = event._tag === "ApprovalPending" ? task.steps : task.steps + 1
+  const stamped: Task = { ...next.task, steps, updated_at: now }
+  const over = steps >= limits.max_task_steps && stamped.state !== "complete" && stamped.state !== "failed"
+  const final = over
+    ? failWith(
+      stamped,
+      `The task reached the step limit (${limits.max_task_steps} transitions, limits.max_task_steps) in state ${stamped.state} without finishing. ` +
+        `See \`luallm-agent log --task ${task.id}\` for what it was doing; raise limits.max_task_steps or split the request.`
+    )
+    : stamped
+  return {
+    task: final,
+    from: task.state,
+    to: final.state,
+    reason: over ? `step limit ${limits.max_task_steps} reached (${next.reason})` : next.reason
+  }
+}

@@ -1,0 +1,184 @@
+import { describe, expect, it } from "@effect/vitest"
+import type { Graph } from "../../src/core/graph.ts"
+import { newTask, type Task } from "../../src/core/task.ts"
+import { Command, commandFor, Event, type Limits, transition } from "../../src/core/taskMachine.ts"
+
+const limits: Limits = { max_task_steps: 50, max_plan_retries: 2, max_skill_retries: 1 }
+const now = "2026-01-01T00:00:00.000Z"
+const graph: Graph = {
+  nodes: [{ id: "a", action: "skill", skill_name: "csv_sum", skill_args: {}, depends_on: [], status: "pending", retries: 0, max_retries: 1 }],
+  metadata: { prompt: "p", created_at: now, model: "m" }
+}
+const skill = { name: "csv_sum", purpose: "sum a column", example_args: { path: "/d/a.csv" } }
+const passing = { total: 2, passed: 2, failed: 0, results: [] }
+const failing = { total: 2, passed: 1, failed: 1, results: [] }
+
+/** Applies events in order, returning every intermediate task. */
+const run = (start: Task, events: ReadonlyArray<Event>, lim: Limits = limits) =>
+  events.reduce<Array<Task>>((tasks, event) => {
+    const last = tasks[tasks.length - 1] ?? start
+    return [...tasks, transition(last, event, lim, now).task]
+  }, [])
+
+const last = <A>(items: ReadonlyArray<A>): A => {
+  const item = items[items.length - 1]
+  if (item === undefined) throw new Error("no items")
+  return item
+}
+
+describe("task machine", () => {
+  it("goes pending → planning → graph_exec → complete when every skill exists", () => {
+    const tasks = run(newTask("t", "sum", now), [
+      Event.ModelReady({ model: "m" }),
+      Event.Planned({ graph, missing: [] }),
+      Event.GraphFinished({ graph, failed: [], result: { a: 3 } })
+    ])
+    expect(tasks.map((t) => t.state)).toEqual(["planning", "graph_exec", "complete"])
+    expect(last(tasks)).toMatchObject({ result: { a: 3 }, model: "m", steps: 3, error: null })
+  })
+
+  it("asks for each state's command", () => {
+    const task = newTask("t", "sum", now)
+    expect(commandFor(task)).toEqual(Command.EnsureModel())
+    expect(commandFor({ ...task, state: "planning", plan_attempts: 1, plan_feedback: "- x" })).toEqual(
+      Command.Plan({ attempt: 2, feedback: "- x" })
+    )
+    expect(commandFor({ ...task, state: "graph_exec", graph })).toEqual(Command.ExecuteGraph({ graph }))
+    expect(commandFor({ ...task, state: "complete" })).toEqual(Command.Finished())
+  })
+
+  it("retries an invalid plan with its errors, then fails with a clear message when retries are spent", () => {
+    const planning = transition(newTask("t", "sum", now), Event.ModelReady({ model: "m" }), limits, now).task
+    const tasks = run(planning, [
+      Event.PlanRejected({ errors: ["node b depends on unknown node z"] }),
+      Event.PlanRejected({ errors: ["cycle a → b → a"] }),
+      Event.PlanRejected({ errors: ["cycle a → b → a"] })
+    ])
+    expect(tasks.map((t) => t.state)).toEqual(["planning", "planning", "failed"])
+    expect(commandFor(tasks[0] as Task)).toEqual(Command.Plan({ attempt: 2, feedback: "- node b depends on unknown node z" }))
+    expect(last(tasks).error).toContain("did not produce a valid plan in 3 attempts")
+    expect(last(tasks).error).toContain("cycle a → b → a")
+  })
+
+  it("drafts, tests, reworks and requests approval for a missing skill, then runs the graph once it is approved", () => {
+    const tasks = run(newTask("t", "sum", now), [
+      Event.ModelReady({ model: "m" }),
+      Event.Planned({ graph, missing: [skill] }),
+      Event.Drafted({ codePath: "/d/csv_sum.js", testPath: "/d/csv_sum.test.js" }),
+      Event.TestsFailed({ report: failing, feedback: "expected 3, got 2" }),
+      Event.Drafted({ codePath: "/d/csv_sum.js", testPath: "/d/csv_sum.test.js" }),
+      Event.TestsPassed({ report: passing }),
+      Event.ApprovalRequested({ approvalId: "ap-1", nextCommand: "luallm-agent resume" }),
+      Event.ApprovalPending(),
+      Event.Approved(),
+      Event.GraphFinished({ graph, failed: [], result: 3 })
+    ])
+    expect(tasks.map((t) => t.state)).toEqual([
+      "planning",
+      "skill_draft",
+      "skill_test",
+      "rework",
+      "skill_test",
+      "approval",
+      "approval",
+      "approval",
+      "graph_exec",
+      "complete"
+    ])
+    const rework = tasks[3] as Task
+    expect(rework.draft).toMatchObject({ attempt: 1, feedback: "expected 3, got 2" })
+    expect(commandFor(rework)._tag).toBe("ReworkSkill")
+    const requested = tasks[6] as Task
+    expect(requested.paused).toMatchObject({ reason: "approval", next_command: "luallm-agent resume" })
+    expect(commandFor(requested)).toEqual(Command.CheckApproval({ draft: requested.draft as NonNullable<Task["draft"]>, approvalId: "ap-1" }))
+    expect((tasks[7] as Task).steps).toBe((tasks[6] as Task).steps)
+    expect((tasks[8] as Task).paused).toBeNull()
+  })
+
+  it("fails a draft that still fails after max_skill_retries reworks, naming the draft and the last failure", () => {
+    const tasks = run(newTask("t", "sum", now), [
+      Event.ModelReady({ model: "m" }),
+      Event.Planned({ graph, missing: [skill] }),
+      Event.Drafted({ codePath: "/d/csv_sum.js", testPath: "/d/t.js" }),
+      Event.TestsFailed({ report: failing, feedback: "boom 1" }),
+      Event.Drafted({ codePath: "/d/csv_sum.js", testPath: "/d/t.js" }),
+      Event.TestsFailed({ report: failing, feedback: "boom 2" })
+    ])
+    expect(last(tasks).state).toBe("failed")
+    expect(last(tasks).error).toContain("still fails after 2 versions")
+    expect(last(tasks).error).toContain("boom 2")
+    expect(last(tasks).error).toContain("/d/csv_sum.js")
+  })
+
+  it("counts an unusable draft as an attempt and reworks it with the feedback", () => {
+    const tasks = run(newTask("t", "sum", now), [
+      Event.ModelReady({ model: "m" }),
+      Event.Planned({ graph, missing: [skill] }),
+      Event.DraftRejected({ feedback: "no @skill metadata block" })
+    ])
+    expect(last(tasks)).toMatchObject({ state: "rework", draft: { attempt: 1, feedback: "no @skill metadata block" } })
+  })
+
+  it("fails with the human's reason when a draft is rejected", () => {
+    const tasks = run(newTask("t", "sum", now), [
+      Event.ModelReady({ model: "m" }),
+      Event.Planned({ graph, missing: [skill] }),
+      Event.Drafted({ codePath: "/d/c.js", testPath: "/d/t.js" }),
+      Event.TestsPassed({ report: passing }),
+      Event.ApprovalRequested({ approvalId: "ap", nextCommand: "x" }),
+      Event.Rejected({ reason: "reads too much" })
+    ])
+    expect(last(tasks).state).toBe("failed")
+    expect(last(tasks).error).toContain("rejected the drafted skill \"csv_sum\": reads too much")
+  })
+
+  it("drafts several missing skills one after another", () => {
+    const other = { name: "md_table", purpose: "format", example_args: {} }
+    const tasks = run(newTask("t", "sum", now), [
+      Event.ModelReady({ model: "m" }),
+      Event.Planned({ graph, missing: [skill, other] }),
+      Event.Drafted({ codePath: "/d/c.js", testPath: "/d/t.js" }),
+      Event.TestsPassed({ report: passing }),
+      Event.ApprovalRequested({ approvalId: "ap", nextCommand: "x" }),
+      Event.Approved()
+    ])
+    expect(last(tasks)).toMatchObject({ state: "skill_draft", draft: { skill: other, attempt: 0 }, missing_skills: [other] })
+  })
+
+  it("waits for a model and returns to the state it left", () => {
+    const planning = run(newTask("t", "sum", now), [Event.ModelReady({ model: "m" })])
+    const tasks = run(last(planning), [
+      Event.ModelMissing({ model: "coder", startCommand: "luallm start coder" }),
+      Event.ModelMissing({ model: "coder", startCommand: "luallm start coder" }),
+      Event.ModelReady({ model: "coder" })
+    ])
+    expect(tasks.map((t) => t.state)).toEqual(["model_wait", "model_wait", "planning"])
+    expect((tasks[0] as Task).paused).toMatchObject({ reason: "model", next_command: "luallm start coder && luallm-agent resume" })
+    expect(last(tasks).paused).toBeNull()
+  })
+
+  it("fails node failures with each node's error", () => {
+    const tasks = run(newTask("t", "sum", now), [
+      Event.ModelReady({ model: "m" }),
+      Event.Planned({ graph, missing: [] }),
+      Event.GraphFinished({ graph, failed: [{ id: "a", error: "PathNotAllowed /etc" }], result: null })
+    ])
+    expect(last(tasks).state).toBe("failed")
+    expect(last(tasks).error).toContain("- node a: PathNotAllowed /etc")
+  })
+
+  it("fails when the step limit is reached, naming the limit", () => {
+    const tight = { ...limits, max_task_steps: 3, max_plan_retries: 10 }
+    const tasks = run(
+      newTask("t", "sum", now),
+      [
+        Event.ModelReady({ model: "m" }),
+        Event.PlanRejected({ errors: ["x"] }),
+        Event.PlanRejected({ errors: ["x"] })
+      ],
+      tight
+    )
+    expect(tasks.map((t) => t.state)).toEqual(["planning", "planning", "failed"])
+    expect(last(tasks).error).toContain("step limit (3 transitions")
+  })
+})
