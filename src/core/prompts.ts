@@ -141,3 +141,68 @@ export const planningUserPrompt = (request: string, feedback: string | null): st
   feedback === null
     ? `Request: ${request}`
     : `Request: ${request}\n\nYour previous plan was rejected with these errors:\n${feedback}\nAnswer with a corrected JSON plan only.`
+
+// ---------------------------------------------------------------------------------------------
+// Skill drafting
+
+/** What a skill's code can use: the sandbox's contract, told to the model that writes one. */
+export const skillEnvironment = `A skill is one JavaScript file that runs in a QuickJS sandbox: plain ECMAScript 2023 only. There is no Node.js, no process, no Buffer, no network, no import of modules other than declared skills. These globals exist:
+- fs.readFile(path) → string; fs.writeFile(path, text); fs.appendFile(path, text); fs.exists(path) → boolean; fs.listDir(path) → string[]; fs.mkdir(path); fs.open(path, "r"|"w"|"a") → handle, fs.read(handle, maxBytes) → string ("" at the end), fs.write(handle, text), fs.close(handle). Every path must match the skill's declared "paths" (and the user's allowed paths); anything else is refused.
+- require("other_skill") for skills listed in "dependencies"; print(...) and console.log/info/warn/error(...) for output; log(event, data) to the audit log.
+The file starts with a metadata header, JSON inside a block comment, then the code:
+/* @skill {"name": "<name>", "version": "1.0.0", "description": "<one sentence>", "dependencies": [], "paths": ["<globs of the files it reads or writes, e.g. ~/data/**>"], "urls": [], "public_functions": ["run"], "args": {"<arg>": "<type: meaning>"}} */
+In "paths", "dir/*" means the entries of dir, "dir/**" everything below it; write a "*/" inside a glob as "*\\/" (e.g. "**\\/*.csv").
+Then export the entry point, either as an ES module (export function run(args) { ... }) or as CommonJS (module.exports = { run }). run receives one object of arguments and returns a JSON-compatible value (it may be async). Throw an Error with a clear message for bad input.`
+
+/** What a skill's test file can use. */
+export const skillTestEnvironment = `Tests are one JavaScript file, <name>.test.js, run in the same sandbox. Get the skill with const skill = require("<name>") (or import { run } from "<name>" for an ES module skill). Globals: test(name, fn) (fn may be async), describe(name, fn), assert.equal(actual, expected), assert.notEqual, assert.deepEqual, assert.ok(value), assert.throws(fn, /message pattern/), assert.rejects(asyncFn), assert.match(text, /pattern/). Tests must not depend on files existing unless the skill creates them itself; prefer testing the skill's pure logic and its error messages. Writes during tests go to a scratch copy, never to the user's files.`
+
+export interface SkillDraftContext {
+  readonly name: string
+  readonly purpose: string
+  readonly exampleArgs: unknown
+  /** The user's request the skill serves. */
+  readonly request: string
+  readonly allowedPaths: ReadonlyArray<string>
+}
+
+const describeDraft = (context: SkillDraftContext): string =>
+  [
+    `Skill name: ${context.name}`,
+    `What it must do: ${context.purpose}`,
+    `The plan calls it with arguments like: ${JSON.stringify(context.exampleArgs)}`,
+    `The user's request: ${context.request}`,
+    `Paths the user allows skills to touch: ${context.allowedPaths.length === 0 ? "(none: the skill must not use fs)" : context.allowedPaths.join(", ")}`
+  ].join("\n")
+
+/** System prompt for writing a skill's code (first draft and rework). */
+export const skillCodeSystemPrompt = (): string =>
+  [
+    "You write skills for luallm-agent: small, correct, well-tested JavaScript functions that a human will review before they are trusted.",
+    skillEnvironment,
+    "Output ONLY the JavaScript file, starting with the /* @skill ... */ header. No markdown fences, no explanations."
+  ].join("\n\n")
+
+export const skillCodeUserPrompt = (context: SkillDraftContext): string =>
+  `${describeDraft(context)}\n\nWrite the skill file for "${context.name}". Declare in "paths" only what it needs, within the allowed paths.`
+
+/** System prompt for writing a skill's tests. */
+export const skillTestSystemPrompt = (): string =>
+  [
+    "You write the tests of luallm-agent skills.",
+    skillTestEnvironment,
+    "Output ONLY the JavaScript test file. No markdown fences, no explanations."
+  ].join("\n\n")
+
+export const skillTestUserPrompt = (context: SkillDraftContext, code: string): string =>
+  `${describeDraft(context)}\n\nThe skill's code:\n${code}\n\nWrite ${context.name}.test.js: 3 to 8 focused tests of its behaviour and its errors.`
+
+/** The user message of a rework: the code, its tests and exactly how they failed. */
+export const skillReworkUserPrompt = (context: SkillDraftContext, code: string, tests: string, failure: string): string =>
+  [
+    describeDraft(context),
+    `The current code of ${context.name}.js:\n${code}`,
+    `Its tests (${context.name}.test.js):\n${tests}`,
+    `The tests failed like this:\n${failure}`,
+    `Fix the skill so the tests pass; if a test is clearly wrong about what the skill must do, still fix the code to match the purpose above. Output ONLY the corrected ${context.name}.js file, header first.`
+  ].join("\n\n")
