@@ -1,0 +1,328 @@
+/**
+ * The host functions a skill sees: `fs`, `require`, `print`/`console`, `log` and `exec`.
+ * Each checks every argument it is given (types, sizes, paths) before touching anything,
+ * returns only fresh guest values (strings, numbers, JSON-decoded data), and reports:
+ * - a bad argument or an ordinary I/O error (ENOENT, …) as an exception the skill may catch;
+ * - a violation (path, dependency, capability, command, handles, time) by stopping the run
+ *   with its tagged error: the skill gets an exception too, but cannot catch its way past it.
+ */
+import { Either, Schema } from "effect"
+import type { QuickJSHandle, VmCallResult } from "quickjs-emscripten"
+import type { Json } from "../core/config.ts"
+import {
+  CapabilityDenied,
+  CommandNotAllowed,
+  type SandboxError,
+  SkillThrew,
+  SkillTimeout,
+  TooManyHandles,
+  UndeclaredDependency
+} from "./sandboxErrors.ts"
+import { checkCommand } from "./sandboxExec.ts"
+import type { OpenFlags } from "./sandboxFs.ts"
+import type { Access, Granted } from "./sandboxPaths.ts"
+import type { Failure, Instance, SandboxRun } from "./sandboxVm.ts"
+
+export interface OpenFile {
+  readonly fd: number
+  readonly requested: string
+  readonly resolved: string
+  readonly flags: OpenFlags
+  readonly decoder: InstanceType<typeof TextDecoder>
+}
+
+/** An error the skill's code sees as an ordinary exception. */
+export class GuestError extends Error {
+  constructor(readonly errorName: string, message: string) {
+    super(message)
+  }
+}
+
+/**
+ * Parses JSON that came out of a sandbox. `__proto__` keys are dropped so that no later
+ * merge or assignment on the host can turn them into a prototype change.
+ */
+export const parseGuestJson = (text: string): Json =>
+  text.includes("\"__proto__\"")
+    ? JSON.parse(text, (key, value: Json) => (key === "__proto__" ? undefined : value))
+    : JSON.parse(text)
+
+/** `require("./x.js")` and `require("x")` name the same skill. */
+export const moduleName = (requested: string): string => /^(?:\.\/)?([a-z][a-z0-9_]*)(?:\.js)?$/.exec(requested)?.[1] ?? requested
+
+/** Thrown inside a host function: stop the run with this error. */
+class Refusal {
+  constructor(readonly error: SandboxError) {}
+}
+
+const MAX_PATH = 4096
+const MAX_READ_CHUNK = 1024 * 1024
+const MAX_LOG_DATA = 65536
+const MAX_EXEC_OUTPUT = 1024 * 1024
+const MAX_EXEC_ARGS = 256
+
+type HostImpl = (args: ReadonlyArray<QuickJSHandle>) => QuickJSHandle | undefined
+
+const isErrno = (error: unknown): error is Error & { readonly code: string } =>
+  error instanceof Error && "code" in error && typeof error.code === "string"
+
+const toSandboxError = (failure: Failure): SandboxError => (failure._tag === "Thrown" ? new SkillThrew(failure) : failure)
+
+/** Unwraps a failure inside a host function: a guest exception or a run-stopping refusal. */
+const orThrow = <A>(result: Either.Either<A, Failure>, guest: (error: string) => GuestError): A =>
+  Either.getOrThrowWith(result, (failure) => (failure._tag === "Thrown" ? guest(failure.error) : new Refusal(failure)))
+
+const ExecArgs = Schema.Array(Schema.String).pipe(Schema.maxItems(MAX_EXEC_ARGS))
+const decodeExecArgs = Schema.decodeUnknownEither(ExecArgs)
+
+export const installGlobals = (run: SandboxRun, instance: Instance): void => {
+  const { ctx, guard } = instance
+  const host = run.settings.host
+  const skill = instance.name
+
+  const guestError = (name: string, message: string) => ctx.newError({ name, message })
+
+  const callHost = (operation: string, impl: HostImpl, args: ReadonlyArray<QuickJSHandle>): VmCallResult<QuickJSHandle> | QuickJSHandle | undefined => {
+    const stopped = run.stopped
+    if (stopped !== undefined) return { error: guestError("Error", stopped.message) }
+    try {
+      return impl(args)
+    } catch (error) {
+      if (error instanceof GuestError) return { error: guestError(error.errorName, error.message) }
+      if (isErrno(error)) return { error: guestError("Error", `${operation}: ${error.message.split(",")[0] ?? error.code}`) }
+      const stop = run.stop(error instanceof Refusal ? error.error : run.hostFailure(skill, error))
+      return { error: guestError("Error", stop.message) }
+    }
+  }
+
+  const define = (target: QuickJSHandle, name: string, operation: string, impl: HostImpl): QuickJSHandle => {
+    const fn = ctx.newFunction(name, (...args) => callHost(operation, impl, args))
+    ctx.setProp(target, name, fn)
+    return fn
+  }
+
+  const defineAll = (target: QuickJSHandle, prefix: string, functions: Record<string, HostImpl>): void => {
+    for (const [name, impl] of Object.entries(functions)) define(target, name, `${prefix}${name}`, impl).dispose()
+  }
+
+  const stringArg = (handle: QuickJSHandle | undefined, operation: string, what: string): string => {
+    if (handle === undefined || ctx.typeof(handle) !== "string") {
+      throw new GuestError("TypeError", `${operation}: ${what} must be a string, got ${handle === undefined ? "nothing" : ctx.typeof(handle)}`)
+    }
+    return ctx.getString(handle)
+  }
+
+  const pathArg = (handle: QuickJSHandle | undefined, operation: string): string => {
+    const path = stringArg(handle, operation, "the path")
+    if (path === "" || path.length > MAX_PATH || path.includes("\u0000")) {
+      throw new GuestError("TypeError", `${operation}: the path must be 1 to ${MAX_PATH} characters without NUL`)
+    }
+    return path
+  }
+
+  const integerArg = (handle: QuickJSHandle | undefined, operation: string, what: string, fallback?: number): number => {
+    if (handle === undefined || ctx.typeof(handle) === "undefined") {
+      if (fallback !== undefined) return fallback
+    } else if (ctx.typeof(handle) === "number") {
+      const value = ctx.getNumber(handle)
+      if (Number.isSafeInteger(value) && value > 0) return value
+    }
+    throw new GuestError("TypeError", `${operation}: ${what} must be a positive integer`)
+  }
+
+  const grant = (operation: string, path: string, access: Access): Granted =>
+    Either.getOrThrowWith(guard.check(operation, path, access), (error) => new Refusal(error))
+
+  const record = (op: string, granted: Granted, extra: Readonly<Record<string, unknown>> = {}) =>
+    run.audit("sandbox.fs", {
+      skill,
+      op,
+      path: granted.resolved,
+      ...(granted.target === granted.resolved ? {} : { scratch: granted.target }),
+      ...extra
+    })
+
+  /** A draft's write needs its directory in the scratch mirror, and an append needs the original. */
+  const prepareWrite = (granted: Granted, keepContents: boolean) => {
+    if (granted.target === granted.resolved) return
+    host.makeDirectory(granted.target.slice(0, granted.target.lastIndexOf("/")))
+    if (keepContents && !host.exists(granted.target) && host.exists(granted.resolved)) host.copyFile(granted.resolved, granted.target)
+  }
+
+  const json = (value: unknown): QuickJSHandle =>
+    orThrow(run.fromJson(instance, JSON.stringify(value)), (error) => new GuestError("Error", error))
+
+  const maxReadBytes = (run.settings.memoryMb * 1024 * 1024) / 2
+
+  const fileOf = (handle: QuickJSHandle | undefined, operation: string): [number, OpenFile] => {
+    const id = integerArg(handle, operation, "the handle")
+    const file = instance.files.get(id)
+    if (file === undefined) throw new GuestError("TypeError", `${operation}: ${id} is not an open file handle`)
+    return [id, file]
+  }
+
+  const fsObject = ctx.newObject()
+  defineAll(fsObject, "fs.", {
+    readFile: ([path]) => {
+      const requested = pathArg(path, "fs.readFile")
+      const granted = grant("fs.readFile", requested, "read")
+      const size = host.fileSize(granted.target)
+      if (size > maxReadBytes) {
+        throw new GuestError("RangeError", `fs.readFile("${requested}"): the file has ${size} bytes, more than the ${maxReadBytes} a skill may read at once; read it in pieces with fs.open and fs.read`)
+      }
+      const text = host.readFile(granted.target)
+      record("readFile", granted, { bytes: size })
+      return ctx.newString(text)
+    },
+    writeFile: ([path, data]) => {
+      const requested = pathArg(path, "fs.writeFile")
+      const text = stringArg(data, "fs.writeFile", "the data")
+      const granted = grant("fs.writeFile", requested, "write")
+      prepareWrite(granted, false)
+      record("writeFile", granted, { bytes: host.writeFile(granted.target, text, false) })
+      return undefined
+    },
+    appendFile: ([path, data]) => {
+      const requested = pathArg(path, "fs.appendFile")
+      const text = stringArg(data, "fs.appendFile", "the data")
+      const granted = grant("fs.appendFile", requested, "write")
+      prepareWrite(granted, true)
+      record("appendFile", granted, { bytes: host.writeFile(granted.target, text, true) })
+      return undefined
+    },
+    exists: ([path]) => {
+      const granted = grant("fs.exists", pathArg(path, "fs.exists"), "read")
+      const found = host.exists(granted.target) || (granted.scratchMirror !== null && host.exists(granted.scratchMirror))
+      record("exists", granted)
+      return found ? ctx.true : ctx.false
+    },
+    listDir: ([path]) => {
+      const requested = pathArg(path, "fs.listDir")
+      const granted = grant("fs.listDir", requested, "read")
+      const mirror = granted.scratchMirror
+      const fromMirror = mirror !== null && host.exists(mirror) ? host.listDir(mirror) : []
+      const fromReal = fromMirror.length === 0 || host.exists(granted.resolved) ? host.listDir(granted.resolved) : []
+      record("listDir", granted)
+      return json([...new Set([...fromReal, ...fromMirror])].sort())
+    },
+    mkdir: ([path]) => {
+      const granted = grant("fs.mkdir", pathArg(path, "fs.mkdir"), "write")
+      host.makeDirectory(granted.target)
+      record("mkdir", granted)
+      return undefined
+    },
+    open: ([path, flagsHandle]) => {
+      const requested = pathArg(path, "fs.open")
+      const flags = flagsHandle === undefined || ctx.typeof(flagsHandle) === "undefined" ? "r" : stringArg(flagsHandle, "fs.open", "flags")
+      if (flags !== "r" && flags !== "w" && flags !== "a") throw new GuestError("TypeError", `fs.open: flags must be "r", "w" or "a", got "${flags}"`)
+      if (instance.files.size >= run.settings.maxHandles) throw new Refusal(new TooManyHandles({ skill, limit: run.settings.maxHandles, path: requested }))
+      const granted = grant("fs.open", requested, flags === "r" ? "read" : "write")
+      if (flags !== "r") prepareWrite(granted, flags === "a")
+      const fd = host.open(granted.target, flags)
+      const id = instance.nextFileId++
+      instance.files.set(id, { fd, requested, resolved: granted.resolved, flags, decoder: new TextDecoder() })
+      record("open", granted, { flags })
+      return ctx.newNumber(id)
+    },
+    read: ([handle, max]) => {
+      const [, file] = fileOf(handle, "fs.read")
+      if (file.flags !== "r") throw new GuestError("TypeError", `fs.read: "${file.requested}" was opened for writing`)
+      const bytes = host.read(file.fd, Math.min(integerArg(max, "fs.read", "the byte count", 65536), MAX_READ_CHUNK))
+      const text = bytes.length === 0 ? file.decoder.decode() : file.decoder.decode(bytes, { stream: true })
+      run.audit("sandbox.fs", { skill, op: "read", path: file.resolved, bytes: bytes.length })
+      return bytes.length === 0 && text === "" ? ctx.null : ctx.newString(text)
+    },
+    write: ([handle, data]) => {
+      const [, file] = fileOf(handle, "fs.write")
+      if (file.flags === "r") throw new GuestError("TypeError", `fs.write: "${file.requested}" was opened for reading`)
+      const written = host.write(file.fd, stringArg(data, "fs.write", "the data"))
+      run.audit("sandbox.fs", { skill, op: "write", path: file.resolved, bytes: written })
+      return ctx.newNumber(written)
+    },
+    close: ([handle]) => {
+      const [id, file] = fileOf(handle, "fs.close")
+      instance.files.delete(id)
+      host.close(file.fd)
+      return undefined
+    }
+  })
+  ctx.setProp(ctx.global, "fs", fsObject)
+  fsObject.dispose()
+
+  const print = define(ctx.global, "print", "print", (args) => {
+    const parts = args.map((arg) =>
+      ctx.typeof(arg) === "string"
+        ? ctx.getString(arg)
+        : Either.getOrElse(run.callForString(instance, instance.bridge.format, [arg]), () => "[unprintable value]")
+    )
+    run.output.append(parts.join(" "))
+    return undefined
+  })
+  const consoleObject = ctx.newObject()
+  for (const level of ["log", "info", "warn", "error", "debug"]) ctx.setProp(consoleObject, level, print)
+  ctx.setProp(ctx.global, "console", consoleObject)
+  consoleObject.dispose()
+  print.dispose()
+
+  define(ctx.global, "log", "log", ([event, data]) => {
+    const name = stringArg(event, "log", "the event name")
+    if (name.length === 0 || name.length > 200) throw new GuestError("TypeError", "log: the event name must be 1 to 200 characters")
+    const dataJson = data === undefined ? "{}" : orThrow(run.toJson(instance, data), (error) => new GuestError("TypeError", `log: the data must be JSON (${error})`))
+    if (dataJson.length > MAX_LOG_DATA) {
+      throw new GuestError("RangeError", `log: the data is ${dataJson.length} characters of JSON, more than the ${MAX_LOG_DATA} allowed`)
+    }
+    run.audit("skill.log", { skill, event: name, data: parseGuestJson(dataJson) })
+    return undefined
+  }).dispose()
+
+  const dependencyProxy = (name: string): QuickJSHandle => {
+    const existing = instance.proxies.get(name)
+    if (existing !== undefined) return existing
+    const dependency = Either.getOrThrowWith(run.dependencyInstance(name), (failure) => new Refusal(toSandboxError(failure)))
+    const exports = dependency.localModules.get(name) ?? dependency.ctx.undefined
+    const proxy = instance.own(ctx.newObject())
+    for (const fn of dependency.skill.meta.public_functions) {
+      define(proxy, fn, `${name}.${fn}`, (args) => {
+        const parts = args.map((arg) =>
+          orThrow(run.toJson(instance, arg), (error) => new GuestError("TypeError", `${name}.${fn}: arguments must be JSON data (${error})`))
+        )
+        const result = orThrow(run.invoke(dependency, exports, fn, `[${parts.join(",")}]`), (error) => new GuestError("Error", `${name}.${fn} threw ${error}`))
+        return orThrow(run.fromJson(instance, result), (error) => new GuestError("Error", error))
+      }).dispose()
+    }
+    instance.proxies.set(name, proxy)
+    return proxy
+  }
+
+  instance.requireFunction = instance.own(
+    define(ctx.global, "require", "require", ([nameHandle]) => {
+      const requested = stringArg(nameHandle, "require", "the module name")
+      const name = moduleName(requested)
+      const local = instance.localModules.get(name)
+      if (local !== undefined) return local.dup()
+      if (!instance.skill.meta.dependencies.includes(name) || !run.request.dependencies.has(name)) {
+        throw new Refusal(new UndeclaredDependency({ skill, requested, declared: instance.skill.meta.dependencies }))
+      }
+      return dependencyProxy(name).dup()
+    })
+  )
+
+  define(ctx.global, "exec", "exec", ([commandHandle, argsHandle]) => {
+    if (!instance.skill.meta.capabilities.includes("exec")) throw new Refusal(new CapabilityDenied({ skill, capability: "exec", reason: "not_declared" }))
+    if (run.request.mode._tag === "Draft") throw new Refusal(new CapabilityDenied({ skill, capability: "exec", reason: "draft" }))
+    if (!run.request.grantExec) throw new Refusal(new CapabilityDenied({ skill, capability: "exec", reason: "not_granted" }))
+    const command = stringArg(commandHandle, "exec", "the command")
+    const argsJson = argsHandle === undefined ? "[]" : orThrow(run.toJson(instance, argsHandle), (error) => new GuestError("TypeError", `exec: ${error}`))
+    const argv = Either.getOrThrowWith(
+      decodeExecArgs(parseGuestJson(argsJson)),
+      () => new GuestError("TypeError", `exec: the arguments must be an array of at most ${MAX_EXEC_ARGS} strings`)
+    )
+    if (argv.some((arg) => arg.includes("\u0000"))) throw new GuestError("TypeError", "exec: arguments may not contain NUL")
+    const pathIndices = Either.getOrThrowWith(checkCommand(command, argv), (reason) => new Refusal(new CommandNotAllowed({ skill, command, reason })))
+    const resolvedArgv = argv.map((arg, index) => (pathIndices.includes(index) ? grant(`exec ${command}`, arg, "read").resolved : arg))
+    const result = host.spawn(command, resolvedArgv, { cwd: run.commandDirectory(), timeoutMs: run.remainingMs(), maxBytes: MAX_EXEC_OUTPUT })
+    run.audit("sandbox.exec", { skill, command, args: resolvedArgv, code: result.code, stdout_bytes: result.stdout.length, truncated: result.truncated })
+    if (result.timedOut) throw new Refusal(new SkillTimeout({ skill, seconds: run.settings.timeoutSeconds }))
+    return json({ stdout: result.stdout, stderr: result.stderr, code: result.code, truncated: result.truncated })
+  }).dispose()
+}
