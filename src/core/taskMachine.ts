@@ -127,7 +127,8 @@ const failWith = (task: Task, error: string): Task => ({ ...task, state: "failed
 
 /** A draft failed (tests or shape): rework it, unless the retries are spent. */
 const draftFailed = (task: Task, draft: SkillDraft, feedback: string, report: TestReport | null, limits: Limits): Task => {
-  const updated: SkillDraft = { ...draft, feedback, test_report: report ?? draft.test_report }
+  // A null report means the tests could not run at all: the rework rewrites them too.
+  const updated: SkillDraft = { ...draft, feedback, test_report: report }
   if (draft.attempt > limits.max_skill_retries) {
     return failWith(
       { ...task, draft: updated },

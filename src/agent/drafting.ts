@@ -1,0 +1,193 @@
+/**
+ * The skill sub-loop: draft a missing skill and its tests with the code model, check the
+ * draft's header before anything runs, run the tests in the sandbox (draft mode: writes go
+ * to a scratch dir), rework with the failing output, then file the approval and wait for a
+ * human. Drafts live in `skills.agent_dir`; nothing here writes to `skills.allowed_dir`
+ * except `Approvals.promote`, after a human said yes.
+ */
+import { FileSystem, Path } from "@effect/platform"
+import { Effect } from "effect"
+import { extractCode } from "../core/llmOutput.ts"
+import {
+  type SkillDraftContext,
+  skillCodeSystemPrompt,
+  skillCodeUserPrompt,
+  skillReworkUserPrompt,
+  skillTestSystemPrompt,
+  skillTestUserPrompt
+} from "../core/prompts.ts"
+import { isSkillName } from "../core/skillMeta.ts"
+import type { SkillDraft, Task } from "../core/task.ts"
+import { Event } from "../core/taskMachine.ts"
+import type { TestReport } from "../core/testHarness.ts"
+import { Approvals } from "../layers/Approvals.ts"
+import { Audit } from "../layers/Audit.ts"
+import { AppConfig } from "../layers/Config.ts"
+import { Llm } from "../layers/Llm.ts"
+import { SkillRunner } from "../layers/SkillRunner.ts"
+import { Skills } from "../layers/Skills.ts"
+import { askModel } from "./llmCall.ts"
+import type { ProgressListener } from "./progress.ts"
+
+const draftContext = (task: Task, draft: SkillDraft, allowedPaths: ReadonlyArray<string>): SkillDraftContext => ({
+  name: draft.skill.name,
+  purpose: draft.skill.purpose,
+  exampleArgs: draft.skill.example_args,
+  request: task.prompt,
+  allowedPaths
+})
+
+/** Where a draft's files go: inside skills.agent_dir, named by an identifier (never a path). */
+const draftPaths = (name: string) =>
+  Effect.gen(function*() {
+    const { config } = yield* AppConfig
+    const path = yield* Path.Path
+    if (!isSkillName(name)) return yield* Effect.dieMessage(`draft of a skill whose name is not an identifier: ${JSON.stringify(name)}`)
+    return {
+      dir: config.skills.agent_dir,
+      code: path.join(config.skills.agent_dir, `${name}.js`),
+      test: path.join(config.skills.agent_dir, `${name}.test.js`)
+    }
+  })
+
+const writeFile = (file: string, text: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    yield* fs.makeDirectory(path.dirname(file), { recursive: true })
+    yield* fs.writeFileString(file, text)
+  })
+
+/**
+ * Checks a freshly written draft before it runs: its header parses, names this skill, and
+ * passes `validate` (declared paths inside allowed_paths, public functions exist).
+ * `undefined` when it is fine, else the feedback for the model.
+ */
+const checkDraft = (name: string, file: string) =>
+  Effect.gen(function*() {
+    const skills = yield* Skills
+    const checked = yield* skills.validate(file).pipe(
+      Effect.map((meta) => meta.name === name ? undefined : `The header names the skill "${meta.name}", but it must be "${name}".`),
+      Effect.catchTag("SkillInvalid", (error) => Effect.succeed(`The skill file is not usable:\n- ${error.problems.join("\n- ")}`))
+    )
+    return checked
+  })
+
+/** `DraftSkill` and `ReworkSkill`: write the code (and, the first time, the tests). */
+export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progress: ProgressListener) =>
+  Effect.gen(function*() {
+    const llm = yield* Llm
+    const app = yield* AppConfig
+    const fs = yield* FileSystem.FileSystem
+    const files = yield* draftPaths(draft.skill.name)
+    const context = draftContext(task, draft, app.config.allowed_paths)
+    const model = yield* llm.resolveModel("code")
+    const previousTests = rework ? yield* fs.readFileString(files.test).pipe(Effect.orElseSucceed(() => "")) : ""
+    const previousCode = rework ? yield* fs.readFileString(files.code).pipe(Effect.orElseSucceed(() => "")) : ""
+    const codeAnswer = yield* askModel({
+      purpose: rework ? "skill.rework" : "skill.draft",
+      model,
+      system: skillCodeSystemPrompt(),
+      user: rework
+        ? skillReworkUserPrompt(context, previousCode, previousTests, draft.feedback ?? "the tests failed")
+        : skillCodeUserPrompt(context),
+      temperature: 0.2
+    }, progress)
+    const code = extractCode(codeAnswer.content)
+    if (code.trim() === "") return Event.DraftRejected({ feedback: "The answer held no code. Answer with the whole skill file, header first." })
+    yield* writeFile(files.code, code)
+    const problem = yield* checkDraft(draft.skill.name, files.code)
+    if (problem !== undefined) return Event.DraftRejected({ feedback: problem })
+    // Tests are written once, from the first version; a rework keeps them, so passing means
+    // the code changed to meet them, not the other way round. Tests that could not run at
+    // all (no report) are written again.
+    if (!rework || previousTests.trim() === "" || draft.test_report === null) {
+      const testAnswer = yield* askModel({
+        purpose: "skill.test",
+        model,
+        system: skillTestSystemPrompt(),
+        user: skillTestUserPrompt(context, code),
+        temperature: 0.2
+      }, progress)
+      const tests = extractCode(testAnswer.content)
+      if (tests.trim() === "") return Event.DraftRejected({ feedback: "The tests answer held no code." })
+      yield* writeFile(files.test, tests)
+    }
+    return Event.Drafted({ codePath: files.code, testPath: files.test })
+  })
+
+/** What the model is shown of a failing test run. */
+export const describeFailures = (report: TestReport, output: string): string => {
+  const failures = report.results.filter((result) => result.status === "fail")
+  const lines = failures.map((result) => `- ${result.name}: ${result.error ?? "failed"}`)
+  const printed = output.trim() === "" ? "" : `\nWhat the tests printed:\n${output.slice(0, 4000)}`
+  return `${report.failed} of ${report.total} tests failed:\n${lines.join("\n")}${printed}`
+}
+
+/** `TestSkill`: the draft's tests, in draft mode. */
+export const testDraft = (draft: SkillDraft) =>
+  Effect.gen(function*() {
+    const runner = yield* SkillRunner
+    return yield* runner.runTests(draft.skill.name, { draft: true }).pipe(
+      Effect.map((run) =>
+        run.failed === 0 && run.total > 0
+          ? Event.TestsPassed({ report: { total: run.total, passed: run.passed, failed: run.failed, results: run.results } })
+          : Event.TestsFailed({
+            report: { total: run.total, passed: run.passed, failed: run.failed, results: run.results },
+            feedback: run.total === 0 ? "The test file registers no tests. Write tests with test(name, fn)." : describeFailures(run, run.output)
+          })
+      ),
+      Effect.catchTags({
+        TestFileFailed: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
+        TestFileMissing: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
+        MetadataInvalid: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
+        DependencyMissing: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
+        DependencyCycle: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message }))
+      })
+    )
+  })
+
+/** `RequestApproval`: file the record and pause with the commands that continue. */
+export const requestApproval = (task: Task, draft: SkillDraft) =>
+  Effect.gen(function*() {
+    const approvals = yield* Approvals
+    const skills = yield* Skills
+    const files = yield* draftPaths(draft.skill.name)
+    const metadata = yield* skills.parseMetadata(files.code)
+    const report = draft.test_report ?? { total: 0, passed: 0, failed: 0, results: [] }
+    const record = yield* approvals.create({
+      skillName: draft.skill.name,
+      metadata,
+      codePath: files.code,
+      testPath: files.test,
+      testReport: report,
+      taskId: task.id
+    })
+    return Event.ApprovalRequested({
+      approvalId: record.id,
+      nextCommand: `luallm-agent resume   (or: luallm-agent approvals approve ${record.id.slice(0, 8)} && luallm-agent resume)`
+    })
+  })
+
+/**
+ * `CheckApproval`: approved → promote (if not yet) → `Approved`; rejected → `Rejected`;
+ * still pending, but a human copied the exact approved file into allowed_dir by hand →
+ * recorded as approved → `Approved`; otherwise `ApprovalPending`.
+ */
+export const checkApproval = (approvalId: string) =>
+  Effect.gen(function*() {
+    const approvals = yield* Approvals
+    const audit = yield* Audit
+    const record = yield* approvals.get(approvalId)
+    if (record.status === "rejected") return Event.Rejected({ reason: record.reason ?? "no reason given" })
+    if (record.status === "approved") {
+      if (record.promoted_to === null) yield* approvals.promote(record.id)
+      return Event.Approved()
+    }
+    if (yield* approvals.checkPromotion(record)) {
+      yield* approvals.resolve(record.id, true, "promoted by hand with the printed commands")
+      yield* audit.log("approval.manual_promotion", { id: record.id, skill: record.skill_name })
+      return Event.Approved()
+    }
+    return Event.ApprovalPending()
+  })

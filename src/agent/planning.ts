@@ -1,0 +1,96 @@
+/**
+ * The `EnsureModel` and `Plan` commands: pick the model, ask it for a task graph with the
+ * skills there are, and turn its answer into `Planned` or `PlanRejected`.
+ */
+import { Clock, Effect } from "effect"
+import { parsePlan } from "../core/plan.ts"
+import { planningSystemPrompt, planningUserPrompt, type SkillSummary } from "../core/prompts.ts"
+import type { Task } from "../core/task.ts"
+import { type Event as TaskEvent, Event } from "../core/taskMachine.ts"
+import { Audit } from "../layers/Audit.ts"
+import { AppConfig } from "../layers/Config.ts"
+import { Llm } from "../layers/Llm.ts"
+import { Luallm } from "../layers/Luallm.ts"
+import { Skills } from "../layers/Skills.ts"
+import { askModel } from "./llmCall.ts"
+import type { ProgressListener } from "./progress.ts"
+
+/** The skills in the library (promoted first, then shipped: the first of a name wins). */
+export const librarySkills = Effect.gen(function*() {
+  const skills = yield* Skills
+  const byName = new Map<string, SkillSummary>()
+  for (const dir of skills.trustedDirs) {
+    for (const entry of yield* skills.list(dir)) {
+      if (entry._tag === "Valid" && !byName.has(entry.meta.name)) {
+        byName.set(entry.meta.name, { name: entry.meta.name, description: entry.meta.description, args: entry.meta.args ?? {} })
+      }
+    }
+  }
+  return Array.from(byName.values())
+})
+
+/**
+ * Finds the model for planning. A model that is not running becomes `ModelMissing` (the task
+ * waits in `model_wait`), unless the policy lets the agent start it itself.
+ */
+export const ensureModel = Effect.gen(function*() {
+  const llm = yield* Llm
+  const luallm = yield* Luallm
+  const app = yield* AppConfig
+  const audit = yield* Audit
+  const canStart = app.config.model_policy.auto_start && app.approvalTier("model_start") === "auto"
+  const policyModel = app.modelPolicy("planning")
+  return yield* llm.resolveModel("planning").pipe(
+    Effect.map((model): TaskEvent => Event.ModelReady({ model })),
+    Effect.catchTags({
+      ModelNotRunning: (error) =>
+        canStart
+          ? Effect.gen(function*() {
+            yield* audit.log("model.start", { model: error.model })
+            yield* luallm.start(error.model)
+            yield* luallm.waitForReady(error.model, `${app.config.limits.llm_timeout_seconds} seconds`)
+            return Event.ModelReady({ model: error.model })
+          })
+          : Effect.succeed(Event.ModelMissing({ model: error.model, startCommand: error.startCommand })),
+      NoModelAvailable: (error) => {
+        const model = policyModel._tag === "Some" ? policyModel.value : "<model>"
+        return Effect.succeed(Event.ModelMissing({ model, startCommand: `${error.binary} start ${model}` }))
+      }
+    })
+  )
+})
+
+/** Asks for a plan; the answer is data, parsed leniently then strictly. */
+export const plan = (task: Task, attempt: number, feedback: string | null, progress: ProgressListener) =>
+  Effect.gen(function*() {
+    const llm = yield* Llm
+    const audit = yield* Audit
+    const skills = yield* librarySkills
+    const model = task.model ?? (yield* llm.resolveModel("planning"))
+    const running = yield* llm.listModels.pipe(
+      Effect.map((listing) => listing.models),
+      Effect.orElseSucceed((): ReadonlyArray<string> => [model])
+    )
+    const completion = yield* askModel({
+      purpose: "plan",
+      model,
+      system: planningSystemPrompt({ skills, models: running }),
+      user: planningUserPrompt(task.prompt, feedback),
+      temperature: 0.2
+    }, progress)
+    const createdAt = new Date(yield* Clock.currentTimeMillis).toISOString()
+    const parsed = parsePlan(completion.content, {
+      knownSkills: new Set(skills.map((skill) => skill.name)),
+      metadata: { prompt: task.prompt, created_at: createdAt, model: completion.model }
+    })
+    if (parsed._tag === "Left") {
+      yield* audit.log("plan.invalid", { attempt, errors: parsed.left })
+      return Event.PlanRejected({ errors: parsed.left })
+    }
+    yield* audit.log("plan.accepted", {
+      attempt,
+      nodes: parsed.right.graph.nodes.length,
+      missing: parsed.right.missing.map((skill) => skill.name)
+    })
+    return Event.Planned(parsed.right)
+  })

@@ -1,0 +1,246 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { Agent } from "../../src/Agent.ts"
+import { newTask, type Task } from "../../src/core/task.ts"
+import { Approvals } from "../../src/layers/Approvals.ts"
+import { AuditMemory } from "../../src/layers/Audit.ts"
+import { FakeReply, LlmRequests } from "../../src/layers/Llm.ts"
+import { ModelNotRunning } from "../../src/layers/Luallm.ts"
+import { State } from "../../src/layers/State.ts"
+import { agentLayer, installSkill, testConfig } from "../support/agentHarness.ts"
+import { tempDir, TestPlatform } from "../support/tmp.ts"
+
+const addSkill = `/* @skill {"name": "add", "version": "1.0.0", "description": "Adds two numbers", "public_functions": ["run"], "args": {"a": "number", "b": "number"}} */
+export function run({ a, b }) { return a + b }
+`
+const plan = (nodes: ReadonlyArray<Record<string, unknown>>) => JSON.stringify({ nodes })
+const sumPlan = plan([
+  { id: "sum", action: "skill", skill_name: "add", skill_args: { a: 2, b: 3 } },
+  { id: "say", action: "llm_call", prompt_template: "The sum is {sum}. Say it in words.", depends_on: ["sum"] }
+])
+
+const doubleSkill = (factor: number) => `/* @skill {"name": "double", "version": "1.0.0", "description": "Doubles a number", "public_functions": ["run"], "args": {"n": "number"}} */
+export function run({ n }) { return n * ${factor} }
+`
+const doubleTests = `const { run } = require("double")
+test("doubles 2", () => { assert.equal(run({ n: 2 }), 4) })
+test("doubles 0", () => { assert.equal(run({ n: 0 }), 0) })
+`
+const doublePlan = plan([
+  { id: "d", action: "skill", skill_name: "double", skill_args: { n: 21 }, description: "Return twice the number n." }
+])
+
+describe("agent", () => {
+  it.scoped("completes a plan that uses existing skills, passing results downstream", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      installSkill(config, "add", addSkill)
+      const replies = [
+        FakeReply.content(sumPlan, { when: "Request:" }),
+        FakeReply.content("five", { when: "The sum is 5" })
+      ]
+      const outcome = yield* Effect.gen(function*() {
+        const agent = yield* Agent
+        const outcome = yield* agent.run("Add 2 and 3 and say it")
+        const events = (yield* (yield* AuditMemory).entries).map((e) => e.event)
+        const saved = yield* (yield* State).load
+        return { outcome, events, saved }
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      expect(outcome.outcome.task.state).toBe("complete")
+      expect(outcome.outcome.task.result).toEqual({ say: "five" })
+      expect(outcome.outcome.task.graph?.nodes.map((n) => [n.id, n.status, n.result])).toEqual([["sum", "complete", 5], ["say", "complete", "five"]])
+      expect(Option.getOrThrow(outcome.saved).state).toBe("complete")
+      expect(outcome.events).toEqual(expect.arrayContaining(["task.start", "task.transition", "llm.call", "skill.start", "skill.end", "node.complete", "task.complete"]))
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("retries an invalid plan with the validation errors, then succeeds", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      installSkill(config, "add", addSkill)
+      const cyclic = plan([
+        { id: "a", action: "llm_call", prompt_template: "x", depends_on: ["b"] },
+        { id: "b", action: "llm_call", prompt_template: "y", depends_on: ["a"] }
+      ])
+      const replies = [
+        FakeReply.content(`Sure! ${cyclic}`, { when: /^Request: [^\n]*$/ }),
+        FakeReply.content(sumPlan, { when: "previous plan was rejected" }),
+        FakeReply.content("five", { when: "The sum is 5" })
+      ]
+      const result = yield* Effect.gen(function*() {
+        const outcome = yield* (yield* Agent).run("Add 2 and 3")
+        const requests = yield* (yield* LlmRequests).requests
+        return { outcome, requests }
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      expect(result.outcome.task.state).toBe("complete")
+      const retry = result.requests[1]?.messages.at(-1)?.content ?? ""
+      expect(retry).toContain("previous plan was rejected")
+      expect(retry).toContain("cycle")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("fails with a clear message when plan retries are exhausted", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home, { limits: { ...testConfig(home).limits, max_plan_retries: 1 } })
+      const replies = [FakeReply.content("I don't know."), FakeReply.content("{\"nodes\": [")]
+      const outcome = yield* Effect.gen(function*() {
+        return yield* (yield* Agent).run("Do it")
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      expect(outcome.task.state).toBe("failed")
+      expect(outcome.task.error).toContain("did not produce a valid plan in 2 attempts")
+      expect(outcome.task.error).toContain("cut off")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("drafts a missing skill, reworks it after failing tests, pauses for approval, then promotes and completes", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      const replies = [
+        FakeReply.content(doublePlan, { when: "Request:" }),
+        FakeReply.content("```js\n" + doubleSkill(3) + "```", { when: "Write the skill file" }),
+        FakeReply.content(doubleTests, { when: "Write double.test.js" }),
+        FakeReply.content(doubleSkill(2), { when: "The tests failed like this" })
+      ]
+      const layer = agentLayer(config, replies, home)
+      const first = yield* Effect.gen(function*() {
+        const agent = yield* Agent
+        const outcome = yield* agent.run("Double 21")
+        const pending = yield* (yield* Approvals).listPending
+        return { outcome, pending }
+      }).pipe(Effect.provide(layer))
+      expect(first.outcome.task.state).toBe("approval")
+      expect(first.outcome.paused?.reason).toBe("approval")
+      expect(first.outcome.task.draft?.attempt).toBe(2)
+      expect(first.pending.map((p) => p.skill_name)).toEqual(["double"])
+      expect(existsSync(`${config.skills.allowed_dir}/double.js`)).toBe(false)
+
+      // Resuming before a human decided changes nothing.
+      const stillPaused = yield* Effect.flatMap(Agent, (agent) => agent.resume()).pipe(Effect.provide(layer))
+      expect(stillPaused.paused?.reason).toBe("approval")
+
+      const approvalId = first.pending[0]?.id ?? ""
+      const done = yield* Effect.gen(function*() {
+        yield* (yield* Approvals).resolve(approvalId, true, "reviewed")
+        return yield* (yield* Agent).resume()
+      }).pipe(Effect.provide(layer))
+      expect(done.task.state).toBe("complete")
+      expect(done.task.result).toEqual({ d: 42 })
+      expect(readFileSync(`${config.skills.allowed_dir}/double.js`, "utf8")).toContain("n * 2")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("fails with the reason when a human rejects the draft", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      const replies = [
+        FakeReply.content(doublePlan, { when: "Request:" }),
+        FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
+        FakeReply.content(doubleTests, { when: "Write double.test.js" })
+      ]
+      const layer = agentLayer(config, replies, home)
+      const done = yield* Effect.gen(function*() {
+        const agent = yield* Agent
+        yield* agent.run("Double 21")
+        const approvals = yield* Approvals
+        const [pending] = yield* approvals.listPending
+        yield* approvals.resolve(pending?.id ?? "", false, "I do not want this skill")
+        return yield* agent.resume()
+      }).pipe(Effect.provide(layer))
+      expect(done.task.state).toBe("failed")
+      expect(done.task.error).toContain("I do not want this skill")
+      expect(existsSync(`${config.skills.allowed_dir}/double.js`)).toBe(false)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("waits for a model that is not running and continues after it starts", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      installSkill(config, "add", addSkill)
+      const notRunning = new ModelNotRunning({ model: "test-model", running: [], startCommand: "luallm start test-model" })
+      const replies = [
+        FakeReply.fail(notRunning, { when: "Request:" }),
+        FakeReply.content(sumPlan, { when: "Request:" }),
+        FakeReply.content("five", { when: "The sum is 5" })
+      ]
+      const { done, first } = yield* Effect.gen(function*() {
+        const agent = yield* Agent
+        const first = yield* agent.run("Add")
+        const done = yield* agent.resume()
+        return { first, done }
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      expect(first.task.state).toBe("model_wait")
+      expect(first.paused?.next_command).toBe("luallm start test-model && luallm-agent resume")
+      expect(done.task.state).toBe("complete")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("fails when the step limit is reached", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home, { limits: { ...testConfig(home).limits, max_task_steps: 2, max_plan_retries: 10 } })
+      const replies = [FakeReply.content("no plan"), FakeReply.content("no plan"), FakeReply.content("no plan")]
+      const outcome = yield* Effect.flatMap(Agent, (agent) => agent.run("x")).pipe(Effect.provide(agentLayer(config, replies, home)))
+      expect(outcome.task.state).toBe("failed")
+      expect(outcome.task.error).toContain("step limit (2 transitions")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("refuses to start a second task while one is unfinished", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      const replies = [
+        FakeReply.content(doublePlan, { when: "Request:" }),
+        FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
+        FakeReply.content(doubleTests, { when: "Write double.test.js" })
+      ]
+      const error = yield* Effect.gen(function*() {
+        const agent = yield* Agent
+        yield* agent.run("Double 21")
+        return yield* Effect.flip(agent.run("Something else"))
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      expect(error._tag).toBe("TaskInProgress")
+      expect(error.message).toContain("luallm-agent resume")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("resumes a task killed during graph execution without re-running completed nodes", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      mkdirSync(`${home}/data`, { recursive: true })
+      // A skill with a side effect: it appends its tag to a file each time it runs.
+      installSkill(config, "mark", `/* @skill {"name": "mark", "version": "1.0.0", "public_functions": ["run"], "paths": ["${home}/data/**"]} */
+export function run({ tag }) { fs.appendFile("${home}/data/marks.txt", tag + "\\n"); return tag }
+`)
+      writeFileSync(`${home}/data/marks.txt`, "one\n")
+      const node = (id: string, depends_on: ReadonlyArray<string>, status: "complete" | "running", result?: string) => ({
+        id,
+        action: "skill" as const,
+        skill_name: "mark",
+        skill_args: { tag: id },
+        depends_on,
+        status,
+        retries: 0,
+        max_retries: 0,
+        ...(result === undefined ? {} : { result })
+      })
+      // What a process killed while running node "two" leaves behind.
+      const killed: Task = {
+        ...newTask("task-killed", "mark twice", "2026-01-01T00:00:00.000Z"),
+        state: "graph_exec",
+        steps: 3,
+        model: "test-model",
+        graph: {
+          nodes: [node("one", [], "complete", "one"), node("two", ["one"], "running")],
+          metadata: { prompt: "mark twice", created_at: "2026-01-01T00:00:00.000Z", model: "test-model" }
+        }
+      }
+      const done = yield* Effect.gen(function*() {
+        yield* (yield* State).save(killed)
+        return yield* (yield* Agent).resume()
+      }).pipe(Effect.provide(agentLayer(config, [], home)))
+      expect(done.task.state).toBe("complete")
+      expect(readFileSync(`${home}/data/marks.txt`, "utf8")).toBe("one\ntwo\n")
+      expect(done.task.result).toEqual({ two: "two" })
+    }).pipe(Effect.provide(TestPlatform)))
+})
