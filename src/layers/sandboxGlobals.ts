@@ -109,8 +109,10 @@ export const installGlobals = (run: SandboxRun, instance: Instance): void => {
     if (handle === undefined || ctx.typeof(handle) !== "string") {
       throw new GuestError("TypeError", `${operation}: ${what} must be a string, got ${handle === undefined ? "nothing" : ctx.typeof(handle)}`)
     }
-    return ctx.getString(handle)
+    return orThrow(run.readString(instance, handle), (error) => new GuestError("Error", error))
   }
+
+  const newString = (text: string): QuickJSHandle => orThrow(run.newString(instance, text), (error) => new GuestError("Error", error))
 
   const pathArg = (handle: QuickJSHandle | undefined, operation: string): string => {
     const path = stringArg(handle, operation, "the path")
@@ -172,7 +174,7 @@ export const installGlobals = (run: SandboxRun, instance: Instance): void => {
       }
       const text = host.readFile(granted.target)
       record("readFile", granted, { bytes: size })
-      return ctx.newString(text)
+      return newString(text)
     },
     writeFile: ([path, data]) => {
       const requested = pathArg(path, "fs.writeFile")
@@ -230,7 +232,7 @@ export const installGlobals = (run: SandboxRun, instance: Instance): void => {
       const bytes = host.read(file.fd, Math.min(integerArg(max, "fs.read", "the byte count", 65536), MAX_READ_CHUNK))
       const text = bytes.length === 0 ? file.decoder.decode() : file.decoder.decode(bytes, { stream: true })
       run.audit("sandbox.fs", { skill, op: "read", path: file.resolved, bytes: bytes.length })
-      return bytes.length === 0 && text === "" ? ctx.null : ctx.newString(text)
+      return bytes.length === 0 && text === "" ? ctx.null : newString(text)
     },
     write: ([handle, data]) => {
       const [, file] = fileOf(handle, "fs.write")
@@ -251,9 +253,10 @@ export const installGlobals = (run: SandboxRun, instance: Instance): void => {
 
   const print = define(ctx.global, "print", "print", (args) => {
     const parts = args.map((arg) =>
-      ctx.typeof(arg) === "string"
-        ? ctx.getString(arg)
-        : Either.getOrElse(run.callForString(instance, instance.bridge.format, [arg]), () => "[unprintable value]")
+      Either.getOrElse(
+        ctx.typeof(arg) === "string" ? run.readString(instance, arg) : run.callForString(instance, instance.bridge.format, [arg]),
+        () => "[unprintable value]"
+      )
     )
     run.output.append(parts.join(" "))
     return undefined

@@ -104,7 +104,14 @@ const ENGINE_BASE_BYTES = 16 * 1024 * 1024
 export const makeEngine = (memoryMb: number): Engine => {
   const maxBytes = ENGINE_BASE_BYTES + memoryMb * 1024 * 1024
   const memory = new WasmMemory({ initial: ENGINE_BASE_BYTES / PAGE, maximum: maxBytes / PAGE })
-  const load = newQuickJSWASMModule(newVariant(RELEASE_SYNC, { wasmMemory: memory }))
+  const emscriptenModule = {
+    wasmMemory: memory,
+    // Emscripten prints its aborts (e.g. a runtime that cannot be freed after a skill left
+    // an endless promise chain); the abort itself reaches us as an exception and retires
+    // the engine, so the printed copy is not for the user's terminal.
+    printErr: () => undefined
+  }
+  const load = newQuickJSWASMModule(newVariant(RELEASE_SYNC, { wasmMemory: memory, emscriptenModule }))
   return { load, memory, maxBytes, poisoned: false }
 }
 
@@ -410,11 +417,30 @@ export class SandboxRun {
 
   /** Calls a bridge function that returns a string. */
   callForString(instance: Instance, fn: QuickJSHandle, args: ReadonlyArray<QuickJSHandle>): Either.Either<string, Failure> {
-    return Either.map(this.callIn(instance, fn, args), (handle) => {
-      const text = instance.ctx.typeof(handle) === "string" ? instance.ctx.getString(handle) : ""
+    return Either.flatMap(this.callIn(instance, fn, args), (handle) => {
+      const text = instance.ctx.typeof(handle) === "string" ? this.readString(instance, handle) : Either.right("")
       handle.dispose()
       return text
     })
+  }
+
+  /**
+   * A guest string as a host string. The engine copies strings as C strings, which end at
+   * the first NUL, so a string whose length does not survive the copy comes through JSON.
+   */
+  readString(instance: Instance, handle: QuickJSHandle): Either.Either<string, Failure> {
+    const { ctx } = instance
+    const text = ctx.getString(handle)
+    const lengthHandle = ctx.getProp(handle, "length")
+    const length = ctx.getNumber(lengthHandle)
+    lengthHandle.dispose()
+    if (length === text.length) return Either.right(text)
+    return Either.map(this.toJson(instance, handle), (json) => JSON.parse(json) as string)
+  }
+
+  /** A host string as a new guest string (through JSON when it holds a NUL, see `readString`). */
+  newString(instance: Instance, text: string): Either.Either<QuickJSHandle, Failure> {
+    return text.includes("\u0000") ? this.fromJson(instance, JSON.stringify(text)) : Either.right(instance.ctx.newString(text))
   }
 
   /** Waits for `handle` (consumed) to settle, running the runtime's jobs within the deadline. */
@@ -434,6 +460,8 @@ export class SandboxRun {
       const stop = this.stopReason ?? (this.shouldInterrupt(instance.name) ? this.stopReason : undefined)
       if (stop !== undefined || !rt.hasPendingJob()) {
         handle.dispose()
+        // A job that could not even allocate its rejection leaves its promise pending forever.
+        if (stop === undefined && engineFull(this.engine)) return Either.left(this.stop(this.heapExceeded(instance)))
         return Either.left(stop ?? new SkillStalled({ skill: instance.name, function: what }))
       }
       const jobs = rt.executePendingJobs(64)
@@ -454,13 +482,14 @@ export class SandboxRun {
   private classify(instance: Instance, thrown: QuickJSHandle): Failure {
     if (this.stopReason !== undefined) return this.stopReason
     if (this.shouldInterrupt(instance.name) && this.stopReason !== undefined) return this.stopReason
-    const heapFull = new SkillMemoryExceeded({ skill: instance.name, kind: "heap", limit: this.settings.memoryMb })
+    const heapFull = this.heapExceeded(instance)
     if (engineFull(this.engine)) return this.stop(heapFull)
     const described = instance.ctx.callFunction(instance.bridge.describe, instance.ctx.undefined, thrown)
     if (described.error !== undefined) {
       described.error.dispose()
       return this.stop(heapFull)
     }
+    // JSON text: any NUL in it is escaped, so the plain copy is exact.
     const text = instance.ctx.typeof(described.value) === "string" ? instance.ctx.getString(described.value) : ""
     described.value.dispose()
     const { message, name, stack } = Either.getOrElse(decodeDescribed(text), () => ({ name: "", message: text, stack: "" }))
@@ -476,6 +505,10 @@ export class SandboxRun {
       line: location.line,
       error: name === "" ? `the value ${message}` : `${name}: ${message}`
     }
+  }
+
+  private heapExceeded(instance: Instance): SkillMemoryExceeded {
+    return new SkillMemoryExceeded({ skill: instance.name, kind: "heap", limit: this.settings.memoryMb })
   }
 
   /** The first stack frame in one of the instance's own files. */
@@ -605,10 +638,11 @@ export class SandboxRun {
         return started.pipe(
           Either.flatMap((promise) => this.settle(instance, promise, "the test")),
           Either.flatMap((value) => {
-            const text = instance.ctx.typeof(value) === "string" ? instance.ctx.getString(value) : ""
+            const text = instance.ctx.typeof(value) === "string" ? this.readString(instance, value) : Either.right("")
             value.dispose()
-            return Either.mapLeft(decodeTestOutcome(text), () =>
-              new SandboxCrashed({ skill: instance.name, reason: "the test harness returned an unreadable outcome" }))
+            return Either.flatMap(text, (json) =>
+              Either.mapLeft(decodeTestOutcome(json), () =>
+                new SandboxCrashed({ skill: instance.name, reason: "the test harness returned an unreadable outcome" })))
           })
         )
       })

@@ -135,6 +135,18 @@ layer(sandboxTestLayer(fixture))("Sandbox", (it) => {
         expect(yield* auditEvents("sandbox.fs")).toContainEqual({ skill: "auditor", op: "readFile", path: join(fixture.data, "audited.txt"), bytes: 5 })
       }))
 
+    it.effect("keeps NUL characters in file contents and printed text", () =>
+      Effect.gen(function*() {
+        const outcome = yield* run(dataPaths + `export function run() {
+          fs.writeFile("~/data/nul.txt", "a\\u0000b")
+          print("x\\u0000y")
+          return fs.readFile("~/data/nul.txt").length
+        }`)
+        expect(outcome.result).toBe(3)
+        expect(readFileSync(join(fixture.data, "nul.txt"), "utf8")).toBe("a\u0000b")
+        expect(outcome.output).toBe("x\u0000y\n")
+      }))
+
     it.effect("reads and writes through handles, in chunks, null at the end", () =>
       Effect.gen(function*() {
         const outcome = yield* run(dataPaths + `export function run() {
