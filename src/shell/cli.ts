@@ -2,10 +2,13 @@
  * The `luallm-agent` command tree. Each subcommand lives in `src/shell/commands/<name>.ts`.
  */
 import { Command } from "@effect/cli"
+import { approvalsCommand } from "./commands/approvals.ts"
 import { configCommand } from "./commands/config.ts"
+import { demoCommand } from "./commands/demo.ts"
 import { doctorCommand } from "./commands/doctor.ts"
 import { logCommand } from "./commands/log.ts"
 import { generateCommand, generateWithContextCommand, quickPromptCommand } from "./commands/prompt.ts"
+import { resetCommand, resumeCommand, runCommand, statusCommand } from "./commands/task.ts"
 import { root } from "./root.ts"
 
 export const cli = root.pipe(
@@ -13,6 +16,12 @@ export const cli = root.pipe(
     "An auditable, resumable agent for local LLMs: plans a task graph, drafts missing skills as sandboxed code, and asks a human before trusting them."
   ),
   Command.withSubcommands([
+    runCommand,
+    resumeCommand,
+    statusCommand,
+    resetCommand,
+    approvalsCommand,
+    demoCommand,
     doctorCommand,
     configCommand,
     logCommand,

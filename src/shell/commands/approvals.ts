@@ -1,0 +1,61 @@
+/**
+ * `approvals list|show|approve|reject`: the scriptable side of skill approval. `approve`
+ * records the human's yes and promotes the draft into skills.allowed_dir; `reject` records
+ * the no with a reason. `luallm-agent resume` then continues (or fails) the waiting task.
+ */
+import { Args, Command as Cli, Options } from "@effect/cli"
+import { Console, Effect, Option } from "effect"
+import { sanitizeForTerminal } from "../../core/terminalText.ts"
+import { Approvals } from "../../layers/Approvals.ts"
+import { describeApproval } from "../approvalPrompt.ts"
+import { dim, green, printJson } from "../ui.ts"
+import { provideAgent } from "./task.ts"
+
+const json = Options.boolean("json").pipe(Options.withDescription("Print JSON"))
+const id = Args.text({ name: "id" }).pipe(Args.withDescription("The approval id (the first 8 characters are enough)"))
+
+const listCommand = Cli.make("list", { json }, ({ json: asJson }) =>
+  Effect.gen(function*() {
+    const pending = yield* (yield* Approvals).listPending
+    if (asJson) return yield* printJson(pending)
+    if (pending.length === 0) return yield* Console.log("no pending approvals")
+    for (const record of pending) {
+      const tests = `${record.test_report.passed}/${record.test_report.total} tests pass`
+      yield* Console.log(
+        `${record.id.slice(0, 8)}  ${record.skill_name} ${sanitizeForTerminal(record.version)}  ${tests}  ${dim(record.created_at)}`
+      )
+    }
+  }).pipe(provideAgent)).pipe(Cli.withDescription("List the drafts waiting for a human"))
+
+const showCommand = Cli.make("show", { id, json }, ({ id, json: asJson }) =>
+  Effect.gen(function*() {
+    const approvals = yield* Approvals
+    const record = yield* approvals.get(id)
+    if (asJson) return yield* printJson({ ...record, promotion_commands: approvals.promotionCommands(record) })
+    yield* Console.log(describeApproval(record, approvals.promotionCommands(record)))
+  }).pipe(provideAgent)).pipe(Cli.withDescription("Show a draft's tests, declared paths and the promotion commands"))
+
+const approveCommand = Cli.make("approve", { id }, ({ id }) =>
+  Effect.gen(function*() {
+    const approvals = yield* Approvals
+    const resolved = yield* approvals.resolve(id, true, "approved with `approvals approve`")
+    const promoted = yield* approvals.promote(resolved.id)
+    yield* Console.log(green(`approved and promoted ${promoted.skill_name} → ${promoted.promoted_to ?? "?"}`))
+    yield* Console.log("next: luallm-agent resume")
+  }).pipe(provideAgent)).pipe(Cli.withDescription("Approve a draft (you read it) and promote it into skills.allowed_dir"))
+
+const rejectCommand = Cli.make(
+  "reject",
+  { id, reason: Options.text("reason").pipe(Options.withDescription("Why; the task's failure message quotes it"), Options.optional) },
+  ({ id, reason }) =>
+    Effect.gen(function*() {
+      const approvals = yield* Approvals
+      const resolved = yield* approvals.resolve(id, false, Option.getOrElse(reason, () => "rejected with `approvals reject`"))
+      yield* Console.log(`rejected ${resolved.skill_name}; \`luallm-agent resume\` will end the task with your reason`)
+    }).pipe(provideAgent)
+).pipe(Cli.withDescription("Reject a draft, with a reason"))
+
+export const approvalsCommand = Cli.make("approvals").pipe(
+  Cli.withDescription("Review drafted skills: list, show, approve, reject"),
+  Cli.withSubcommands([listCommand, showCommand, approveCommand, rejectCommand])
+)
