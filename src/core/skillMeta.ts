@@ -10,6 +10,7 @@
  * glob lies inside an allowed one (for `Skills.validate`).
  */
 import { Either, ParseResult, Schema } from "effect"
+import type { Json } from "./config.ts"
 
 const got = (actual: unknown): string => (actual === undefined ? "nothing" : JSON.stringify(actual))
 
@@ -56,6 +57,16 @@ export const SkillMetadata = Schema.Struct({
   args: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { exact: true })
 })
 export type SkillMetadata = typeof SkillMetadata.Type
+
+/** A JSON value: what a skill receives and returns. */
+export const JsonValue: Schema.Schema<Json> = Schema.suspend(() =>
+  Schema.Union(Schema.Null, Schema.Boolean, Schema.Number, Schema.String, Schema.Array(JsonValue), Schema.Record({ key: Schema.String, value: JsonValue }))
+)
+
+/** `run`'s arguments as given on a command line or in a plan: a JSON object. */
+export const SkillArgs = Schema.Record({ key: Schema.String, value: JsonValue }).annotations({
+  message: (issue) => `expected a JSON object, got ${got(issue.actual)}`
+})
 
 /** Why a skill's header could not be read; `line` is 1-based in the skill file when known. */
 export interface MetadataProblem {

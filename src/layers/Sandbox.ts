@@ -178,7 +178,7 @@ export const makeSandbox = (host: SandboxHost) =>
           const [elapsed, ran] = yield* Effect.timed(withRun(request, (run) => run.runTest(tests, index)))
           spent = Duration.sum(spent, elapsed)
           const outcome = Either.getOrElse(ran.value, (error) => ({ status: "fail" as const, error: error.message }))
-          results.push({ name, ...outcome, duration_ms: Duration.toMillis(elapsed) })
+          results.push({ name, ...outcome, duration_ms: Math.round(Duration.toMillis(elapsed)) })
           if (ran.output !== "") outputs.push(`# ${name}\n${ran.output}`)
         }
         return { report: summarize(results), output: outputs.join("") }

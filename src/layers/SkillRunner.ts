@@ -98,7 +98,7 @@ export const makeSkillRunner = Effect.gen(function*() {
         }
         yield* audit.log("skill.start", describeMode(skill, request.mode))
         const [elapsed, outcome] = yield* Effect.timed(Effect.either(sandbox.call(request, "run", args)))
-        const duration_ms = Duration.toMillis(elapsed)
+        const duration_ms = Math.round(Duration.toMillis(elapsed))
         if (outcome._tag === "Left") {
           const error = outcome.left
           if (error._tag !== "AuditWriteError") {
@@ -124,7 +124,7 @@ export const makeSkillRunner = Effect.gen(function*() {
           total: report.total,
           passed: report.passed,
           failed: report.failed,
-          duration_ms: Duration.toMillis(elapsed)
+          duration_ms: Math.round(Duration.toMillis(elapsed))
         })
         return { ...report, output: run.output }
       })

@@ -16,14 +16,7 @@
  * Values cross the boundary as JSON text only; no handle to a host object ever enters.
  */
 import { Either, Schema } from "effect"
-import {
-  newQuickJSWASMModule,
-  newVariant,
-  type QuickJSContext,
-  type QuickJSHandle,
-  type QuickJSRuntime,
-  RELEASE_SYNC
-} from "quickjs-emscripten"
+import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten"
 import type { Json } from "../core/config.ts"
 import { detectModuleForm, type SkillMetadata } from "../core/skillMeta.ts"
 import { harnessFileName, harnessSource, TestNames, TestOutcome } from "../core/testHarness.ts"
@@ -111,7 +104,10 @@ export const makeEngine = (memoryMb: number): Engine => {
     // the engine, so the printed copy is not for the user's terminal.
     printErr: () => undefined
   }
-  const load = newQuickJSWASMModule(newVariant(RELEASE_SYNC, { wasmMemory: memory, emscriptenModule }))
+  // Imported on first use: commands that never run a skill do not pay for loading QuickJS.
+  const load = import("quickjs-emscripten").then(({ newQuickJSWASMModule, newVariant, RELEASE_SYNC }) =>
+    newQuickJSWASMModule(newVariant(RELEASE_SYNC, { wasmMemory: memory, emscriptenModule }))
+  )
   return { load, memory, maxBytes, poisoned: false }
 }
 
@@ -649,10 +645,15 @@ export class SandboxRun {
     )
   }
 
-  /** Maps thrown values to `SkillThrew` and host-level failures to a poisoned engine. */
+  /**
+   * Maps thrown values to `SkillThrew` and host-level failures to a poisoned engine. A run
+   * that broke a rule fails with that refusal even when the skill caught the exception and
+   * returned before the interrupt handler stopped it.
+   */
   private guarded<A>(body: () => Either.Either<A, Failure>): Either.Either<A, SandboxError> {
     try {
-      return Either.mapLeft(body(), (failure) => (failure._tag === "Thrown" ? new SkillThrew(failure) : failure))
+      const outcome = Either.mapLeft(body(), (failure) => (failure._tag === "Thrown" ? new SkillThrew(failure) : failure))
+      return this.stopReason === undefined ? outcome : Either.left(this.stopReason)
     } catch (error) {
       this.engine.poisoned = true
       return Either.left(this.stop(this.hostFailure(this.request.skill.meta.name, error)))

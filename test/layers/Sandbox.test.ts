@@ -284,6 +284,18 @@ layer(sandboxTestLayer(fixture))("Sandbox", (it) => {
         expect(report.failed).toBe(0)
       }))
 
+    it.effect("a test that catches a refusal still fails with it", () =>
+      Effect.gen(function*() {
+        const { report } = yield* testRun(
+          header() + "export const run = () => 1",
+          "test('sneaky', () => { try { fs.readFile('/etc/passwd') } catch (e) {} })\ntest('honest', () => assert.ok(true))"
+        )
+        expect(report.results.map((r) => [r.name, r.status, r.error?.slice(0, 40) ?? null])).toEqual([
+          ["sneaky", "fail", "Refused fs.readFile(\"/etc/passwd\") by sk"],
+          ["honest", "pass", null]
+        ])
+      }))
+
     it.effect("a test file that does not load is a harness error, not a result", () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(testRun(header() + "export const run = () => 1", "test('x', () => {\n"))

@@ -99,6 +99,7 @@ const pathAttempts: ReadonlyArray<Attempt> = [
   { name: "listing the root", meta: data, code: "export const run = () => fs.listDir('/')", tag: "PathNotAllowed", message: "Refused fs.listDir(\"/\")" },
   { name: "probing with exists", meta: data, code: "export const run = () => fs.exists('/etc/shadow')", tag: "PathNotAllowed", message: "Refused fs.exists(\"/etc/shadow\")" },
   { name: "opening a handle outside", meta: data, code: "export const run = () => fs.open('~/outside/secret.txt')", tag: "PathNotAllowed", message: "Refused fs.open(" },
+  { name: "catching the refusal and returning at once", meta: data, code: "export function run() { try { fs.readFile('/etc/passwd') } catch (e) {} return 'escaped' }", tag: "PathNotAllowed", message: "/etc/passwd" },
   { name: "catching the refusal and carrying on", meta: data, code: "export function run() { try { fs.readFile('/etc/passwd') } catch (e) {} return fs.readFile('~/data/lines.txt') }", tag: "PathNotAllowed", message: "/etc/passwd" },
   { name: "a dependency reading its parent's paths", meta: { ...data, dependencies: ["reader"] }, code: "export const run = () => require('reader').run({ path: '~/data/lines.txt' })", dependencies: ["reader"], tag: "PathNotAllowed", message: "by skill reader: " }
 ]
