@@ -8,6 +8,7 @@ import { demoCommand } from "./commands/demo.ts"
 import { doctorCommand } from "./commands/doctor.ts"
 import { logCommand } from "./commands/log.ts"
 import { generateCommand, generateWithContextCommand, quickPromptCommand } from "./commands/prompt.ts"
+import { skillsCommand } from "./commands/skills.ts"
 import { resetCommand, resumeCommand, runCommand, statusCommand } from "./commands/task.ts"
 import { root } from "./root.ts"
 
@@ -21,6 +22,7 @@ export const cli = root.pipe(
     statusCommand,
     resetCommand,
     approvalsCommand,
+    skillsCommand,
     demoCommand,
     doctorCommand,
     configCommand,

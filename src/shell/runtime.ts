@@ -9,6 +9,9 @@ import { AppConfig, AppConfigLive } from "../layers/Config.ts"
 import { Audit, AuditLive } from "../layers/Audit.ts"
 import { llmLayerFor } from "../layers/LlmCassette.ts"
 import { LuallmLive } from "../layers/Luallm.ts"
+import { SandboxLive } from "../layers/Sandbox.ts"
+import { SkillRunnerLive } from "../layers/SkillRunner.ts"
+import { SkillsLive } from "../layers/Skills.ts"
 import { builtinSkillsDir } from "./packageRoot.ts"
 import { root } from "./root.ts"
 
@@ -47,3 +50,11 @@ export const llmLayer = (options: GlobalOptions) =>
 /** Runs `effect` with the LLM layer built from the root command's options. */
 export const provideLlm = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(root, (options) => Effect.provide(effect, llmLayer(options)))
+
+/** The base layer plus the sandbox, the skill library and the runner (no LLM needed). */
+export const skillsLayer = (options: GlobalOptions) =>
+  SkillRunnerLive.pipe(Layer.provideMerge(SkillsLive), Layer.provideMerge(SandboxLive), Layer.provideMerge(baseLayer(options)))
+
+/** Runs `effect` with the skills layer built from the root command's options. */
+export const provideSkills = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(root, (options) => Effect.provide(effect, skillsLayer(options)))

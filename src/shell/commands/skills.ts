@@ -1,0 +1,157 @@
+/**
+ * `skills list|show|run|test`: the skill library from the command line. Approved skills
+ * (skills.allowed_dir) and shipped ones (skills.builtin_dir) run trusted; `--draft` picks the
+ * agent's draft of that name (skills.agent_dir), which runs in draft mode. Everything a skill
+ * file or a skill run produces is untrusted text and is printed sanitised.
+ */
+import { Args, Command as Cli, Options } from "@effect/cli"
+import { FileSystem } from "@effect/platform"
+import { Console, Data, Effect, Either, ParseResult, Schema } from "effect"
+import { SkillArgs, type SkillMetadata } from "../../core/skillMeta.ts"
+import { sanitizeForTerminal } from "../../core/terminalText.ts"
+import type { TestResult } from "../../core/testHarness.ts"
+import { AppConfig } from "../../layers/Config.ts"
+import { SkillRunner } from "../../layers/SkillRunner.ts"
+import { Skills } from "../../layers/Skills.ts"
+import { ExitCodes, ExitWith } from "../exit.ts"
+import { provideSkills } from "../runtime.ts"
+import { bold, dim, fail, ok, printJson, printUntrusted } from "../ui.ts"
+
+const json = Options.boolean("json").pipe(Options.withDescription("Print JSON"))
+const draft = Options.boolean("draft").pipe(
+  Options.withDescription("Use the agent's draft of this name (skills.agent_dir); it runs in draft mode, its writes going to a scratch directory")
+)
+const allowExec = Options.boolean("allow-exec").pipe(
+  Options.withDescription("Grant the exec capability to a skill that declares it (you are the approval; approval_tiers.skill_exec \"auto\" grants it always)")
+)
+const name = Args.text({ name: "name" }).pipe(Args.withDescription("The skill's name (an identifier, not a path)"))
+
+const text = (value: string): string => sanitizeForTerminal(value)
+
+/** `skills test`: the tests could not run at all (as opposed to 1, some failed). */
+const TESTS_DID_NOT_RUN = 2
+
+/** Where skills come from, in lookup order. */
+const sources = Effect.map(AppConfig, ({ config }) => [
+  { origin: "approved", dir: config.skills.allowed_dir },
+  { origin: "shipped", dir: config.skills.builtin_dir },
+  { origin: "draft", dir: config.skills.agent_dir }
+] as const)
+
+const listCommand = Cli.make("list", { json }, ({ json: asJson }) =>
+  Effect.gen(function*() {
+    const skills = yield* Skills
+    const listed = yield* Effect.forEach(yield* sources, (source) =>
+      Effect.map(skills.list(source.dir), (entries) => ({ ...source, entries })))
+    if (asJson) {
+      return yield* printJson({
+        skills: listed.flatMap((s) => s.entries.flatMap((e) => (e._tag === "Valid" ? [{ origin: s.origin, file: e.file, ...e.meta }] : []))),
+        invalid: listed.flatMap((s) => s.entries.flatMap((e) => (e._tag === "Invalid" ? [{ origin: s.origin, file: e.file, error: e.error.message }] : [])))
+      })
+    }
+    for (const { dir, entries, origin } of listed) {
+      yield* Console.log(`${bold(origin)} ${dim(dir)}`)
+      if (entries.length === 0) yield* Console.log(dim("  (none)"))
+      for (const entry of entries) {
+        yield* Console.log(
+          entry._tag === "Valid"
+            ? `  ${entry.meta.name} ${text(entry.meta.version)}  ${dim(text(entry.meta.description))}`
+            : `  ${fail(text(entry.file))}\n      ${text(entry.error.message)}`
+        )
+      }
+    }
+  }).pipe(provideSkills)).pipe(Cli.withDescription("List approved, shipped and drafted skills; broken files are listed with their error"))
+
+const describeSkill = (meta: SkillMetadata, file: string, tests: string | null): ReadonlyArray<string> => {
+  const list = (items: ReadonlyArray<string>) => (items.length === 0 ? dim("none") : items.map(text).join(", "))
+  return [
+    `${bold(meta.name)} ${text(meta.version)}  ${dim(text(file))}`,
+    ...(meta.description === "" ? [] : [`  ${text(meta.description)}`]),
+    `  functions:    ${list(meta.public_functions)}`,
+    ...(meta.args === undefined ? [] : [`  run's args:   ${Object.entries(meta.args).map(([key, about]) => `${text(key)} (${text(about)})`).join(", ")}`]),
+    `  paths:        ${list(meta.paths)}`,
+    `  dependencies: ${list(meta.dependencies)}`,
+    `  capabilities: ${list(meta.capabilities)}`,
+    `  urls:         ${list(meta.urls)}`,
+    `  tests:        ${tests === null ? dim("none") : text(tests)}`
+  ]
+}
+
+const showCommand = Cli.make("show", { name, draft, json }, ({ draft: fromDrafts, json: asJson, name }) =>
+  Effect.gen(function*() {
+    const skills = yield* Skills
+    const fs = yield* FileSystem.FileSystem
+    const skill = yield* skills.load(name, fromDrafts ? skills.draftDirs : skills.trustedDirs)
+    const testFile = skill.file.replace(/\.js$/, ".test.js")
+    const tests = (yield* fs.exists(testFile).pipe(Effect.orElseSucceed(() => false))) ? testFile : null
+    if (asJson) return yield* printJson({ file: skill.file, tests, ...skill.meta })
+    yield* Console.log(describeSkill(skill.meta, skill.file, tests).join("\n"))
+  }).pipe(provideSkills)).pipe(Cli.withDescription("Show a skill's metadata: functions, arguments, paths, dependencies, capabilities, tests"))
+
+class ArgsNotJson extends Data.TaggedError("ArgsNotJson")<{ readonly reason: string }> {
+  override get message() {
+    return `--args is not a JSON object: ${this.reason}. Pass run's arguments as JSON, e.g. --args '{"path": "~/data/file.csv"}'.`
+  }
+}
+
+const decodeArgs = Schema.decodeUnknownEither(Schema.parseJson(SkillArgs))
+
+/** Whether this run may use `exec`: the approval tier, or the human's --allow-exec. */
+const execGranted = (flag: boolean) => Effect.map(AppConfig, (app) => flag || app.approvalTier("skill_exec") === "auto")
+
+const runCommand = Cli.make(
+  "run",
+  {
+    name,
+    args: Options.text("args").pipe(Options.withDescription("run's arguments, a JSON object"), Options.withDefault("{}")),
+    json,
+    draft,
+    allowExec
+  },
+  ({ allowExec: allow, args, draft: fromDrafts, json: asJson, name }) =>
+    Effect.gen(function*() {
+      const decoded = decodeArgs(args)
+      if (Either.isLeft(decoded)) {
+        const reason = ParseResult.ArrayFormatter.formatErrorSync(decoded.left).map((issue) => issue.message).join("; ")
+        yield* Console.error(`error: ${sanitizeForTerminal(new ArgsNotJson({ reason }).message)}`)
+        return yield* new ExitWith({ code: ExitCodes.usage })
+      }
+      const runner = yield* SkillRunner
+      const outcome = yield* runner.execute(name, decoded.right, { draft: fromDrafts, grantExec: yield* execGranted(allow) })
+      if (asJson) return yield* printJson(outcome)
+      if (outcome.output !== "") yield* printUntrusted(outcome.output.replace(/\n$/, ""))
+      yield* printUntrusted(JSON.stringify(outcome.result, null, 2))
+      yield* Console.error(dim(`${name} ran in ${outcome.duration_ms} ms${fromDrafts ? " (draft: its writes went to a scratch directory)" : ""}`))
+    }).pipe(provideSkills)
+).pipe(Cli.withDescription("Run a skill's run(args) in the sandbox and print its result"))
+
+const printResult = (result: TestResult) =>
+  Console.log(
+    result.status === "pass"
+      ? ok(`${text(result.name)} ${dim(`(${result.duration_ms} ms)`)}`)
+      : `${fail(`${text(result.name)} ${dim(`(${result.duration_ms} ms)`)}`)}\n    ${text(result.error ?? "failed")}`
+  )
+
+const testCommand = Cli.make("test", { name, json, draft, allowExec }, ({ allowExec: allow, draft: fromDrafts, json: asJson, name }) =>
+  Effect.gen(function*() {
+    const runner = yield* SkillRunner
+    const report = yield* runner.runTests(name, { draft: fromDrafts, grantExec: yield* execGranted(allow) }).pipe(
+      Effect.catchAll((error) =>
+        Effect.zipRight(Console.error(`error: ${sanitizeForTerminal(error.message)}`), new ExitWith({ code: TESTS_DID_NOT_RUN }))
+      )
+    )
+    if (asJson) yield* printJson(report)
+    else {
+      yield* Effect.forEach(report.results, printResult, { discard: true })
+      if (report.output !== "") yield* Effect.zipRight(Console.log(dim("output:")), printUntrusted(report.output.replace(/\n$/, "")))
+      yield* Console.log(`${report.passed} passed, ${report.failed} failed, ${report.total} total`)
+    }
+    if (report.failed > 0) return yield* new ExitWith({ code: ExitCodes.failure })
+  }).pipe(provideSkills)).pipe(
+    Cli.withDescription("Run <name>.test.js in the sandbox: exit 0 when all pass, 1 when any fails, 2 when the tests cannot run")
+  )
+
+export const skillsCommand = Cli.make("skills").pipe(
+  Cli.withDescription("The skill library: list, show, run and test skills in the sandbox"),
+  Cli.withSubcommands([listCommand, showCommand, runCommand, testCommand])
+)
