@@ -72,7 +72,7 @@ export class PromotionRefused extends Data.TaggedError("PromotionRefused")<{
   readonly reason: string
 }> {
   override get message() {
-    return `Skill ${this.skill} (approval ${this.id}) was not promoted: ${this.reason}.`
+    return `Skill ${this.skill} (approval ${this.id}) was not promoted: ${this.reason}. Nothing was copied to skills.allowed_dir; check the draft with \`luallm-agent approvals show ${this.id.slice(0, 8)}\`.`
   }
 }
 

@@ -32,7 +32,7 @@ export class AuditReadError extends Data.TaggedError("AuditReadError")<{
   readonly reason: string
 }> {
   override get message() {
-    return `Could not read the audit log ${this.path}: ${this.reason}.`
+    return `Could not read the audit log ${this.path}: ${this.reason}. Check that the file is readable by this user, or point audit.path in the config at the right file.`
   }
 }
 

@@ -92,7 +92,7 @@ const httpHint = (status: number): string =>
     ? "Check that llm.base_url points at an OpenAI-compatible server: the path was not found."
     : status >= 500
     ? "The server failed: look at its log (`luallm logs <model>`) and try again."
-    : "The server refused the request; its answer above says why (a prompt longer than the model's context is a common cause)."
+    : "The server refused the request; its answer above says why. A prompt longer than the model's context is a common cause: shorten the request, or use a model with a longer context."
 
 export class LlmHttpError extends Data.TaggedError("LlmHttpError")<{
   readonly url: string

@@ -44,7 +44,7 @@ export class TestFileFailed extends Data.TaggedError("TestFileFailed")<{
   readonly reason: string
 }> {
   override get message() {
-    return `The tests of skill ${this.skill} (${this.file}) could not run: ${this.reason}`
+    return `The tests of skill ${this.skill} (${this.file}) could not run: ${this.reason.replace(/\.$/, "")}. Fix the test file (tests register with test(name, fn)), then run \`luallm-agent skills test ${this.skill}\`.`
   }
 }
 

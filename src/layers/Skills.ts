@@ -40,7 +40,7 @@ export class MetadataInvalid extends Data.TaggedError("MetadataInvalid")<{
 }> {
   override get message() {
     const where = this.line === null ? this.file : `${this.file}:${this.line}`
-    return `The skill header of ${where} is invalid: ${this.reason}. A skill begins with /* @skill {"name": "…", "version": "1.0.0", "public_functions": ["run"]} */.`
+    return `The skill header of ${where} is invalid: ${this.reason}. Fix the header: a skill begins with /* @skill {"name": "…", "version": "1.0.0", "public_functions": ["run"]} */.`
   }
 }
 
@@ -65,7 +65,7 @@ export class SkillInvalid extends Data.TaggedError("SkillInvalid")<{
   readonly problems: ReadonlyArray<string>
 }> {
   override get message() {
-    return [`Skill ${this.file} is not valid:`, ...this.problems.map((p) => `  - ${p}`)].join("\n")
+    return [`Skill ${this.file} is not valid:`, ...this.problems.map((p) => `  - ${p}`), "Fix these problems in the file and check it again."].join("\n")
   }
 }
 

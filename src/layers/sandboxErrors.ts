@@ -25,7 +25,7 @@ export class PathNotAllowed extends Data.TaggedError("PathNotAllowed")<{
       case "parent_segment":
         return `Refused ${where}: the path contains "..". Skills must name paths directly; write the path without "..".`
       case "protected":
-        return `Refused ${where}: ${this.resolved} is inside ${globs}, which belongs to luallm-agent (skills, drafts, state and audit) and skills may not change it (drafts may not even read skills.allowed_dir).`
+        return `Refused ${where}: ${this.resolved} is inside ${globs}, which belongs to luallm-agent (skills, drafts, state and audit) and skills may not change it (drafts may not even read skills.allowed_dir). Point the skill at a path under allowed_paths outside these directories.`
       case "not_declared":
         return `Refused ${where}: ${this.resolved} is not among the paths the skill declares (${globs}). Add a matching glob to the skill's "paths" (a changed skill needs approval again).`
       case "not_allowed":
@@ -102,7 +102,7 @@ export class CapabilityDenied extends Data.TaggedError("CapabilityDenied")<{
   override get message() {
     switch (this.reason) {
       case "not_declared":
-        return `Refused ${this.capability} by skill ${this.skill}: the skill does not declare "capabilities": ["${this.capability}"] in its metadata.`
+        return `Refused ${this.capability} by skill ${this.skill}: the skill does not declare "capabilities": ["${this.capability}"] in its metadata. Add it to the skill's header if the skill needs it (a changed skill needs approval again).`
       case "not_granted":
         return `Refused ${this.capability} by skill ${this.skill}: the approval tier (approval_tiers.skill_${this.capability}) did not grant it for this run. Approve it (e.g. skills run --allow-exec) or set the tier to "auto".`
       case "draft":
@@ -117,7 +117,7 @@ export class CommandNotAllowed extends Data.TaggedError("CommandNotAllowed")<{
   readonly reason: string
 }> {
   override get message() {
-    return `Refused exec("${this.command}") by skill ${this.skill}: ${this.reason}.`
+    return `Refused exec("${this.command}") by skill ${this.skill}: ${this.reason}. The whitelist is fixed: change the skill to do this another way.`
   }
 }
 
