@@ -10,6 +10,26 @@ const entries = {
   soak: "scripts/soak.ts"
 }
 
+/**
+ * @effect/cli loads its YAML, TOML and INI parsers when it is loaded, for `Options.file*`
+ * config files; initialising them was a sixth of the CLI's start-up. They only ever call
+ * `parse`, so each import becomes a module whose `parse` loads the parser on first use.
+ */
+const lazyFileParsers = {
+  name: "lazy-file-parsers",
+  setup(build) {
+    build.onResolve({ filter: /^(yaml|toml|ini)$/ }, (args) =>
+      args.kind === "import-statement" && /[\\/]@effect[\\/]cli[\\/]/.test(args.importer)
+        ? { path: args.path, namespace: "lazy-file-parser", pluginData: { resolveDir: args.resolveDir } }
+        : undefined)
+    build.onLoad({ filter: /.*/, namespace: "lazy-file-parser" }, (args) => ({
+      contents: `let parser\nexport const parse = (text) => (parser ??= require(${JSON.stringify(args.path)})).parse(text)\n`,
+      resolveDir: args.pluginData.resolveDir,
+      loader: "js"
+    }))
+  }
+}
+
 await Promise.all(
   Object.entries(entries)
     .filter(([, file]) => existsSync(file))
@@ -23,6 +43,10 @@ await Promise.all(
         target: "node20",
         // QuickJS finds its .wasm next to its own files: load it from node_modules.
         external: ["quickjs-emscripten", "quickjs-emscripten-core", "@jitl/*"],
+        // A lazy `import()` becomes a lazy `require()`: bin/luallm-agent.cjs compiles the bundle
+        // with a code cache (vm.Script), where `import()` would need an experimental flag.
+        supported: { "dynamic-import": false },
+        plugins: [lazyFileParsers],
         // Sources use import.meta.url (to find the package root); give the bundle a real one.
         banner: { js: "const __import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
         define: { "import.meta.url": "__import_meta_url" },

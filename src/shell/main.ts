@@ -3,7 +3,8 @@
  * a meaningful exit code; only defects (bugs) print a trace.
  */
 import { ValidationError } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect } from "effect"
 import { runCli } from "./cli.ts"
 import { renderError } from "./errors.ts"

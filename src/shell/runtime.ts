@@ -3,7 +3,7 @@
  * need (`AppConfig`, `Audit`, …) and `provideApp` gives it to them; nothing here runs at
  * import time, so `--help` stays fast.
  */
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect, Layer, Option } from "effect"
 import { AppConfig, AppConfigLive } from "../layers/Config.ts"
 import { Audit, AuditLive } from "../layers/Audit.ts"
@@ -39,9 +39,18 @@ export const provideBase = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 export type BaseServices = AppConfig | Audit | NodeContext.NodeContext
 
+/**
+ * The HTTP client, loaded when a command first needs it: initialising the HTTP stack
+ * (undici comes with it) is the largest part of module start-up, and `--help` never uses it.
+ * Import @effect/platform-node's modules by path, never its index: the index loads them all.
+ */
+export const httpClientLayer = Layer.unwrapEffect(
+  Effect.map(Effect.promise(() => import("@effect/platform-node/NodeHttpClient")), (http) => http.layer)
+)
+
 /** `Llm` for a `--llm` value, with luallm discovery and HTTP; needs the config and the platform. */
 export const llmServices = (spec: string) =>
-  llmLayerFor(spec).pipe(Layer.provideMerge(LuallmLive), Layer.provideMerge(NodeHttpClient.layer))
+  llmLayerFor(spec).pipe(Layer.provideMerge(LuallmLive), Layer.provideMerge(httpClientLayer))
 
 /** The base layer plus the LLM picked by `--llm` (live by default). */
 export const llmLayer = (options: GlobalOptions) =>

@@ -9,7 +9,7 @@
  */
 import { Command as Cli, Options } from "@effect/cli"
 import { FileSystem, Path } from "@effect/platform"
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Console, Effect, Layer } from "effect"
 import { Agent, AgentDefault } from "../../Agent.ts"
 import { type AgentConfig, defaultConfig } from "../../core/config.ts"
@@ -22,6 +22,7 @@ import { LuallmLive } from "../../layers/Luallm.ts"
 import { describeApproval } from "../approvalPrompt.ts"
 import { packageRoot } from "../packageRoot.ts"
 import { describeProgress } from "../progress.ts"
+import { httpClientLayer } from "../runtime.ts"
 import { bold, dim, yellow } from "../ui.ts"
 import { reportOutcome } from "./task.ts"
 
@@ -107,7 +108,7 @@ const demoLayers = (config: AgentConfig, record: boolean) => {
   return AgentDefault.pipe(
     Layer.provideMerge(llm),
     Layer.provideMerge(LuallmLive),
-    Layer.provideMerge(NodeHttpClient.layer),
+    Layer.provideMerge(httpClientLayer),
     Layer.provideMerge(AuditLive),
     Layer.provideMerge(AppConfigFrom(config, { home: config.state_dir, cwd: demoDir })),
     Layer.provideMerge(NodeContext.layer)
