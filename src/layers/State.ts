@@ -57,6 +57,8 @@ export class State extends Context.Tag("State")<State, StateShape<Task>>() {}
 export const LockRecord = Schema.Struct({ pid: Schema.Number, since: Schema.String, command: Schema.String })
 const decodeLock = Schema.decodeUnknownOption(Schema.parseJson(LockRecord))
 
+const isNotFound = (error: PlatformError): boolean => error._tag === "SystemError" && error.reason === "NotFound"
+
 /** Whether a process is alive. Signal 0 checks existence; EPERM means it exists but is not ours. */
 export const isProcessAlive = (pid: number): boolean => {
   // 0 and negative pids address process groups, never one holder.
@@ -94,17 +96,24 @@ export const makeStateStore = <A, I>(schema: Schema.Schema<A, I>, options: State
 
     const ensureDir = fs.makeDirectory(options.dir, { recursive: true }).pipe(Effect.mapError(ioError(options.dir, "write")))
 
+    const writeTmp = (bytes: Uint8Array) =>
+      Effect.scoped(
+        Effect.gen(function*() {
+          const handle = yield* fs.open(tmp, { flag: "w" })
+          yield* handle.writeAll(bytes)
+          yield* handle.sync
+        })
+      )
+
     const save = (task: A) =>
       Effect.gen(function*() {
-        const text = yield* encode(task).pipe(Effect.orDie)
-        yield* ensureDir
-        yield* Effect.scoped(
-          Effect.gen(function*() {
-            const handle = yield* fs.open(tmp, { flag: "w" })
-            yield* handle.writeAll(new TextEncoder().encode(text))
-            yield* handle.sync
-          })
-        ).pipe(Effect.mapError(ioError(tmp, "write")))
+        const bytes = new TextEncoder().encode(yield* encode(task).pipe(Effect.orDie))
+        // The directory exists after the first save: make it only when the tmp file cannot be
+        // created for want of it, rather than pay a mkdir on every transition.
+        yield* writeTmp(bytes).pipe(
+          Effect.catchIf(isNotFound, () => Effect.zipRight(ensureDir, writeTmp(bytes))),
+          Effect.catchTag("SystemError", "BadArgument", (error) => Effect.fail(ioError(tmp, "write")(error)))
+        )
         yield* fs.rename(tmp, file).pipe(Effect.mapError(ioError(file, "write")))
       })
 
