@@ -1,0 +1,41 @@
+/**
+ * `npm run bench` cannot rot: every bench runs once at its tiny size and must produce its rows
+ * with real numbers and a target. The timings themselves are never asserted here.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { benches, runBenches } from "../bench/suite.ts"
+
+/** The rows issue #10 asks for (the agent bench adds its rows when it joins the suite). */
+const expectedFigures = [
+  /^CLI start: luallm-agent --help$/,
+  /^CLI start: luallm-agent status/,
+  /^CLI start: --help on the first run after a build/,
+  /^step overhead: State\.save \+ Audit\.log of a \d+ KB task$/,
+  /^graph: \S+ nodes validate\+sort\+execute$/,
+  /^graph: time per node at \S+ nodes$/,
+  /^graph: width-8 depth-3 llm_call graph, maxParallel 8$/,
+  /^graph: width-8 depth-3 llm_call graph, maxParallel 1/
+]
+
+describe("bench suite", () => {
+  it.live("every bench produces its rows, each with finite numbers and a target", () =>
+    Effect.gen(function*() {
+      const outcomes = yield* runBenches("tiny")
+      expect(outcomes.map((outcome) => outcome.name)).toEqual(benches.map((bench) => bench.name))
+      for (const outcome of outcomes) {
+        expect(outcome._tag === "Broken" ? `${outcome.name} broke: ${outcome.cause}` : outcome.name).toBe(outcome.name)
+      }
+      const rows = outcomes.flatMap((outcome) => (outcome._tag === "Measured" ? outcome.rows : []))
+      for (const figure of expectedFigures) {
+        expect(rows.filter((row) => figure.test(row.figure)).map((row) => row.figure), String(figure)).toHaveLength(1)
+      }
+      for (const row of rows) {
+        for (const value of [row.value, row.baseline, row.ratio, row.target]) {
+          expect(Number.isFinite(value) && value > 0, `${row.figure}: ${value}`).toBe(true)
+        }
+        expect(row.baselineLabel, row.figure).not.toBe("")
+        expect(row.met, row.figure).toBe(row.ratio <= row.target)
+      }
+    }))
+})
