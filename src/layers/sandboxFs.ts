@@ -24,6 +24,10 @@ export interface SpawnResult {
 
 export type OpenFlags = "r" | "w" | "a"
 
+export type FileRead =
+  | { readonly _tag: "Read"; readonly text: string; readonly bytes: number }
+  | { readonly _tag: "TooLarge"; readonly bytes: number }
+
 export interface SandboxHost {
   /** Used to resolve `~` and relative paths the way AppConfig does. */
   readonly home: string
@@ -31,8 +35,8 @@ export interface SandboxHost {
   /** The real path of an existing path; throws when it does not exist. */
   readonly realPath: (path: string) => string
   readonly exists: (path: string) => boolean
-  readonly fileSize: (path: string) => number
-  readonly readFile: (path: string) => string
+  /** The text of a file, unless it has more than `maxBytes` bytes. */
+  readonly readFile: (path: string, maxBytes: number) => FileRead
   /** Returns the number of bytes written. */
   readonly writeFile: (path: string, data: string, append: boolean) => number
   readonly copyFile: (from: string, to: string) => void
@@ -73,11 +77,15 @@ export const nodeSandboxHost = (
   cwd: env.cwd,
   realPath: (path) => fs.realpathSync.native(path),
   exists: (path) => fs.existsSync(path),
-  fileSize: (path) => fs.statSync(path).size,
-  readFile: (path) => {
+  readFile: (path, maxBytes) => {
     const fd = fs.openSync(path, openFlags.r)
     try {
-      return fs.readFileSync(fd, "utf8")
+      const size = fs.fstatSync(fd).size
+      if (size > maxBytes) return { _tag: "TooLarge", bytes: size }
+      const buffer = Buffer.allocUnsafe(size)
+      let bytes = 0
+      for (let n = -1; n !== 0 && bytes < size; bytes += n) n = fs.readSync(fd, buffer, bytes, size - bytes, null)
+      return { _tag: "Read", text: buffer.toString("utf8", 0, bytes), bytes }
     } finally {
       fs.closeSync(fd)
     }

@@ -168,13 +168,12 @@ export const installGlobals = (run: SandboxRun, instance: Instance): void => {
     readFile: ([path]) => {
       const requested = pathArg(path, "fs.readFile")
       const granted = grant("fs.readFile", requested, "read")
-      const size = host.fileSize(granted.target)
-      if (size > maxReadBytes) {
-        throw new GuestError("RangeError", `fs.readFile("${requested}"): the file has ${size} bytes, more than the ${maxReadBytes} a skill may read at once; read it in pieces with fs.open and fs.read`)
+      const read = host.readFile(granted.target, maxReadBytes)
+      if (read._tag === "TooLarge") {
+        throw new GuestError("RangeError", `fs.readFile("${requested}"): the file has ${read.bytes} bytes, more than the ${maxReadBytes} a skill may read at once; read it in pieces with fs.open and fs.read`)
       }
-      const text = host.readFile(granted.target)
-      record("readFile", granted, { bytes: size })
-      return newString(text)
+      record("readFile", granted, { bytes: read.bytes })
+      return newString(read.text)
     },
     writeFile: ([path, data]) => {
       const requested = pathArg(path, "fs.writeFile")

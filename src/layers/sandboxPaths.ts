@@ -82,48 +82,89 @@ export const globSet = (host: SandboxHost, globs: ReadonlyArray<string>): GlobSe
 
 export interface PathGuard {
   readonly check: (operation: string, requested: string, access: Access) => Either.Either<Granted, PathNotAllowed>
-  /** The scratch root of a draft run (resolved), or null for a trusted run. */
-  readonly scratchRoot: string | null
 }
 
-export const makePathGuard = (options: {
+const MAX_REMEMBERED_PATHS = 4096
+
+/** A value computed on first use: a run that never touches a file resolves no path at all. */
+const lazy = <A>(compute: () => A): (() => A) => {
+  let cached: { readonly value: A } | undefined
+  return () => (cached ??= { value: compute() }).value
+}
+
+/** What every skill of one run shares: `allowed_paths`, the protected paths, the scratch root. */
+export interface RunPaths {
   readonly host: SandboxHost
-  readonly skill: string
-  readonly declared: GlobSet
-  readonly allowed: GlobSet
+  /**
+   * `resolveRealPathSync`, remembered for the run. Sound against the skill: nothing a skill
+   * can do (write, append, mkdir, the read-only commands) creates or moves a symlink or moves
+   * or removes a directory, and a directory it creates is made at the already-resolved path,
+   * so no resolution changes under it during its run; files are still opened with O_NOFOLLOW.
+   */
+  readonly resolve: (lexical: string) => string
+  readonly allowed: () => GlobSet
+  readonly protectedPaths: () => ReadonlyArray<ProtectedPath>
+  /** The resolved scratch directory of a draft run, or null for a trusted run. */
+  readonly scratchRoot: () => string | null
+}
+
+export const makeRunPaths = (options: {
+  readonly host: SandboxHost
+  readonly allowedPaths: ReadonlyArray<string>
   readonly protectedPaths: ReadonlyArray<ProtectedPath>
   readonly mode: RunMode
-}): PathGuard => {
-  const { host, skill, declared, allowed, mode } = options
-  const protectedPaths = options.protectedPaths.map((p) => ({
-    ...p,
-    path: resolveRealPathSync(host, normalizePath(p.path, host.cwd, host.home))
-  }))
-  const scratchRoot = mode._tag === "Draft" ? resolveRealPathSync(host, normalizePath(mode.scratchDir, host.cwd, host.home)) : null
+}): RunPaths => {
+  const { host, mode } = options
+  const resolved = new Map<string, string>()
+  const resolve = (lexical: string) => {
+    const known = resolved.get(lexical)
+    if (known !== undefined) return known
+    if (resolved.size >= MAX_REMEMBERED_PATHS) resolved.clear()
+    const real = resolveRealPathSync(host, lexical)
+    resolved.set(lexical, real)
+    return real
+  }
+  const resolveWritten = (path: string) => resolve(normalizePath(path, host.cwd, host.home))
+  return {
+    host,
+    resolve,
+    allowed: lazy(() => globSet(host, options.allowedPaths)),
+    protectedPaths: lazy(() => options.protectedPaths.map((p) => ({ ...p, path: resolveWritten(p.path) }))),
+    scratchRoot: lazy(() => (mode._tag === "Draft" ? resolveWritten(mode.scratchDir) : null))
+  }
+}
+
+/** The path rules of one skill in a run: its own declared paths, the run's shared ones. */
+export const makePathGuard = (run: RunPaths, skill: string, declaredPaths: ReadonlyArray<string>): PathGuard => {
+  const { host } = run
+  const declared = lazy(() => globSet(host, declaredPaths))
 
   const check = (operation: string, requested: string, access: Access): Either.Either<Granted, PathNotAllowed> => {
     const refuse = (resolved: string, reason: PathNotAllowed["reason"], rule: ReadonlyArray<string>) =>
       Either.left(new PathNotAllowed({ skill, operation, path: requested, resolved, reason, rule }))
     if (hasParentSegment(requested)) return refuse(requested, "parent_segment", [])
     const lexical = normalizePath(requested, host.cwd, host.home)
-    const resolved = resolveRealPathSync(host, lexical)
-    for (const p of protectedPaths) {
+    const resolved = run.resolve(lexical)
+    const scratchRoot = run.scratchRoot()
+    for (const p of run.protectedPaths()) {
       const reachable = access === "read" && !(p.hiddenFromDrafts && scratchRoot !== null)
       if (!reachable && (isInside(resolved, p.path) || isRotationOf(resolved, p.path))) {
         return refuse(resolved, "protected", [`${p.key} (${p.path})`])
       }
     }
-    const isDeclared = matchesAnyGlob(resolved, declared.real)
-    const isAllowed = matchesAnyGlob(resolved, allowed.real)
+    const isDeclared = matchesAnyGlob(resolved, declared().real)
+    const isAllowed = matchesAnyGlob(resolved, run.allowed().real)
     if (!isDeclared || !isAllowed) {
-      const lexicallyFine = matchesAnyGlob(lexical, declared.lexical) && matchesAnyGlob(lexical, allowed.lexical)
-      if (lexicallyFine && lexical !== resolved) return refuse(resolved, "symlink_escape", [...declared.written, ...allowed.written])
-      return isDeclared ? refuse(resolved, "not_allowed", allowed.written) : refuse(resolved, "not_declared", declared.written)
+      const lexicallyFine = matchesAnyGlob(lexical, declared().lexical) && matchesAnyGlob(lexical, run.allowed().lexical)
+      if (lexicallyFine && lexical !== resolved) {
+        return refuse(resolved, "symlink_escape", [...declared().written, ...run.allowed().written])
+      }
+      return isDeclared ? refuse(resolved, "not_allowed", run.allowed().written) : refuse(resolved, "not_declared", declared().written)
     }
     if (scratchRoot === null) return Either.right({ resolved, target: resolved, scratchMirror: null })
     const mirror = `${scratchRoot}${resolved}`
     if (access === "write") return Either.right({ resolved, target: mirror, scratchMirror: mirror })
     return Either.right({ resolved, target: host.exists(mirror) ? mirror : resolved, scratchMirror: mirror })
   }
-  return { check, scratchRoot }
+  return { check }
 }

@@ -34,7 +34,7 @@ import {
 } from "./sandboxErrors.ts"
 import type { SandboxHost } from "./sandboxFs.ts"
 import { GuestError, installGlobals, moduleName, type OpenFile, parseGuestJson } from "./sandboxGlobals.ts"
-import { type GlobSet, globSet, makePathGuard, type PathGuard, type ProtectedPath, type RunMode } from "./sandboxPaths.ts"
+import { makePathGuard, makeRunPaths, type PathGuard, type ProtectedPath, type RunMode, type RunPaths } from "./sandboxPaths.ts"
 
 export interface SkillSource {
   readonly meta: SkillMetadata
@@ -185,6 +185,8 @@ export class Instance {
   /** Files whose stack frames point at this skill's own code. */
   readonly sourceFiles: Array<string>
   requireFunction: QuickJSHandle | undefined
+  /** The property key "length", made once: reading a string's length is on every host call. */
+  readonly lengthKey: QuickJSHandle
   constructor(
     readonly skill: SkillSource,
     readonly rt: QuickJSRuntime,
@@ -193,6 +195,7 @@ export class Instance {
     readonly guard: PathGuard
   ) {
     this.sourceFiles = [skill.file]
+    this.lengthKey = this.own(ctx.newString("length"))
   }
   get name(): string {
     return this.skill.meta.name
@@ -244,7 +247,7 @@ export class SandboxRun {
   private stopReason: SandboxError | undefined
   private readonly instances: Array<Instance> = []
   private readonly dependencyInstances = new Map<string, Instance>()
-  private readonly allowed: GlobSet
+  private readonly paths: RunPaths
   private execDir: string | undefined
 
   constructor(
@@ -255,7 +258,12 @@ export class SandboxRun {
   ) {
     this.deadline = Date.now() + settings.timeoutSeconds * 1000
     this.output = new OutputBuffer(settings.maxOutputChars)
-    this.allowed = globSet(settings.host, settings.allowedPaths)
+    this.paths = makeRunPaths({
+      host: settings.host,
+      allowedPaths: settings.allowedPaths,
+      protectedPaths: settings.protectedPaths,
+      mode: request.mode
+    })
   }
 
   audit(event: string, data: Readonly<Record<string, unknown>>): void {
@@ -319,14 +327,7 @@ export class SandboxRun {
       loadCommonJs: get("loadCommonJs")
     }
     bridgeObject.value.dispose()
-    const guard = makePathGuard({
-      host: this.settings.host,
-      skill: skill.meta.name,
-      declared: globSet(this.settings.host, skill.meta.paths),
-      allowed: this.allowed,
-      protectedPaths: this.settings.protectedPaths,
-      mode: this.request.mode
-    })
+    const guard = makePathGuard(this.paths, skill.meta.name, skill.meta.paths)
     const instance = new Instance(skill, rt, ctx, bridge, guard)
     for (const handle of Object.values(bridge)) instance.own(handle)
     this.instances.push(instance)
@@ -427,7 +428,7 @@ export class SandboxRun {
   readString(instance: Instance, handle: QuickJSHandle): Either.Either<string, Failure> {
     const { ctx } = instance
     const text = ctx.getString(handle)
-    const lengthHandle = ctx.getProp(handle, "length")
+    const lengthHandle = ctx.getProp(handle, instance.lengthKey)
     const length = ctx.getNumber(lengthHandle)
     lengthHandle.dispose()
     if (length === text.length) return Either.right(text)
