@@ -20,11 +20,13 @@ import { AppConfig } from "./Config.ts"
 import { SandboxCrashed, type SandboxError } from "./sandboxErrors.ts"
 import { nodeSandboxHost, type SandboxHost } from "./sandboxFs.ts"
 import type { ProtectedPath } from "./sandboxPaths.ts"
-import { type Engine, engineFull, makeEngine, type RunRequest, type RunSettings, SandboxRun, type TestSource } from "./sandboxVm.ts"
+import { type Engine, engineFull, makeEngine } from "./sandboxEngine.ts"
+import type { RunRequest, RunSettings, TestSource } from "./sandboxInstance.ts"
+import { SandboxRun } from "./sandboxVm.ts"
 
 export * from "./sandboxErrors.ts"
+export type { RunRequest, SkillSource, TestSource } from "./sandboxInstance.ts"
 export { draft, type RunMode, trusted } from "./sandboxPaths.ts"
-export type { RunRequest, SkillSource, TestSource } from "./sandboxVm.ts"
 
 export interface CallResult {
   readonly result: Json

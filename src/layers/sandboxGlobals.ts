@@ -21,7 +21,8 @@ import {
 import { checkCommand } from "./sandboxExec.ts"
 import type { OpenFlags } from "./sandboxFs.ts"
 import type { Access, Granted } from "./sandboxPaths.ts"
-import type { Failure, Instance, SandboxRun } from "./sandboxVm.ts"
+import type { Failure, Instance } from "./sandboxInstance.ts"
+import type { SandboxRun } from "./sandboxVm.ts"
 
 export interface OpenFile {
   readonly fd: number

@@ -1,25 +1,21 @@
 /**
- * The QuickJS engine behind `Sandbox`: one run = one `SandboxRun`, holding a fresh runtime +
- * context for the skill and one more for each dependency it `require`s (each with its own
- * declared paths). Everything here is synchronous because QuickJS host calls are.
+ * One sandboxed run (`SandboxRun`): a fresh runtime + context for the skill and one more for
+ * each dependency it `require`s, each with its own declared paths. Everything here is
+ * synchronous because QuickJS host calls are.
  *
- * Limits, and why they are enforced the way they are:
- * - CPU: the interrupt handler stops the run at its deadline (shared by the skill, its
- *   dependencies, its promise jobs and its commands).
- * - Memory: the prebuilt engine's own accounting (`setMemoryLimit`) bounds single allocations
- *   only (quickjs-emscripten issues #255, #271), so each engine is given a WebAssembly memory
- *   whose maximum is the limit: once it is full, QuickJS fails its allocations with "out of
- *   memory". Runs are serialised per engine (`Sandbox.ts`), so the cap belongs to one run.
- * - Stack: `setMaxStackSize` catches ordinary recursion. Some native paths (deeply nested
- *   JSON, parser nesting) can exhaust the host's stack first; that surfaces as a host
- *   RangeError, after which the engine is poisoned and `Sandbox.ts` loads a fresh one.
+ * Limits: the interrupt handler stops the run at its deadline (shared by the skill, its
+ * dependencies, its promise jobs and its commands); memory is the engine's capped WebAssembly
+ * memory (`sandboxEngine.ts`); `setMaxStackSize` catches ordinary recursion, and the native
+ * paths that exhaust the host's stack first (deeply nested JSON, parser nesting) surface as a
+ * host RangeError, after which the engine is poisoned and replaced.
  * Values cross the boundary as JSON text only; no handle to a host object ever enters.
  */
 import { Either, Schema } from "effect"
-import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten"
+import type { QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten"
 import type { Json } from "../core/config.ts"
-import { detectModuleForm, type SkillMetadata } from "../core/skillMeta.ts"
-import { harnessFileName, harnessSource, TestNames, TestOutcome } from "../core/testHarness.ts"
+import { detectModuleForm } from "../core/skillMeta.ts"
+import { harnessFileName, harnessSource, TestNames, TestOutcome as TestOutcomeSchema, type TestOutcome } from "../core/testHarness.ts"
+import { type Engine, engineFull } from "./sandboxEngine.ts"
 import {
   FunctionNotExported,
   OutputTooLarge,
@@ -32,213 +28,30 @@ import {
   SkillTimeout,
   UndeclaredDependency
 } from "./sandboxErrors.ts"
-import type { SandboxHost } from "./sandboxFs.ts"
-import { GuestError, installGlobals, moduleName, type OpenFile, parseGuestJson } from "./sandboxGlobals.ts"
-import { makePathGuard, makeRunPaths, type PathGuard, type ProtectedPath, type RunMode, type RunPaths } from "./sandboxPaths.ts"
-
-export interface SkillSource {
-  readonly meta: SkillMetadata
-  readonly file: string
-  readonly code: string
-}
-
-export interface TestSource {
-  readonly file: string
-  readonly code: string
-}
-
-export interface RunRequest {
-  readonly skill: SkillSource
-  /** Every skill the run may `require`, transitively, resolved by the caller. */
-  readonly dependencies: ReadonlyMap<string, SkillSource>
-  readonly mode: RunMode
-  /** The caller's approval for the `exec` capability (the skill must also declare it). */
-  readonly grantExec: boolean
-}
-
-export interface RunSettings {
-  readonly host: SandboxHost
-  readonly timeoutSeconds: number
-  readonly memoryMb: number
-  readonly stackBytes: number
-  readonly maxOutputChars: number
-  readonly maxResultChars: number
-  readonly maxHandles: number
-  readonly allowedPaths: ReadonlyArray<string>
-  readonly protectedPaths: ReadonlyArray<ProtectedPath>
-}
-
-export interface AuditEvent {
-  readonly event: string
-  readonly data: Readonly<Record<string, unknown>>
-}
-
-/** The part of `WebAssembly.Memory` used here; the project's `lib` carries no WebAssembly types. */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer
-}
-const WasmMemory = (globalThis as unknown as {
-  readonly WebAssembly: { readonly Memory: new(descriptor: { initial: number; maximum: number }) => WasmMemory }
-}).WebAssembly.Memory
-
-/** A QuickJS engine (a WebAssembly module) whose linear memory is capped. */
-export interface Engine {
-  readonly load: Promise<{ readonly newRuntime: () => QuickJSRuntime }>
-  readonly memory: WasmMemory
-  readonly maxBytes: number
-  /** Set when a host-level failure left the module in an unknown state. */
-  poisoned: boolean
-}
-
-const PAGE = 65536
-/** Room for the engine itself (static data, C stack, runtime bookkeeping) below the skill's share. */
-const ENGINE_BASE_BYTES = 16 * 1024 * 1024
-
-export const makeEngine = (memoryMb: number): Engine => {
-  const maxBytes = ENGINE_BASE_BYTES + memoryMb * 1024 * 1024
-  const memory = new WasmMemory({ initial: ENGINE_BASE_BYTES / PAGE, maximum: maxBytes / PAGE })
-  const emscriptenModule = {
-    wasmMemory: memory,
-    // Emscripten prints its aborts (e.g. a runtime that cannot be freed after a skill left
-    // an endless promise chain); the abort itself reaches us as an exception and retires
-    // the engine, so the printed copy is not for the user's terminal.
-    printErr: () => undefined
-  }
-  // Imported on first use: commands that never run a skill do not pay for loading QuickJS.
-  const load = import("quickjs-emscripten").then(({ newQuickJSWASMModule, newVariant, RELEASE_SYNC }) =>
-    newQuickJSWASMModule(newVariant(RELEASE_SYNC, { wasmMemory: memory, emscriptenModule }))
-  )
-  return { load, memory, maxBytes, poisoned: false }
-}
-
-/** The engine's memory reached its cap: allocations now fail. */
-export const engineFull = (engine: Engine): boolean => engine.memory.buffer.byteLength >= engine.maxBytes
-
-/** An exception the skill's code threw, read out of the VM. */
-interface Thrown {
-  readonly _tag: "Thrown"
-  readonly skill: string
-  readonly file: string
-  readonly error: string
-  readonly line: number | null
-}
-
-export type Failure = SandboxError | Thrown
+import { GuestError, installGlobals, moduleName, parseGuestJson } from "./sandboxGlobals.ts"
+import {
+  type AuditEvent,
+  type Bridge,
+  bridgeSource,
+  type Failure,
+  Instance,
+  OutputBuffer,
+  reexportSource,
+  type RunRequest,
+  type RunSettings,
+  type SkillSource,
+  type TestSource
+} from "./sandboxInstance.ts"
+import { makePathGuard, makeRunPaths, type RunPaths } from "./sandboxPaths.ts"
 
 const isHostStackOverflow = (error: unknown): boolean =>
   error instanceof RangeError && /call stack/i.test(error.message)
 
-
 const Described = Schema.parseJson(Schema.Struct({ name: Schema.String, message: Schema.String, stack: Schema.String }))
 const decodeDescribed = Schema.decodeUnknownEither(Described)
 const decodeTestNames = Schema.decodeUnknownEither(Schema.parseJson(TestNames))
-const decodeTestOutcome = Schema.decodeUnknownEither(Schema.parseJson(TestOutcome))
+const decodeTestOutcome = Schema.decodeUnknownEither(Schema.parseJson(TestOutcomeSchema))
 const decodeNames = Schema.decodeUnknownEither(Schema.parseJson(Schema.Array(Schema.String)))
-
-
-// Evaluated first in every context, before any skill code, so it keeps the real built-ins.
-const bridgeSource = `(() => {
-  "use strict";
-  const stringify = JSON.stringify, parse = JSON.parse, S = String, keysOf = Object.keys, apply = Reflect.apply;
-  const printable = (value) => {
-    if (typeof value === "string") return value;
-    try { const text = stringify(value); return text === undefined ? S(value) : text; }
-    catch (e) { try { return S(value); } catch (e2) { return "[unprintable value]"; } }
-  };
-  return {
-    toJson: (value) => { const text = stringify(value); return text === undefined ? "null" : text; },
-    fromJson: (text) => parse(text),
-    format: printable,
-    describe: (error) => {
-      try {
-        if (error !== null && typeof error === "object") {
-          return stringify({ name: S(error.name), message: S(error.message), stack: typeof error.stack === "string" ? error.stack : "" });
-        }
-        return stringify({ name: "", message: printable(error), stack: "" });
-      } catch (e) { return stringify({ name: "", message: "a value that could not be read", stack: "" }); }
-    },
-    functionNames: (object) => {
-      const names = [];
-      for (const key of keysOf(object)) if (typeof object[key] === "function") names[names.length] = key;
-      return stringify(names);
-    },
-    invoke: (target, name, argsJson) => apply(target[name], target, parse(argsJson)),
-    loadCommonJs: (factory, require) => {
-      const module = { exports: {} };
-      apply(factory, module.exports, [module, module.exports, require]);
-      return module.exports;
-    }
-  };
-})()`
-
-const bridgeFunctions = ["toJson", "fromJson", "format", "describe", "functionNames", "invoke", "loadCommonJs"] as const
-type Bridge = Record<(typeof bridgeFunctions)[number], QuickJSHandle>
-
-/** One skill in its own runtime and context. */
-export class Instance {
-  readonly owned: Array<QuickJSHandle> = []
-  readonly files = new Map<number, OpenFile>()
-  readonly proxies = new Map<string, QuickJSHandle>()
-  /** Modules served by name inside this context: the skill under test, for its test file. */
-  readonly localModules = new Map<string, QuickJSHandle>()
-  nextFileId = 1
-  /** Files whose stack frames point at this skill's own code. */
-  readonly sourceFiles: Array<string>
-  requireFunction: QuickJSHandle | undefined
-  /** The property key "length", made once: reading a string's length is on every host call. */
-  readonly lengthKey: QuickJSHandle
-  constructor(
-    readonly skill: SkillSource,
-    readonly rt: QuickJSRuntime,
-    readonly ctx: QuickJSContext,
-    readonly bridge: Bridge,
-    readonly guard: PathGuard
-  ) {
-    this.sourceFiles = [skill.file]
-    this.lengthKey = this.own(ctx.newString("length"))
-  }
-  get name(): string {
-    return this.skill.meta.name
-  }
-  own(handle: QuickJSHandle): QuickJSHandle {
-    this.owned.push(handle)
-    return handle
-  }
-}
-
-/** Captured `print`/`console` output, capped; the cap is reported at the end of the text. */
-class OutputBuffer {
-  private readonly parts: Array<string> = []
-  private size = 0
-  private truncated = false
-  constructor(private readonly limit: number) {}
-  append(line: string): void {
-    if (this.truncated) return
-    const room = this.limit - this.size
-    if (line.length + 1 > room) {
-      this.parts.push(line.slice(0, Math.max(0, room)))
-      this.truncated = true
-      return
-    }
-    this.parts.push(`${line}\n`)
-    this.size += line.length + 1
-  }
-  text(): string {
-    const text = this.parts.join("")
-    return this.truncated ? `${text}\n[output truncated: the skill printed more than ${this.limit} characters]\n` : text
-  }
-}
-
-
-const isIdentifier = (name: string): boolean => /^[A-Za-z_$][\w$]*$/.test(name) && name !== "default"
-
-/** An ES module that re-exports a `require`d object, so `import { run } from "dep"` works. */
-const reexportSource = (name: string, functions: ReadonlyArray<string>): string =>
-  [
-    `const m = require(${JSON.stringify(name)});`,
-    "export default m;",
-    ...functions.filter(isIdentifier).map((f) => `export const ${f} = m.${f};`)
-  ].join("\n")
 
 export class SandboxRun {
   readonly output: OutputBuffer
@@ -316,7 +129,7 @@ export class SandboxRun {
       rt.dispose()
       return Either.left(new SandboxCrashed({ skill: skill.meta.name, reason: "the sandbox bridge did not evaluate" }))
     }
-    const get = (name: (typeof bridgeFunctions)[number]) => ctx.getProp(bridgeObject.value, name)
+    const get = (name: keyof Bridge) => ctx.getProp(bridgeObject.value, name)
     const bridge: Bridge = {
       toJson: get("toJson"),
       fromJson: get("fromJson"),
