@@ -1,0 +1,337 @@
+/**
+ * Every tagged error the CLI can meet, rendered the way a user sees it: one line starting with
+ * `error: `, the facts the user gave (path, model, skill…), what to do next, no stack trace,
+ * and the exit code. A `Data.TaggedError` added anywhere in src without a row here fails the
+ * completeness test at the bottom.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, relative } from "node:path"
+import { NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
+import { parseCondition } from "../../src/core/conditions.ts"
+import { fromJson } from "../../src/core/graph.ts"
+import { SinceInvalid } from "../../src/core/stats.ts"
+import { newTask } from "../../src/core/task.ts"
+import { Event, transition } from "../../src/core/taskMachine.ts"
+import {
+  ApprovalAlreadyResolved,
+  ApprovalAmbiguous,
+  ApprovalCorrupt,
+  ApprovalIoError,
+  ApprovalNotFound,
+  PromotionRefused
+} from "../../src/layers/Approvals.ts"
+import { AuditReadError, AuditWriteError } from "../../src/layers/Audit.ts"
+import { ConfigFileNotFound, ConfigFileUnreadable, ConfigInvalid } from "../../src/layers/Config.ts"
+import { LlmBadResponse, LlmHttpError, LlmScriptExhausted, LlmTimeout, LlmUnreachable } from "../../src/layers/Llm.ts"
+import { CassetteInvalid, CassetteMismatch, CassetteWriteError, LlmSpecInvalid } from "../../src/layers/LlmCassette.ts"
+import {
+  LuallmCommandFailed,
+  LuallmNotFound,
+  LuallmStatusInvalid,
+  ModelNotReady,
+  ModelNotRunning,
+  NoModelAvailable
+} from "../../src/layers/Luallm.ts"
+import { TestFileFailed } from "../../src/layers/Sandbox.ts"
+import {
+  CapabilityDenied,
+  CommandNotAllowed,
+  FunctionNotExported,
+  OutputTooLarge,
+  PathNotAllowed,
+  ResultNotJson,
+  SandboxCrashed,
+  SkillMemoryExceeded,
+  SkillStalled,
+  SkillThrew,
+  SkillTimeout,
+  TooManyHandles,
+  UndeclaredDependency
+} from "../../src/layers/sandboxErrors.ts"
+import { RunNotDeclared, TestFileMissing } from "../../src/layers/SkillRunner.ts"
+import {
+  DependencyCycle,
+  DependencyMissing,
+  InvalidSkillName,
+  MetadataInvalid,
+  SkillInvalid,
+  SkillNotFound,
+  SkillUnreadable
+} from "../../src/layers/Skills.ts"
+import { StateCorrupt, StateIoError, StateLocked } from "../../src/layers/State.ts"
+import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
+import { ConfirmationRequired } from "../../src/shell/commands/task.ts"
+import { renderError } from "../../src/shell/errors.ts"
+import { ExitCodes, ExitWith } from "../../src/shell/exit.ts"
+import { runCli } from "../support/cli.ts"
+
+interface Row {
+  /** The case, when a class has several messages. */
+  readonly variant?: string
+  readonly error: { readonly _tag: string }
+  /** What reaches the human, when the error is only part of it (default: the error itself). */
+  readonly shown?: unknown
+  /** What the message must name: the values the user gave or needs. */
+  readonly facts: ReadonlyArray<string>
+  readonly code?: number
+}
+
+const ID = "3f2a9c1e-7b4d-4e21-9a0f-5c6d7e8f9a0b"
+const STATE_DIR = "/home/ada/.local/state/luallm-agent"
+const DRAFT = "/home/ada/.local/state/luallm-agent/drafts/csv_sum.js"
+const request = (user: string) => ({
+  model: "qwen2.5-7b-instruct",
+  messages: [{ role: "system" as const, content: "You plan." }, { role: "user" as const, content: user }],
+  temperature: 0.2
+})
+const metadata = { prompt: "p", created_at: "2026-01-01T00:00:00.000Z", model: "qwen2.5-7b-instruct" }
+
+const graphErrors = (plan: unknown) =>
+  Either.match(fromJson(JSON.stringify(plan), metadata), {
+    onLeft: (errors) => errors,
+    onRight: () => []
+  })
+const llm = (id: string, depends_on: ReadonlyArray<string> = []) => ({ id, action: "llm_call", prompt_template: "p", depends_on })
+
+// A cycle, as `validate` reports it to the model and, after the retries, in the task's error.
+const [cycle] = graphErrors({ nodes: [llm("a", ["b"]), llm("b", ["a"])] })
+// A condition error is told to the model inside the plan error that names its decision node;
+// a human sees it in the task's error once the model has used up its plan retries.
+const conditionError = Either.match(parseCondition("result >"), { onLeft: (error) => error, onRight: () => undefined })
+const [badCondition] = graphErrors({
+  nodes: [
+    llm("fetch"),
+    { id: "check", action: "decision", depends_on: ["fetch"], condition: "result >", if_true: "yes", if_false: "no" },
+    llm("yes", ["check"]),
+    llm("no", ["check"])
+  ]
+})
+
+const now = "2026-01-01T10:00:00.000Z"
+const limits = { max_task_steps: 50, max_plan_retries: 0, max_skill_retries: 2 }
+const planRetriesSpent = (errors: ReadonlyArray<string>) =>
+  transition({ ...newTask(ID, "Sum the sales", now), state: "planning" }, Event.PlanRejected({ errors }), limits, now).task.error
+
+const pathRefusal = (reason: PathNotAllowed["reason"], rule: ReadonlyArray<string>) =>
+  new PathNotAllowed({
+    skill: "csv_sum",
+    operation: "fs.writeFile",
+    path: "~/reports/../secrets.txt",
+    resolved: "/home/ada/secrets.txt",
+    reason,
+    rule
+  })
+
+const rows: ReadonlyArray<Row> = [
+  // Agent
+  { error: new TaskInProgress({ id: ID, state: "approval" }), facts: ["3f2a9c1e", "approval", "luallm-agent resume", "luallm-agent reset"] },
+  { error: new NoTaskToResume({ stateDir: STATE_DIR }), facts: [STATE_DIR, "luallm-agent run"] },
+  // Config
+  { error: new ConfigFileNotFound({ path: "/home/ada/agent.json", via: "--config" }), facts: ["/home/ada/agent.json", "--config"] },
+  {
+    error: new ConfigFileUnreadable({ path: "/home/ada/agent.json", reason: "Unexpected token } in JSON at position 41" }),
+    facts: ["/home/ada/agent.json", "Unexpected token }"]
+  },
+  {
+    error: new ConfigInvalid({
+      file: "/home/ada/agent.json",
+      issues: [{ key: "limits.max_task_steps", message: `expected a positive integer, got "ten"`, source: { _tag: "file", file: "/home/ada/agent.json" } }]
+    }),
+    facts: ["/home/ada/agent.json", "limits.max_task_steps", `got "ten"`, "luallm-agent config"]
+  },
+  // Audit
+  { error: new AuditWriteError({ path: `${STATE_DIR}/audit.jsonl`, reason: "ENOSPC: no space left on device" }), facts: [`${STATE_DIR}/audit.jsonl`, "ENOSPC", "audit.path"] },
+  { error: new AuditReadError({ path: `${STATE_DIR}/audit.jsonl.2`, reason: "EACCES: permission denied" }), facts: [`${STATE_DIR}/audit.jsonl.2`, "EACCES", "audit.path"] },
+  // State
+  { error: new StateCorrupt({ path: `${STATE_DIR}/current_task.json`, reason: "state: expected one of pending, planning…" }), facts: [`${STATE_DIR}/current_task.json`, "luallm-agent reset"] },
+  { error: new StateIoError({ path: `${STATE_DIR}/current_task.json`, operation: "write", reason: "EROFS: read-only file system" }), facts: [`${STATE_DIR}/current_task.json`, "write", "EROFS", "state_dir"] },
+  {
+    error: new StateLocked({ path: `${STATE_DIR}/lock`, pid: 4242, since: "2026-01-01T10:00:00.000Z", command: "run" }),
+    facts: [`${STATE_DIR}/lock`, "4242", "2026-01-01T10:00:00.000Z", "`run`"]
+  },
+  // Luallm
+  { error: new LuallmNotFound({ binary: "luallm", stateFile: "/home/ada/.luallm/state.json" }), facts: ["luallm", "/home/ada/.luallm/state.json", "luallm.binary", "llm.base_url"] },
+  { error: new LuallmStatusInvalid({ source: "luallm status --json", reason: "servers[0].port: expected a number" }), facts: ["luallm status --json", "servers[0].port"] },
+  { variant: "exit code", error: new LuallmCommandFailed({ command: "luallm start qwen", exitCode: 2, output: "no such model: qwen" }), facts: ["luallm start qwen", "exited with 2", "no such model"] },
+  { variant: "timed out", error: new LuallmCommandFailed({ command: "luallm start qwen", exitCode: null, output: "" }), facts: ["luallm start qwen", "did not finish in time"] },
+  {
+    error: new ModelNotRunning({ model: "qwen2.5-7b-instruct", running: ["llama-3.2-3b"], startCommand: "luallm start qwen2.5-7b-instruct" }),
+    facts: ["qwen2.5-7b-instruct", "llama-3.2-3b", "`luallm start qwen2.5-7b-instruct`"]
+  },
+  { error: new NoModelAvailable({ purpose: "planning", reason: "luallm reports no running model", binary: "luallm" }), facts: ["planning", "no running model", "model_policy.planning"] },
+  { error: new ModelNotReady({ model: "qwen2.5-7b-instruct", waitedSeconds: 120, lastSeen: "HTTP 503 loading model" }), facts: ["qwen2.5-7b-instruct", "120s", "HTTP 503"] },
+  // Llm
+  {
+    error: new LlmUnreachable({ url: "http://127.0.0.1:8080/v1/chat/completions", reason: "connect ECONNREFUSED 127.0.0.1:8080", attempts: 3, startCommand: "luallm start qwen" }),
+    facts: ["http://127.0.0.1:8080/v1/chat/completions", "ECONNREFUSED", "3 attempts", "`luallm start qwen`"]
+  },
+  { error: new LlmTimeout({ url: "http://127.0.0.1:8080/v1/chat/completions", seconds: 120 }), facts: ["http://127.0.0.1:8080", "120s", "limits.llm_timeout_seconds"] },
+  { variant: "401", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 401, body: "invalid api key", attempts: 1 }), facts: ["HTTP 401", "invalid api key", "llm.api_key"] },
+  { variant: "404", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/v1/chat/completions", status: 404, body: "", attempts: 1 }), facts: ["HTTP 404", "/v1/v1/", "llm.base_url"] },
+  { variant: "400", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 400, body: "the request exceeds the available context size", attempts: 1 }), facts: ["HTTP 400", "context size"] },
+  { variant: "500", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 500, body: "CUDA out of memory", attempts: 3 }), facts: ["HTTP 500", "3 attempts", "CUDA out of memory"] },
+  { error: new LlmBadResponse({ url: "http://127.0.0.1:8080/v1/chat/completions", problem: "its body is not JSON", excerpt: "<html>502 Bad Gateway</html>" }), facts: ["http://127.0.0.1:8080", "not JSON", "502 Bad Gateway", "llm.base_url"] },
+  { error: new LlmScriptExhausted({ request: 4, model: "fake", lastUserMessage: "Write the skill csv_sum", scripted: 3 }), facts: ["#4", "fake", "csv_sum", "3 replies"] },
+  // Cassettes
+  {
+    variant: "different request",
+    error: new CassetteMismatch({ cassette: "test/fixtures/demo.jsonl", request: 2, expected: request("Sum the sales"), actual: request("Sum the costs"), recorded: 5 }),
+    facts: ["#2", "test/fixtures/demo.jsonl", "--llm record:test/fixtures/demo.jsonl"]
+  },
+  {
+    variant: "past the end",
+    error: new CassetteMismatch({ cassette: "test/fixtures/demo.jsonl", request: 6, expected: null, actual: request("One more"), recorded: 5 }),
+    facts: ["#6", "qwen2.5-7b-instruct", "5 recorded", "--llm record:test/fixtures/demo.jsonl"]
+  },
+  { error: new CassetteInvalid({ path: "test/fixtures/demo.jsonl", line: 3, reason: "response.content is missing" }), facts: ["test/fixtures/demo.jsonl", "line 3", "response.content"] },
+  { error: new CassetteWriteError({ path: "/readonly/demo.jsonl", reason: "EACCES: permission denied" }), facts: ["/readonly/demo.jsonl", "EACCES"] },
+  { error: new LlmSpecInvalid({ spec: "replay" }), facts: [`"replay"`, "replay:<cassette.jsonl>"] },
+  // Approvals
+  { error: new ApprovalNotFound({ id: "deadbeef", dir: `${STATE_DIR}/pending_approvals` }), facts: ["deadbeef", `${STATE_DIR}/pending_approvals`, "luallm-agent approvals list"] },
+  { error: new ApprovalAmbiguous({ id: "3f2a", matches: [ID, "3f2a0000-0000-4000-8000-000000000000"] }), facts: ["3f2a", ID] },
+  { error: new ApprovalCorrupt({ path: `${STATE_DIR}/pending_approvals/skill_csv_sum_${ID}.json`, reason: "status: expected pending" }), facts: [`skill_csv_sum_${ID}.json`, "status"] },
+  { error: new ApprovalAlreadyResolved({ id: ID, status: "rejected" }), facts: [ID, "rejected"] },
+  { variant: "tests failed", error: new PromotionRefused({ id: ID, skill: "csv_sum", reason: "its last test run did not pass (2/3)" }), facts: ["csv_sum", ID, "2/3", "luallm-agent approvals show 3f2a9c1e"] },
+  { variant: "draft changed", error: new PromotionRefused({ id: ID, skill: "csv_sum", reason: "the draft changed after it was approved" }), facts: ["csv_sum", "changed after it was approved"] },
+  { error: new ApprovalIoError({ path: "/home/ada/skills/csv_sum.js", reason: "EACCES: permission denied" }), facts: ["/home/ada/skills/csv_sum.js", "EACCES"] },
+  // Skills
+  { error: new InvalidSkillName({ name: "../etc/passwd" }), facts: ["../etc/passwd", "luallm-agent skills list"] },
+  { error: new SkillNotFound({ name: "csv_sum", searched: ["/home/ada/skills", "/opt/luallm-agent/skills"] }), facts: ["csv_sum", "/home/ada/skills", "/opt/luallm-agent/skills"] },
+  { error: new SkillUnreadable({ file: DRAFT, reason: "it has 2000000 bytes, more than the 1048576 a skill may have" }), facts: [DRAFT, "2000000 bytes"] },
+  { error: new MetadataInvalid({ file: DRAFT, reason: "the header is not JSON", line: 1 }), facts: [`${DRAFT}:1`, "not JSON", "@skill"] },
+  { error: new DependencyMissing({ skill: "report", dependency: "csv_sum", searched: ["/home/ada/skills"] }), facts: ["report", "csv_sum", "/home/ada/skills"] },
+  { error: new DependencyCycle({ cycle: ["a", "b", "a"] }), facts: ["a → b → a"] },
+  { error: new SkillInvalid({ file: DRAFT, problems: [`the declared path "/etc/*" is not inside allowed_paths (~/data/**)`] }), facts: [DRAFT, "/etc/*", "~/data/**"] },
+  // Sandbox
+  { variant: "parent segment", error: pathRefusal("parent_segment", []), facts: ["csv_sum", "fs.writeFile", "~/reports/../secrets.txt", ".."] },
+  { variant: "protected", error: pathRefusal("protected", ["/home/ada/skills"]), facts: ["csv_sum", "/home/ada/secrets.txt", "/home/ada/skills", "allowed_paths"] },
+  { variant: "not declared", error: pathRefusal("not_declared", ["~/reports/*.md"]), facts: ["csv_sum", "/home/ada/secrets.txt", "~/reports/*.md"] },
+  { variant: "not allowed", error: pathRefusal("not_allowed", ["~/data/**"]), facts: ["csv_sum", "/home/ada/secrets.txt", "~/data/**", "allowed_paths"] },
+  { variant: "symlink escape", error: pathRefusal("symlink_escape", ["~/reports/**"]), facts: ["csv_sum", "/home/ada/secrets.txt", "symlink"] },
+  { error: new UndeclaredDependency({ skill: "csv_sum", requested: `require("child_process")`, declared: [] }), facts: ["csv_sum", `require("child_process")`, "dependencies"] },
+  { error: new SkillTimeout({ skill: "csv_sum", seconds: 30 }), facts: ["csv_sum", "30 s", "limits.skill_timeout_seconds"] },
+  { variant: "heap", error: new SkillMemoryExceeded({ skill: "csv_sum", kind: "heap", limit: 64 }), facts: ["csv_sum", "64 MB", "limits.skill_memory_mb"] },
+  { variant: "stack", error: new SkillMemoryExceeded({ skill: "csv_sum", kind: "stack", limit: 256 }), facts: ["csv_sum", "256 KiB"] },
+  { error: new TooManyHandles({ skill: "csv_sum", limit: 10, path: "~/data/11.csv" }), facts: ["csv_sum", "~/data/11.csv", "10"] },
+  { error: new SkillThrew({ skill: "csv_sum", file: DRAFT, error: "TypeError: rows.map is not a function", line: 14 }), facts: ["csv_sum", `${DRAFT}:14`, "TypeError: rows.map is not a function"] },
+  { variant: "not declared", error: new CapabilityDenied({ skill: "csv_sum", capability: "exec", reason: "not_declared" }), facts: ["csv_sum", `"capabilities": ["exec"]`] },
+  { variant: "not granted", error: new CapabilityDenied({ skill: "shell_safe", capability: "exec", reason: "not_granted" }), facts: ["shell_safe", "approval_tiers.skill_exec", "--allow-exec"] },
+  { variant: "draft", error: new CapabilityDenied({ skill: "csv_sum", capability: "exec", reason: "draft" }), facts: ["csv_sum", "draft"] },
+  { error: new CommandNotAllowed({ skill: "shell_safe", command: "rm", reason: "only ls, wc, head, tail, grep, find, cat, sort, uniq may be run (as argv, never through a shell)" }), facts: ["shell_safe", `exec("rm")`, "only ls, wc"] },
+  { error: new OutputTooLarge({ skill: "csv_sum", what: "result", size: 2_000_000, limit: 1_048_576 }), facts: ["csv_sum", "2000000", "1048576"] },
+  { error: new ResultNotJson({ skill: "csv_sum", reason: "a function at .format" }), facts: ["csv_sum", "a function at .format"] },
+  { error: new FunctionNotExported({ skill: "csv_sum", function: "run", exported: ["main"] }), facts: ["csv_sum", "run", "main"] },
+  { error: new SkillStalled({ skill: "csv_sum", function: "run" }), facts: ["csv_sum", "run"] },
+  { error: new SandboxCrashed({ skill: "csv_sum", reason: "the QuickJS engine did not load (out of memory)" }), facts: ["csv_sum", "QuickJS engine did not load"] },
+  { error: new TestFileFailed({ skill: "csv_sum", file: DRAFT.replace(".js", ".test.js"), reason: "it registers 150 tests, more than the 100 allowed." }), facts: ["csv_sum", "csv_sum.test.js", "150 tests", "luallm-agent skills test csv_sum"] },
+  // SkillRunner
+  { error: new TestFileMissing({ skill: "csv_sum", file: "/home/ada/skills/csv_sum.test.js" }), facts: ["csv_sum", "/home/ada/skills/csv_sum.test.js"] },
+  { error: new RunNotDeclared({ skill: "csv_sum", declared: ["summarise"] }), facts: ["csv_sum", "summarise", "public_functions"] },
+  // Plans: shown to the model while planning, and to the human in the task's error after the retries.
+  { variant: "cycle", error: cycle ?? { _tag: "missing" }, facts: [`"a"`, `"b"`, "cycle"] },
+  {
+    error: conditionError ?? { _tag: "missing" },
+    shown: planRetriesSpent([badCondition?.message ?? "?"]),
+    facts: [`Decision "check"`, `"result >"`, conditionError?.message ?? "?", "limits.max_plan_retries"]
+  },
+  // Shell commands
+  { variant: "prompt tier", error: new ConfirmationRequired({ tier: "prompt" }), facts: ["--yes", "approval_tiers.task_confirmation"] },
+  { variant: "human tier", error: new ConfirmationRequired({ tier: "human" }), facts: ["approval_tiers.task_confirmation", "terminal"] },
+  { error: new ContextFileUnreadable({ path: "/home/ada/notes.md", reason: "ENOENT: no such file or directory" }), facts: ["/home/ada/notes.md", "ENOENT"] },
+  { error: new NoCodeInAnswer({ out: "sum.py", model: "qwen2.5-7b-instruct", answer: "I cannot help with that." }), facts: ["sum.py", "qwen2.5-7b-instruct", "I cannot help with that."] },
+  { error: new OutputNotWritten({ path: "/readonly/sum.py", reason: "EACCES: permission denied" }), facts: ["/readonly/sum.py", "EACCES"] },
+  { error: new SinceInvalid({ value: "last tuesday" }), facts: [`"last tuesday"`, "2024-05-01"] }
+]
+
+/** A command to type, or a word that starts a step a human can take. */
+const nextStep = /`[^`]+`|\b(run|set|check|fix|start|add|use|pass|give|choose|create|drop|install|remove|move|raise|rephrase|write|export|return|close|declare|approve|wait|record|make sure|point|process|report|look|rename|try|inspect|stop|discard|shorten|change|edit)\b/i
+
+/** The last sentence (or line) of a message. */
+const lastSentence = (message: string): string =>
+  message.trim().split(/\n|(?<=[.!?)])\s+(?=[A-Z`"])/).filter((part) => part.trim() !== "").at(-1) ?? ""
+
+describe("every failure message", () => {
+  it.each(rows.map((row) => [`${row.error._tag}${row.variant === undefined ? "" : ` (${row.variant})`}`, row] as const))(
+    "%s says what happened, with the facts, and what to do next",
+    (_, row) => {
+      const rendered = renderError(row.shown ?? row.error)
+      expect(rendered.code).toBe(row.code ?? ExitCodes.failure)
+      expect(rendered.message.startsWith("error: ")).toBe(true)
+      for (const fact of row.facts) expect(rendered.message).toContain(fact)
+      // The next step comes last, where the eye lands after reading what happened.
+      expect(lastSentence(rendered.message)).toMatch(nextStep)
+      expect(rendered.message).not.toMatch(/\n\s+at \S|\.ts:\d+:\d+/)
+      expect(rendered.message).not.toMatch(/undefined|\[object Object\]|NaN/)
+    }
+  )
+
+  it("an ExitWith prints nothing more and exits with its code: the command already said what happened", () => {
+    expect(renderError(new ExitWith({ code: ExitCodes.paused }))).toEqual({ message: "", code: ExitCodes.paused })
+  })
+
+  it("--args that is not a JSON object is refused with one message and the usage exit code", () => {
+    const home = mkdtempSync(join(tmpdir(), "luallm-agent-home-"))
+    const run = runCli(["skills", "run", "read_file", "--args", "[1]"], { env: { HOME: home }, cwd: home })
+    expect(run.code).toBe(ExitCodes.usage)
+    expect(run.stderr.trim()).toBe(
+      `error: --args is not a JSON object: expected a JSON object, got [1]. Pass run's arguments as JSON, e.g. --args '{"path": "~/data/file.csv"}'.`
+    )
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Completeness: every `Data.TaggedError` class in src has a row (or a reason above why not).
+
+const srcDir = join(import.meta.dirname, "..", "..", "src")
+const sourceFiles = (dir: string): Array<string> =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? sourceFiles(join(dir, entry.name)) : entry.name.endsWith(".ts") ? [join(dir, entry.name)] : []
+  )
+
+interface Declared {
+  readonly tag: string
+  readonly file: string
+  readonly exported: boolean
+}
+
+const declared: ReadonlyArray<Declared> = sourceFiles(srcDir).flatMap((file) =>
+  Array.from(readFileSync(file, "utf8").matchAll(/^(export\s+)?class\s+\w+\s+extends\s+Data\.TaggedError\("(\w+)"\)/gm), (match) => ({
+    tag: match[2] ?? "",
+    file: relative(srcDir, file),
+    exported: match[1] !== undefined
+  }))
+)
+
+/** Classes a test cannot construct, and how they are covered instead. */
+const coveredElsewhere: Readonly<Record<string, string>> = {
+  ExitWith: "renders as no message; tested above",
+  ArgsNotJson: "private to the skills command, which prints it itself; tested above through the CLI",
+  UnexpectedStatus: "private to Llm.ts, where every one becomes an LlmHttpError (tested in test/layers/Llm.test.ts)"
+}
+
+describe("the table of failure messages", () => {
+  it("finds the tagged errors in src", () => {
+    expect(declared.length).toBeGreaterThan(50)
+    expect(declared.map((d) => d.tag)).toContain("ConfigInvalid")
+  })
+
+  it("has a row for every tagged error class in src", () => {
+    const covered = new Set([...rows.map((row) => row.error._tag), ...Object.keys(coveredElsewhere)])
+    const missing = declared.filter((d) => !covered.has(d.tag)).map((d) => `${d.tag} (${d.file})`)
+    expect(missing).toEqual([])
+  })
+
+  it("has no row for a tag that no longer exists", () => {
+    const tags = new Set(declared.map((d) => d.tag))
+    const stale = [...rows.map((row) => row.error._tag), ...Object.keys(coveredElsewhere)].filter((tag) => !tags.has(tag))
+    expect(stale).toEqual([])
+  })
+
+  it("covers elsewhere only classes that cannot be constructed here (or that render as no message)", () => {
+    const privateTags = declared.filter((d) => !d.exported).map((d) => d.tag)
+    expect(Object.keys(coveredElsewhere).filter((tag) => tag !== "ExitWith").sort()).toEqual([...privateTags].sort())
+  })
+})
