@@ -49,14 +49,24 @@ const readCache = (file) => {
   }
 }
 
-/** Written after the run, so it also holds the functions V8 compiled lazily while running. */
-const writeCache = (file, script) => {
+const digest = (parts) => crypto.createHash("sha256").update(parts.join("\0")).digest("hex").slice(0, 16)
+
+/**
+ * Written after the run, so it also holds the functions V8 compiled lazily while running. It
+ * replaces the caches of earlier builds of the same bundle: one file per installed bundle.
+ */
+const writeCache = (dir, name, script) => {
+  const file = path.join(dir, name)
   const tmp = `${file}.${process.pid}.tmp`
   try {
     fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o600 })
     fs.renameSync(tmp, file)
+    const bundleId = name.split("-")[0]
+    for (const old of fs.readdirSync(dir)) {
+      if (old.startsWith(`${bundleId}-`) && old !== name) fs.rmSync(path.join(dir, old), { force: true })
+    }
   } catch {
-    // A cache that cannot be written only makes the next start slower.
+    // A cache that cannot be written or pruned only makes a later start slower.
   } finally {
     fs.rmSync(tmp, { force: true })
   }
@@ -65,11 +75,11 @@ const writeCache = (file, script) => {
 const runWithCodeCache = (file, dir) => {
   const source = fs.readFileSync(file, "utf8")
   const { mtimeMs, size } = fs.statSync(file)
-  const key = crypto.createHash("sha256").update([file, size, mtimeMs, process.version, process.arch].join("\0")).digest("hex")
-  const cacheFile = path.join(dir, `${key.slice(0, 32)}.bin`)
-  const cachedData = readCache(cacheFile)
+  // V8 checks a cache against the source's length only: the build's size and time say which build it is.
+  const name = `${digest([file])}-${digest([size, mtimeMs, process.version, process.arch])}.bin`
+  const cachedData = readCache(path.join(dir, name))
   const script = new vm.Script(Module.wrap(source), { filename: file, cachedData })
-  if (cachedData === undefined || script.cachedDataRejected) process.once("exit", () => writeCache(cacheFile, script))
+  if (cachedData === undefined || script.cachedDataRejected) process.once("exit", () => writeCache(dir, name, script))
   const mod = new Module.Module(file, module)
   mod.filename = file
   script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file))

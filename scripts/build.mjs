@@ -2,6 +2,7 @@
 // One bundled file starts several times faster than unbundled ESM (see README, Performance).
 // Run by `prepare`, so `npm ci` leaves `npx luallm-agent` ready.
 import { build } from "esbuild"
+import { execFileSync } from "node:child_process"
 import { existsSync } from "node:fs"
 
 const entries = {
@@ -55,3 +56,7 @@ await Promise.all(
       })
     )
 )
+
+// One run fills the compile cache (see bin/luallm-agent.cjs), so that the first command after
+// `npm ci` already starts warm; it also proves the bundle loads.
+execFileSync(process.execPath, ["bin/luallm-agent.cjs", "--help"], { stdio: "ignore" })
