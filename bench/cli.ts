@@ -30,7 +30,8 @@ export const cliBench = (size: BenchSize): Effect.Effect<ReadonlyArray<BenchRow>
     if (!(yield* fs.exists(bundle))) {
       return yield* Effect.dieMessage(`${bundle} is missing: run \`npm run build\` first (\`npm run bench\` does).`)
     }
-    // The first run after a build compiles the bundle and fills the compile cache (see the bin).
+    // The build fills the bin's compile cache; each cold run gets an empty one of its own, as
+    // after a cleared temp dir or a Node upgrade.
     const cacheRoot = yield* fs.makeTempDirectoryScoped({ prefix: "luallm-agent-bench-cache-" })
     const stateDir = yield* fs.makeTempDirectoryScoped({ prefix: "luallm-agent-bench-state-" })
     let coldRuns = 0
@@ -53,6 +54,6 @@ export const cliBench = (size: BenchSize): Effect.Effect<ReadonlyArray<BenchRow>
     return [
       row("CLI start: luallm-agent --help", timings.help),
       row("CLI start: luallm-agent status (no task)", timings.status),
-      row("CLI start: --help on the first run after a build (informational)", timings.cold)
+      row("CLI start: --help with an empty compile cache (informational)", timings.cold)
     ]
   }).pipe(Effect.scoped, Effect.provide(NodeContext.layer), Effect.orDie)

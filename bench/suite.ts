@@ -5,6 +5,7 @@
 import { Cause, Effect, Exit } from "effect"
 import { cliBench } from "./cli.ts"
 import { graphBench } from "./graph.ts"
+import { sandboxBench } from "./sandbox.ts"
 import { stepOverheadBench } from "./stepOverhead.ts"
 import type { BenchRow, BenchSize } from "./types.ts"
 
@@ -16,7 +17,7 @@ export interface Bench {
 export const benches: ReadonlyArray<Bench> = [
   { name: "cli", run: cliBench },
   { name: "step overhead", run: stepOverheadBench },
-  // { name: "sandbox", run: sandboxBench }, once bench/sandbox.ts is committed
+  { name: "sandbox", run: sandboxBench },
   { name: "graph", run: graphBench }
   // Agent end to end (issue #10) joins here with the Agent: { name: "agent", run: agentBench }.
 ]

@@ -10,8 +10,11 @@ import { benches, runBenches } from "../bench/suite.ts"
 const expectedFigures = [
   /^CLI start: luallm-agent --help$/,
   /^CLI start: luallm-agent status/,
-  /^CLI start: --help on the first run after a build/,
+  /^CLI start: --help with an empty compile cache/,
   /^step overhead: State\.save \+ Audit\.log of a \d+ KB task$/,
+  /^sandbox start/,
+  /^sandboxed fs\.readFile 1 KB$/,
+  /^sandboxed fs\.readFile 64 KB$/,
   /^graph: \S+ nodes validate\+sort\+execute$/,
   /^graph: time per node at \S+ nodes$/,
   /^graph: width-8 depth-3 llm_call graph, maxParallel 8$/,
