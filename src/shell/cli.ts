@@ -9,6 +9,7 @@ import { doctorCommand } from "./commands/doctor.ts"
 import { logCommand } from "./commands/log.ts"
 import { generateCommand, generateWithContextCommand, quickPromptCommand } from "./commands/prompt.ts"
 import { skillsCommand } from "./commands/skills.ts"
+import { statsCommand } from "./commands/stats.ts"
 import { resetCommand, resumeCommand, runCommand, statusCommand } from "./commands/task.ts"
 import { root } from "./root.ts"
 
@@ -27,6 +28,7 @@ export const cli = root.pipe(
     doctorCommand,
     configCommand,
     logCommand,
+    statsCommand,
     quickPromptCommand,
     generateCommand,
     generateWithContextCommand
