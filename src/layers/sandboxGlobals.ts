@@ -52,8 +52,10 @@ export const parseGuestJson = (text: string): Json =>
 export const moduleName = (requested: string): string => /^(?:\.\/)?([a-z][a-z0-9_]*)(?:\.js)?$/.exec(requested)?.[1] ?? requested
 
 /** Thrown inside a host function: stop the run with this error. */
-class Refusal {
-  constructor(readonly error: SandboxError) {}
+class Refusal extends Error {
+  constructor(readonly error: SandboxError) {
+    super(error.message)
+  }
 }
 
 const MAX_PATH = 4096
@@ -323,7 +325,9 @@ export const installGlobals = (run: SandboxRun, instance: Instance): void => {
     if (argv.some((arg) => arg.includes("\u0000"))) throw new GuestError("TypeError", "exec: arguments may not contain NUL")
     const pathIndices = Either.getOrThrowWith(checkCommand(command, argv), (reason) => new Refusal(new CommandNotAllowed({ skill, command, reason })))
     const resolvedArgv = argv.map((arg, index) => (pathIndices.includes(index) ? grant(`exec ${command}`, arg, "read").resolved : arg))
-    const result = host.spawn(command, resolvedArgv, { cwd: run.commandDirectory(), timeoutMs: run.remainingMs(), maxBytes: MAX_EXEC_OUTPUT })
+    const timeoutMs = run.remainingMs()
+    if (timeoutMs === 0) throw new Refusal(new SkillTimeout({ skill, seconds: run.settings.timeoutSeconds }))
+    const result = host.spawn(command, resolvedArgv, { cwd: run.commandDirectory(), timeoutMs, maxBytes: MAX_EXEC_OUTPUT })
     run.audit("sandbox.exec", { skill, command, args: resolvedArgv, code: result.code, stdout_bytes: result.stdout.length, truncated: result.truncated })
     if (result.timedOut) throw new Refusal(new SkillTimeout({ skill, seconds: run.settings.timeoutSeconds }))
     return json({ stdout: result.stdout, stderr: result.stderr, code: result.code, truncated: result.truncated })

@@ -101,11 +101,12 @@ export class SandboxRun {
     return Math.max(0, this.deadline - Date.now())
   }
 
-  private shouldInterrupt(skill: string): boolean {
-    if (this.stopReason !== undefined) return true
-    if (Date.now() <= this.deadline) return false
-    this.stop(new SkillTimeout({ skill, seconds: this.settings.timeoutSeconds }))
-    return true
+  /** The reason the run must stop, if any; passing the deadline makes it a timeout of `skill`. */
+  private stopIfOverdue(skill: string): SandboxError | undefined {
+    if (this.stopReason === undefined && Date.now() > this.deadline) {
+      this.stop(new SkillTimeout({ skill, seconds: this.settings.timeoutSeconds }))
+    }
+    return this.stopReason
   }
 
   /** An empty directory commands run in, made on first use and removed with the run. */
@@ -120,7 +121,7 @@ export class SandboxRun {
     const rt = this.newRuntime()
     rt.setMemoryLimit(this.settings.memoryMb * 1024 * 1024)
     rt.setMaxStackSize(this.settings.stackBytes)
-    rt.setInterruptHandler(() => this.shouldInterrupt(skill.meta.name))
+    rt.setInterruptHandler(() => this.stopIfOverdue(skill.meta.name) !== undefined)
     const ctx = rt.newContext()
     const bridgeObject = ctx.evalCode(bridgeSource, "luallm:bridge", { type: "global" })
     if (bridgeObject.error !== undefined) {
@@ -169,7 +170,7 @@ export class SandboxRun {
   }
 
   /** Records an undeclared require/import and returns the error the guest sees. */
-  refuseDependency(instance: Instance, requested: string): GuestError {
+  private refuseDependency(instance: Instance, requested: string): GuestError {
     const error = this.stop(
       new UndeclaredDependency({ skill: instance.name, requested, declared: instance.skill.meta.dependencies })
     )
@@ -245,7 +246,10 @@ export class SandboxRun {
     const length = ctx.getNumber(lengthHandle)
     lengthHandle.dispose()
     if (length === text.length) return Either.right(text)
-    return Either.map(this.toJson(instance, handle), (json) => JSON.parse(json) as string)
+    return Either.map(this.toJson(instance, handle), (json) => {
+      const decoded = parseGuestJson(json)
+      return typeof decoded === "string" ? decoded : text
+    })
   }
 
   /** A host string as a new guest string (through JSON when it holds a NUL, see `readString`). */
@@ -267,7 +271,7 @@ export class SandboxRun {
         handle.dispose()
         return Either.left(this.consumeThrown(instance, state.error))
       }
-      const stop = this.stopReason ?? (this.shouldInterrupt(instance.name) ? this.stopReason : undefined)
+      const stop = this.stopIfOverdue(instance.name)
       if (stop !== undefined || !rt.hasPendingJob()) {
         handle.dispose()
         // A job that could not even allocate its rejection leaves its promise pending forever.
@@ -290,8 +294,8 @@ export class SandboxRun {
   }
 
   private classify(instance: Instance, thrown: QuickJSHandle): Failure {
-    if (this.stopReason !== undefined) return this.stopReason
-    if (this.shouldInterrupt(instance.name) && this.stopReason !== undefined) return this.stopReason
+    const stopped = this.stopIfOverdue(instance.name)
+    if (stopped !== undefined) return stopped
     const heapFull = this.heapExceeded(instance)
     if (engineFull(this.engine)) return this.stop(heapFull)
     const described = instance.ctx.callFunction(instance.bridge.describe, instance.ctx.undefined, thrown)
