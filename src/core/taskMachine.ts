@@ -208,7 +208,9 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
     case "DraftRejected":
       if (draft === null) return { task, reason: "no draft in progress" }
       return {
-        task: draftFailed(task, { ...draft, attempt: draft.attempt + 1 }, event.feedback, null, limits),
+        // The tests did not run because the code was unusable, not because they are wrong: keep
+        // the last report, so a rework does not get its tests rewritten by failing to parse.
+        task: draftFailed(task, { ...draft, attempt: draft.attempt + 1 }, event.feedback, draft.test_report, limits),
         reason: `draft ${draft.attempt + 1} of ${draft.skill.name} unusable`
       }
     case "TestsPassed":
