@@ -141,6 +141,15 @@ const draftFailed = (task: Task, draft: SkillDraft, feedback: string, report: Te
   return { ...task, draft: updated, state: "rework" }
 }
 
+/** Errors listed back to the planner; a plan of thousands of bad nodes must not become a prompt of megabytes. */
+const maxFeedbackErrors = 20
+
+const planFeedback = (errors: ReadonlyArray<string>): string => {
+  const listed = errors.slice(0, maxFeedbackErrors).map((e) => `- ${e}`)
+  const more = errors.length - listed.length
+  return [...listed, ...(more > 0 ? [`- … and ${more} more errors like these`] : [])].join("\n")
+}
+
 /** The next task for `event` in the current state, before the step limit is applied. */
 const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task; readonly reason: string } => {
   const draft = task.draft
@@ -178,7 +187,7 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
     }
     case "PlanRejected": {
       const attempts = task.plan_attempts + 1
-      const feedback = event.errors.map((e) => `- ${e}`).join("\n")
+      const feedback = planFeedback(event.errors)
       if (attempts > limits.max_plan_retries) {
         return {
           task: failWith(
