@@ -195,37 +195,36 @@ export const makeSkills = Effect.gen(function*() {
       return !config.allowed_paths.some((allowed) => globWithin(absolute, allowed))
     })
 
+  /** Loads the skill as a draft (its top-level code runs, its writes go nowhere real). */
+  const exportedFunctions = (skill: LoadedSkill, dependencies: ReadonlyArray<LoadedSkill>) =>
+    Effect.scoped(
+      Effect.flatMap(fs.makeTempDirectoryScoped({ prefix: "luallm-validate-" }), (scratch) =>
+        sandbox.exportedFunctions({
+          skill,
+          dependencies: new Map(dependencies.map((d) => [d.meta.name, d])),
+          mode: draft(scratch),
+          grantExec: false
+        }))
+    )
+
   const validate: SkillsShape["validate"] = (file) =>
     Effect.gen(function*() {
       const skill = yield* readSkill(file).pipe(Effect.mapError((error) => new SkillInvalid({ file, problems: [error.message] })))
-      const problems: Array<string> = pathsOutsideAllowed(skill.meta).map((glob) =>
+      const pathProblems = pathsOutsideAllowed(skill.meta).map((glob) =>
         `the declared path "${glob}" is not inside allowed_paths (${config.allowed_paths.join(", ") || "none"})`)
-      const dependencies = yield* resolveDependencies(skill.meta).pipe(
-        Effect.tapError((error) => Effect.sync(() => problems.push(error.message))),
-        Effect.orElseSucceed((): ReadonlyArray<LoadedSkill> => [])
-      )
-      // Loading runs the skill's top-level code: do it as a draft, whose writes go nowhere real.
-      const exported = yield* Effect.scoped(
-        Effect.flatMap(fs.makeTempDirectoryScoped({ prefix: "luallm-validate-" }), (scratch) =>
-          sandbox.exportedFunctions({
-            skill,
-            dependencies: new Map(dependencies.map((d) => [d.meta.name, d])),
-            mode: draft(scratch),
-            grantExec: false
-          }))
-      ).pipe(
-        Effect.catchAll((error) =>
-          error._tag === "AuditWriteError" ? Effect.fail(error) : Effect.sync(() => {
-            problems.push(`loading it in the sandbox failed: ${error.message}`)
-            return undefined
-          })
-        )
-      )
-      if (exported !== undefined) {
-        for (const fn of skill.meta.public_functions) {
-          if (!exported.includes(fn)) problems.push(`the public function ${fn} is not exported (it exports ${exported.join(", ") || "nothing"})`)
-        }
-      }
+      const dependencies = yield* Effect.either(resolveDependencies(skill.meta))
+      const exported = yield* Effect.either(exportedFunctions(skill, Either.getOrElse(dependencies, () => [])))
+      const loadProblems = Either.match(exported, {
+        onLeft: (error) => error._tag === "AuditWriteError" ? Either.left(error) : Either.right([`loading it in the sandbox failed: ${error.message}`]),
+        onRight: (names) =>
+          Either.right(skill.meta.public_functions.flatMap((fn) =>
+            names.includes(fn) ? [] : [`the public function ${fn} is not exported (it exports ${names.join(", ") || "nothing"})`]))
+      })
+      const problems = [
+        ...pathProblems,
+        ...Either.match(dependencies, { onLeft: (error) => [error.message], onRight: () => [] }),
+        ...(yield* loadProblems)
+      ]
       if (problems.length > 0) return yield* new SkillInvalid({ file, problems })
       return skill.meta
     })
