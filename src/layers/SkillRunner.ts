@@ -10,7 +10,7 @@ import type { Json } from "../core/config.ts"
 import type { TestReport } from "../core/testHarness.ts"
 import { Audit, type AuditWriteError } from "./Audit.ts"
 import { draft, type RunMode, type RunRequest, Sandbox, type SandboxError, type TestFileFailed, trusted } from "./Sandbox.ts"
-import { type DependencyError, type LoadedSkill, type SkillLoadError, Skills } from "./Skills.ts"
+import { type DependencyError, type LoadedSkill, type SkillLoadError, Skills, SkillUnreadable } from "./Skills.ts"
 
 export class TestFileMissing extends Data.TaggedError("TestFileMissing")<{
   readonly skill: string
@@ -89,46 +89,46 @@ export const makeSkillRunner = Effect.gen(function*() {
     mode: mode._tag === "Draft" ? "draft" : "trusted"
   })
 
-  const execute: SkillRunnerShape["execute"] = (name, args, options = {}) =>
-    Effect.scoped(
-      Effect.gen(function*() {
-        const { request, skill } = yield* prepare(name, options)
-        if (!skill.meta.public_functions.includes("run")) {
-          return yield* new RunNotDeclared({ skill: skill.meta.name, declared: skill.meta.public_functions })
-        }
-        yield* audit.log("skill.start", describeMode(skill, request.mode))
-        const [elapsed, outcome] = yield* Effect.timed(Effect.either(sandbox.call(request, "run", args)))
-        const duration_ms = Math.round(Duration.toMillis(elapsed))
-        if (outcome._tag === "Left") {
-          const error = outcome.left
-          if (error._tag !== "AuditWriteError") {
-            yield* audit.log("skill.error", { skill: skill.meta.name, duration_ms, error: error._tag, message: error.message })
-          }
-          return yield* error
-        }
-        yield* audit.log("skill.end", { skill: skill.meta.name, duration_ms, output_chars: outcome.right.output.length })
-        return { ...outcome.right, duration_ms }
-      })
-    )
+  const execute: SkillRunnerShape["execute"] = Effect.fn("SkillRunner.execute")(function*(name: string, args: Json, options: RunOptions = {}) {
+    const { request, skill } = yield* prepare(name, options)
+    if (!skill.meta.public_functions.includes("run")) {
+      return yield* new RunNotDeclared({ skill: skill.meta.name, declared: skill.meta.public_functions })
+    }
+    yield* audit.log("skill.start", describeMode(skill, request.mode))
+    const [elapsed, outcome] = yield* Effect.timed(Effect.either(sandbox.call(request, "run", args)))
+    const duration_ms = Math.round(Duration.toMillis(elapsed))
+    if (outcome._tag === "Left") {
+      const error = outcome.left
+      if (error._tag !== "AuditWriteError") {
+        yield* audit.log("skill.error", { skill: skill.meta.name, duration_ms, error: error._tag, message: error.message })
+      }
+      return yield* error
+    }
+    yield* audit.log("skill.end", { skill: skill.meta.name, duration_ms, output_chars: outcome.right.output.length })
+    return { ...outcome.right, duration_ms }
+  }, Effect.scoped)
 
-  const runTests: SkillRunnerShape["runTests"] = (name, options = {}) =>
-    Effect.scoped(
-      Effect.gen(function*() {
-        const { request, skill } = yield* prepare(name, options)
-        const file = path.join(skill.dir, `${skill.meta.name}.test.js`)
-        const code = yield* fs.readFileString(file).pipe(Effect.mapError(() => new TestFileMissing({ skill: skill.meta.name, file })))
-        const [elapsed, run] = yield* Effect.timed(sandbox.runTests(request, { file, code }))
-        const { report } = run
-        yield* audit.log("skill.test", {
-          ...describeMode(skill, request.mode),
-          total: report.total,
-          passed: report.passed,
-          failed: report.failed,
-          duration_ms: Math.round(Duration.toMillis(elapsed))
-        })
-        return { ...report, output: run.output }
-      })
+  const runTests: SkillRunnerShape["runTests"] = Effect.fn("SkillRunner.runTests")(function*(name: string, options: RunOptions = {}) {
+    const { request, skill } = yield* prepare(name, options)
+    const file = path.join(skill.dir, `${skill.meta.name}.test.js`)
+    const code = yield* fs.readFileString(file).pipe(
+      Effect.mapError((error) =>
+        error._tag === "SystemError" && error.reason === "NotFound"
+          ? new TestFileMissing({ skill: skill.meta.name, file })
+          : new SkillUnreadable({ file, reason: error.message })
+      )
     )
+    const [elapsed, run] = yield* Effect.timed(sandbox.runTests(request, { file, code }))
+    const { report } = run
+    yield* audit.log("skill.test", {
+      ...describeMode(skill, request.mode),
+      total: report.total,
+      passed: report.passed,
+      failed: report.failed,
+      duration_ms: Math.round(Duration.toMillis(elapsed))
+    })
+    return { ...report, output: run.output }
+  }, Effect.scoped)
 
   return SkillRunner.of({ execute, runTests })
 })
