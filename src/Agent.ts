@@ -10,19 +10,19 @@ import type { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Data, Effect, Layer, Option } from "effect"
 import { isTerminal, newTask, type Pause, type Task } from "./core/task.ts"
 import { Command, commandFor, Event, transition } from "./core/taskMachine.ts"
-import { checkApproval, requestApproval, testDraft, writeDraft } from "./agent/drafting.ts"
+import { checkApproval, type DraftWriteError, requestApproval, testDraft, writeDraft } from "./agent/drafting.ts"
 import { execute } from "./agent/execution.ts"
 import { ensureModel, plan } from "./agent/planning.ts"
 import { type ProgressListener, silent } from "./agent/progress.ts"
-import { type Approvals, ApprovalsLive } from "./layers/Approvals.ts"
-import { Audit } from "./layers/Audit.ts"
+import { type ApprovalError, type Approvals, ApprovalsLive } from "./layers/Approvals.ts"
+import { Audit, type AuditWriteError } from "./layers/Audit.ts"
 import { AppConfig } from "./layers/Config.ts"
-import type { Llm } from "./layers/Llm.ts"
-import type { Luallm } from "./layers/Luallm.ts"
+import type { Llm, LlmError } from "./layers/Llm.ts"
+import type { Luallm, ModelNotReady } from "./layers/Luallm.ts"
 import { SandboxLive } from "./layers/Sandbox.ts"
 import { type SkillRunner, SkillRunnerLive } from "./layers/SkillRunner.ts"
-import { type Skills, SkillsLive } from "./layers/Skills.ts"
-import { State, StateLive } from "./layers/State.ts"
+import { type SkillLoadError, type Skills, SkillsLive } from "./layers/Skills.ts"
+import { State, type StateCorrupt, type StateIoError, type StateLocked, StateLive } from "./layers/State.ts"
 
 export type { Progress, ProgressListener } from "./agent/progress.ts"
 
@@ -47,6 +47,29 @@ export interface RunOptions {
 export interface AgentOutcome {
   readonly task: Task
   readonly paused: Pause | null
+}
+
+/** Everything the agent can fail with; a failed *task* is not an error but an outcome. */
+export type AgentError =
+  | TaskInProgress
+  | NoTaskToResume
+  | StateIoError
+  | StateCorrupt
+  | StateLocked
+  | AuditWriteError
+  | LlmError
+  | ModelNotReady
+  | SkillLoadError
+  | ApprovalError
+  | DraftWriteError
+
+export interface AgentShape {
+  /** Creates a task for `prompt` and drives it until it finishes or pauses. */
+  readonly run: (prompt: string, options?: RunOptions) => Effect.Effect<AgentOutcome, AgentError>
+  /** Continues the saved task: after an approval, a model start, or a crash. */
+  readonly resume: (options?: RunOptions) => Effect.Effect<AgentOutcome, AgentError>
+  /** Performs the current state's command and one transition; saves and audits it. */
+  readonly step: (task: Task, options?: RunOptions) => Effect.Effect<Task, AgentError>
 }
 
 type StepServices =
@@ -79,6 +102,8 @@ const perform = (task: Task, progress: ProgressListener) => {
   })
 }
 
+export class Agent extends Context.Tag("Agent")<Agent, AgentShape>() {}
+
 export const makeAgent = Effect.gen(function*() {
   const context = yield* Effect.context<StepServices>()
   const state = yield* State
@@ -98,7 +123,13 @@ export const makeAgent = Effect.gen(function*() {
       const next = transition(base, event, app.config.limits, yield* nowIso)
       yield* state.save(next.task)
       if (next.from !== next.to || event._tag !== "ApprovalPending") {
-        yield* audit.log("task.transition", { from: next.from, to: next.to, reason: next.reason, step: next.task.steps })
+        yield* audit.log("task.transition", {
+          from: next.from,
+          to: next.to,
+          reason: next.reason,
+          step: next.task.steps,
+          skill: next.task.draft?.skill.name ?? null
+        })
         yield* progress({ _tag: "Transition", from: next.from, to: next.to, reason: next.reason })
       }
       return next.task
@@ -158,12 +189,8 @@ export const makeAgent = Effect.gen(function*() {
       })
     )
 
-  return { run, resume, step }
+  return Agent.of({ run, resume, step })
 })
-
-export type AgentError = Effect.Effect.Error<ReturnType<Effect.Effect.Success<typeof makeAgent>["run"]>>
-
-export class Agent extends Context.Tag("Agent")<Agent, Effect.Effect.Success<typeof makeAgent>>() {}
 
 /** The agent over whatever layers the app provides for its services. */
 export const AgentLive = Layer.effect(Agent, makeAgent)

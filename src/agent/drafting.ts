@@ -6,7 +6,7 @@
  * except `Approvals.promote`, after a human said yes.
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Effect } from "effect"
+import { Data, Effect } from "effect"
 import { extractCode } from "../core/llmOutput.ts"
 import {
   type SkillDraftContext,
@@ -50,13 +50,19 @@ const draftPaths = (name: string) =>
     }
   })
 
+export class DraftWriteError extends Data.TaggedError("DraftWriteError")<{ readonly path: string; readonly reason: string }> {
+  override get message() {
+    return `Could not write the drafted skill file ${this.path}: ${this.reason}. The task is saved where it was; make skills.agent_dir writable (or point it elsewhere) and run \`luallm-agent resume\`.`
+  }
+}
+
 const writeFile = (file: string, text: string) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     yield* fs.makeDirectory(path.dirname(file), { recursive: true })
     yield* fs.writeFileString(file, text)
-  })
+  }).pipe(Effect.mapError((error) => new DraftWriteError({ path: file, reason: error.message })))
 
 /**
  * Checks a freshly written draft before it runs: its header parses, names this skill, and

@@ -9,6 +9,7 @@ import { Either } from "effect"
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
+import { DraftWriteError } from "../../src/agent/drafting.ts"
 import { NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
 import { fromJson } from "../../src/core/graph.ts"
@@ -129,6 +130,10 @@ const rows: ReadonlyArray<Row> = [
   // Agent
   { error: new TaskInProgress({ id: ID, state: "approval" }), facts: ["3f2a9c1e", "approval", "luallm-agent resume", "luallm-agent reset"] },
   { error: new NoTaskToResume({ stateDir: STATE_DIR }), facts: [STATE_DIR, "luallm-agent run"] },
+  {
+    error: new DraftWriteError({ path: `${STATE_DIR}/drafts/csv_sum.js`, reason: "ENOSPC: no space left on device" }),
+    facts: [`${STATE_DIR}/drafts/csv_sum.js`, "ENOSPC", "skills.agent_dir", "luallm-agent resume"]
+  },
   // Config
   { error: new ConfigFileNotFound({ path: "/home/ada/agent.json", via: "--config" }), facts: ["/home/ada/agent.json", "--config"] },
   {
