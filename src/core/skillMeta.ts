@@ -132,17 +132,37 @@ export const parseMetadata = (text: string, file: string): Either.Either<SkillMe
 
 export type ModuleForm = "esm" | "commonjs"
 
+/** After one of these (or at the start), a `/` begins a regular expression, not a division. */
+const REGEX_CAN_FOLLOW = new Set(["", "(", ",", "=", ":", "[", "!", "&", "|", "?", "{", "}", ";", "+", "-", "*", "%", "<", ">", "~", "^"])
+const REGEX_CAN_FOLLOW_WORD = new Set(["return", "typeof", "case", "in", "of", "void", "throw", "delete", "new", "yield", "await", "else", "do"])
+
+/** The index just past the regular-expression literal that starts at `start`. */
+const skipRegex = (code: string, start: number): number => {
+  let inClass = false
+  for (let i = start + 1; i < code.length; i++) {
+    const c = code[i]
+    if (c === "\\") i++
+    else if (c === "[") inClass = true
+    else if (c === "]") inClass = false
+    else if (c === "\n") return i
+    else if (c === "/" && !inClass) return i + 1
+  }
+  return code.length
+}
+
 /**
- * Blanks out comments, string and template literals so that keywords inside them do not
- * count. Regular-expression literals are not recognised: a quote inside one can hide code
- * from the scan, which only means a file is treated as CommonJS and then fails to load
- * with the engine's own syntax error.
+ * Blanks out comments, string, template and regular-expression literals so that keywords
+ * inside them do not count. A `/` is read as a regular expression by the usual heuristic
+ * (what comes before it); a misread only means a file is treated as CommonJS and then fails
+ * to load with the engine's own syntax error.
  */
 const codeOnly = (code: string): string => {
   let out = ""
+  let previous = ""
+  let word = ""
   let i = 0
   while (i < code.length) {
-    const c = code[i]
+    const c = code[i] ?? ""
     const next = code[i + 1]
     if (c === "/" && next === "/") {
       const end = code.indexOf("\n", i)
@@ -152,13 +172,22 @@ const codeOnly = (code: string): string => {
       const stop = end === -1 ? code.length : end + 2
       out += code.slice(i, stop).replace(/[^\n]/g, " ")
       i = stop
+    } else if (c === "/" && (REGEX_CAN_FOLLOW.has(previous) || (previous === "a" && REGEX_CAN_FOLLOW_WORD.has(word)))) {
+      out += " "
+      i = skipRegex(code, i)
+      previous = "/"
     } else if (c === "\"" || c === "'" || c === "`") {
       let j = i + 1
       while (j < code.length && code[j] !== c) j += code[j] === "\\" ? 2 : 1
       out += " "
       i = j + 1
+      previous = c
     } else {
       out += c
+      if (/[\w$]/.test(c)) {
+        word = /[\w$]/.test(code[i - 1] ?? "") ? word + c : c
+        previous = "a"
+      } else if (!/\s/.test(c)) previous = c
       i++
     }
   }

@@ -89,7 +89,12 @@ describe("detectModuleForm", () => {
     ["exports.run = (args) => import(\"x\")", "commonjs"],
     ["// export function run() {}\nmodule.exports = { run: () => 1 }", "commonjs"],
     ["const text = \"export const run = 1\"\nmodule.exports = { run: () => text }", "commonjs"],
-    ["/* export function run() {} */\nexports.run = () => 1", "commonjs"]
+    ["/* export function run() {} */\nexports.run = () => 1", "commonjs"],
+    ["const unquote = (s) => s.replace(/'/g, \"\")\nexport function run(a) { return unquote(a) }", "esm"],
+    ["function f(s) { return /\"/.test(s) }\nexport const run = f", "esm"],
+    ["const half = total / 2, third = total / 3\nexport const run = () => half", "esm"],
+    ["const re = /[/\"]/\nmodule.exports = { run: (s) => re.test(s) }", "commonjs"],
+    ["function q(s) {\n  const n = s.length\n  return /'/.test(s) ? n : 0\n}\nexport const run = q", "esm"]
   ] as const)("%j is %s", (code, form) => {
     expect(detectModuleForm(code)).toBe(form)
   })
