@@ -1,8 +1,9 @@
 /**
  * The `ExecuteGraph` command: runs the plan with the pure executor. Skill nodes go to the
  * sandboxed runner, llm_call nodes to the model with `{id}` interpolation; a model's answer is
- * stored as data and never obeyed. After every node change the task is saved and audited, so a
- * killed process resumes without re-running completed nodes.
+ * stored as data and never obeyed. Every node change is audited and offered to a write-behind
+ * saver (one fsync covers the changes that arrive while it runs), so a killed process resumes
+ * without re-running the nodes whose completion was saved.
  */
 import { Clock, Effect } from "effect"
 import type { Json } from "../core/config.ts"
@@ -16,6 +17,7 @@ import { AppConfig } from "../layers/Config.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
 import { State } from "../layers/State.ts"
 import { askModel } from "./llmCall.ts"
+import { makeWriteBehind } from "./writeBehind.ts"
 import type { ProgressListener } from "./progress.ts"
 
 /** The results of the nodes nothing depends on: what the task produced. */
@@ -59,15 +61,17 @@ const statusChanges = (before: Graph, after: Graph): ReadonlyArray<Node> => {
 }
 
 export const execute = (task: Task, graph: Graph, progress: ProgressListener) =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
     const state = yield* State
     const audit = yield* Audit
     const app = yield* AppConfig
+    const persist = yield* makeWriteBehind((next: Graph) =>
+      Effect.flatMap(Clock.currentTimeMillis, (ms) => state.save({ ...task, graph: next, updated_at: new Date(ms).toISOString() }))
+    )
+    // The executor calls onUpdate one change at a time, in order, so `last` is never raced.
     let last = graph
     const onUpdate = (next: Graph) =>
       Effect.gen(function*() {
-        const now = new Date(yield* Clock.currentTimeMillis).toISOString()
-        yield* state.save({ ...task, graph: next, updated_at: now })
         for (const node of statusChanges(last, next)) {
           if (node.status === "running") continue
           yield* audit.log(`node.${node.status}`, {
@@ -79,14 +83,16 @@ export const execute = (task: Task, graph: Graph, progress: ProgressListener) =>
           yield* progress({ _tag: "Node", id: node.id, action: node.action, status: node.status, ...(node.error === undefined ? {} : { error: node.error }) })
         }
         last = next
+        yield* persist.offer(next)
       })
     const finished = yield* executeGraph(graph, {
       runNode: runNode(task, progress),
       maxParallel: app.config.limits.max_parallel_nodes,
       onUpdate
     })
+    yield* persist.flush
     const failed: ReadonlyArray<FailedNode> = finished.nodes
       .filter((node) => node.status === "failed")
       .map((node) => ({ id: node.id, error: node.error ?? "failed" }))
     return Event.GraphFinished({ graph: finished, failed, result: sinkResults(finished) })
-  })
+  }))
