@@ -3,6 +3,7 @@
  * `(size: BenchSize) => Effect<ReadonlyArray<BenchRow>>`; a new one is one line in `benches`.
  */
 import { Cause, Effect, Exit } from "effect"
+import { agentBench } from "./agent.ts"
 import { cliBench } from "./cli.ts"
 import { graphBench } from "./graph.ts"
 import { sandboxBench } from "./sandbox.ts"
@@ -18,8 +19,8 @@ export const benches: ReadonlyArray<Bench> = [
   { name: "cli", run: cliBench },
   { name: "step overhead", run: stepOverheadBench },
   { name: "sandbox", run: sandboxBench },
-  { name: "graph", run: graphBench }
-  // Agent end to end (issue #10) joins here with the Agent: { name: "agent", run: agentBench }.
+  { name: "graph", run: graphBench },
+  { name: "agent", run: agentBench }
 ]
 
 /** A bench's rows, or why it could not produce them (a bench that dies must not hide the others). */
