@@ -72,14 +72,21 @@ const writeCache = (dir, name, script) => {
   }
 }
 
-const runWithCodeCache = (file, dir) => {
-  const source = fs.readFileSync(file, "utf8")
+/** Which build of the bundle: V8 checks a cache against the source's length only. */
+const buildOf = (file) => {
   const { mtimeMs, size } = fs.statSync(file)
-  // V8 checks a cache against the source's length only: the build's size and time say which build it is.
-  const name = `${digest([file])}-${digest([size, mtimeMs, process.version, process.arch])}.bin`
-  const cachedData = readCache(path.join(dir, name))
+  return digest([size, mtimeMs, process.version, process.arch])
+}
+
+const runWithCodeCache = (file, dir) => {
+  const build = buildOf(file)
+  const source = fs.readFileSync(file, "utf8")
+  // A bundle rewritten while it was read (a build running now) is run, but its cache is not kept.
+  const settled = buildOf(file) === build
+  const name = `${digest([file])}-${build}.bin`
+  const cachedData = settled ? readCache(path.join(dir, name)) : undefined
   const script = new vm.Script(Module.wrap(source), { filename: file, cachedData })
-  if (cachedData === undefined || script.cachedDataRejected) process.once("exit", () => writeCache(dir, name, script))
+  if (settled && (cachedData === undefined || script.cachedDataRejected)) process.once("exit", () => writeCache(dir, name, script))
   const mod = new Module.Module(file, module)
   mod.filename = file
   script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file))
