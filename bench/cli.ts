@@ -46,7 +46,7 @@ export const cliBench = (size: BenchSize): Effect.Effect<ReadonlyArray<BenchRow>
       status: node([bin, "status"], { ...process.env, LUALLM_AGENT_STATE_DIR: stateDir }),
       cold
     }
-    yield* Effect.all([commands.help, commands.status]) // warm the compile cache and the OS file cache
+    if (size === "full") yield* Effect.all([commands.help, commands.status]) // warm the compile and OS file caches
     const timings = yield* interleavedMedians(commands, size === "full" ? 10 : 1)
 
     const row = (figure: string, value: number) =>
