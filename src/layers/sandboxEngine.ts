@@ -9,9 +9,13 @@
  */
 import type { QuickJSRuntime } from "quickjs-emscripten"
 
-/** The part of `WebAssembly.Memory` used here; the project's `lib` carries no WebAssembly types. */
+/**
+ * The part of `WebAssembly.Memory` used here and that QuickJS's `wasmMemory` option needs (where
+ * WebAssembly types exist, as under Deno, it must have `grow`); the project's `lib` carries none.
+ */
 interface WasmMemory {
   readonly buffer: ArrayBuffer
+  grow(delta: number): number
 }
 const WasmMemory = (globalThis as unknown as {
   readonly WebAssembly: { readonly Memory: new(descriptor: { initial: number; maximum: number }) => WasmMemory }
