@@ -2,11 +2,12 @@
 "use strict"
 // The bundle is built by `npm ci` (the package's prepare script) or `npm run build`.
 //
-// Compiling the 3 MB bundle is a third of a cold start. Node 22 can cache compiled code itself
+// Compiling the 4 MB bundle is about a third of a start. Node 22 can cache compiled code itself
 // (module.enableCompileCache); Node 20 cannot, so this keeps V8's code cache for the bundle in a
-// directory of the current user's under the OS temp dir. The first run after a build or a Node
-// upgrade compiles and writes the cache; V8 rejects a cache that does not fit the source or the
-// engine, and the bundle is then compiled as usual. NODE_DISABLE_COMPILE_CACHE=1 turns it off,
+// directory of the current user's under the OS temp dir. The build fills it (scripts/build.mjs);
+// after a cleared temp dir or a Node upgrade the next run compiles and writes it again. V8
+// rejects a cache that does not fit the source or the engine, and the bundle is then compiled
+// as usual. NODE_DISABLE_COMPILE_CACHE=1 turns it off,
 // LUALLM_AGENT_COMPILE_CACHE=<dir> moves it. With --enable-source-maps the bundle is loaded by
 // plain `require`, since Node applies source maps only to modules it loads itself.
 const crypto = require("node:crypto")
