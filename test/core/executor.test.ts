@@ -10,33 +10,8 @@ import {
   topologicalSort
 } from "../../src/core/graph.ts"
 import { interpolate } from "../../src/core/template.ts"
+import { decision, graphOf, llm, metadata, skill } from "./graphFixtures.ts"
 
-const metadata = { prompt: "test", created_at: "2024-05-01T10:00:00.000Z", model: "qwen2.5-7b" }
-const bookkeeping = { status: "pending", retries: 0, max_retries: 2 } as const
-
-const skill = (id: string, depends_on: ReadonlyArray<string> = []): Node => ({
-  id,
-  action: "skill",
-  skill_name: "read_file",
-  skill_args: {},
-  depends_on,
-  ...bookkeeping
-})
-const llm = (id: string, depends_on: ReadonlyArray<string>, prompt_template: string): Node => ({
-  id,
-  action: "llm_call",
-  prompt_template,
-  depends_on,
-  ...bookkeeping
-})
-const decision = (
-  id: string,
-  depends_on: ReadonlyArray<string>,
-  condition: string,
-  if_true: string,
-  if_false: string
-): Node => ({ id, action: "decision", condition, if_true, if_false, depends_on, ...bookkeeping })
-const graphOf = (...nodes: ReadonlyArray<Node>): Graph => ({ nodes, metadata })
 const statuses = (graph: Graph) => Object.fromEntries(graph.nodes.map((node) => [node.id, node.status]))
 const nodeOf = (graph: Graph, id: string) =>
   Option.getOrThrow(Option.fromNullable(graph.nodes.find((node) => node.id === id)))

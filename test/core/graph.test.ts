@@ -14,33 +14,8 @@ import {
   topologicalSort,
   validate
 } from "../../src/core/graph.ts"
+import { bookkeeping, decision, graphOf, llm, metadata, skill } from "./graphFixtures.ts"
 
-const metadata = { prompt: "summarise my notes", created_at: "2024-05-01T10:00:00.000Z", model: "qwen2.5-7b" }
-const bookkeeping = { status: "pending", retries: 0, max_retries: 2 } as const
-
-const skill = (id: string, depends_on: ReadonlyArray<string> = [], skill_name = "read_file"): Node => ({
-  id,
-  action: "skill",
-  skill_name,
-  skill_args: {},
-  depends_on,
-  ...bookkeeping
-})
-const llm = (id: string, depends_on: ReadonlyArray<string>, prompt_template: string): Node => ({
-  id,
-  action: "llm_call",
-  prompt_template,
-  depends_on,
-  ...bookkeeping
-})
-const decision = (
-  id: string,
-  depends_on: ReadonlyArray<string>,
-  condition: string,
-  if_true: string,
-  if_false: string
-): Node => ({ id, action: "decision", condition, if_true, if_false, depends_on, ...bookkeeping })
-const graphOf = (...nodes: ReadonlyArray<Node>): Graph => ({ nodes, metadata })
 const withStatus = (node: Node, status: NodeStatus, result?: unknown): Node => ({ ...node, status, result })
 const ids = (nodes: ReadonlyArray<Node>) => nodes.map((node) => node.id)
 const summary = (errors: ReadonlyArray<GraphError>) => errors.map(({ kind, nodes }) => ({ kind, nodes }))
