@@ -9,7 +9,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { FileSystem } from "@effect/platform"
 import { Clock, Duration, Effect, Layer } from "effect"
 import { Agent, AgentDefault } from "../src/Agent.ts"
-import { defaultConfig } from "../src/core/config.ts"
+import { configInside } from "../src/core/config.ts"
 import { AuditLive } from "../src/layers/Audit.ts"
 import { AppConfigFrom } from "../src/layers/Config.ts"
 import { FakeReply, LlmFake } from "../src/layers/Llm.ts"
@@ -33,14 +33,8 @@ const runTask = (nodes: number, width: number, delay: Duration.DurationInput | u
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       const home = yield* fs.makeTempDirectoryScoped({ prefix: "luallm-agent-bench-agent-" })
-      const base = defaultConfig({ home, cwd: home, builtinSkillsDir: `${home}/builtin` })
-      const config = {
-        ...base,
-        state_dir: `${home}/state`,
-        audit: { ...base.audit, path: `${home}/state/audit.jsonl` },
-        skills: { allowed_dir: `${home}/skills`, agent_dir: `${home}/drafts`, builtin_dir: `${home}/builtin` },
-        limits: { ...base.limits, max_task_steps: 1000 }
-      }
+      const base = configInside(home)
+      const config = { ...base, limits: { ...base.limits, max_task_steps: 1000 } }
       const options = delay === undefined ? {} : { delay }
       const replies = [
         FakeReply.content(planOf(nodes, width), { ...options, when: "Request:" }),

@@ -121,6 +121,25 @@ export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
   }
 }
 
+/**
+ * A configuration that keeps everything it writes (state, audit log, promoted skills, drafts)
+ * inside `dir`: for the demo, the tests, the benches and the soak.
+ */
+export const configInside = (
+  dir: string,
+  options: { readonly builtinSkillsDir?: string; readonly allowedPaths?: ReadonlyArray<string> } = {}
+): AgentConfig => {
+  const builtin = options.builtinSkillsDir ?? `${dir}/builtin`
+  const base = defaultConfig({ home: dir, cwd: dir, builtinSkillsDir: builtin })
+  return {
+    ...base,
+    state_dir: `${dir}/state`,
+    audit: { ...base.audit, path: `${dir}/state/audit.jsonl` },
+    skills: { allowed_dir: `${dir}/skills`, agent_dir: `${dir}/drafts`, builtin_dir: builtin },
+    allowed_paths: options.allowedPaths ?? []
+  }
+}
+
 /** Where one effective value came from, for `luallm-agent config`. */
 export type ConfigSource =
   | { readonly _tag: "default" }

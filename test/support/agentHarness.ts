@@ -5,24 +5,17 @@
 import { NodeContext } from "@effect/platform-node"
 import { Layer } from "effect"
 import { mkdirSync, writeFileSync } from "node:fs"
-import { type AgentConfig, defaultConfig } from "../../src/core/config.ts"
+import { type AgentConfig, configInside } from "../../src/core/config.ts"
 import { AgentDefault } from "../../src/Agent.ts"
 import { AuditTest } from "../../src/layers/Audit.ts"
 import { AppConfigFrom } from "../../src/layers/Config.ts"
 import { type FakeReply, LlmFake } from "../../src/layers/Llm.ts"
 import { LuallmTest } from "../../src/layers/Luallm.ts"
 
-export const testConfig = (home: string, overrides: Partial<AgentConfig> = {}): AgentConfig => {
-  const base = defaultConfig({ home, cwd: home, builtinSkillsDir: `${home}/builtin` })
-  return {
-    ...base,
-    state_dir: `${home}/state`,
-    audit: { ...base.audit, path: `${home}/state/audit.jsonl` },
-    skills: { allowed_dir: `${home}/skills`, agent_dir: `${home}/drafts`, builtin_dir: `${home}/builtin` },
-    allowed_paths: [`${home}/data/**`],
-    ...overrides
-  }
-}
+export const testConfig = (home: string, overrides: Partial<AgentConfig> = {}): AgentConfig => ({
+  ...configInside(home, { allowedPaths: [`${home}/data/**`] }),
+  ...overrides
+})
 
 /** Writes a trusted skill into the promoted skills dir. */
 export const installSkill = (config: AgentConfig, name: string, code: string): void => {

@@ -12,7 +12,7 @@ import { FileSystem, Path } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Console, Effect, Layer } from "effect"
 import { Agent, AgentDefault } from "../../Agent.ts"
-import { type AgentConfig, defaultConfig } from "../../core/config.ts"
+import { type AgentConfig, configInside } from "../../core/config.ts"
 import { Approvals } from "../../layers/Approvals.ts"
 import { AuditLive } from "../../layers/Audit.ts"
 import { AppConfigFrom } from "../../layers/Config.ts"
@@ -77,16 +77,9 @@ const script: ReadonlyArray<FakeReply> = [
 ]
 
 /** The demo's own configuration: everything inside the demo directory. */
-export const demoConfig = (home: string): AgentConfig => {
-  const base = defaultConfig({ home, cwd: demoDir, builtinSkillsDir: `${demoDir}/builtin` })
-  return {
-    ...base,
-    state_dir: `${demoDir}/state`,
-    audit: { ...base.audit, path: `${demoDir}/state/audit.jsonl` },
-    skills: { allowed_dir: `${demoDir}/skills`, agent_dir: `${demoDir}/drafts`, builtin_dir: `${demoDir}/builtin` },
-    allowed_paths: [`${demoDir}/data/**`],
-    approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" }
-  }
+export const demoConfig = (): AgentConfig => {
+  const base = configInside(demoDir, { allowedPaths: [`${demoDir}/data/**`] })
+  return { ...base, approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" } }
 }
 
 const prepareDir = (config: AgentConfig) =>
@@ -119,7 +112,7 @@ const say = (text: string) => Console.log(`${yellow("demo")} ${text}`)
 
 const runDemo = (record: boolean) =>
   Effect.gen(function*() {
-    const config = demoConfig(process.env["HOME"] ?? demoDir)
+    const config = demoConfig()
     yield* Console.log(bold(record ? "Recording the demo cassette from the scripted model." : "luallm-agent demo — a REPLAY, no model runs."))
     yield* say(
       record
