@@ -3,7 +3,8 @@
 // Run by `prepare`, so `npm ci` leaves `npx luallm-agent` ready.
 import { build } from "esbuild"
 import { execFileSync } from "node:child_process"
-import { existsSync } from "node:fs"
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs"
+import { dirname } from "node:path"
 
 const entries = {
   cli: "src/shell/main.ts",
@@ -52,7 +53,17 @@ await Promise.all(
         banner: { js: "const __import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
         define: { "import.meta.url": "__import_meta_url" },
         sourcemap: "linked",
-        logLevel: "warning"
+        logLevel: "warning",
+        write: false
+      }).then(({ outputFiles }) => {
+        // Replace each file atomically: a CLI started during a build reads the old bundle or
+        // the new one, never half of one.
+        for (const output of outputFiles) {
+          mkdirSync(dirname(output.path), { recursive: true })
+          const tmp = `${output.path}.${process.pid}.tmp`
+          writeFileSync(tmp, output.contents)
+          renameSync(tmp, output.path)
+        }
       })
     )
 )
