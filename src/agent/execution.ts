@@ -9,6 +9,7 @@ import { Clock, Effect } from "effect"
 import type { Json } from "../core/config.ts"
 import { executeGraph } from "../core/executor.ts"
 import { type ActionNode, dependantsIndex, type Graph, type Node, resultLookup } from "../core/graph.ts"
+import { nodeSystemPrompt } from "../core/prompts.ts"
 import type { Task } from "../core/task.ts"
 import { Event, type FailedNode } from "../core/taskMachine.ts"
 import { interpolate, interpolateValue } from "../core/template.ts"
@@ -48,7 +49,7 @@ const runNode = (task: Task, progress: ProgressListener) => (node: ActionNode, g
       purpose: "node",
       nodeId: node.id,
       model: node.model ?? task.model ?? "default",
-      system: "You are a careful assistant inside an automated task. Answer the request directly.",
+      system: nodeSystemPrompt(),
       user: interpolate(node.prompt_template, results)
     }, progress)
     return completion.content

@@ -206,3 +206,10 @@ export const skillReworkUserPrompt = (context: SkillDraftContext, code: string, 
     `The tests failed like this:\n${failure}`,
     `Fix the skill so the tests pass; if a test is clearly wrong about what the skill must do, still fix the code to match the purpose above. Output ONLY the corrected ${context.name}.js file, header first.`
   ].join("\n\n")
+
+// ---------------------------------------------------------------------------------------------
+// Graph nodes
+
+/** The system prompt of an `llm_call` node; its user message is the interpolated template. */
+export const nodeSystemPrompt = (): string =>
+  "You are a careful assistant inside an automated task. Answer the request directly, without preamble."

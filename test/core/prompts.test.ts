@@ -1,5 +1,20 @@
 import { describe, expect, it } from "@effect/vitest"
-import { codeGeneratorSystemPrompt, contextPrompt, languageForPath } from "../../src/core/prompts.ts"
+import {
+  codeGeneratorSystemPrompt,
+  contextPrompt,
+  graphSchemaDescription,
+  languageForPath,
+  nodeSystemPrompt,
+  planningFewShot,
+  planningSystemPrompt,
+  planningUserPrompt,
+  skillCodeSystemPrompt,
+  skillCodeUserPrompt,
+  skillReworkUserPrompt,
+  skillTestSystemPrompt,
+  type SkillSummary,
+  skillTestUserPrompt
+} from "../../src/core/prompts.ts"
 
 describe("codeGeneratorSystemPrompt", () => {
   it("is the seed's code-generator prompt for the file's language", () => {
@@ -40,5 +55,48 @@ describe("contextPrompt", () => {
         "--- src/luallm.lua ---\nreturn {}\n\n" +
         "Now, using these as reference for style, conventions, and available APIs:\nWrite audit.lua"
     )
+  })
+})
+
+describe("agent prompts (snapshots: a changed prompt is a reviewed change)", () => {
+  const skills: ReadonlyArray<SkillSummary> = [
+    { name: "read_csv", description: "Parses a CSV file", args: { path: "string: the file", has_header: "boolean" } },
+    { name: "write_file", description: "Writes a text file", args: {} }
+  ]
+  const draft = {
+    name: "word_count",
+    purpose: "Count the words in a text file.",
+    exampleArgs: { path: "/data/notes.txt" },
+    request: "How many words are in /data/notes.txt?",
+    allowedPaths: ["/data/**"]
+  }
+
+  it("planning: the system prompt lists skills, models, the graph schema and the example", () => {
+    const prompt = planningSystemPrompt({ skills, models: ["qwen2.5-7b"] })
+    expect(prompt).toContain("- read_csv: Parses a CSV file Args: path (string: the file), has_header (boolean).")
+    expect(prompt).toContain("Models running: qwen2.5-7b.")
+    expect(prompt).toContain(graphSchemaDescription)
+    expect(prompt).toContain(planningFewShot)
+    expect(prompt).toMatchSnapshot()
+    expect(planningSystemPrompt({ skills: [], models: [] })).toContain("(none yet)")
+  })
+
+  it("planning: the user prompt carries the previous errors on a retry", () => {
+    expect(planningUserPrompt("Sum the sales", null)).toBe("Request: Sum the sales")
+    expect(planningUserPrompt("Sum the sales", "- cycle a → b → a")).toMatchSnapshot()
+  })
+
+  it("skill drafting, tests and rework", () => {
+    expect(skillCodeSystemPrompt()).toMatchSnapshot()
+    expect(skillCodeUserPrompt(draft)).toMatchSnapshot()
+    expect(skillTestSystemPrompt()).toMatchSnapshot()
+    expect(skillTestUserPrompt(draft, "export function run() {}")).toMatchSnapshot()
+    expect(skillReworkUserPrompt(draft, "CODE", "TESTS", "1 of 2 tests failed")).toMatchSnapshot()
+    expect(skillCodeUserPrompt({ ...draft, allowedPaths: [] })).toContain("(none: the skill must not use fs)")
+  })
+
+  it("graph nodes and the code generator", () => {
+    expect(nodeSystemPrompt()).toMatchSnapshot()
+    expect(codeGeneratorSystemPrompt(languageForPath("a.js"))).toMatchSnapshot()
   })
 })
