@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { spawn } from "node:child_process"
 import { rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { runCli } from "../support/cli.ts"
@@ -55,5 +56,36 @@ describe("the demo and the task commands", () => {
     expect(reset.code).toBe(0)
     expect(reset.stdout).toContain("discarded task")
     expect(runCli([...global, "status"], { env }).stdout).toContain("no task saved")
+  })
+
+  it("resume on a terminal shows the review: [V]iew, [R]erun tests, then [Y]es promotes and the task completes", async () => {
+    for (const dir of ["skills", "state", "drafts"]) rmSync(`${demoDir}/${dir}`, { recursive: true, force: true })
+    const global = ["--config", `${demoDir}/config.json`, "--llm", `replay:${cassette}`]
+    expect(runCli([...global, "run", prompt, "--yes"], { env, timeoutMs: 60_000 }).code).toBe(3)
+    // `script` gives the CLI a pseudo-terminal; each key is sent when the menu is shown.
+    const command = ["node", "bin/luallm-agent.cjs", ...global, "resume"].map((a) => `'${a}'`).join(" ")
+    const child = spawn("script", ["-qec", command, "/dev/null"], { env: { ...process.env, ...env, NO_COLOR: "1" } })
+    const keys = ["v", "r", "y"]
+    let output = ""
+    let menus = 0
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString("utf8")
+      const shown = output.split("[Q]uit").length - 1
+      while (menus < shown) child.stdin.write(keys[menus++] ?? "q")
+    })
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000)
+      child.on("close", (status) => {
+        clearTimeout(timer)
+        resolve(status)
+      })
+    })
+    expect(code).toBe(0)
+    expect(output).toContain("export function countWords") // [V]iew code
+    expect(output).toContain("running the tests of word_count") // [R]erun tests
+    expect(output).toContain("promoted word_count") // [Y]es
+    expect(output).toContain("task")
+    expect(output).toContain("complete")
+    expect(output).toContain("Your notes contain 17 words.")
   })
 })
