@@ -1,0 +1,160 @@
+/**
+ * A state directory that cannot be written: the CLI says so clearly, and the task saved before
+ * the fault still loads. Running as root, permissions would not stop a write, so the faults are
+ * real ones: a tmp path that is a directory (open fails), a 64 KB tmpfs filled to the last page
+ * (ENOSPC), and that tmpfs remounted read-only (EROFS). The tmpfs tests need `mount`; where it
+ * is not permitted they are skipped, and the reason is printed.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import { spawnSync } from "node:child_process"
+import { appendFileSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, statfsSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { prepareWorkspace, type ScriptedTask, type Workspace } from "../../scripts/soak.ts"
+import { newTask, Task } from "../../src/core/task.ts"
+import { FakeReply } from "../../src/layers/Llm.ts"
+import { makeStateStore } from "../../src/layers/State.ts"
+import { runCli } from "../support/cli.ts"
+import { tempDir, TestPlatform } from "../support/tmp.ts"
+
+const addTask = (): ScriptedTask => ({
+  prompt: "Add 2 and 3.",
+  skills: [{
+    name: "add",
+    code: `/* @skill {"name": "add", "version": "1.0.0", "description": "Adds two numbers", "public_functions": ["run"], "args": {"a": "number", "b": "number"}} */
+export function run({ a, b }) { return a + b }
+`
+  }],
+  script: [
+    FakeReply.content(JSON.stringify({ nodes: [{ id: "sum", action: "skill", skill_name: "add", skill_args: { a: 2, b: 3 } }] }), { when: "Request:" })
+  ]
+})
+
+const cli = (ws: Workspace, args: ReadonlyArray<string>) => runCli([...ws.globalArgs, ...args], { env: { HOME: ws.dir } })
+
+const savedTask = (ws: Workspace): { readonly id: string; readonly state: string } => JSON.parse(cli(ws, ["status", "--json"]).stdout).task
+
+/** Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN); the reason when not. */
+const tmpfsProbe = (): string | undefined => {
+  const dir = mkdtempSync(join(tmpdir(), "luallm-agent-mount-probe-"))
+  const mount = spawnSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir], { encoding: "utf8" })
+  if (mount.status === 0) spawnSync("umount", [dir])
+  rmdirSync(dir)
+  return mount.status === 0 ? undefined : `mount -t tmpfs is not permitted here (${(mount.stderr || mount.error?.message || "no reason given").trim()})`
+}
+const cannotMount = tmpfsProbe()
+if (cannotMount !== undefined) console.log(`skipping the ENOSPC and read-only tests: ${cannotMount}`)
+
+const run = (command: string, args: ReadonlyArray<string>) => {
+  const result = spawnSync(command, args, { encoding: "utf8" })
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed: ${result.stderr}`)
+}
+
+/** A 64 KB tmpfs mounted on `dir` for the scope. */
+const tinyTmpfs = (dir: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      mkdirSync(dir, { recursive: true })
+      run("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir])
+    }),
+    () => Effect.sync(() => spawnSync("umount", [dir]))
+  )
+
+/** Fills the file system of `dir` until only `pagesLeft` pages are free. */
+const fill = (dir: string, pagesLeft: number) => {
+  const filler = join(dir, "filler")
+  const { bavail, bsize } = statfsSync(dir)
+  writeFileSync(filler, Buffer.alloc(Math.max(0, (bavail - pagesLeft) * bsize)))
+  // What statfs rounds away: keep appending a page until the disk says no.
+  if (pagesLeft === 0) {
+    try {
+      for (;;) appendFileSync(filler, Buffer.alloc(bsize))
+    } catch {
+      // ENOSPC: full.
+    }
+  }
+  return filler
+}
+
+describe("a state directory that cannot be written", () => {
+  it.scopedLive("a tmp path that cannot be opened: run fails naming it, and the previous task still loads", () =>
+    Effect.gen(function*() {
+      const ws = yield* prepareWorkspace(yield* tempDir, addTask)
+      expect(cli(ws, ["run", ws.prompt, "--yes"]).code).toBe(0)
+      const before = savedTask(ws)
+      mkdirSync(`${ws.stateFile}.tmp`)
+
+      const failed = cli(ws, ["run", ws.prompt, "--yes"])
+      expect(failed.code).toBe(1)
+      expect(failed.stderr).toContain(`error: Could not write ${ws.stateFile}.tmp`)
+      expect(failed.stderr).toContain("the previously saved task is left as it was")
+      expect(failed.stderr).not.toMatch(/\n\s+at /) // no stack trace
+      expect(savedTask(ws)).toEqual(before)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scopedLive.skipIf(cannotMount !== undefined)("a full disk (ENOSPC on a 64 KB tmpfs): save fails with StateIoError and the previous task loads", () =>
+    Effect.gen(function*() {
+      const dir = join(yield* tempDir, "state")
+      yield* tinyTmpfs(dir)
+      const state = yield* makeStateStore(Task, { dir })
+      const previous = newTask("previous", "small", "2026-01-01T00:00:00.000Z")
+      yield* state.save(previous)
+      const filler = fill(dir, 0)
+
+      const error = yield* Effect.flip(state.save({ ...previous, id: "next", prompt: "x".repeat(8192) }))
+      expect(error._tag).toBe("StateIoError")
+      expect(error.message).toContain(`Could not write ${dir}/current_task.json.tmp`)
+      expect(error.message).toMatch(/no space left on device/i)
+      expect(error.message).toContain("the disk has space; the previously saved task is left as it was")
+      expect(yield* state.load).toEqual(Option.some(previous))
+
+      rmSync(filler)
+      yield* state.save({ ...previous, id: "next" })
+      expect(Option.map(yield* state.load, (task) => task.id)).toEqual(Option.some("next"))
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scopedLive.skipIf(cannotMount !== undefined)("a full disk through the CLI: run fails with the ENOSPC message, status shows the previous task, and it works again once there is space", () =>
+    Effect.gen(function*() {
+      const ws = yield* prepareWorkspace(yield* tempDir, addTask)
+      yield* tinyTmpfs(ws.config.state_dir)
+      expect(cli(ws, ["run", ws.prompt, "--yes"]).code).toBe(0)
+      const before = savedTask(ws)
+      // One page left: the lock file takes it, then the new task's save finds none.
+      const filler = fill(ws.config.state_dir, 1)
+
+      const failed = cli(ws, ["run", ws.prompt, "--yes"])
+      expect(failed.code).toBe(1)
+      expect(failed.stderr).toMatch(/^error: Could not write .*current_task\.json\.tmp: .*no space left on device/im)
+      expect(failed.stderr).not.toMatch(/\n\s+at /)
+      expect(savedTask(ws)).toEqual(before)
+
+      rmSync(filler)
+      const again = cli(ws, ["run", ws.prompt, "--yes", "--json"])
+      expect(again.stderr).toBe("")
+      expect(JSON.parse(again.stdout)).toMatchObject({ state: "complete", result: { sum: 5 } })
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scopedLive.skipIf(cannotMount !== undefined)("a read-only state dir (EROFS): run and reset fail clearly, status still shows the previous task", () =>
+    Effect.gen(function*() {
+      const ws = yield* prepareWorkspace(yield* tempDir, addTask)
+      yield* tinyTmpfs(ws.config.state_dir)
+      expect(cli(ws, ["run", ws.prompt, "--yes"]).code).toBe(0)
+      const before = savedTask(ws)
+      run("mount", ["-o", "remount,ro", ws.config.state_dir])
+
+      for (const args of [["run", ws.prompt, "--yes"], ["reset"]]) {
+        const failed = cli(ws, args)
+        expect(failed.code).toBe(1)
+        expect(failed.stderr).toMatch(/^error: Could not (lock|write) .*: .*read-only file system/im)
+        expect(failed.stderr).toContain("Check that state_dir is writable")
+      }
+      expect(savedTask(ws)).toEqual(before)
+
+      const state = yield* makeStateStore(Task, { dir: ws.config.state_dir })
+      const error = yield* Effect.flip(state.save(newTask("next", "x", "2026-01-01T00:00:00.000Z")))
+      expect(error._tag).toBe("StateIoError")
+      expect(error.message).toMatch(/read-only file system/i)
+      expect(Option.map(yield* state.load, (task) => task.id)).toEqual(Option.some(before.id))
+    }).pipe(Effect.provide(TestPlatform)))
+})
