@@ -1,0 +1,186 @@
+/**
+ * luallm-agent as a library: the `Agent` service, the services it depends on with their live
+ * and test layers, their errors, and the schemas of what the agent reads and writes.
+ *
+ * An embedding app provides the outside world and gets the agent:
+ *
+ *   const AgentForApp = AgentDefault.pipe(
+ *     Layer.provideMerge(LlmLive),            // or LlmFake(script), LlmReplay(cassette)
+ *     Layer.provideMerge(LuallmLive),
+ *     Layer.provideMerge(AuditLive),          // or AuditTest
+ *     Layer.provideMerge(AppConfigFrom(config)),
+ *     Layer.provideMerge(NodeHttpClient.layer),
+ *     Layer.provideMerge(NodeContext.layer)   // FileSystem, Path, CommandExecutor
+ *   )
+ *   const outcome = yield* Effect.flatMap(Agent, (agent) => agent.run("…"))
+ *
+ * The package ships TypeScript sources: this entry is for runtimes and tools that load `.ts`
+ * (Deno, Bun, esbuild/Vite/tsx bundles); see `exports` in package.json.
+ */
+
+// The agent
+export {
+  Agent,
+  AgentDefault,
+  type AgentError,
+  AgentLive,
+  type AgentOutcome,
+  AgentServicesLive,
+  NoTaskToResume,
+  type Progress,
+  type ProgressListener,
+  type RunOptions,
+  TaskInProgress
+} from "./Agent.ts"
+
+// Configuration
+export { type AgentConfig, type ConfigEnvironment, ConfigSchema, defaultConfig, Tier } from "./core/config.ts"
+export {
+  AppConfig,
+  AppConfigFrom,
+  AppConfigLive,
+  type AppConfigShape,
+  type ApprovalAction,
+  type ConfigError,
+  ConfigFileNotFound,
+  ConfigFileUnreadable,
+  ConfigInvalid,
+  type LoadOptions,
+  type ModelPurpose
+} from "./layers/Config.ts"
+
+// The persisted task and its graph
+export { type Pause, SkillDraft, MissingSkill, newTask, isTerminal, Task, TaskStateName } from "./core/task.ts"
+export {
+  type ActionNode,
+  type DecisionNode,
+  fromJson,
+  Graph,
+  GraphError,
+  GraphMetadata,
+  type LlmCallNode,
+  Node,
+  NodeStatus,
+  PlanGraph,
+  type SkillNode,
+  topologicalSort,
+  validate
+} from "./core/graph.ts"
+export { parseMetadata, SkillMetadata, SkillName } from "./core/skillMeta.ts"
+export { TestReport, TestResult } from "./core/testHarness.ts"
+
+// Services
+export {
+  Audit,
+  AuditEntry,
+  AuditLive,
+  AuditMemory,
+  AuditReadError,
+  type AuditShape,
+  AuditTest,
+  AuditWriteError,
+  readAuditLog
+} from "./layers/Audit.ts"
+export { makeStateStore, State, StateCorrupt, StateIoError, StateLive, StateLocked, type StateShape } from "./layers/State.ts"
+export {
+  ChatMessage,
+  Completion,
+  CompletionRequest,
+  FakeReply,
+  Llm,
+  LlmBadResponse,
+  type LlmError,
+  LlmFake,
+  LlmHttpError,
+  LlmLive,
+  LlmRequests,
+  LlmScriptExhausted,
+  type LlmShape,
+  LlmTimeout,
+  LlmUnreachable,
+  type ModelListing,
+  type StreamPart,
+  Usage
+} from "./layers/Llm.ts"
+export {
+  CassetteInvalid,
+  CassetteLine,
+  CassetteMismatch,
+  CassetteWriteError,
+  LlmRecord,
+  LlmReplay,
+  llmLayerFor,
+  LlmSpecInvalid
+} from "./layers/LlmCassette.ts"
+export {
+  Luallm,
+  LuallmCommandFailed,
+  LuallmLive,
+  LuallmNotFound,
+  type LuallmShape,
+  LuallmStatus,
+  LuallmStatusInvalid,
+  LuallmTest,
+  ModelNotReady,
+  ModelNotRunning,
+  NoModelAvailable,
+  type RunningModel
+} from "./layers/Luallm.ts"
+export {
+  DependencyCycle,
+  DependencyMissing,
+  InvalidSkillName,
+  type LoadedSkill,
+  MetadataInvalid,
+  SkillInvalid,
+  type SkillListing,
+  SkillNotFound,
+  Skills,
+  SkillsLive,
+  type SkillsShape,
+  SkillUnreadable
+} from "./layers/Skills.ts"
+export {
+  type ExecuteResult,
+  RunNotDeclared,
+  type RunOptions as SkillRunOptions,
+  SkillRunner,
+  SkillRunnerLive,
+  type SkillRunnerShape,
+  TestFileMissing,
+  type TestsResult
+} from "./layers/SkillRunner.ts"
+export {
+  CapabilityDenied,
+  CommandNotAllowed,
+  FunctionNotExported,
+  OutputTooLarge,
+  PathNotAllowed,
+  ResultNotJson,
+  Sandbox,
+  SandboxCrashed,
+  type SandboxError,
+  SandboxLive,
+  type SandboxShape,
+  SkillMemoryExceeded,
+  SkillStalled,
+  SkillThrew,
+  SkillTimeout,
+  TestFileFailed,
+  TooManyHandles,
+  UndeclaredDependency
+} from "./layers/Sandbox.ts"
+export {
+  ApprovalAlreadyResolved,
+  ApprovalAmbiguous,
+  ApprovalCorrupt,
+  type ApprovalError,
+  ApprovalIoError,
+  ApprovalNotFound,
+  ApprovalRecord,
+  Approvals,
+  ApprovalsLive,
+  type ApprovalsShape,
+  type NewApproval,
+  PromotionRefused
+} from "./layers/Approvals.ts"

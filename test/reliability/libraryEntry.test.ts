@@ -1,0 +1,44 @@
+/**
+ * The library entry is enough to embed the agent: everything below comes from the package's
+ * own name (resolved through package.json `exports` to src/index.ts), nothing from src/ paths.
+ */
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Schema } from "effect"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { Agent, AgentDefault, AppConfigFrom, AuditMemory, AuditTest, defaultConfig, FakeReply, LlmFake, LuallmTest, Task } from "luallm-agent"
+import { tempDir, TestPlatform } from "../support/tmp.ts"
+
+describe("the library entry", () => {
+  it.scoped("an app wires the agent from the package's exports alone and runs a task", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const base = defaultConfig({ home, cwd: home, builtinSkillsDir: `${home}/builtin` })
+      const config = {
+        ...base,
+        state_dir: `${home}/state`,
+        skills: { allowed_dir: `${home}/skills`, agent_dir: `${home}/drafts`, builtin_dir: `${home}/builtin` }
+      }
+      mkdirSync(config.skills.allowed_dir, { recursive: true })
+      writeFileSync(`${config.skills.allowed_dir}/add.js`, `/* @skill {"name": "add", "version": "1.0.0", "public_functions": ["run"]} */
+export function run({ a, b }) { return a + b }
+`)
+      const plan = JSON.stringify({ nodes: [{ id: "sum", action: "skill", skill_name: "add", skill_args: { a: 40, b: 2 } }] })
+      const app = AgentDefault.pipe(
+        Layer.provideMerge(LlmFake([FakeReply.content(plan)])),
+        Layer.provideMerge(LuallmTest({ servers: [] })),
+        Layer.provideMerge(AuditTest),
+        Layer.provideMerge(AppConfigFrom(config, { home, cwd: home })),
+        Layer.provideMerge(NodeContext.layer)
+      )
+      const { events, outcome } = yield* Effect.gen(function*() {
+        const outcome = yield* (yield* Agent).run("Add 40 and 2")
+        const events = (yield* (yield* AuditMemory).entries).map((entry) => entry.event)
+        return { outcome, events }
+      }).pipe(Effect.provide(app))
+      expect(outcome.task.state).toBe("complete")
+      expect(outcome.task.result).toEqual({ sum: 42 })
+      expect(Schema.is(Task)(outcome.task)).toBe(true)
+      expect(events).toContain("task.complete")
+    }).pipe(Effect.provide(TestPlatform)))
+})
