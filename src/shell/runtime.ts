@@ -1,17 +1,19 @@
 /**
- * The layers a command runs with, built from the global options. Commands say what they
- * need (`AppConfig`, `Audit`, …) and `provideApp` gives it to them; nothing here runs at
- * import time, so `--help` stays fast.
+ * The layers a command runs with, built from the global options (`--config`, `--llm`). A command
+ * says what it needs (`AppConfig`, `Skills`, `Agent`, …) and the matching `provide*` gives it;
+ * nothing here runs at import time, so `--help` stays fast.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect, Layer, Option } from "effect"
-import { AppConfig, AppConfigLive } from "../layers/Config.ts"
-import { Audit, AuditLive } from "../layers/Audit.ts"
+import { AgentDefault } from "../Agent.ts"
+import { AuditLive } from "../layers/Audit.ts"
+import { AppConfigLive } from "../layers/Config.ts"
 import { llmLayerFor } from "../layers/LlmCassette.ts"
 import { LuallmLive } from "../layers/Luallm.ts"
 import { SandboxLive } from "../layers/Sandbox.ts"
 import { SkillRunnerLive } from "../layers/SkillRunner.ts"
 import { SkillsLive } from "../layers/Skills.ts"
+import { StateLive } from "../layers/State.ts"
 import { builtinSkillsDir } from "./packageRoot.ts"
 import { root } from "./root.ts"
 
@@ -33,11 +35,9 @@ export const baseLayer = (options: GlobalOptions) => AuditLive.pipe(Layer.provid
 export const provideConfig = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(root, (options) => Effect.provide(effect, configLayer(options)))
 
-/** Runs `effect` with the base layer built from the root command's options. */
-export const provideBase = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(root, (options) => Effect.provide(effect, baseLayer(options)))
-
-export type BaseServices = AppConfig | Audit | NodeContext.NodeContext
+/** Config and the saved task only: `status` and `reset`. */
+export const provideState = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(root, (options) => Effect.provide(effect, StateLive.pipe(Layer.provideMerge(configLayer(options)))))
 
 /**
  * The HTTP client, loaded when a command first needs it: initialising the HTTP stack
@@ -67,3 +67,7 @@ export const skillsLayer = (options: GlobalOptions) =>
 /** Runs `effect` with the skills layer built from the root command's options. */
 export const provideSkills = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(root, (options) => Effect.provide(effect, skillsLayer(options)))
+
+/** Runs `effect` with the agent and all its live services, the LLM picked by `--llm`. */
+export const provideAgent = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(root, (options) => Effect.provide(effect, AgentDefault.pipe(Layer.provideMerge(llmLayer(options)))))

@@ -9,7 +9,7 @@ import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { Approvals } from "../../layers/Approvals.ts"
 import { describeApproval } from "../approvalPrompt.ts"
 import { dim, green, printJson } from "../ui.ts"
-import { provideAgent } from "./task.ts"
+import { provideAgent } from "../runtime.ts"
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON"))
 const id = Args.text({ name: "id" }).pipe(Args.withDescription("The approval id (the first 8 characters are enough)"))

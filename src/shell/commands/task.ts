@@ -3,23 +3,18 @@
  * Exit codes: 0 complete, 1 failed, 3 paused (an approval or a model; `resume` continues).
  */
 import { Args, Command as Cli, Options } from "@effect/cli"
-import { Console, Data, Effect, Layer, Option } from "effect"
-import { Agent, type AgentOutcome, AgentDefault } from "../../Agent.ts"
+import { Console, Data, Effect, Option } from "effect"
+import { Agent, type AgentOutcome } from "../../Agent.ts"
 import type { Task } from "../../core/task.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { Approvals } from "../../layers/Approvals.ts"
 import { AppConfig } from "../../layers/Config.ts"
-import { State, StateLive } from "../../layers/State.ts"
+import { State } from "../../layers/State.ts"
 import { reviewInteractively } from "../approvalPrompt.ts"
 import { ExitCodes, ExitWith } from "../exit.ts"
 import { terminalProgress } from "../progress.ts"
-import { root } from "../root.ts"
-import { configLayer, llmLayer } from "../runtime.ts"
+import { provideAgent, provideState } from "../runtime.ts"
 import { bold, dim, green, isInteractive, printJson, red, yellow } from "../ui.ts"
-
-/** Runs `effect` with the agent and all its live services, the LLM picked by `--llm`. */
-export const provideAgent = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(root, (options) => Effect.provide(effect, AgentDefault.pipe(Layer.provideMerge(llmLayer(options)))))
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print the outcome as JSON"))
 
@@ -128,7 +123,7 @@ export const statusCommand = Cli.make("status", { json }, ({ json: asJson }) =>
       yield* Console.log(`  ${sanitizeForTerminal(node.id)} [${node.action}] ${node.status}${node.retries > 0 ? dim(` (${node.retries} retries)`) : ""}`)
     }
     if (task.error !== null) yield* Console.log(red(sanitizeForTerminal(task.error)))
-  }).pipe(provideStateOnly)).pipe(Cli.withDescription("Show the saved task"))
+  }).pipe(provideState)).pipe(Cli.withDescription("Show the saved task"))
 
 export const resetCommand = Cli.make("reset", {}, () =>
   Effect.scoped(
@@ -145,9 +140,4 @@ export const resetCommand = Cli.make("reset", {}, () =>
         })
       )
     })
-  ).pipe(provideStateOnly)).pipe(Cli.withDescription("Discard the saved task (refused while a task runs)"))
-
-/** `status` and `reset` need only the config and the state file. */
-function provideStateOnly<A, E, R>(effect: Effect.Effect<A, E, R>) {
-  return Effect.flatMap(root, (options) => Effect.provide(effect, StateLive.pipe(Layer.provideMerge(configLayer(options)))))
-}
+  ).pipe(provideState)).pipe(Cli.withDescription("Discard the saved task (refused while a task runs)"))
