@@ -64,6 +64,7 @@ export const ensureModel = Effect.gen(function*() {
 export const plan = (task: Task, attempt: number, feedback: string | null, progress: ProgressListener) =>
   Effect.gen(function*() {
     const llm = yield* Llm
+    const app = yield* AppConfig
     const audit = yield* Audit
     const skills = yield* librarySkills
     const model = task.model ?? (yield* llm.resolveModel("planning"))
@@ -81,6 +82,7 @@ export const plan = (task: Task, attempt: number, feedback: string | null, progr
     const createdAt = new Date(yield* Clock.currentTimeMillis).toISOString()
     const parsed = parsePlan(completion.content, {
       knownSkills: new Set(skills.map((skill) => skill.name)),
+      maxNodes: app.config.limits.max_plan_nodes,
       metadata: { prompt: task.prompt, created_at: createdAt, model: completion.model }
     })
     if (parsed._tag === "Left") {

@@ -60,7 +60,9 @@ export const ConfigSchema = Schema.Struct({
     llm_timeout_seconds: PositiveInt,
     skill_timeout_seconds: PositiveInt,
     skill_memory_mb: PositiveInt,
-    max_parallel_nodes: PositiveInt
+    max_parallel_nodes: PositiveInt,
+    /** The most nodes a plan may have: every node is a model call or a sandboxed run. */
+    max_plan_nodes: PositiveInt
   }),
   model_policy: Schema.Struct({
     planning: OptionalString,
@@ -114,7 +116,8 @@ export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
       llm_timeout_seconds: 120,
       skill_timeout_seconds: 10,
       skill_memory_mb: 64,
-      max_parallel_nodes: 4
+      max_parallel_nodes: 4,
+      max_plan_nodes: 200
     },
     model_policy: { planning: null, code: null, default: null, auto_start: false },
     approval_tiers: { task_confirmation: "prompt", skill_promotion: "human", model_start: "prompt", skill_exec: "human" }

@@ -135,12 +135,15 @@ export interface JsonExtractionError {
 }
 
 /**
- * The first balanced `{…}` in `text`, found by scanning brackets outside strings; `undefined`
- * when there is no opening brace, and the rest of the text when it never closes (truncated).
+ * The first balanced `{…}` in `text` — or `[{…}, …]` when a list of objects comes first —
+ * found by scanning brackets outside strings; `undefined` when there is no opening brace, and
+ * the rest of the text when it never closes (truncated).
  */
 export const firstJsonObject = (text: string): { readonly body: string; readonly complete: boolean } | undefined => {
-  const start = text.indexOf("{")
-  if (start === -1) return undefined
+  const brace = text.indexOf("{")
+  if (brace === -1) return undefined
+  const list = /\[\s*\{/.exec(text)
+  const start = list !== null && list.index < brace ? list.index : brace
   let depth = 0
   let inString = false
   for (let i = start; i < text.length; i++) {

@@ -12,6 +12,20 @@ export interface PlanContext {
   /** Skills in the library (promoted and shipped). */
   readonly knownSkills: ReadonlySet<string>
   readonly metadata: GraphMetadata
+  /** `limits.max_plan_nodes`: every node costs a model call or a sandboxed run. */
+  readonly maxNodes: number
+}
+
+/** Models sometimes answer with the bare list of nodes; that is a plan too. */
+const asPlanObject = (value: unknown): unknown => (Array.isArray(value) ? { nodes: value } : value)
+
+/** Checked before decoding, so a huge plan costs one sentence of feedback, not one per node. */
+const sizeError = (value: unknown, maxNodes: number): string | undefined => {
+  const nodes = typeof value === "object" && value !== null && "nodes" in value ? value.nodes : undefined
+  return Array.isArray(nodes) && nodes.length > maxNodes
+    ? `The plan has ${nodes.length} nodes, more than the ${maxNodes} allowed (limits.max_plan_nodes). Make it smaller: ` +
+      "let one skill process a whole list instead of one node per item."
+    : undefined
 }
 
 export interface AcceptedPlan {
@@ -46,9 +60,13 @@ const missingSkills = (graph: Graph, known: ReadonlySet<string>): Either.Either<
 export const parsePlan = (answer: string, context: PlanContext): Either.Either<AcceptedPlan, ReadonlyArray<string>> =>
   extractJson(answer).pipe(
     Either.mapLeft((error): ReadonlyArray<string> => [error.message]),
-    Either.flatMap((value) =>
-      Either.mapLeft(fromUnknown(value, context.metadata), (errors) => errors.map((error) => error.message))
-    ),
+    Either.map(asPlanObject),
+    Either.flatMap((value) => {
+      const tooBig = sizeError(value, context.maxNodes)
+      return tooBig === undefined
+        ? Either.mapLeft(fromUnknown(value, context.metadata), (errors) => errors.map((error) => error.message))
+        : Either.left([tooBig])
+    }),
     Either.flatMap((graph) =>
       graph.nodes.length === 0
         ? Either.left(["The plan has no nodes. Add at least one node that does the work the request asks for."])

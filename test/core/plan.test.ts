@@ -4,7 +4,8 @@ import { parsePlan } from "../../src/core/plan.ts"
 
 const context = {
   knownSkills: new Set(["read_file", "write_file"]),
-  metadata: { prompt: "p", created_at: "2026-01-01T00:00:00.000Z", model: "m" }
+  metadata: { prompt: "p", created_at: "2026-01-01T00:00:00.000Z", model: "m" },
+  maxNodes: 5
 }
 
 const accepted = (answer: string) => {
@@ -66,5 +67,17 @@ describe("parsePlan", () => {
     expect(rejected(`{"nodes": []}`)[0]).toContain("The plan has no nodes")
     expect(rejected("I am not sure what you mean.")[0]).toContain("holds no JSON object")
     expect(rejected(`{"nodes": [{"id": "a", "action": "llm_call"`)[0]).toContain("cut off")
+  })
+
+  it("accepts a bare list of nodes as the plan", () => {
+    const plan = accepted("Plan:\n[{\"id\": \"a\", \"action\": \"llm_call\", \"prompt_template\": \"x\"}]")
+    expect(plan.graph.nodes.map((n) => n.id)).toEqual(["a"])
+  })
+
+  it("sends a plan larger than max_plan_nodes back with one sentence, not one error per node", () => {
+    const nodes = Array.from({ length: 6 }, (_, i) => ({ id: `n${i}`, action: "llm_call", prompt_template: "x", depends_on: ["zzz"] }))
+    expect(rejected(JSON.stringify({ nodes }))).toEqual([
+      "The plan has 6 nodes, more than the 5 allowed (limits.max_plan_nodes). Make it smaller: let one skill process a whole list instead of one node per item."
+    ])
   })
 })

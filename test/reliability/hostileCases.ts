@@ -78,6 +78,8 @@ const planAccepted = (name: string, answer: string): HostileCase => ({
 
 const oneMegabyte = 1024 * 1024
 const tenThousand = 10_000
+/** The default limits.max_plan_nodes. */
+const planLimit = 200
 
 const planCases: ReadonlyArray<HostileCase> = [
   planAccepted("the plan inside a ```json markdown fence", "```json\n" + goodPlan + "\n```"),
@@ -116,7 +118,7 @@ const planCases: ReadonlyArray<HostileCase> = [
   ),
   planRetry("1 MB of prose and no JSON", "I am thinking about it. ".repeat(oneMegabyte / 24), /holds no JSON object/),
   planRetry("an empty answer", "", /answer was empty/),
-  planRetry("a JSON array instead of an object with nodes", JSON.stringify([sum, say]), /At nodes: is missing/),
+  planAccepted("a bare JSON array of nodes instead of an object with nodes", JSON.stringify([sum, say])),
   planRetry("two nodes with the same id", plan([sum, { ...say, id: "sum" }]), /used by 2 nodes/),
   planRetry(
     "a skill name that is a path (../evil), with a description",
@@ -126,17 +128,22 @@ const planCases: ReadonlyArray<HostileCase> = [
   planRetry(
     `a plan of ${tenThousand} nodes that all depend on a node that does not exist`,
     plan(Array.from({ length: tenThousand }, (_, i) => ({ id: `n${i}`, action: "llm_call", prompt_template: "x", depends_on: ["ghost"] }))),
+    /The plan has 10000 nodes, more than the 200 allowed \(limits\.max_plan_nodes\)/
+  ),
+  planRetry(
+    "a plan of 150 nodes that all depend on a node that does not exist",
+    plan(Array.from({ length: 150 }, (_, i) => ({ id: `n${i}`, action: "llm_call", prompt_template: "x", depends_on: ["ghost"] }))),
     /depends on "ghost", but no node has that id/
   ),
   {
     stage: "plan",
-    name: `a valid plan of ${tenThousand} chained nodes whose first node fails: the rest is skipped at once`,
+    name: `a valid plan of ${planLimit} chained nodes whose first node fails: the rest is skipped at once`,
     prompt: sumPrompt,
     replies: [
       FakeReply.content(
         plan([
           { id: "n0", action: "skill", skill_name: "shell_safe", skill_args: { command: "rm", args: ["-rf", "{home}"] }, max_retries: 0 },
-          ...Array.from({ length: tenThousand - 1 }, (_, i) => ({ id: `n${i + 1}`, action: "llm_call", prompt_template: "x", depends_on: [`n${i}`] }))
+          ...Array.from({ length: planLimit - 1 }, (_, i) => ({ id: `n${i + 1}`, action: "llm_call", prompt_template: "x", depends_on: [`n${i}`] }))
         ]),
         { when: firstPlanRequest }
       )
