@@ -102,13 +102,18 @@ export const makeFileAudit = (options: { readonly path: string; readonly maxSize
     const append = (line: string) =>
       Effect.gen(function*() {
         const bytes = new TextEncoder().encode(line)
-        const current = yield* Ref.get(size)
-        if (current > 0 && current + bytes.length > options.maxSizeBytes) {
+        if ((yield* Ref.get(size)) > 0 && (yield* Ref.get(size)) + bytes.length > options.maxSizeBytes) {
           yield* rotate
           yield* Ref.set(size, 0)
         }
-        yield* fs.writeFile(options.path, bytes, { flag: "a" }).pipe(Effect.mapError(fail))
-        yield* Ref.update(size, (n) => n + bytes.length)
+        const before = yield* Ref.get(size)
+        yield* fs.writeFile(options.path, bytes, { flag: "a" }).pipe(
+          // A full disk can take part of a line; cut it off, so the next line starts on its own.
+          // If even that fails, the write's own error is the one worth reporting.
+          Effect.tapError(() => fs.truncate(options.path, before).pipe(Effect.ignore)),
+          Effect.mapError(fail)
+        )
+        yield* Ref.set(size, before + bytes.length)
       })
 
     return Audit.of({

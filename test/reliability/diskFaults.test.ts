@@ -14,6 +14,7 @@ import { join } from "node:path"
 import { prepareWorkspace, type ScriptedTask, type Workspace } from "../../scripts/soak.ts"
 import { newTask, Task } from "../../src/core/task.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
+import { makeFileAudit, readAuditLog } from "../../src/layers/Audit.ts"
 import { makeStateStore } from "../../src/layers/State.ts"
 import { runCli } from "../support/cli.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
@@ -112,6 +113,24 @@ describe("a state directory that cannot be written", () => {
       rmSync(filler)
       yield* state.save({ ...previous, id: "next" })
       expect(Option.map(yield* state.load, (task) => task.id)).toEqual(Option.some("next"))
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scopedLive.skipIf(cannotMount !== undefined)("a full disk mid audit line: the write fails with AuditWriteError and leaves no torn line behind", () =>
+    Effect.gen(function*() {
+      const dir = join(yield* tempDir, "audit")
+      yield* tinyTmpfs(dir)
+      const path = `${dir}/audit.jsonl`
+      const audit = yield* makeFileAudit({ path, maxSizeBytes: 1024 * 1024, maxFiles: 1 })
+      yield* audit.log("before")
+      const filler = fill(dir, 0)
+      // A line bigger than what is left on the last page: part of it would be written.
+      const error = yield* Effect.flip(audit.log("too.big", { pad: "x".repeat(16 * 1024) }))
+      expect(error._tag).toBe("AuditWriteError")
+      rmSync(filler)
+      yield* audit.log("after")
+      const read = yield* readAuditLog({ path, maxFiles: 1 })
+      expect(read.bad).toEqual([])
+      expect(read.entries.map((entry) => entry.event)).toEqual(["before", "after"])
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scopedLive.skipIf(cannotMount !== undefined)("a full disk through the CLI: run fails with the ENOSPC message, status shows the previous task, and it works again once there is space", () =>
