@@ -5,7 +5,7 @@
  * Normal operation never reads the log; `readAuditLog` serves the `log` and `stats` commands.
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Data, Effect, Layer, Option, Ref, Schema } from "effect"
+import { Clock, Context, Data, Effect, Exit, Layer, Option, Ref, Schema, Scope } from "effect"
 import { AppConfig } from "./Config.ts"
 
 export const AuditEntry = Schema.Struct({
@@ -67,7 +67,11 @@ const makeEntry = (event: string, taskId: string | null, data: AuditData | undef
 export const rotatedPaths = (path: string, maxFiles: number): Array<string> =>
   Array.from({ length: maxFiles }, (_, i) => `${path}.${i + 1}`)
 
-/** Audit to a file, with rotation by size. One semaphore orders appends and rotations. */
+/**
+ * Audit to a file, with rotation by size. The file stays open for appending (one `write` per
+ * line, no open/close around each), and one semaphore orders appends and rotations. Each line
+ * goes to the kernel as it is logged, so a killed process loses none that were logged.
+ */
 export const makeFileAudit = (options: { readonly path: string; readonly maxSizeBytes: number; readonly maxFiles: number }) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
@@ -82,21 +86,32 @@ export const makeFileAudit = (options: { readonly path: string; readonly maxSize
     const taskId = yield* Ref.make<string | null>(null)
     const lock = yield* Effect.makeSemaphore(1)
 
+    /** The log file opened for appending, with the scope that closes it. */
+    const openLog = Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const file = yield* Scope.extend(fs.open(options.path, { flag: "a" }), scope).pipe(Effect.mapError(fail))
+      return { file, scope }
+    })
+    const log = yield* Ref.make(yield* openLog)
+    yield* Effect.addFinalizer(() => Effect.flatMap(Ref.get(log), (open) => Scope.close(open.scope, Exit.void)))
+
     const rotate = Effect.gen(function*() {
+      yield* Scope.close((yield* Ref.get(log)).scope, Exit.void)
       const rotated = rotatedPaths(options.path, options.maxFiles)
       const oldest = rotated.at(-1)
       if (oldest === undefined) {
         // max_files 0: keep no history, start the file again.
         yield* fs.remove(options.path, { force: true })
-        return
+      } else {
+        yield* fs.remove(oldest, { force: true })
+        for (let i = rotated.length - 1; i > 0; i--) {
+          const from = rotated[i - 1]
+          const to = rotated[i]
+          if (from !== undefined && to !== undefined && (yield* fs.exists(from))) yield* fs.rename(from, to)
+        }
+        yield* fs.rename(options.path, rotated[0] ?? oldest)
       }
-      yield* fs.remove(oldest, { force: true })
-      for (let i = rotated.length - 1; i > 0; i--) {
-        const from = rotated[i - 1]
-        const to = rotated[i]
-        if (from !== undefined && to !== undefined && (yield* fs.exists(from))) yield* fs.rename(from, to)
-      }
-      yield* fs.rename(options.path, rotated[0] ?? oldest)
+      yield* Ref.set(log, yield* openLog)
     }).pipe(Effect.mapError(fail))
 
     const append = (line: string) =>
@@ -107,7 +122,7 @@ export const makeFileAudit = (options: { readonly path: string; readonly maxSize
           yield* Ref.set(size, 0)
         }
         const before = yield* Ref.get(size)
-        yield* fs.writeFile(options.path, bytes, { flag: "a" }).pipe(
+        yield* (yield* Ref.get(log)).file.writeAll(bytes).pipe(
           // A full disk can take part of a line; cut it off, so the next line starts on its own.
           // If even that fails, the write's own error is the one worth reporting.
           Effect.tapError(() => fs.truncate(options.path, before).pipe(Effect.ignore)),
@@ -127,7 +142,7 @@ export const makeFileAudit = (options: { readonly path: string; readonly maxSize
   })
 
 /** The live layer: the file and limits come from the config. */
-export const AuditLive: Layer.Layer<Audit, AuditWriteError, AppConfig | FileSystem.FileSystem | Path.Path> = Layer.effect(
+export const AuditLive: Layer.Layer<Audit, AuditWriteError, AppConfig | FileSystem.FileSystem | Path.Path> = Layer.scoped(
   Audit,
   Effect.gen(function*() {
     const { config } = yield* AppConfig
