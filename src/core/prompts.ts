@@ -147,7 +147,7 @@ export const planningUserPrompt = (request: string, feedback: string | null): st
 
 /** What a skill's code can use: the sandbox's contract, told to the model that writes one. */
 export const skillEnvironment = `A skill is one JavaScript file that runs in a QuickJS sandbox: plain ECMAScript 2023 only. There is no Node.js, no process, no Buffer, no network, no import of modules other than declared skills. These globals exist:
-- fs.readFile(path) → string; fs.writeFile(path, text); fs.appendFile(path, text); fs.exists(path) → boolean; fs.listDir(path) → string[]; fs.mkdir(path); fs.open(path, "r"|"w"|"a") → handle, fs.read(handle, maxBytes) → string ("" at the end), fs.write(handle, text), fs.close(handle). Every path must match the skill's declared "paths" (and the user's allowed paths); anything else is refused.
+- fs.readFile(path) → string; fs.writeFile(path, text); fs.appendFile(path, text); fs.exists(path) → boolean; fs.listDir(path) → string[]; fs.mkdir(path); fs.open(path, "r"|"w"|"a") → handle, fs.read(handle, maxBytes) → string (null at the end), fs.write(handle, text), fs.close(handle). Every path must match the skill's declared "paths" (and the user's allowed paths); anything else is refused.
 - require("other_skill") for skills listed in "dependencies"; print(...) and console.log/info/warn/error(...) for output; log(event, data) to the audit log.
 The file starts with a metadata header, JSON inside a block comment, then the code:
 /* @skill {"name": "<name>", "version": "1.0.0", "description": "<one sentence>", "dependencies": [], "paths": ["<globs of the files it reads or writes, e.g. ~/data/**>"], "urls": [], "public_functions": ["run"], "args": {"<arg>": "<type: meaning>"}} */
