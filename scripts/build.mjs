@@ -1,4 +1,5 @@
-// Bundles the CLI (and the bench / soak runners) into CommonJS files under dist/.
+// Bundles the CLI (and the bench / soak runners) into CommonJS files under dist/, and the
+// library entry into dist/index.js.
 // One bundled file starts several times faster than unbundled ESM (see README, Performance).
 // Run by `prepare`, so `npm ci` leaves `npx luallm-agent` ready.
 import { build } from "esbuild"
@@ -32,8 +33,18 @@ const lazyFileParsers = {
   }
 }
 
-await Promise.all(
-  Object.entries(entries)
+/** Replaces each output file atomically: a process started during a build reads the old file or the new one, never half of one. */
+const writeAtomically = ({ outputFiles }) => {
+  for (const output of outputFiles) {
+    mkdirSync(dirname(output.path), { recursive: true })
+    const tmp = `${output.path}.${process.pid}.tmp`
+    writeFileSync(tmp, output.contents)
+    renameSync(tmp, output.path)
+  }
+}
+
+await Promise.all([
+  ...Object.entries(entries)
     .filter(([, file]) => existsSync(file))
     .map(([name, file]) =>
       build({
@@ -55,18 +66,23 @@ await Promise.all(
         sourcemap: "linked",
         logLevel: "warning",
         write: false
-      }).then(({ outputFiles }) => {
-        // Replace each file atomically: a CLI started during a build reads the old bundle or
-        // the new one, never half of one.
-        for (const output of outputFiles) {
-          mkdirSync(dirname(output.path), { recursive: true })
-          const tmp = `${output.path}.${process.pid}.tmp`
-          writeFileSync(tmp, output.contents)
-          renameSync(tmp, output.path)
-        }
-      })
-    )
-)
+      }).then(writeAtomically)
+    ),
+  // The library for apps on plain Node (which cannot import .ts): our sources as one ES module,
+  // every package left to the app's own node_modules, so it shares the app's copy of `effect`.
+  build({
+    entryPoints: ["src/index.ts"],
+    outfile: "dist/index.js",
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    packages: "external",
+    sourcemap: "linked",
+    logLevel: "warning",
+    write: false
+  }).then(writeAtomically)
+])
 
 // One run fills the compile cache (see bin/luallm-agent.cjs), so that the first command after
 // `npm ci` already starts warm; it also proves the bundle loads.

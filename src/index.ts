@@ -14,8 +14,9 @@
  *   )
  *   const outcome = yield* Effect.flatMap(Agent, (agent) => agent.run("…"))
  *
- * The package ships TypeScript sources: this entry is for runtimes and tools that load `.ts`
- * (Deno, Bun, esbuild/Vite/tsx bundles); see `exports` in package.json.
+ * TypeScript-aware runtimes and tools (Deno, Bun, bundlers, tsx, vitest) load this file; plain
+ * Node's `import` gets `dist/index.js`, the same code built as one ES module with every package
+ * left external (see `exports` in package.json).
  */
 
 // The agent
@@ -34,7 +35,7 @@ export {
 } from "./Agent.ts"
 
 // Configuration
-export { type AgentConfig, type ConfigEnvironment, ConfigSchema, defaultConfig, Tier } from "./core/config.ts"
+export { type AgentConfig, type ConfigEnvironment, ConfigSchema, configInside, defaultConfig, Tier } from "./core/config.ts"
 export {
   AppConfig,
   AppConfigFrom,

@@ -1,10 +1,12 @@
 /**
  * The library entry is enough to embed the agent: everything below comes from the package's
- * own name (resolved through package.json `exports` to src/index.ts), nothing from src/ paths.
+ * own name, nothing from src/ paths. package.json `exports` sends TypeScript-aware tools and
+ * Deno to src/index.ts, and plain Node's `import` to dist/index.js (built by `prepare`).
  */
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
+import { spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { Agent, AgentDefault, AppConfigFrom, AuditMemory, AuditTest, defaultConfig, FakeReply, LlmFake, LuallmTest, Task } from "luallm-agent"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
@@ -41,4 +43,12 @@ export function run({ a, b }) { return a + b }
       expect(Schema.is(Task)(outcome.task)).toBe(true)
       expect(events).toContain("task.complete")
     }).pipe(Effect.provide(TestPlatform)))
+
+  it("plain Node (no TypeScript loader) imports the built library by the package's name", () => {
+    const script = "import { Agent, AgentDefault, configInside } from 'luallm-agent'; " +
+      "console.log([typeof Agent, typeof AgentDefault, typeof configInside].join(' '))"
+    const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], { cwd: process.cwd(), encoding: "utf8" })
+    expect(result.stderr).toBe("")
+    expect(result.stdout.trim()).toBe("function object function")
+  })
 })
