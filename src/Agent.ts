@@ -12,7 +12,7 @@ import { isTerminal, newTask, type Pause, type Task } from "./core/task.ts"
 import { Command, commandFor, Event, transition } from "./core/taskMachine.ts"
 import { checkApproval, type DraftWriteError, requestApproval, testDraft, writeDraft } from "./agent/drafting.ts"
 import { execute } from "./agent/execution.ts"
-import { ensureModel, plan } from "./agent/planning.ts"
+import { canStartModels, ensureModel, plan } from "./agent/planning.ts"
 import { type ProgressListener, silent } from "./agent/progress.ts"
 import { type ApprovalError, type Approvals, ApprovalsLive } from "./layers/Approvals.ts"
 import { Audit, type AuditWriteError } from "./layers/Audit.ts"
@@ -90,7 +90,7 @@ const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOStr
 const perform = (task: Task, progress: ProgressListener) => {
   const command = commandFor(task)
   return Command.$match(command, {
-    EnsureModel: () => ensureModel,
+    EnsureModel: () => ensureModel(task),
     Plan: ({ attempt, feedback }) => plan(task, attempt, feedback, progress),
     DraftSkill: ({ draft }) => writeDraft(task, draft, false, progress),
     ReworkSkill: ({ draft }) => writeDraft(task, draft, true, progress),
@@ -116,7 +116,8 @@ export const makeAgent = Effect.gen(function*() {
       // A model that stopped mid-task pauses the task in model_wait, like one missing at the start.
       const event = yield* perform(task, progress).pipe(
         Effect.catchTag("ModelNotRunning", (error) =>
-          Effect.succeed<Event>(Event.ModelMissing({ model: error.model, startCommand: error.startCommand })))
+          Effect.map(canStartModels, (autoStart): Event =>
+            Event.ModelMissing({ model: error.model, startCommand: error.startCommand, autoStart })))
       )
       // A graph run saved its progress as it went; the transition starts from that.
       const base = event._tag === "GraphFinished" ? { ...task, graph: event.graph } : task

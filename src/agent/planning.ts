@@ -6,7 +6,7 @@ import { Clock, Effect } from "effect"
 import { parsePlan } from "../core/plan.ts"
 import { planningSystemPrompt, planningUserPrompt, type SkillSummary } from "../core/prompts.ts"
 import type { Task } from "../core/task.ts"
-import { type Event as TaskEvent, Event } from "../core/taskMachine.ts"
+import { Event } from "../core/taskMachine.ts"
 import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
 import { Llm } from "../layers/Llm.ts"
@@ -29,36 +29,58 @@ export const librarySkills = Effect.gen(function*() {
   return Array.from(byName.values())
 })
 
+/** Whether the policy lets the agent start a model itself (`model_policy.auto_start` and the `model_start` tier). */
+export const canStartModels = Effect.map(
+  AppConfig,
+  (app) => app.config.model_policy.auto_start && app.approvalTier("model_start") === "auto"
+)
+
 /**
- * Finds the model for planning. A model that is not running becomes `ModelMissing` (the task
- * waits in `model_wait`), unless the policy lets the agent start it itself.
+ * `EnsureModel`: the model the task needs — the one it waits for in `model_wait`, else the
+ * planning model. When the policy allows, a model that is not running is started and waited
+ * for; otherwise a missing model becomes `ModelMissing` and the task pauses with the command.
  */
-export const ensureModel = Effect.gen(function*() {
-  const llm = yield* Llm
-  const luallm = yield* Luallm
-  const app = yield* AppConfig
-  const audit = yield* Audit
-  const canStart = app.config.model_policy.auto_start && app.approvalTier("model_start") === "auto"
-  const policyModel = app.modelPolicy("planning")
-  return yield* llm.resolveModel("planning").pipe(
-    Effect.map((model): TaskEvent => Event.ModelReady({ model })),
-    Effect.catchTags({
-      ModelNotRunning: (error) =>
-        canStart
-          ? Effect.gen(function*() {
-            yield* audit.log("model.start", { model: error.model })
-            yield* luallm.start(error.model)
-            yield* luallm.waitForReady(error.model, `${app.config.limits.llm_timeout_seconds} seconds`)
-            return Event.ModelReady({ model: error.model })
-          })
-          : Effect.succeed(Event.ModelMissing({ model: error.model, startCommand: error.startCommand })),
-      NoModelAvailable: (error) => {
-        const model = policyModel._tag === "Some" ? policyModel.value : "<model>"
-        return Effect.succeed(Event.ModelMissing({ model, startCommand: `${error.binary} start ${model}` }))
-      }
-    })
-  )
-})
+export const ensureModel = (task: Task) =>
+  Effect.gen(function*() {
+    const llm = yield* Llm
+    const luallm = yield* Luallm
+    const app = yield* AppConfig
+    const audit = yield* Audit
+    const autoStart = yield* canStartModels
+    const policyModel = app.modelPolicy("planning")
+    const wanted = task.state === "model_wait" && task.wait_model !== null
+      ? Effect.succeed(task.wait_model)
+      : llm.resolveModel("planning")
+    return yield* wanted.pipe(
+      Effect.flatMap((model) =>
+        Effect.gen(function*() {
+          if (autoStart) {
+            const running = yield* luallm.endpoint(model).pipe(
+              Effect.as(true),
+              Effect.catchTag("ModelNotRunning", () => Effect.succeed(false))
+            )
+            if (!running) {
+              yield* audit.log("model.start", { model })
+              yield* luallm.start(model)
+              yield* luallm.waitForReady(model, `${app.config.limits.llm_timeout_seconds} seconds`)
+            }
+          }
+          return Event.ModelReady({ model })
+        })
+      ),
+      Effect.catchTags({
+        ModelNotRunning: (error) =>
+          Effect.succeed(Event.ModelMissing({ model: error.model, startCommand: error.startCommand, autoStart })),
+        NoModelAvailable: (error) => {
+          const model = policyModel._tag === "Some" ? policyModel.value : "<model>"
+          // With no model named anywhere there is nothing to start: always pause and ask.
+          return Effect.succeed(
+            Event.ModelMissing({ model, startCommand: `${error.binary} start ${model}`, autoStart: autoStart && policyModel._tag === "Some" })
+          )
+        }
+      })
+    )
+  })
 
 /** Asks for a plan; the answer is data, parsed leniently then strictly. */
 export const plan = (task: Task, attempt: number, feedback: string | null, progress: ProgressListener) =>

@@ -73,6 +73,8 @@ export const Task = Schema.Struct({
   draft: Schema.NullOr(SkillDraft),
   /** Where to go back to when the model we waited for is ready. */
   resume_state: Schema.NullOr(TaskStateName),
+  /** The model the task waits for in `model_wait`. */
+  wait_model: Schema.NullOr(Schema.String),
   paused: Schema.NullOr(Pause),
   /** The sink nodes' results, for a complete task. */
   result: Schema.optional(Schema.Unknown),
@@ -97,6 +99,7 @@ export const newTask = (id: string, prompt: string, now: string): Task => ({
   missing_skills: [],
   draft: null,
   resume_state: null,
+  wait_model: null,
   paused: null,
   error: null
 })

@@ -45,7 +45,8 @@ export interface FailedNode {
 
 export type Event = Data.TaggedEnum<{
   ModelReady: { readonly model: string }
-  ModelMissing: { readonly model: string; readonly startCommand: string }
+  /** `autoStart`: the policy lets the agent start the model itself, so the task does not pause. */
+  ModelMissing: { readonly model: string; readonly startCommand: string; readonly autoStart: boolean }
   Planned: { readonly graph: Graph; readonly missing: ReadonlyArray<MissingSkill> }
   PlanRejected: { readonly errors: ReadonlyArray<string> }
   Drafted: { readonly codePath: string; readonly testPath: string }
@@ -157,7 +158,8 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
     case "ModelReady": {
       const back = task.state === "model_wait" ? (task.resume_state ?? "planning") : "planning"
       return {
-        task: { ...task, model: event.model, state: back, resume_state: null, paused: null },
+        // The task's model is the planning model, chosen once; a node's own model only waited.
+        task: { ...task, model: task.model ?? event.model, state: back, resume_state: null, wait_model: null, paused: null },
         reason: `model ${event.model} is ready`
       }
     }
@@ -167,13 +169,14 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
           ...task,
           state: "model_wait",
           resume_state: task.state === "model_wait" ? task.resume_state : task.state,
-          paused: {
+          wait_model: event.model,
+          paused: event.autoStart ? null : {
             reason: "model",
             message: `The model ${event.model} is not running. Start it with \`${event.startCommand}\`, then continue the task.`,
             next_command: `${event.startCommand} && luallm-agent resume`
           }
         },
-        reason: `model ${event.model} is not running`
+        reason: event.autoStart ? `model ${event.model} is not running; starting it (model_policy.auto_start)` : `model ${event.model} is not running`
       }
     case "Planned": {
       const planned = { ...task, graph: event.graph, plan_attempts: task.plan_attempts + 1, plan_feedback: null }

@@ -6,7 +6,7 @@ import { newTask, type Task } from "../../src/core/task.ts"
 import { Approvals } from "../../src/layers/Approvals.ts"
 import { AuditMemory } from "../../src/layers/Audit.ts"
 import { FakeReply, LlmRequests } from "../../src/layers/Llm.ts"
-import { ModelNotRunning } from "../../src/layers/Luallm.ts"
+import { LuallmCalls, ModelNotRunning } from "../../src/layers/Luallm.ts"
 import { State } from "../../src/layers/State.ts"
 import { agentLayer, installSkill, testConfig } from "../support/agentHarness.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
@@ -173,6 +173,32 @@ describe("agent", () => {
       expect(first.task.state).toBe("model_wait")
       expect(first.paused?.next_command).toBe("luallm start test-model && luallm-agent resume")
       expect(done.task.state).toBe("complete")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("starts a model that stopped mid-task itself when model_policy.auto_start and the model_start tier allow it", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const base = testConfig(home)
+      const config = {
+        ...base,
+        model_policy: { ...base.model_policy, auto_start: true },
+        approval_tiers: { ...base.approval_tiers, model_start: "auto" as const }
+      }
+      installSkill(config, "add", addSkill)
+      const notRunning = new ModelNotRunning({ model: "test-model", running: [], startCommand: "luallm start test-model" })
+      const replies = [
+        FakeReply.fail(notRunning, { when: "Request:" }),
+        FakeReply.content(sumPlan, { when: "Request:" }),
+        FakeReply.content("five", { when: "The sum is 5" })
+      ]
+      const { calls, outcome } = yield* Effect.gen(function*() {
+        const outcome = yield* (yield* Agent).run("Add")
+        const calls = yield* (yield* LuallmCalls).calls
+        return { outcome, calls }
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      expect(outcome.paused).toBeNull()
+      expect(outcome.task.state).toBe("complete")
+      expect(calls).toContainEqual({ action: "start", model: "test-model" })
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("fails when the step limit is reached", () =>

@@ -148,13 +148,22 @@ describe("task machine", () => {
   it("waits for a model and returns to the state it left", () => {
     const planning = run(newTask("t", "sum", now), [Event.ModelReady({ model: "m" })])
     const tasks = run(last(planning), [
-      Event.ModelMissing({ model: "coder", startCommand: "luallm start coder" }),
-      Event.ModelMissing({ model: "coder", startCommand: "luallm start coder" }),
+      Event.ModelMissing({ model: "coder", startCommand: "luallm start coder", autoStart: false }),
+      Event.ModelMissing({ model: "coder", startCommand: "luallm start coder", autoStart: false }),
       Event.ModelReady({ model: "coder" })
     ])
     expect(tasks.map((t) => t.state)).toEqual(["model_wait", "model_wait", "planning"])
     expect((tasks[0] as Task).paused).toMatchObject({ reason: "model", next_command: "luallm start coder && luallm-agent resume" })
     expect(last(tasks).paused).toBeNull()
+  })
+
+  it("does not pause for a missing model the agent may start itself; it waits for that model", () => {
+    const planning = run(newTask("t", "sum", now), [Event.ModelReady({ model: "m" })])
+    const waiting = transition(last(planning), Event.ModelMissing({ model: "coder", startCommand: "luallm start coder", autoStart: true }), limits, now).task
+    expect(waiting).toMatchObject({ state: "model_wait", paused: null, wait_model: "coder", resume_state: "planning" })
+    expect(commandFor(waiting)).toEqual(Command.EnsureModel())
+    const ready = transition(waiting, Event.ModelReady({ model: "coder" }), limits, now).task
+    expect(ready).toMatchObject({ state: "planning", wait_model: null, model: "m" })
   })
 
   it("fails node failures with each node's error", () => {
