@@ -170,15 +170,13 @@ export const streamFromComplete = (complete: LlmShape["complete"]) => (request: 
 // Live: HTTP to an OpenAI-compatible server
 // ---------------------------------------------------------------------------------------------
 
-const ServerUsage = Schema.Struct({ prompt_tokens: Schema.Number, completion_tokens: Schema.Number })
-
 const ChatCompletionBody = Schema.Struct({
   model: Schema.optional(Schema.String),
   choices: Schema.NonEmptyArray(Schema.Struct({
     message: Schema.Struct({ content: Schema.optional(Schema.NullOr(Schema.String)) }),
     finish_reason: Schema.optional(Schema.NullOr(Schema.String))
   })),
-  usage: Schema.optional(Schema.NullOr(ServerUsage))
+  usage: Schema.optional(Schema.NullOr(Usage))
 })
 
 const ChatCompletionChunk = Schema.Struct({
@@ -187,7 +185,7 @@ const ChatCompletionChunk = Schema.Struct({
     delta: Schema.Struct({ content: Schema.optional(Schema.NullOr(Schema.String)) }),
     finish_reason: Schema.optional(Schema.NullOr(Schema.String))
   })),
-  usage: Schema.optional(Schema.NullOr(ServerUsage))
+  usage: Schema.optional(Schema.NullOr(Usage))
 })
 
 const chunkText = (chunk: typeof ChatCompletionChunk.Type): string =>
