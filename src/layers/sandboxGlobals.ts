@@ -154,6 +154,16 @@ export const installGlobals = (run: SandboxRun, instance: Instance): void => {
     if (keepContents && !host.exists(granted.target) && host.exists(granted.resolved)) host.copyFile(granted.resolved, granted.target)
   }
 
+  /** `fs.writeFile` and `fs.appendFile`: the same checks, the same audit record, one flag apart. */
+  const writeTo = (operation: "writeFile" | "appendFile", append: boolean): HostImpl => ([path, data]) => {
+    const requested = pathArg(path, `fs.${operation}`)
+    const text = stringArg(data, `fs.${operation}`, "the data")
+    const granted = grant(`fs.${operation}`, requested, "write")
+    prepareWrite(granted, append)
+    record(operation, granted, { bytes: host.writeFile(granted.target, text, append) })
+    return undefined
+  }
+
   const json = (value: unknown): QuickJSHandle =>
     orThrow(run.fromJson(instance, JSON.stringify(value)), (error) => new GuestError("Error", error))
 
@@ -178,22 +188,8 @@ export const installGlobals = (run: SandboxRun, instance: Instance): void => {
       record("readFile", granted, { bytes: read.bytes })
       return newString(read.text)
     },
-    writeFile: ([path, data]) => {
-      const requested = pathArg(path, "fs.writeFile")
-      const text = stringArg(data, "fs.writeFile", "the data")
-      const granted = grant("fs.writeFile", requested, "write")
-      prepareWrite(granted, false)
-      record("writeFile", granted, { bytes: host.writeFile(granted.target, text, false) })
-      return undefined
-    },
-    appendFile: ([path, data]) => {
-      const requested = pathArg(path, "fs.appendFile")
-      const text = stringArg(data, "fs.appendFile", "the data")
-      const granted = grant("fs.appendFile", requested, "write")
-      prepareWrite(granted, true)
-      record("appendFile", granted, { bytes: host.writeFile(granted.target, text, true) })
-      return undefined
-    },
+    writeFile: writeTo("writeFile", false),
+    appendFile: writeTo("appendFile", true),
     exists: ([path]) => {
       const granted = grant("fs.exists", pathArg(path, "fs.exists"), "read")
       const found = host.exists(granted.target) || (granted.scratchMirror !== null && host.exists(granted.scratchMirror))
