@@ -29,7 +29,7 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Data, Duration, Effect, Either, Fiber, Layer, Option, Schema, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { Agent, AgentDefault } from "../src/Agent.ts"
-import { type AgentConfig, defaultConfig } from "../src/core/config.ts"
+import { type AgentConfig, configInside } from "../src/core/config.ts"
 import { Task } from "../src/core/task.ts"
 import { AuditEntry, AuditTest } from "../src/layers/Audit.ts"
 import { AppConfigFrom } from "../src/layers/Config.ts"
@@ -94,15 +94,8 @@ export const prepareWorkspace = (dir: string, makeTask: (dataDir: string) => Scr
     const fs = yield* FileSystem.FileSystem
     const dataDir = `${dir}/data`
     const task = makeTask(dataDir)
-    const base = defaultConfig({ home: dir, cwd: dir, builtinSkillsDir })
-    const config: AgentConfig = {
-      ...base,
-      state_dir: `${dir}/state`,
-      audit: { ...base.audit, path: `${dir}/state/audit.jsonl` },
-      skills: { allowed_dir: `${dir}/skills`, agent_dir: `${dir}/drafts`, builtin_dir: builtinSkillsDir },
-      allowed_paths: [`${dataDir}/**`],
-      approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" }
-    }
+    const base = configInside(dir, { builtinSkillsDir, allowedPaths: [`${dataDir}/**`] })
+    const config: AgentConfig = { ...base, approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" } }
     const configFile = `${dir}/config.json`
     const cassette = `${dir}/cassette.jsonl`
     yield* fs.makeDirectory(dataDir, { recursive: true })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
-import { defaultConfig } from "../../src/core/config.ts"
+import { configInside } from "../../src/core/config.ts"
 import { Approvals, ApprovalsLive } from "../../src/layers/Approvals.ts"
 import { AuditMemory, AuditTest } from "../../src/layers/Audit.ts"
 import { AppConfigFrom } from "../../src/layers/Config.ts"
@@ -22,11 +22,7 @@ const passing = { total: 1, passed: 1, failed: 0, results: [{ name: "adds", stat
 /** Approvals over a temp state dir, with a draft and its test written to the drafts dir. */
 const setup = Effect.gen(function*() {
   const home = yield* tempDir
-  const config = {
-    ...defaultConfig({ home, cwd: home, builtinSkillsDir: `${home}/builtin` }),
-    state_dir: `${home}/state`,
-    skills: { allowed_dir: `${home}/skills`, agent_dir: `${home}/drafts`, builtin_dir: `${home}/builtin` }
-  }
+  const config = configInside(home)
   mkdirSync(config.skills.agent_dir, { recursive: true })
   const codePath = `${config.skills.agent_dir}/csv_sum.js`
   const testPath = `${config.skills.agent_dir}/csv_sum.test.js`

@@ -8,19 +8,14 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
-import { Agent, AgentDefault, AppConfigFrom, AuditMemory, AuditTest, defaultConfig, FakeReply, LlmFake, LuallmTest, Task } from "luallm-agent"
+import { Agent, AgentDefault, AppConfigFrom, AuditMemory, AuditTest, configInside, FakeReply, LlmFake, LuallmTest, Task } from "luallm-agent"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
 
 describe("the library entry", () => {
   it.scoped("an app wires the agent from the package's exports alone and runs a task", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
-      const base = defaultConfig({ home, cwd: home, builtinSkillsDir: `${home}/builtin` })
-      const config = {
-        ...base,
-        state_dir: `${home}/state`,
-        skills: { allowed_dir: `${home}/skills`, agent_dir: `${home}/drafts`, builtin_dir: `${home}/builtin` }
-      }
+      const config = configInside(home)
       mkdirSync(config.skills.allowed_dir, { recursive: true })
       writeFileSync(`${config.skills.allowed_dir}/add.js`, `/* @skill {"name": "add", "version": "1.0.0", "public_functions": ["run"]} */
 export function run({ a, b }) { return a + b }
