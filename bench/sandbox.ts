@@ -16,7 +16,7 @@ import { parseMetadata } from "../src/core/skillMeta.ts"
 import { Audit } from "../src/layers/Audit.ts"
 import { AppConfigFrom, defaultConfig } from "../src/layers/Config.ts"
 import { Sandbox, sandboxLayer, trusted } from "../src/layers/Sandbox.ts"
-import { nodeSandboxHost } from "../src/layers/sandboxFs.ts"
+import { nodeSandboxHost } from "../src/layers/sandbox/host.ts"
 import type { BenchRow, BenchSize } from "./types.ts"
 
 const median = (values: ReadonlyArray<number>): number => {

@@ -9,24 +9,24 @@
  * The engine (a WebAssembly module) is loaded once per process and per memory limit, lazily,
  * and replaced when a run leaves it full or broken. Runs on one engine are serialised: host
  * calls are synchronous anyway, and the engine's memory cap must belong to one run at a time.
- * The engine mechanics live in `sandboxVm.ts`, the host functions in `sandboxGlobals.ts`,
- * the path rules in `sandboxPaths.ts`, the node port in `sandboxFs.ts`.
+ * The engine mechanics live in `sandbox/run.ts`, the host functions in `sandbox/globals.ts`,
+ * the path rules in `sandbox/paths.ts`, the node port in `sandbox/host.ts`.
  */
 import { Context, Data, Duration, Effect, Either, Layer } from "effect"
 import type { Json } from "../core/config.ts"
 import { summarize, type TestReport, type TestResult } from "../core/testHarness.ts"
 import { Audit, type AuditWriteError } from "./Audit.ts"
 import { AppConfig } from "./Config.ts"
-import { SandboxCrashed, type SandboxError } from "./sandboxErrors.ts"
-import { nodeSandboxHost, type SandboxHost } from "./sandboxFs.ts"
-import type { ProtectedPath } from "./sandboxPaths.ts"
-import { type Engine, engineFull, makeEngine } from "./sandboxEngine.ts"
-import type { RunRequest, RunSettings, TestSource } from "./sandboxInstance.ts"
-import { SandboxRun } from "./sandboxVm.ts"
+import { SandboxCrashed, type SandboxError } from "./sandbox/errors.ts"
+import { nodeSandboxHost, type SandboxHost } from "./sandbox/host.ts"
+import type { ProtectedPath } from "./sandbox/paths.ts"
+import { type Engine, engineFull, makeEngine } from "./sandbox/engine.ts"
+import type { RunRequest, RunSettings, TestSource } from "./sandbox/instance.ts"
+import { SandboxRun } from "./sandbox/run.ts"
 
-export * from "./sandboxErrors.ts"
-export type { RunRequest, SkillSource, TestSource } from "./sandboxInstance.ts"
-export { draft, type RunMode, trusted } from "./sandboxPaths.ts"
+export * from "./sandbox/errors.ts"
+export type { RunRequest, SkillSource, TestSource } from "./sandbox/instance.ts"
+export { draft, type RunMode, trusted } from "./sandbox/paths.ts"
 
 export interface CallResult {
   readonly result: Json

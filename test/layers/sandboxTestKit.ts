@@ -11,7 +11,7 @@ import { parseMetadata } from "../../src/core/skillMeta.ts"
 import { AuditMemory, AuditTest } from "../../src/layers/Audit.ts"
 import { type AgentConfig, AppConfigFrom, defaultConfig } from "../../src/layers/Config.ts"
 import { type RunMode, type RunRequest, sandboxLayer, type SkillSource, trusted } from "../../src/layers/Sandbox.ts"
-import { nodeSandboxHost } from "../../src/layers/sandboxFs.ts"
+import { nodeSandboxHost } from "../../src/layers/sandbox/host.ts"
 
 export interface Fixture {
   /** The temporary home (real path): `~` in skills and config. */

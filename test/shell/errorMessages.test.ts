@@ -51,7 +51,7 @@ import {
   SkillTimeout,
   TooManyHandles,
   UndeclaredDependency
-} from "../../src/layers/sandboxErrors.ts"
+} from "../../src/layers/sandbox/errors.ts"
 import { RunNotDeclared, TestFileMissing } from "../../src/layers/SkillRunner.ts"
 import {
   DependencyCycle,

@@ -5,7 +5,7 @@
  * a host function and waits for its return value on the same stack (the release-sync
  * engine has no way to suspend), so `fs.readFile` inside a skill must be answered before
  * the host function returns. Effect's FileSystem is asynchronous. This module is the one
- * place the sandbox touches node directly; it does no checking — `sandboxPaths.ts` decides
+ * place the sandbox touches node directly; it does no checking — `paths.ts` decides
  * what may be touched and hands this port resolved paths only.
  */
 import { spawnSync } from "node:child_process"

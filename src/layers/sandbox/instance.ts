@@ -3,11 +3,11 @@
  * context with the bridge, the host functions and the skill's modules) per skill it loads.
  */
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten"
-import type { SkillMetadata } from "../core/skillMeta.ts"
-import type { SandboxError } from "./sandboxErrors.ts"
-import type { SandboxHost } from "./sandboxFs.ts"
-import type { OpenFile } from "./sandboxGlobals.ts"
-import type { PathGuard, ProtectedPath, RunMode } from "./sandboxPaths.ts"
+import type { SkillMetadata } from "../../core/skillMeta.ts"
+import type { SandboxError } from "./errors.ts"
+import type { SandboxHost } from "./host.ts"
+import type { OpenFile } from "./globals.ts"
+import type { PathGuard, ProtectedPath, RunMode } from "./paths.ts"
 
 export interface SkillSource {
   readonly meta: SkillMetadata

@@ -5,17 +5,17 @@
  *
  * Limits: the interrupt handler stops the run at its deadline (shared by the skill, its
  * dependencies, its promise jobs and its commands); memory is the engine's capped WebAssembly
- * memory (`sandboxEngine.ts`); `setMaxStackSize` catches ordinary recursion, and the native
+ * memory (`sandbox/engine.ts`); `setMaxStackSize` catches ordinary recursion, and the native
  * paths that exhaust the host's stack first (deeply nested JSON, parser nesting) surface as a
  * host RangeError, after which the engine is poisoned and replaced.
  * Values cross the boundary as JSON text only; no handle to a host object ever enters.
  */
 import { Either, Schema } from "effect"
 import type { QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten"
-import type { Json } from "../core/config.ts"
-import { detectModuleForm } from "../core/skillMeta.ts"
-import { harnessFileName, harnessSource, TestNames, TestOutcome as TestOutcomeSchema, type TestOutcome } from "../core/testHarness.ts"
-import { type Engine, engineFull } from "./sandboxEngine.ts"
+import type { Json } from "../../core/config.ts"
+import { detectModuleForm } from "../../core/skillMeta.ts"
+import { harnessFileName, harnessSource, TestNames, TestOutcome as TestOutcomeSchema, type TestOutcome } from "../../core/testHarness.ts"
+import { type Engine, engineFull } from "./engine.ts"
 import {
   FunctionNotExported,
   OutputTooLarge,
@@ -27,8 +27,8 @@ import {
   SkillThrew,
   SkillTimeout,
   UndeclaredDependency
-} from "./sandboxErrors.ts"
-import { GuestError, installGlobals, moduleName, parseGuestJson } from "./sandboxGlobals.ts"
+} from "./errors.ts"
+import { GuestError, installGlobals, moduleName, parseGuestJson } from "./globals.ts"
 import {
   type AuditEvent,
   type Bridge,
@@ -41,8 +41,8 @@ import {
   type RunSettings,
   type SkillSource,
   type TestSource
-} from "./sandboxInstance.ts"
-import { makePathGuard, makeRunPaths, type RunPaths } from "./sandboxPaths.ts"
+} from "./instance.ts"
+import { makePathGuard, makeRunPaths, type RunPaths } from "./paths.ts"
 
 const isHostStackOverflow = (error: unknown): boolean =>
   error instanceof RangeError && /call stack/i.test(error.message)

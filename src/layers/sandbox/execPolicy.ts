@@ -7,7 +7,7 @@
  * globs mean nothing. Commands run in an empty directory, so bare file names find nothing.
  */
 import { Either } from "effect"
-import { hasParentSegment } from "../core/pathGlob.ts"
+import { hasParentSegment } from "../../core/pathGlob.ts"
 
 export const allowedCommands = ["ls", "wc", "head", "tail", "grep", "find", "cat", "sort", "uniq"] as const
 

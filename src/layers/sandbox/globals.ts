@@ -8,7 +8,7 @@
  */
 import { Either, Schema } from "effect"
 import type { QuickJSHandle, VmCallResult } from "quickjs-emscripten"
-import type { Json } from "../core/config.ts"
+import type { Json } from "../../core/config.ts"
 import {
   CapabilityDenied,
   CommandNotAllowed,
@@ -17,12 +17,12 @@ import {
   SkillTimeout,
   TooManyHandles,
   UndeclaredDependency
-} from "./sandboxErrors.ts"
-import { checkCommand } from "./sandboxExec.ts"
-import type { OpenFlags } from "./sandboxFs.ts"
-import type { Access, Granted } from "./sandboxPaths.ts"
-import type { Failure, Instance } from "./sandboxInstance.ts"
-import type { SandboxRun } from "./sandboxVm.ts"
+} from "./errors.ts"
+import { checkCommand } from "./execPolicy.ts"
+import type { OpenFlags } from "./host.ts"
+import type { Access, Granted } from "./paths.ts"
+import type { Failure, Instance } from "./instance.ts"
+import type { SandboxRun } from "./run.ts"
 
 export interface OpenFile {
   readonly fd: number

@@ -11,9 +11,9 @@
  * The I/O then uses the resolved path, never the string the skill passed.
  */
 import { Either } from "effect"
-import { globBase, hasParentSegment, matchesAnyGlob, normalizePath } from "../core/pathGlob.ts"
-import { PathNotAllowed } from "./sandboxErrors.ts"
-import type { SandboxHost } from "./sandboxFs.ts"
+import { globBase, hasParentSegment, matchesAnyGlob, normalizePath } from "../../core/pathGlob.ts"
+import { PathNotAllowed } from "./errors.ts"
+import type { SandboxHost } from "./host.ts"
 
 export type RunMode =
   | { readonly _tag: "Trusted" }
