@@ -19,6 +19,20 @@ const PathString = Schema.String.pipe(Schema.minLength(1)).annotations(expected(
 const OptionalString = Schema.NullOr(Schema.String).annotations(expected("a string or null"))
 const Flag = Schema.Boolean.annotations(expected("true or false"))
 
+/**
+ * Where tasks and the audit log are kept: `"file"` (in `state_dir` and `audit.path`, the
+ * default) or a PostgreSQL URL (`postgres://user:password@host:5432/db`) shared by processes.
+ */
+export const StoreSpec = Schema.String.pipe(
+  Schema.filter((spec) => spec === "file" || /^postgres(ql)?:\/\/\S+$/.test(spec))
+).annotations(expected(`"file" or a postgres:// URL`))
+
+/** The URL of a PostgreSQL store, or `null` for the file store. */
+export const postgresUrl = (spec: string): string | null => (spec === "file" ? null : spec)
+
+/** A store URL fit to print: the password, if any, is replaced by `***`. */
+export const describeStore = (spec: string): string => spec.replace(/^(postgres(?:ql)?:\/\/[^:@/]*:)[^@/]*@/, "$1***@")
+
 /** How much human involvement an action needs (SPEC part 1). */
 export const Tier = Schema.Literal("auto", "prompt", "human").annotations(expected(`"auto", "prompt" or "human"`))
 export type Tier = typeof Tier.Type
@@ -48,6 +62,7 @@ export const ConfigSchema = Schema.Struct({
     builtin_dir: PathString
   }),
   state_dir: PathString,
+  store: StoreSpec,
   audit: Schema.Struct({
     path: PathString,
     max_size_mb: Schema.Number.pipe(Schema.positive()).annotations(expected("a positive number of megabytes")),
@@ -62,7 +77,9 @@ export const ConfigSchema = Schema.Struct({
     skill_memory_mb: PositiveInt,
     max_parallel_nodes: PositiveInt,
     /** The most nodes a plan may have: every node is a model call or a sandboxed run. */
-    max_plan_nodes: PositiveInt
+    max_plan_nodes: PositiveInt,
+    /** Tasks one process drives at once (they share the LLM and the sandbox); more wait their turn. */
+    max_concurrent_tasks: PositiveInt
   }),
   model_policy: Schema.Struct({
     planning: OptionalString,
@@ -108,6 +125,7 @@ export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
       builtin_dir: env.builtinSkillsDir
     },
     state_dir: stateDir,
+    store: "file",
     audit: { path: `${stateDir}/audit.jsonl`, max_size_mb: 10, max_files: 5 },
     limits: {
       max_task_steps: 100,
@@ -117,7 +135,8 @@ export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
       skill_timeout_seconds: 10,
       skill_memory_mb: 64,
       max_parallel_nodes: 4,
-      max_plan_nodes: 200
+      max_plan_nodes: 200,
+      max_concurrent_tasks: 4
     },
     model_policy: { planning: null, code: null, default: null, auto_start: false },
     approval_tiers: { task_confirmation: "prompt", skill_promotion: "human", model_start: "prompt", skill_exec: "human" }
@@ -148,9 +167,16 @@ export type ConfigSource =
   | { readonly _tag: "default" }
   | { readonly _tag: "file"; readonly file: string }
   | { readonly _tag: "env"; readonly variable: string }
+  | { readonly _tag: "option"; readonly option: string }
 
 export const describeSource = (source: ConfigSource): string =>
-  source._tag === "default" ? "default" : source._tag === "file" ? source.file : `$${source.variable}`
+  source._tag === "default"
+    ? "default"
+    : source._tag === "file"
+    ? source.file
+    : source._tag === "env"
+    ? `$${source.variable}`
+    : source.option
 
 /** One problem with the configuration, addressed by its key path (`limits.max_task_steps`). */
 export interface ConfigIssue {

@@ -155,6 +155,8 @@ export interface LoadOptions {
   readonly configPath?: string | undefined
   /** Directory of the shipped skills. */
   readonly builtinSkillsDir: string
+  /** `--store` from the command line: overrides `store` from the file and the environment. */
+  readonly store?: string | undefined
 }
 
 /** Finds the config file in SPEC order; an explicitly named file must exist. */
@@ -207,7 +209,9 @@ export const loadConfig = (options: LoadOptions) =>
     if (Option.isSome(file)) for (const [key, source] of fileSources(file.value, fromFile)) sources.set(key, source)
     for (const [key, source] of fromEnv.sources) sources.set(key, source)
 
-    const merged = deepMerge(deepMerge(defaults as unknown as JsonObject, fromFile), fromEnv.values)
+    if (options.store !== undefined) sources.set("store", { _tag: "option", option: "--store" })
+    const fromOptions: JsonObject = options.store === undefined ? {} : { store: options.store }
+    const merged = deepMerge(deepMerge(deepMerge(defaults as unknown as JsonObject, fromFile), fromEnv.values), fromOptions)
     const decoded = decodeConfig(merged, sources)
     if (Either.isLeft(decoded)) {
       return yield* new ConfigInvalid({ file: Option.getOrNull(file), issues: decoded.left })
