@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
-import { Audit, AuditMemory, AuditTest, makeFileAudit, readAuditLog } from "../../src/layers/Audit.ts"
+import { Audit, AuditMemory, AuditTest, inTask, makeFileAudit, readAuditLog } from "../../src/layers/Audit.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
 
 const linesOf = (file: string) => readFileSync(file, "utf8").split("\n").filter((line) => line !== "")
@@ -14,8 +14,7 @@ describe("file audit", () => {
       const audit = yield* makeFileAudit({ path, maxSizeBytes: 1_000_000, maxFiles: 3 })
       yield* TestClock.setTime(Date.UTC(2026, 0, 2, 3, 4, 5, 678))
       yield* audit.log("task.start", { prompt: "hi" })
-      yield* audit.setTaskId("t-1")
-      yield* audit.log("llm.call", { duration_ms: 12 })
+      yield* audit.log("llm.call", { duration_ms: 12 }).pipe(inTask("t-1"))
       const lines = linesOf(path).map((line) => JSON.parse(line))
       expect(lines).toEqual([
         { ts: "2026-01-02T03:04:05.678Z", event: "task.start", task_id: null, data: { prompt: "hi" } },
@@ -87,13 +86,26 @@ describe("file audit", () => {
       expect(String(line.data.unserialisable)).toMatch(/circular/i)
     }).pipe(Effect.provide(TestPlatform)))
 
-  it.scoped("reports an unwritable log as AuditWriteError naming the path", () =>
+  it.scoped("reports an unwritable log as AuditWriteError naming the path, at the first line", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
       writeFileSync(`${dir}/file`, "")
-      const error = yield* Effect.flip(makeFileAudit({ path: `${dir}/file/audit.jsonl`, maxSizeBytes: 1, maxFiles: 1 }))
+      const audit = yield* makeFileAudit({ path: `${dir}/file/audit.jsonl`, maxSizeBytes: 1, maxFiles: 1 })
+      const error = yield* Effect.flip(audit.log("x"))
       expect(error._tag).toBe("AuditWriteError")
       expect(error.message).toContain(`${dir}/file/audit.jsonl`)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("creates nothing until a line is logged, so commands that only read leave no file behind", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const path = `${dir}/logs/audit.jsonl`
+      const audit = yield* makeFileAudit({ path, maxSizeBytes: 1_000_000, maxFiles: 1 })
+      yield* audit.sync
+      expect(existsSync(`${dir}/logs`)).toBe(false)
+      yield* audit.log("first")
+      yield* audit.sync
+      expect(linesOf(path).map((line) => JSON.parse(line).event)).toEqual(["first"])
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("reader reports damaged lines instead of dropping them silently", () =>
@@ -111,8 +123,7 @@ describe("in-memory audit", () => {
   it.effect("records entries as a file would hold them", () =>
     Effect.gen(function*() {
       const audit = yield* Audit
-      yield* audit.setTaskId("t")
-      yield* audit.log("a", { n: 1, when: new Date(0) })
+      yield* audit.log("a", { n: 1, when: new Date(0) }).pipe(inTask("t"))
       const entries = yield* (yield* AuditMemory).entries
       expect(entries).toEqual([{ ts: "1970-01-01T00:00:00.000Z", event: "a", task_id: "t", data: { n: 1, when: "1970-01-01T00:00:00.000Z" } }])
     }).pipe(Effect.provide(AuditTest)))
