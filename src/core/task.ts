@@ -1,5 +1,5 @@
 /**
- * The persisted task: what `current_task.json` holds. The agent's state machine
+ * The persisted task: what each transition saves (see `State`). The agent's state machine
  * (`taskMachine.ts`) moves a task from state to state; every field here is what a resumed
  * process needs to continue exactly where the last one stopped.
  */
@@ -83,7 +83,19 @@ export const Task = Schema.Struct({
 })
 export type Task = typeof Task.Type
 
-export const isTerminal = (task: Task): boolean => task.state === "complete" || task.state === "failed"
+/** What a list of tasks shows of each: enough to pick one without loading it. */
+export const TaskSummary = Schema.Struct({
+  id: Schema.String,
+  state: TaskStateName,
+  prompt: Schema.String,
+  created_at: Schema.String,
+  updated_at: Schema.String,
+  /** The last saved transition's sequence number. */
+  seq: Schema.Number
+})
+export type TaskSummary = typeof TaskSummary.Type
+
+export const isTerminal = (task: Pick<Task, "state">): boolean => task.state === "complete" || task.state === "failed"
 
 export const newTask = (id: string, prompt: string, now: string): Task => ({
   id,
@@ -103,3 +115,6 @@ export const newTask = (id: string, prompt: string, now: string): Task => ({
   paused: null,
   error: null
 })
+
+/** The command that continues this task and no other (the shell's; an app calls `Agent.resume({ task: id })`). */
+export const resumeCommand = (task: Pick<Task, "id">): string => `luallm-agent resume --task ${task.id.slice(0, 8)}`

@@ -1,21 +1,40 @@
 /**
- * The persisted task: `current_task.json` in `state_dir`, written atomically
- * (tmp file, fsync, rename) so a crash leaves either the old or the new state, never half
- * of one; decoded with Schema on load, so a damaged file is a `StateCorrupt` error naming it.
- * An exclusive lock file keeps a second agent process off the same state directory.
+ * The persisted tasks, keyed by id. Each save is one transition with a sequence number
+ * (`seq`, 1 for a new task), committed together with the audit lines it carries; a lock per
+ * task keeps a second driver (another process, or another fiber of this one) off a task while
+ * different tasks run side by side.
+ *
+ * Two stores behind this one interface: the file store (the embedded default, a journal per task
+ * in `state_dir/tasks/`, `src/layers/store/fileState.ts`) and the Postgres store (`store` set to a
+ * `postgres://` URL, `src/layers/store/postgres.ts`). Which one `StateLive` builds is the config's
+ * `store` (or `--store`). Choosing a task by id or prefix lives here, once, for both.
  */
-import { FileSystem, Path } from "@effect/platform"
-import type { PlatformError } from "@effect/platform/Error"
-import { Context, Data, Effect, Layer, Option, Schema, type Scope } from "effect"
-import { Task } from "../core/task.ts"
+import type { FileSystem, Path } from "@effect/platform"
+import { Context, Data, Effect, Layer, Option, type Scope } from "effect"
+import { isTerminal, type Task, type TaskSummary } from "../core/task.ts"
+
+export { TaskSummary } from "../core/task.ts"
+import { Audit, type AuditEvent, type AuditWriteError } from "./Audit.ts"
 import { AppConfig } from "./Config.ts"
+import { StoreBackend, StoreBackendLive, type StoreUnavailable } from "./store/backend.ts"
+import { makeFileStateStore } from "./store/fileState.ts"
+
+export { StoreUnavailable } from "./store/backend.ts"
+
+const isDatabase = (location: string): boolean => /^postgres(ql)?:\/\//.test(location)
+const shortId = (id: string): string => id.slice(0, 8)
 
 export class StateCorrupt extends Data.TaggedError("StateCorrupt")<{
   readonly path: string
   readonly reason: string
+  /** The task it holds, when its id is known (from the file name or the row). */
+  readonly taskId: string | null
 }> {
   override get message() {
-    return `The saved task ${this.path} is damaged (${this.reason}). Inspect or move the file away, or run \`luallm-agent reset\` to discard it; the audit log still has the task's history.`
+    const discard = this.taskId === null
+      ? "move it away"
+      : `discard the task with \`luallm-agent reset --task ${shortId(this.taskId)}\` (\`Agent.reset("${shortId(this.taskId)}")\` in an app)`
+    return `The saved task ${this.path} is damaged (${this.reason}). Inspect it, or ${discard}; the audit log still has the task's history.`
   }
 }
 
@@ -25,7 +44,9 @@ export class StateIoError extends Data.TaggedError("StateIoError")<{
   readonly reason: string
 }> {
   override get message() {
-    return `Could not ${this.operation} ${this.path}: ${this.reason}. Check that state_dir is writable and the disk has space; the previously saved task is left as it was.`
+    return isDatabase(this.path)
+      ? `Could not ${this.operation} ${this.path}: ${this.reason}. Check that the database server is reachable and has space; the previously saved task is left as it was.`
+      : `Could not ${this.operation} ${this.path}: ${this.reason}. Check that state_dir is writable and the disk has space; the previously saved task is left as it was.`
   }
 }
 
@@ -34,169 +55,111 @@ export class StateLocked extends Data.TaggedError("StateLocked")<{
   readonly pid: number
   readonly since: string
   readonly command: string
+  /** The holder's machine, when the lock is shared between machines (the Postgres store). */
+  readonly host?: string
 }> {
   override get message() {
-    return `Another luallm-agent process (pid ${this.pid}, \`${this.command}\`, since ${this.since}) is using this state directory (lock ${this.path}). Wait for it to finish or stop it; if pid ${this.pid} is not running any more, the lock is stale and is taken over automatically.`
+    const where = this.host === undefined ? "" : ` on ${this.host}`
+    return `Another luallm-agent process (pid ${this.pid}${where}, \`${this.command}\`, since ${this.since}) is driving this task (lock ${this.path}). Wait for it to finish or stop it; when pid ${this.pid} is not running any more, its lock is stale and is taken over automatically.`
   }
 }
 
-export interface StateShape<A> {
-  /** Atomically replaces the saved task. */
-  readonly save: (task: A) => Effect.Effect<void, StateIoError>
-  /** None when no task is saved. */
-  readonly load: Effect.Effect<Option.Option<A>, StateCorrupt | StateIoError>
-  readonly clear: Effect.Effect<void, StateIoError>
-  readonly exists: Effect.Effect<boolean, StateIoError>
-  /** Holds the state directory's lock until the scope closes; fails fast when another live process holds it. */
-  readonly lock: (command: string) => Effect.Effect<void, StateLocked | StateIoError, Scope.Scope>
-  readonly path: string
-}
-
-export class State extends Context.Tag("State")<State, StateShape<Task>>() {}
-
-export const LockRecord = Schema.Struct({ pid: Schema.Number, since: Schema.String, command: Schema.String })
-const decodeLock = Schema.decodeUnknownOption(Schema.parseJson(LockRecord))
-
-const isNotFound = (error: PlatformError): boolean => error._tag === "SystemError" && error.reason === "NotFound"
-
-/** Whether a process is alive. Signal 0 checks existence; EPERM means it exists but is not ours. */
-export const isProcessAlive = (pid: number): boolean => {
-  // 0 and negative pids address process groups, never one holder.
-  if (!Number.isInteger(pid) || pid <= 0) return false
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return typeof error === "object" && error !== null && "code" in error && error.code === "EPERM"
+export class StateConflict extends Data.TaggedError("StateConflict")<{
+  readonly taskId: string
+  readonly expectedSeq: number
+  readonly location: string
+}> {
+  override get message() {
+    return `Task ${shortId(this.taskId)} was saved by someone else after transition ${this.expectedSeq} while this process drove it (in ${this.location}); this process stopped without overwriting it. See where it stands with \`luallm-agent status --task ${shortId(this.taskId)}\`.`
   }
 }
 
-export interface StateStoreOptions {
-  readonly dir: string
-  readonly fileName?: string
-  /** The current process id, and how to tell whether another one is alive (injectable for tests). */
-  readonly pid?: number
-  readonly isAlive?: (pid: number) => boolean
+export class TaskNotFound extends Data.TaggedError("TaskNotFound")<{ readonly id: string; readonly location: string }> {
+  override get message() {
+    return `No task ${this.id} in ${this.location}. \`luallm-agent tasks\` lists the saved tasks (\`Agent.tasks\` in an app).`
+  }
 }
 
-/** A state store for documents of `schema`, in `options.dir`. */
-export const makeStateStore = <A, I>(schema: Schema.Schema<A, I>, options: StateStoreOptions) =>
+export class TaskAmbiguous extends Data.TaggedError("TaskAmbiguous")<{ readonly id: string; readonly matches: ReadonlyArray<string> }> {
+  override get message() {
+    return `"${this.id}" matches several tasks (${this.matches.join(", ")}). Give more characters of the id.`
+  }
+}
+
+export interface TaskList {
+  /** Most recently updated first. */
+  readonly tasks: ReadonlyArray<TaskSummary>
+  /** Saved tasks that cannot be read, each with its id when known. */
+  readonly damaged: ReadonlyArray<StateCorrupt>
+}
+
+export interface StateShape {
+  /**
+   * Saves `task` as its next transition and commits `events` (audit lines, each stamped with
+   * the transition's `seq`) with it; returns the new `seq`.
+   */
+  readonly save: (
+    task: Task,
+    events?: ReadonlyArray<AuditEvent>
+  ) => Effect.Effect<number, StateIoError | StateConflict | AuditWriteError>
+  /** The task's last saved transition; `None` when no task has that id. */
+  readonly load: (id: string) => Effect.Effect<Option.Option<Task>, StateCorrupt | StateIoError>
+  readonly list: Effect.Effect<TaskList, StateIoError>
+  /** Discards a task (its audit lines stay). */
+  readonly remove: (id: string) => Effect.Effect<void, StateIoError>
+  /** Holds the task's lock until the scope closes; fails fast when another driver (process or fiber) holds it. */
+  readonly lock: (id: string, command: string) => Effect.Effect<void, StateLocked | StateIoError, Scope.Scope>
+  /** Where the tasks are kept, for messages: the state directory or the database URL (password hidden). */
+  readonly location: string
+}
+
+export class State extends Context.Tag("State")<State, StateShape>() {}
+
+/** A task id, or an unambiguous prefix of at least 4 characters, among `ids`. */
+export const matchTaskId = (
+  ids: ReadonlyArray<string>,
+  wanted: string,
+  location: string
+): Effect.Effect<string, TaskNotFound | TaskAmbiguous> => {
+  const exact = ids.filter((id) => id === wanted)
+  const matches = exact.length > 0 ? exact : wanted.length >= 4 ? ids.filter((id) => id.startsWith(wanted)) : []
+  const [only, ...others] = matches
+  if (only === undefined) return Effect.fail(new TaskNotFound({ id: wanted, location }))
+  if (others.length > 0) return Effect.fail(new TaskAmbiguous({ id: wanted, matches }))
+  return Effect.succeed(only)
+}
+
+const idsOf = (list: TaskList): ReadonlyArray<string> =>
+  [...list.tasks.map((task) => task.id), ...list.damaged.flatMap((damaged) => (damaged.taskId === null ? [] : [damaged.taskId]))]
+
+/** The full id of the task `wanted` names (an id or a prefix), damaged ones included. */
+export const resolveTaskId = (wanted: string) =>
   Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const path = yield* Path.Path
-    const file = path.join(options.dir, options.fileName ?? "current_task.json")
-    const tmp = `${file}.tmp`
-    const lockFile = path.join(options.dir, "agent.lock")
-    const pid = options.pid ?? process.pid
-    const isAlive = options.isAlive ?? isProcessAlive
-    const encode = Schema.encode(Schema.parseJson(schema, { space: 2 }))
-    const decode = Schema.decodeUnknownEither(Schema.parseJson(schema))
-    const ioError = (target: string, operation: StateIoError["operation"]) => (error: { readonly message: string }) =>
-      new StateIoError({ path: target, operation, reason: error.message })
-
-    const ensureDir = fs.makeDirectory(options.dir, { recursive: true }).pipe(Effect.mapError(ioError(options.dir, "write")))
-
-    const writeTmp = (bytes: Uint8Array) =>
-      Effect.scoped(
-        Effect.gen(function*() {
-          const handle = yield* fs.open(tmp, { flag: "w" })
-          yield* handle.writeAll(bytes)
-          yield* handle.sync
-        })
-      )
-
-    const save = (task: A) =>
-      Effect.gen(function*() {
-        const bytes = new TextEncoder().encode(yield* encode(task).pipe(Effect.orDie))
-        // The directory exists after the first save: make it only when the tmp file cannot be
-        // created for want of it, rather than pay a mkdir on every transition.
-        yield* writeTmp(bytes).pipe(
-          Effect.catchIf(isNotFound, () => Effect.zipRight(ensureDir, writeTmp(bytes))),
-          Effect.catchTag("SystemError", "BadArgument", (error) => Effect.fail(ioError(tmp, "write")(error)))
-        )
-        yield* fs.rename(tmp, file).pipe(Effect.mapError(ioError(file, "write")))
-      })
-
-    const load = Effect.gen(function*() {
-      const present = yield* fs.exists(file).pipe(Effect.mapError(ioError(file, "read")))
-      if (!present) return Option.none<A>()
-      const text = yield* fs.readFileString(file).pipe(Effect.mapError(ioError(file, "read")))
-      const decoded = decode(text)
-      if (decoded._tag === "Left") {
-        const reason = text.trim() === "" ? "the file is empty" : decoded.left.message.split("\n").slice(0, 6).join("; ")
-        return yield* new StateCorrupt({ path: file, reason })
-      }
-      return Option.some(decoded.right)
-    })
-
-    const clear = Effect.all([fs.remove(file, { force: true }), fs.remove(tmp, { force: true })], { discard: true }).pipe(
-      Effect.mapError(ioError(file, "remove"))
-    )
-
-    const writeLock = (command: string) =>
-      Effect.gen(function*() {
-        const record = JSON.stringify({ pid, since: new Date().toISOString(), command })
-        // "wx" fails when the file exists: the atomic test-and-set of the lock.
-        yield* fs.writeFileString(lockFile, record, { flag: "wx" })
-      })
-
-    const readHolder = fs.readFileString(lockFile).pipe(
-      Effect.map(decodeLock),
-      Effect.orElseSucceed(() => Option.none<typeof LockRecord.Type>())
-    )
-
-    const isAlreadyExists = (error: PlatformError): boolean =>
-      error._tag === "SystemError" && error.reason === "AlreadyExists"
-
-    /** One attempt at the lock; on contention, says who holds it. */
-    const tryLock = (command: string) =>
-      writeLock(command).pipe(
-        Effect.as(Option.none<typeof LockRecord.Type>()),
-        Effect.catchAll((error): Effect.Effect<Option.Option<typeof LockRecord.Type>, StateIoError> =>
-          isAlreadyExists(error)
-            ? Effect.map(readHolder, (holder) =>
-              Option.some(Option.getOrElse(holder, () => ({ pid: -1, since: "unknown", command: "unreadable lock file" }))))
-            : Effect.fail(ioError(lockFile, "lock")(error))
-        )
-      )
-
-    const acquire = (command: string): Effect.Effect<void, StateLocked | StateIoError> =>
-      Effect.gen(function*() {
-        yield* ensureDir
-        const holder = yield* tryLock(command)
-        if (Option.isNone(holder)) return
-        if (holder.value.pid !== pid && isAlive(holder.value.pid)) {
-          return yield* new StateLocked({ path: lockFile, ...holder.value })
-        }
-        // A stale lock (its process is gone, or the file is unreadable): take it over once.
-        yield* fs.remove(lockFile, { force: true }).pipe(Effect.mapError(ioError(lockFile, "lock")))
-        const again = yield* tryLock(command)
-        if (Option.isSome(again)) return yield* new StateLocked({ path: lockFile, ...again.value })
-      })
-
-    // Releasing is best effort on purpose: a lock left behind names a dead pid and is taken over.
-    const release = fs.readFileString(lockFile).pipe(
-      Effect.flatMap((text) =>
-        Option.match(decodeLock(text), {
-          onNone: () => Effect.void,
-          onSome: (holder) => (holder.pid === pid ? fs.remove(lockFile, { force: true }) : Effect.void)
-        })
-      ),
-      Effect.ignore
-    )
-
-    return {
-      path: file,
-      save,
-      load,
-      clear,
-      exists: fs.exists(file).pipe(Effect.mapError(ioError(file, "read"))),
-      lock: (command: string) => Effect.acquireRelease(acquire(command), () => release)
-    } satisfies StateShape<A>
+    const state = yield* State
+    return yield* matchTaskId(idsOf(yield* state.list), wanted, state.location)
   })
 
-/** The live layer: `current_task.json` in the configured `state_dir`. */
-export const StateLive: Layer.Layer<State, never, AppConfig | FileSystem.FileSystem | Path.Path> = Layer.effect(
+/**
+ * The task a command acts on when it names none: the most recently updated unfinished task,
+ * else the most recently updated one (so a one-task user sees the task they just ran).
+ */
+export const defaultTask = (list: TaskList): Option.Option<TaskSummary> =>
+  Option.orElse(
+    Option.fromNullable(list.tasks.find((task) => !isTerminal(task))),
+    () => Option.fromNullable(list.tasks[0])
+  )
+
+/** The tasks that are not finished, most recent first. */
+export const unfinishedTasks = (list: TaskList): ReadonlyArray<TaskSummary> => list.tasks.filter((task) => !isTerminal(task))
+
+/** The live layer: the file store in `state_dir`, or the Postgres store when `store` is a URL. */
+export const StateLive: Layer.Layer<State, StoreUnavailable, AppConfig | Audit | FileSystem.FileSystem | Path.Path> = Layer.scoped(
   State,
-  Effect.flatMap(AppConfig, ({ config }) => makeStateStore(Task, { dir: config.state_dir }))
-)
+  Effect.gen(function*() {
+    const backend = yield* StoreBackend
+    if (backend._tag === "Postgres") return backend.store.state
+    const { config } = yield* AppConfig
+    const audit = yield* Audit
+    return yield* makeFileStateStore({ dir: config.state_dir, audit })
+  })
+).pipe(Layer.provide(StoreBackendLive))
