@@ -1,46 +1,69 @@
 /**
  * The `Agent` service: the orchestrator other Effect apps embed.
  *
- * `run(prompt)` creates a task and drives it; `resume()` continues the saved one (after a pause
- * for an approval or a model, or after a crash); `step(task)` performs exactly one transition.
+ * `start(prompt)` creates a task and drives it in the background, returning a handle at once
+ * (its id, a stream of its progress, and its outcome to await); `run` is `start` then `await`.
+ * `resume` continues a saved task (after a pause for an approval or a model, or after a crash);
+ * `step(task)` performs exactly one transition. Several tasks run at once in one process,
+ * sharing the LLM and the sandbox, at most `limits.max_concurrent_tasks` of them stepping at a
+ * time; each is driven by one fiber at a time, which holds the task's lock in `State`.
+ *
  * The transition logic is pure (`core/taskMachine.ts`); this file only performs the command the
- * current state asks for, then saves and audits the new task, after every transition.
+ * current state asks for, then saves the new task with its audit line, after every transition.
  */
 import type { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Data, Effect, Layer, Option } from "effect"
+import { Clock, Context, Data, Effect, Fiber, FiberMap, Layer, Option, PubSub, Stream, Take } from "effect"
 import { isTerminal, newTask, type Pause, type Task } from "./core/task.ts"
 import { Command, commandFor, Event, transition } from "./core/taskMachine.ts"
 import { checkApproval, type DraftWriteError, requestApproval, testDraft, writeDraft } from "./agent/drafting.ts"
 import { execute } from "./agent/execution.ts"
 import { canStartModels, ensureModel, plan } from "./agent/planning.ts"
-import { type ProgressListener, silent } from "./agent/progress.ts"
-import { type ApprovalError, type Approvals, ApprovalsLive } from "./layers/Approvals.ts"
-import { Audit, type AuditWriteError } from "./layers/Audit.ts"
+import { both, type Progress, type ProgressCallback, type ProgressListener, toListener } from "./agent/progress.ts"
+import { type ApprovalError, Approvals, ApprovalsLive } from "./layers/Approvals.ts"
+import { Audit, type AuditWriteError, inTask } from "./layers/Audit.ts"
 import { AppConfig } from "./layers/Config.ts"
 import type { Llm, LlmError } from "./layers/Llm.ts"
 import type { Luallm, ModelNotReady } from "./layers/Luallm.ts"
 import { SandboxLive } from "./layers/Sandbox.ts"
 import { type SkillRunner, SkillRunnerLive } from "./layers/SkillRunner.ts"
 import { type SkillLoadError, type Skills, SkillsLive } from "./layers/Skills.ts"
-import { State, type StateCorrupt, type StateIoError, type StateLocked, StateLive } from "./layers/State.ts"
+import {
+  defaultTask,
+  resolveTaskId,
+  State,
+  type StateConflict,
+  type StateCorrupt,
+  type StateIoError,
+  StateLive,
+  type StateLocked,
+  type TaskAmbiguous,
+  type TaskList,
+  type TaskNotFound
+} from "./layers/State.ts"
 
-export type { Progress, ProgressListener } from "./agent/progress.ts"
+export type { Progress, ProgressCallback, ProgressListener } from "./agent/progress.ts"
 
 export class TaskInProgress extends Data.TaggedError("TaskInProgress")<{ readonly id: string; readonly state: string }> {
   override get message() {
-    return `A task (${this.id.slice(0, 8)}, in state ${this.state}) is already saved and not finished. Continue it with \`luallm-agent resume\`, or discard it with \`luallm-agent reset\`.`
+    const id = this.id.slice(0, 8)
+    return `Task ${id} (in state ${this.state}) is being driven by this process right now. Wait for it (its handle's \`await\`) or stop it (\`interrupt\`); then continue it with \`Agent.resume({ task: "${id}" })\` or discard it with \`Agent.reset("${id}")\` (from a shell: \`luallm-agent resume --task ${id}\`, \`luallm-agent reset --task ${id}\`).`
   }
 }
 
-export class NoTaskToResume extends Data.TaggedError("NoTaskToResume")<{ readonly stateDir: string }> {
+export class NoTaskToResume extends Data.TaggedError("NoTaskToResume")<{ readonly location: string }> {
   override get message() {
-    return `There is no saved task in ${this.stateDir}. Start one with \`luallm-agent run "<request>"\`.`
+    return `There is no saved task in ${this.location}. Start one with \`luallm-agent run "<request>"\` (\`Agent.start\` or \`Agent.run\` in an app).`
   }
 }
 
 export interface RunOptions {
-  /** Receives transitions, node changes and LLM calls as they happen. */
-  readonly onProgress?: ProgressListener
+  /** Receives transitions, node changes and LLM calls as they happen: a listener returning an Effect, or a plain callback. */
+  readonly onProgress?: ProgressCallback
+}
+
+export interface ResumeOptions extends RunOptions {
+  /** The task's id or an unambiguous prefix; by default the most recent unfinished task. */
+  readonly task?: string
 }
 
 /** Where a drive stopped: finished (complete or failed), or paused with the command that continues. */
@@ -53,9 +76,12 @@ export interface AgentOutcome {
 export type AgentError =
   | TaskInProgress
   | NoTaskToResume
+  | TaskNotFound
+  | TaskAmbiguous
   | StateIoError
   | StateCorrupt
   | StateLocked
+  | StateConflict
   | AuditWriteError
   | LlmError
   | ModelNotReady
@@ -63,13 +89,41 @@ export type AgentError =
   | ApprovalError
   | DraftWriteError
 
+/** A task running in the background. */
+export interface TaskHandle {
+  readonly id: string
+  /** The task's progress from its start (a late subscriber gets what it missed, up to 10,000 events); ends when the task finishes or pauses. */
+  readonly events: Stream.Stream<Progress>
+  /** Waits for the task to finish or pause. */
+  readonly await: Effect.Effect<AgentOutcome, AgentError>
+  /** Stops the task (its last transition stays saved; `resume` continues it). */
+  readonly interrupt: Effect.Effect<void>
+}
+
+/** What `reset` discarded. */
+export interface ResetOutcome {
+  readonly id: string
+  /** Its state, or `null` when it could not be read. */
+  readonly state: string | null
+  /** Its pending approvals, now rejected. */
+  readonly rejectedApprovals: ReadonlyArray<string>
+}
+
 export interface AgentShape {
-  /** Creates a task for `prompt` and drives it until it finishes or pauses. */
+  /** Creates a task for `prompt` and drives it in the background; the handle comes back at once. */
+  readonly start: (prompt: string, options?: RunOptions) => Effect.Effect<TaskHandle, StateIoError | StateConflict | AuditWriteError>
+  /** Creates a task for `prompt` and drives it until it finishes or pauses (`start`, then `await`). */
   readonly run: (prompt: string, options?: RunOptions) => Effect.Effect<AgentOutcome, AgentError>
-  /** Continues the saved task: after an approval, a model start, or a crash. */
-  readonly resume: (options?: RunOptions) => Effect.Effect<AgentOutcome, AgentError>
+  /** Continues a saved task (by default the most recent unfinished one): after an approval, a model start, or a crash. */
+  readonly resume: (options?: ResumeOptions) => Effect.Effect<AgentOutcome, AgentError>
   /** Performs the current state's command and one transition; saves and audits it. */
   readonly step: (task: Task, options?: RunOptions) => Effect.Effect<Task, AgentError>
+  /** The saved tasks, most recently updated first. */
+  readonly tasks: Effect.Effect<TaskList, StateIoError>
+  /** A saved task by id or prefix; by default the most recent unfinished one (else the most recent). */
+  readonly task: (id?: string) => Effect.Effect<Task, NoTaskToResume | TaskNotFound | TaskAmbiguous | StateCorrupt | StateIoError>
+  /** Discards a saved task (by default the most recent unfinished one) and rejects its pending approvals. */
+  readonly reset: (id?: string) => Effect.Effect<ResetOutcome, AgentError>
 }
 
 type StepServices =
@@ -104,15 +158,25 @@ const perform = (task: Task, progress: ProgressListener) => {
 
 export class Agent extends Context.Tag("Agent")<Agent, AgentShape>() {}
 
+/** How many progress events a handle keeps for a subscriber that comes late. */
+const replayedEvents = 10_000
+
 export const makeAgent = Effect.gen(function*() {
   const context = yield* Effect.context<StepServices>()
   const state = yield* State
   const audit = yield* Audit
+  const approvals = yield* Approvals
   const app = yield* AppConfig
+  /** The tasks this process drives, by id: at most one fiber each. */
+  const running = yield* FiberMap.make<string, AgentOutcome, AgentError>()
+  /** Orders "is it running? then run it", so two callers cannot both start a driver for one task. */
+  const launching = yield* Effect.makeSemaphore(1)
+  const turns = yield* Effect.makeSemaphore(app.config.limits.max_concurrent_tasks)
 
-  const step = (task: Task, options: RunOptions = {}) =>
+  const step = (task: Task, options: RunOptions = {}) => stepWith(task, toListener(options.onProgress))
+
+  const stepWith = (task: Task, progress: ProgressListener) =>
     Effect.gen(function*() {
-      const progress = options.onProgress ?? silent
       // A model that stopped mid-task pauses the task in model_wait, like one missing at the start.
       const event = yield* perform(task, progress).pipe(
         Effect.catchTag("ModelNotRunning", (error) =>
@@ -122,29 +186,29 @@ export const makeAgent = Effect.gen(function*() {
       // A graph run saved its progress as it went; the transition starts from that.
       const base = event._tag === "GraphFinished" ? { ...task, graph: event.graph } : task
       const next = transition(base, event, app.config.limits, yield* nowIso)
-      yield* state.save(next.task)
       // Re-checking a pending approval changes nothing worth a line in the log.
-      if (event._tag !== "ApprovalPending") {
-        yield* audit.log("task.transition", {
-          from: next.from,
-          to: next.to,
-          reason: next.reason,
-          step: next.task.steps,
-          skill: next.task.draft?.skill.name ?? null
-        })
-        yield* progress({ _tag: "Transition", from: next.from, to: next.to, reason: next.reason })
-      }
+      const logged = event._tag !== "ApprovalPending"
+      yield* state.save(
+        next.task,
+        logged
+          ? [{
+            event: "task.transition",
+            data: { from: next.from, to: next.to, reason: next.reason, step: next.task.steps, skill: next.task.draft?.skill.name ?? null }
+          }]
+          : []
+      )
+      if (logged) yield* progress({ _tag: "Transition", from: next.from, to: next.to, reason: next.reason })
       return next.task
-    }).pipe(Effect.provide(context))
+    }).pipe(inTask(task.id), Effect.provide(context))
 
   /** Steps until the task finishes or pauses. */
-  const drive = (start: Task, options: RunOptions) =>
+  const drive = (start: Task, progress: ProgressListener) =>
     Effect.gen(function*() {
       let task = start
       // A paused task is retried once per drive: the first step re-checks what it waited for.
       let first = true
       while (!isTerminal(task) && (first || task.paused === null)) {
-        task = yield* step(task, options)
+        task = yield* stepWith(task, progress)
         first = false
       }
       if (isTerminal(task)) {
@@ -155,52 +219,129 @@ export const makeAgent = Effect.gen(function*() {
       } else if (task.paused !== null) {
         yield* audit.log("task.paused", { reason: task.paused.reason, next: task.paused.next_command })
       }
-      return { task, paused: task.paused }
+      return { task, paused: task.paused } satisfies AgentOutcome
+    }).pipe(inTask(start.id))
+
+  /**
+   * Drives task `id` in the background: waits for a turn, takes the task's lock, reads the task
+   * (`begin` gets the saved one, or `None` when it is gone), then steps it. Progress goes to the
+   * caller's callback and to the handle's stream.
+   */
+  const launch = (
+    id: string,
+    command: string,
+    begin: (saved: Option.Option<Task>) => Effect.Effect<Task, AgentError>,
+    options: RunOptions
+  ) =>
+    Effect.gen(function*() {
+      const events = yield* PubSub.unbounded<Take.Take<Progress>>({ replay: replayedEvents })
+      const publish: ProgressListener = (progress) => PubSub.publish(events, Take.of(progress))
+      const progress = both(toListener(options.onProgress), publish)
+      const body = turns.withPermits(1)(Effect.scoped(Effect.gen(function*() {
+        yield* state.lock(id, command)
+        const task = yield* begin(yield* state.load(id))
+        if (isTerminal(task)) return { task, paused: null } satisfies AgentOutcome
+        return yield* drive(task, progress)
+      }))).pipe(
+        inTask(id),
+        Effect.ensuring(PubSub.publish(events, Take.end))
+      )
+      const fiber = yield* launching.withPermits(1)(Effect.gen(function*() {
+        const current = yield* FiberMap.get(running, id).pipe(Effect.option)
+        if (Option.isSome(current)) {
+          const saved = yield* state.load(id).pipe(Effect.option, Effect.map(Option.flatten))
+          return yield* new TaskInProgress({ id, state: Option.match(saved, { onNone: () => "unknown", onSome: (t) => t.state }) })
+        }
+        return yield* FiberMap.run(running, id, body)
+      }))
+      return {
+        id,
+        events: Stream.flattenTake(Stream.fromPubSub(events)),
+        await: Fiber.join(fiber),
+        interrupt: Fiber.interrupt(fiber).pipe(Effect.asVoid)
+      } satisfies TaskHandle
     })
 
-  const withLock = <A, E, R>(command: string, effect: Effect.Effect<A, E, R>) =>
-    Effect.scoped(Effect.zipRight(state.lock(command), effect))
+  const start = (prompt: string, options: RunOptions = {}) =>
+    Effect.gen(function*() {
+      const task = newTask(crypto.randomUUID(), prompt, yield* nowIso)
+      yield* state.save(task, [{ event: "task.start", data: { prompt } }])
+      return yield* launch(task.id, "run", (saved) => Effect.succeed(Option.getOrElse(saved, () => task)), options).pipe(
+        // A new id cannot be running yet.
+        Effect.catchTag("TaskInProgress", (error) => Effect.die(error))
+      )
+    })
 
-  const run = (prompt: string, options: RunOptions = {}) =>
-    withLock(
-      "run",
-      Effect.gen(function*() {
-        const saved = yield* state.load
-        if (Option.isSome(saved) && !isTerminal(saved.value)) {
-          return yield* new TaskInProgress({ id: saved.value.id, state: saved.value.state })
-        }
-        const task = newTask(crypto.randomUUID(), prompt, yield* nowIso)
-        yield* audit.setTaskId(task.id)
-        yield* state.save(task)
-        yield* audit.log("task.start", { prompt })
-        return yield* drive(task, options)
-      })
-    )
+  /** `run` and `resume` wait for the task; interrupting them stops it, as before handles existed. */
+  const awaitHandle = (handle: TaskHandle) => Effect.onInterrupt(handle.await, () => handle.interrupt)
 
-  const resume = (options: RunOptions = {}) =>
-    withLock(
-      "resume",
-      Effect.gen(function*() {
-        const saved = yield* state.load
-        if (Option.isNone(saved)) return yield* new NoTaskToResume({ stateDir: app.config.state_dir })
-        const task = saved.value
-        yield* audit.setTaskId(task.id)
-        if (isTerminal(task)) return { task, paused: null }
-        yield* audit.log("task.resume", { state: task.state, steps: task.steps })
-        return yield* drive(task, options)
-      })
-    )
+  const run = (prompt: string, options: RunOptions = {}) => Effect.flatMap(start(prompt, options), awaitHandle)
 
-  return Agent.of({ run, resume, step })
+  /** The task a caller names, or the default one; `NoTaskToResume` when there is none. */
+  const chooseTask = (id: string | undefined) =>
+    id === undefined
+      ? Effect.flatMap(state.list, (list) =>
+        Option.match(defaultTask(list), {
+          onNone: () => Effect.fail(new NoTaskToResume({ location: state.location })),
+          onSome: (task) => Effect.succeed(task.id)
+        }))
+      : resolveTaskId(id).pipe(Effect.provideService(State, state))
+
+  const resume = (options: ResumeOptions = {}) =>
+    Effect.gen(function*() {
+      const id = yield* chooseTask(options.task)
+      const handle = yield* launch(id, "resume", (saved) =>
+        Option.match(saved, {
+          onNone: () => Effect.fail(new NoTaskToResume({ location: state.location })),
+          onSome: (task) =>
+            isTerminal(task)
+              ? Effect.succeed(task)
+              : Effect.as(audit.log("task.resume", { state: task.state, steps: task.steps }), task)
+        }), options)
+      return yield* awaitHandle(handle)
+    })
+
+  const task = (id?: string) =>
+    Effect.gen(function*() {
+      const chosen = yield* chooseTask(id)
+      return yield* Effect.flatMap(state.load(chosen), Option.match({
+        onNone: () => Effect.fail(new NoTaskToResume({ location: state.location })),
+        onSome: Effect.succeed
+      }))
+    })
+
+  const reset = (id?: string) =>
+    Effect.gen(function*() {
+      const chosen = yield* chooseTask(id)
+      if (Option.isSome(yield* FiberMap.get(running, chosen).pipe(Effect.option))) {
+        return yield* new TaskInProgress({ id: chosen, state: "running" })
+      }
+      return yield* Effect.scoped(Effect.gen(function*() {
+        // Holding the lock proves no other process drives the task.
+        yield* state.lock(chosen, "reset")
+        const saved = yield* state.load(chosen).pipe(
+          Effect.map(Option.map((t) => t.state)),
+          Effect.catchTag("StateCorrupt", () => Effect.succeed(Option.none<string>()))
+        )
+        // Its approvals would otherwise wait for a task that is gone.
+        const pending = (yield* approvals.listPending).filter((record) => record.task_id === chosen)
+        for (const record of pending) yield* approvals.resolve(record.id, false, "its task was discarded with reset")
+        yield* state.remove(chosen)
+        yield* audit.log("task.reset", { state: Option.getOrNull(saved), rejected_approvals: pending.map((r) => r.id) })
+        return { id: chosen, state: Option.getOrNull(saved), rejectedApprovals: pending.map((r) => r.id) } satisfies ResetOutcome
+      })).pipe(inTask(chosen))
+    })
+
+  return Agent.of({ start, run, resume, step, tasks: state.list, task, reset })
 })
 
 /** The agent over whatever layers the app provides for its services. */
-export const AgentLive = Layer.effect(Agent, makeAgent)
+export const AgentLive = Layer.scoped(Agent, makeAgent)
 
 /**
- * The agent's own services, live: state, skills (sandboxed), the runner and approvals. What
- * is left to provide is the outside world: `AppConfig`, `Audit`, `Llm`, `Luallm` and the
- * platform's `FileSystem` and `Path`.
+ * The agent's own services, live: the task store (file or Postgres, as `store` says), skills
+ * (sandboxed), the runner and approvals. What is left to provide is the outside world:
+ * `AppConfig`, `Audit`, `Llm`, `Luallm` and the platform's `FileSystem` and `Path`.
  */
 export const AgentServicesLive = Layer.mergeAll(
   StateLive,

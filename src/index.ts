@@ -29,8 +29,12 @@ export {
   AgentServicesLive,
   NoTaskToResume,
   type Progress,
+  type ProgressCallback,
   type ProgressListener,
+  type ResetOutcome,
+  type ResumeOptions,
   type RunOptions,
+  type TaskHandle,
   TaskInProgress
 } from "./Agent.ts"
 
@@ -74,15 +78,39 @@ export { TestReport, TestResult } from "./core/testHarness.ts"
 export {
   Audit,
   AuditEntry,
+  type AuditEvent,
   AuditLive,
   AuditMemory,
+  AuditReader,
+  AuditReaderLive,
+  type AuditReaderShape,
   AuditReadError,
   type AuditShape,
   AuditTest,
   AuditWriteError,
+  CurrentTaskId,
+  inTask,
+  makeFileAudit,
   readAuditLog
 } from "./layers/Audit.ts"
-export { makeStateStore, State, StateCorrupt, StateIoError, StateLive, StateLocked, type StateShape } from "./layers/State.ts"
+export {
+  defaultTask,
+  resolveTaskId,
+  State,
+  StateConflict,
+  StateCorrupt,
+  StateIoError,
+  StateLive,
+  StateLocked,
+  type StateShape,
+  StoreUnavailable,
+  TaskAmbiguous,
+  type TaskList,
+  TaskNotFound,
+  TaskSummary,
+  unfinishedTasks
+} from "./layers/State.ts"
+export { makeFileStateStore } from "./layers/store/fileState.ts"
 export {
   ChatMessage,
   Completion,

@@ -12,4 +12,26 @@ export type Progress =
 
 export type ProgressListener = (progress: Progress) => Effect.Effect<void>
 
+/** What an app may pass as `onProgress`: a listener returning an Effect, or a plain callback. */
+export type ProgressCallback = (progress: Progress) => Effect.Effect<void> | void
+
 export const silent: ProgressListener = () => Effect.void
+
+/**
+ * A listener from either kind of callback. A callback that throws is the app's bug, not the
+ * task's: it is logged as a warning and the task goes on.
+ */
+export const toListener = (callback: ProgressCallback | undefined): ProgressListener =>
+  callback === undefined
+    ? silent
+    : (progress) =>
+      Effect.suspend(() => {
+        const returned = callback(progress)
+        return Effect.isEffect(returned) ? returned : Effect.void
+      }).pipe(
+        Effect.catchAllDefect((defect) => Effect.logWarning("an onProgress callback threw; the task goes on", defect))
+      )
+
+/** Both listeners, one after the other. */
+export const both = (first: ProgressListener, second: ProgressListener): ProgressListener => (progress) =>
+  Effect.zipRight(first(progress), second(progress))

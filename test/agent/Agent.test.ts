@@ -45,7 +45,7 @@ describe("agent", () => {
         const agent = yield* Agent
         const outcome = yield* agent.run("Add 2 and 3 and say it")
         const events = (yield* (yield* AuditMemory).entries).map((e) => e.event)
-        const saved = yield* (yield* State).load
+        const saved = yield* (yield* State).load(outcome.task.id)
         return { outcome, events, saved }
       }).pipe(Effect.provide(agentLayer(config, replies, home)))
       expect(outcome.outcome.task.state).toBe("complete")
@@ -171,7 +171,7 @@ describe("agent", () => {
         return { first, done }
       }).pipe(Effect.provide(agentLayer(config, replies, home)))
       expect(first.task.state).toBe("model_wait")
-      expect(first.paused?.next_command).toBe("luallm start test-model && luallm-agent resume")
+      expect(first.paused?.next_command).toBe(`luallm start test-model && luallm-agent resume --task ${first.task.id.slice(0, 8)}`)
       expect(done.task.state).toBe("complete")
     }).pipe(Effect.provide(TestPlatform)))
 
@@ -211,22 +211,65 @@ describe("agent", () => {
       expect(outcome.task.error).toContain("step limit (2 transitions")
     }).pipe(Effect.provide(TestPlatform)))
 
-  it.scoped("refuses to start a second task while one is unfinished", () =>
+  it.scoped("starts a second task while another is unfinished: both are saved, each with its own state", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
       const config = testConfig(home)
+      installSkill(config, "add", addSkill)
       const replies = [
-        FakeReply.content(doublePlan, { when: "Request:" }),
+        FakeReply.content(doublePlan, { when: "Request: Double 21" }),
         FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
-        FakeReply.content(doubleTests, { when: "Write double.test.js" })
+        FakeReply.content(doubleTests, { when: "Write double.test.js" }),
+        FakeReply.content(sumPlan, { when: "Request: Add" }),
+        FakeReply.content("five", { when: "The sum is 5" })
       ]
-      const error = yield* Effect.gen(function*() {
+      const { first, list, second } = yield* Effect.gen(function*() {
         const agent = yield* Agent
-        yield* agent.run("Double 21")
-        return yield* Effect.flip(agent.run("Something else"))
+        const first = yield* agent.run("Double 21")
+        const second = yield* agent.run("Add 2 and 3")
+        return { first, second, list: yield* agent.tasks }
       }).pipe(Effect.provide(agentLayer(config, replies, home)))
-      expect(error._tag).toBe("TaskInProgress")
-      expect(error.message).toContain("luallm-agent resume")
+      expect(first.task.state).toBe("approval")
+      expect(second.task.state).toBe("complete")
+      expect(second.task.id).not.toBe(first.task.id)
+      expect(list.tasks.map((t) => [t.id, t.state])).toEqual(
+        expect.arrayContaining([[second.task.id, "complete"], [first.task.id, "approval"]])
+      )
+      expect(list.tasks).toHaveLength(2)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("reset discards a task itself and rejects its pending approval, leaving other tasks alone", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      installSkill(config, "add", addSkill)
+      const replies = [
+        FakeReply.content(doublePlan, { when: "Request: Double 21" }),
+        FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
+        FakeReply.content(doubleTests, { when: "Write double.test.js" }),
+        FakeReply.content(sumPlan, { when: "Request: Add" }),
+        FakeReply.content("five", { when: "The sum is 5" })
+      ]
+      const result = yield* Effect.gen(function*() {
+        const agent = yield* Agent
+        const paused = yield* agent.run("Double 21")
+        const other = yield* agent.run("Add 2 and 3")
+        // No id: the most recent unfinished task, not the newer finished one.
+        const reset = yield* agent.reset()
+        const approvals = yield* Approvals
+        const record = yield* approvals.get(paused.task.draft?.approval_id ?? "")
+        const entries = yield* (yield* AuditMemory).entries
+        const gone = yield* Effect.flip(agent.task(paused.task.id))
+        return { paused, other, reset, record, entries, gone, list: yield* agent.tasks }
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      expect(result.reset).toEqual({ id: result.paused.task.id, state: "approval", rejectedApprovals: [result.record.id] })
+      expect(result.record.status).toBe("rejected")
+      expect(result.record.reason).toContain("discarded")
+      expect(result.gone._tag).toBe("TaskNotFound")
+      expect(result.list.tasks.map((t) => t.id)).toEqual([result.other.task.id])
+      const resolveLine = result.entries.find((e) => e.event === "approval.resolve")
+      expect(resolveLine?.task_id).toBe(result.paused.task.id)
+      expect(result.entries.find((e) => e.event === "task.reset")?.task_id).toBe(result.paused.task.id)
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("resumes a task killed during graph execution without re-running completed nodes", () =>
@@ -263,7 +306,7 @@ export function run({ tag }) { fs.appendFile("${home}/data/marks.txt", tag + "\\
       }
       const done = yield* Effect.gen(function*() {
         yield* (yield* State).save(killed)
-        return yield* (yield* Agent).resume()
+        return yield* (yield* Agent).resume({ task: "task-kil" })
       }).pipe(Effect.provide(agentLayer(config, [], home)))
       expect(done.task.state).toBe("complete")
       expect(readFileSync(`${home}/data/marks.txt`, "utf8")).toBe("one\ntwo\n")
