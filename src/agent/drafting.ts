@@ -17,7 +17,7 @@ import {
   skillTestUserPrompt
 } from "../core/prompts.ts"
 import { isSkillName } from "../core/skillMeta.ts"
-import type { SkillDraft, Task } from "../core/task.ts"
+import { resumeCommand, type SkillDraft, type Task } from "../core/task.ts"
 import { Event } from "../core/taskMachine.ts"
 import type { TestReport } from "../core/testHarness.ts"
 import { Approvals } from "../layers/Approvals.ts"
@@ -171,7 +171,7 @@ export const requestApproval = (task: Task, draft: SkillDraft) =>
     })
     return Event.ApprovalRequested({
       approvalId: record.id,
-      nextCommand: `luallm-agent resume   (or: luallm-agent approvals approve ${record.id.slice(0, 8)} && luallm-agent resume)`
+      nextCommand: `${resumeCommand(task)}   (or: luallm-agent approvals approve ${record.id.slice(0, 8)} && ${resumeCommand(task)})`
     })
   })
 

@@ -13,7 +13,7 @@
  */
 import { Data } from "effect"
 import type { Graph } from "./graph.ts"
-import type { MissingSkill, SkillDraft, Task, TaskStateName } from "./task.ts"
+import { type MissingSkill, resumeCommand, type SkillDraft, type Task, type TaskStateName } from "./task.ts"
 import type { TestReport } from "./testHarness.ts"
 
 export type Command = Data.TaggedEnum<{
@@ -173,7 +173,7 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
           paused: event.autoStart ? null : {
             reason: "model",
             message: `The model ${event.model} is not running. Start it with \`${event.startCommand}\`, then continue the task.`,
-            next_command: `${event.startCommand} && luallm-agent resume`
+            next_command: `${event.startCommand} && ${resumeCommand(task)}`
           }
         },
         reason: event.autoStart ? `model ${event.model} is not running; starting it (model_policy.auto_start)` : `model ${event.model} is not running`

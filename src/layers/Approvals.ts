@@ -10,7 +10,7 @@ import { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Data, Effect, Layer, Schema } from "effect"
 import { SkillMetadata } from "../core/skillMeta.ts"
 import { TestReport } from "../core/testHarness.ts"
-import { Audit, type AuditWriteError } from "./Audit.ts"
+import { Audit, type AuditWriteError, inTask } from "./Audit.ts"
 import { AppConfig } from "./Config.ts"
 
 export const ApprovalStatus = Schema.Literal("pending", "approved", "rejected")
@@ -202,7 +202,7 @@ export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | Fi
           promoted_to: null
         }
         yield* write(record)
-        yield* audit.log("approval.create", { id: record.id, skill: record.skill_name, tests: input.testReport.passed })
+        yield* audit.log("approval.create", { id: record.id, skill: record.skill_name, tests: input.testReport.passed }).pipe(inTask(record.task_id))
         return record
       })
 
@@ -234,7 +234,10 @@ export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | Fi
           reason: reason ?? null
         }
         yield* write(resolved)
-        yield* audit.log("approval.resolve", { id: record.id, skill: record.skill_name, approved, reason: reason ?? null })
+        // Logged as the task's, wherever the decision is made (a terminal, `approvals approve`, an app).
+        yield* audit.log("approval.resolve", { id: record.id, skill: record.skill_name, approved, reason: reason ?? null }).pipe(
+          inTask(record.task_id)
+        )
         return resolved
       })
 
@@ -279,7 +282,7 @@ export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | Fi
           yield* fs.chmod(to, 0o644).pipe(Effect.mapError(io(to)))
         }
         const promoted = yield* write({ ...record, promoted_to: targets.code })
-        yield* audit.log("approval.promote", { id: record.id, skill: record.skill_name, path: targets.code })
+        yield* audit.log("approval.promote", { id: record.id, skill: record.skill_name, path: targets.code }).pipe(inTask(record.task_id))
         return promoted
       })
 

@@ -10,7 +10,7 @@ import { logCommand } from "./commands/log.ts"
 import { generateCommand, generateWithContextCommand, quickPromptCommand } from "./commands/prompt.ts"
 import { skillsCommand } from "./commands/skills.ts"
 import { statsCommand } from "./commands/stats.ts"
-import { resetCommand, resumeCommand, runCommand, statusCommand } from "./commands/task.ts"
+import { resetCommand, resumeCommand, runCommand, statusCommand, tasksCommand } from "./commands/task.ts"
 import { root } from "./root.ts"
 
 export const cli = root.pipe(
@@ -21,6 +21,7 @@ export const cli = root.pipe(
     runCommand,
     resumeCommand,
     statusCommand,
+    tasksCommand,
     resetCommand,
     approvalsCommand,
     skillsCommand,

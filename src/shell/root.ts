@@ -1,7 +1,7 @@
 /**
  * The root command and its global options. Subcommands read these with `yield* root`
- * (the @effect/cli parent-command pattern), so `--config` and `--llm` come before the
- * subcommand: `luallm-agent --config ./my.json doctor`.
+ * (the @effect/cli parent-command pattern), so `--config`, `--llm` and `--store` come before
+ * the subcommand: `luallm-agent --config ./my.json doctor`.
  */
 import { Command, Options } from "@effect/cli"
 
@@ -12,6 +12,10 @@ export const globalOptions = {
   ),
   llm: Options.text("llm").pipe(
     Options.withDescription("Which LLM to talk to: live (default), replay:<cassette.jsonl> or record:<cassette.jsonl>"),
+    Options.optional
+  ),
+  store: Options.text("store").pipe(
+    Options.withDescription("Where tasks and the audit log are kept: file (state_dir, the default) or postgres://user:password@host:port/db"),
     Options.optional
   )
 }

@@ -6,7 +6,7 @@
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect, Layer, Option } from "effect"
 import { AgentDefault } from "../Agent.ts"
-import { AuditLive } from "../layers/Audit.ts"
+import { AuditLive, AuditReaderLive } from "../layers/Audit.ts"
 import { AppConfigLive } from "../layers/Config.ts"
 import { llmLayerFor } from "../layers/LlmCassette.ts"
 import { LuallmLive } from "../layers/Luallm.ts"
@@ -20,13 +20,16 @@ import { root } from "./root.ts"
 export interface GlobalOptions {
   readonly config: Option.Option<string>
   readonly llm: Option.Option<string>
+  readonly store: Option.Option<string>
 }
 
 /** Config and platform: enough for `config` and the first checks of `doctor`. */
 export const configLayer = (options: GlobalOptions) =>
-  AppConfigLive({ configPath: Option.getOrUndefined(options.config), builtinSkillsDir }).pipe(
-    Layer.provideMerge(NodeContext.layer)
-  )
+  AppConfigLive({
+    configPath: Option.getOrUndefined(options.config),
+    builtinSkillsDir,
+    store: Option.getOrUndefined(options.store)
+  }).pipe(Layer.provideMerge(NodeContext.layer))
 
 /** Config, audit and platform. */
 export const baseLayer = (options: GlobalOptions) => AuditLive.pipe(Layer.provideMerge(configLayer(options)))
@@ -35,9 +38,13 @@ export const baseLayer = (options: GlobalOptions) => AuditLive.pipe(Layer.provid
 export const provideConfig = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(root, (options) => Effect.provide(effect, configLayer(options)))
 
-/** Config and the saved task only: `status` and `reset`. */
+/** Config and the saved tasks: `tasks` and `status` (the audit log opens only if something is written). */
 export const provideState = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(root, (options) => Effect.provide(effect, StateLive.pipe(Layer.provideMerge(configLayer(options)))))
+  Effect.flatMap(root, (options) => Effect.provide(effect, StateLive.pipe(Layer.provideMerge(baseLayer(options)))))
+
+/** Config and the audit log to read: `log` and `stats`. */
+export const provideAuditReader = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(root, (options) => Effect.provide(effect, AuditReaderLive.pipe(Layer.provideMerge(configLayer(options)))))
 
 /**
  * The HTTP client, loaded when a command first needs it: initialising the HTTP stack

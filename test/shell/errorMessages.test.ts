@@ -62,7 +62,15 @@ import {
   SkillNotFound,
   SkillUnreadable
 } from "../../src/layers/Skills.ts"
-import { StateCorrupt, StateIoError, StateLocked } from "../../src/layers/State.ts"
+import {
+  StateConflict,
+  StateCorrupt,
+  StateIoError,
+  StateLocked,
+  StoreUnavailable,
+  TaskAmbiguous,
+  TaskNotFound
+} from "../../src/layers/State.ts"
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
 import { ConfirmationRequired } from "../../src/shell/commands/task.ts"
 import { renderError } from "../../src/shell/errors.ts"
@@ -82,6 +90,7 @@ interface Row {
 
 const ID = "3f2a9c1e-7b4d-4e21-9a0f-5c6d7e8f9a0b"
 const STATE_DIR = "/home/ada/.local/state/luallm-agent"
+const PG_URL = "postgres://agent:***@db.internal:5432/agent"
 const DRAFT = "/home/ada/.local/state/luallm-agent/drafts/csv_sum.js"
 const request = (user: string) => ({
   model: "qwen2.5-7b-instruct",
@@ -128,8 +137,11 @@ const pathRefusal = (reason: PathNotAllowed["reason"], rule: ReadonlyArray<strin
 
 const rows: ReadonlyArray<Row> = [
   // Agent
-  { error: new TaskInProgress({ id: ID, state: "approval" }), facts: ["3f2a9c1e", "approval", "luallm-agent resume", "luallm-agent reset"] },
-  { error: new NoTaskToResume({ stateDir: STATE_DIR }), facts: [STATE_DIR, "luallm-agent run"] },
+  {
+    error: new TaskInProgress({ id: ID, state: "graph_exec" }),
+    facts: ["3f2a9c1e", "graph_exec", "this process", "`await`", "Agent.reset(\"3f2a9c1e\")", "luallm-agent resume --task 3f2a9c1e", "luallm-agent reset --task 3f2a9c1e"]
+  },
+  { error: new NoTaskToResume({ location: STATE_DIR }), facts: [STATE_DIR, "luallm-agent run", "Agent.start"] },
   {
     error: new DraftWriteError({ path: `${STATE_DIR}/drafts/csv_sum.js`, reason: "ENOSPC: no space left on device" }),
     facts: [`${STATE_DIR}/drafts/csv_sum.js`, "ENOSPC", "skills.agent_dir", "luallm-agent resume"]
@@ -149,13 +161,54 @@ const rows: ReadonlyArray<Row> = [
   },
   // Audit
   { error: new AuditWriteError({ path: `${STATE_DIR}/audit.jsonl`, reason: "ENOSPC: no space left on device" }), facts: [`${STATE_DIR}/audit.jsonl`, "ENOSPC", "audit.path"] },
-  { error: new AuditReadError({ path: `${STATE_DIR}/audit.jsonl.2`, reason: "EACCES: permission denied" }), facts: [`${STATE_DIR}/audit.jsonl.2`, "EACCES", "audit.path"] },
-  // State
-  { error: new StateCorrupt({ path: `${STATE_DIR}/current_task.json`, reason: "state: expected one of pending, planning…" }), facts: [`${STATE_DIR}/current_task.json`, "luallm-agent reset"] },
-  { error: new StateIoError({ path: `${STATE_DIR}/current_task.json`, operation: "write", reason: "EROFS: read-only file system" }), facts: [`${STATE_DIR}/current_task.json`, "write", "EROFS", "state_dir"] },
   {
-    error: new StateLocked({ path: `${STATE_DIR}/lock`, pid: 4242, since: "2026-01-01T10:00:00.000Z", command: "run" }),
-    facts: [`${STATE_DIR}/lock`, "4242", "2026-01-01T10:00:00.000Z", "`run`"]
+    variant: "Postgres",
+    error: new AuditWriteError({ path: `${PG_URL} (luallm_audit)`, reason: "could not extend file: No space left on device" }),
+    facts: [PG_URL, "No space left", "database server", "`store`"]
+  },
+  { error: new AuditReadError({ path: `${STATE_DIR}/audit.jsonl.2`, reason: "EACCES: permission denied" }), facts: [`${STATE_DIR}/audit.jsonl.2`, "EACCES", "audit.path"] },
+  {
+    variant: "Postgres",
+    error: new AuditReadError({ path: `${PG_URL} (luallm_audit)`, reason: "Connection terminated unexpectedly" }),
+    facts: [PG_URL, "Connection terminated", "database server"]
+  },
+  // State
+  {
+    error: new StateCorrupt({ path: `${STATE_DIR}/tasks/${ID}.jsonl`, reason: "state: expected one of pending, planning…", taskId: ID }),
+    facts: [`${STATE_DIR}/tasks/${ID}.jsonl`, "state: expected", "luallm-agent reset --task 3f2a9c1e", "Agent.reset(\"3f2a9c1e\")"]
+  },
+  {
+    variant: "first-wave file",
+    error: new StateCorrupt({ path: `${STATE_DIR}/current_task.json`, reason: "the file is empty", taskId: null }),
+    facts: [`${STATE_DIR}/current_task.json`, "the file is empty", "move it away"]
+  },
+  {
+    error: new StateIoError({ path: `${STATE_DIR}/tasks/${ID}.jsonl`, operation: "write", reason: "EROFS: read-only file system" }),
+    facts: [`${STATE_DIR}/tasks/${ID}.jsonl`, "write", "EROFS", "state_dir", "left as it was"]
+  },
+  {
+    variant: "Postgres",
+    error: new StateIoError({ path: `${PG_URL} (luallm_tasks, task ${ID})`, operation: "read", reason: "connect ECONNREFUSED 10.0.0.5:5432" }),
+    facts: [PG_URL, "read", "ECONNREFUSED", "database server"]
+  },
+  {
+    error: new StateLocked({ path: `${STATE_DIR}/tasks/${ID}.lock`, pid: 4242, since: "2026-01-01T10:00:00.000Z", command: "run" }),
+    facts: [`${STATE_DIR}/tasks/${ID}.lock`, "4242", "2026-01-01T10:00:00.000Z", "`run`", "taken over automatically"]
+  },
+  {
+    variant: "another machine",
+    error: new StateLocked({ path: `${PG_URL} (luallm_task_locks, task ${ID})`, pid: 77, since: "2026-01-01T10:00:00.000Z", command: "resume", host: "worker-2" }),
+    facts: ["pid 77 on worker-2", "`resume`", PG_URL]
+  },
+  {
+    error: new StateConflict({ taskId: ID, expectedSeq: 12, location: PG_URL }),
+    facts: ["3f2a9c1e", "transition 12", PG_URL, "luallm-agent status --task 3f2a9c1e"]
+  },
+  { error: new TaskNotFound({ id: "deadbeef", location: STATE_DIR }), facts: ["deadbeef", STATE_DIR, "luallm-agent tasks", "Agent.tasks"] },
+  { error: new TaskAmbiguous({ id: "3f2a", matches: [ID, "3f2a0000-0000-4000-8000-000000000000"] }), facts: ["3f2a", ID, "more characters"] },
+  {
+    error: new StoreUnavailable({ url: PG_URL, reason: "connect ECONNREFUSED 10.0.0.5:5432" }),
+    facts: [PG_URL, "ECONNREFUSED", "--store", "store: \"file\""]
   },
   // Luallm
   { error: new LuallmNotFound({ binary: "luallm", stateFile: "/home/ada/.luallm/state.json" }), facts: ["luallm", "/home/ada/.luallm/state.json", "luallm.binary", "llm.base_url"] },

@@ -32,19 +32,19 @@ describe("the demo and the task commands", () => {
     expect(run.stdout).toContain("luallm-agent approvals approve")
 
     const status = runCli([...global, "status", "--json"], { env })
-    expect(JSON.parse(status.stdout).task.state).toBe("approval")
-
-    const second = runCli([...global, "run", "something else", "--yes"], { env })
-    expect(second.code).toBe(1)
-    expect(second.stderr).toContain("luallm-agent resume")
+    const task = JSON.parse(status.stdout).task
+    expect(task.state).toBe("approval")
+    expect(run.stdout).toContain(`next: luallm-agent resume --task ${task.id.slice(0, 8)}`)
 
     const list = runCli([...global, "approvals", "list", "--json"], { env })
-    const [pending] = JSON.parse(list.stdout) as ReadonlyArray<{ id: string; skill_name: string }>
+    const [pending] = JSON.parse(list.stdout) as ReadonlyArray<{ id: string; skill_name: string; task_id: string }>
     expect(pending?.skill_name).toBe("word_count")
+    expect(pending?.task_id).toBe(task.id)
 
     const approve = runCli([...global, "approvals", "approve", (pending?.id ?? "").slice(0, 8)], { env })
     expect(approve.code).toBe(0)
     expect(approve.stdout).toContain("approved and promoted word_count")
+    expect(approve.stdout).toContain(`next: luallm-agent resume --task ${task.id.slice(0, 8)}`)
 
     const resume = runCli([...global, "resume", "--json"], { env, timeoutMs: 60_000 })
     expect(resume.code).toBe(0)

@@ -1,15 +1,20 @@
 /**
  * `approvals list|show|approve|reject`: the scriptable side of skill approval. `approve`
  * records the human's yes and promotes the draft into skills.allowed_dir; `reject` records
- * the no with a reason. `luallm-agent resume` then continues (or fails) the waiting task.
+ * the no with a reason. Every record names its task: `luallm-agent resume --task ID` then
+ * continues (or fails) that task and no other.
  */
 import { Args, Command as Cli, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
+import { resumeCommand } from "../../core/task.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { Approvals } from "../../layers/Approvals.ts"
 import { describeApproval } from "../approvalPrompt.ts"
 import { dim, green, printJson } from "../ui.ts"
 import { provideAgent } from "../runtime.ts"
+
+/** The command that continues the task an approval belongs to (only that task). */
+const resumeCommandFor = (taskId: string | null): string => (taskId === null ? "luallm-agent resume" : resumeCommand({ id: taskId }))
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON"))
 const id = Args.text({ name: "id" }).pipe(Args.withDescription("The approval id (the first 8 characters are enough)"))
@@ -21,8 +26,9 @@ const listCommand = Cli.make("list", { json }, ({ json: asJson }) =>
     if (pending.length === 0) return yield* Console.log("no pending approvals")
     for (const record of pending) {
       const tests = `${record.test_report.passed}/${record.test_report.total} tests pass`
+      const task = record.task_id === null ? "" : `  task ${record.task_id.slice(0, 8)}`
       yield* Console.log(
-        `${record.id.slice(0, 8)}  ${record.skill_name} ${sanitizeForTerminal(record.version)}  ${tests}  ${dim(record.created_at)}`
+        `${record.id.slice(0, 8)}  ${record.skill_name} ${sanitizeForTerminal(record.version)}  ${tests}${task}  ${dim(record.created_at)}`
       )
     }
   }).pipe(provideAgent)).pipe(Cli.withDescription("List the drafts waiting for a human"))
@@ -41,7 +47,7 @@ const approveCommand = Cli.make("approve", { id }, ({ id }) =>
     const resolved = yield* approvals.resolve(id, true, "approved with `approvals approve`")
     const promoted = yield* approvals.promote(resolved.id)
     yield* Console.log(green(`approved and promoted ${promoted.skill_name} → ${promoted.promoted_to ?? "?"}`))
-    yield* Console.log("next: luallm-agent resume")
+    yield* Console.log(`next: ${resumeCommandFor(promoted.task_id)}`)
   }).pipe(provideAgent)).pipe(Cli.withDescription("Approve a draft (you read it) and promote it into skills.allowed_dir"))
 
 const rejectCommand = Cli.make(
@@ -51,7 +57,7 @@ const rejectCommand = Cli.make(
     Effect.gen(function*() {
       const approvals = yield* Approvals
       const resolved = yield* approvals.resolve(id, false, Option.getOrElse(reason, () => "rejected with `approvals reject`"))
-      yield* Console.log(`rejected ${resolved.skill_name}; \`luallm-agent resume\` will end the task with your reason`)
+      yield* Console.log(`rejected ${resolved.skill_name}; \`${resumeCommandFor(resolved.task_id)}\` will end the task with your reason`)
     }).pipe(provideAgent)
 ).pipe(Cli.withDescription("Reject a draft, with a reason"))
 

@@ -1,13 +1,14 @@
 /**
- * `luallm-agent log`: the audit log (with its rotated files), newest last.
- * `--tail N` the last N lines, `--task ID` one task's lines, `--json` the raw JSONL.
+ * `luallm-agent log`: the audit log (the file with its rotated files, or the Postgres store's
+ * table), newest last. `--tail N` the last N lines, `--task ID` one task's lines (an id or a
+ * prefix of 4+ characters; the task may have been reset since), `--json` the raw entries.
  */
 import { Command as Cli, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
-import { type AuditEntry, readAuditLog } from "../../layers/Audit.ts"
-import { AppConfig } from "../../layers/Config.ts"
-import { provideConfig } from "../runtime.ts"
+import { type AuditEntry, AuditReader } from "../../layers/Audit.ts"
+import { matchTaskId } from "../../layers/State.ts"
+import { provideAuditReader } from "../runtime.ts"
 import { bold, dim, warn } from "../ui.ts"
 
 /** One line for a human: time, event, short task id, then the data as compact JSON. */
@@ -21,22 +22,24 @@ export const logCommand = Cli.make(
   "log",
   {
     tail: Options.integer("tail").pipe(Options.withDescription("Only the last N lines"), Options.optional),
-    task: Options.text("task").pipe(Options.withDescription("Only the lines of this task id (a prefix is enough)"), Options.optional),
+    task: Options.text("task").pipe(Options.withDescription("Only the lines of this task (its id; 4+ characters are enough)"), Options.optional),
     json: Options.boolean("json").pipe(Options.withDescription("Print the raw JSONL lines"))
   },
   ({ json, tail, task }) =>
     Effect.gen(function*() {
-      const { config } = yield* AppConfig
-      const { bad, entries } = yield* readAuditLog({ path: config.audit.path, maxFiles: config.audit.max_files })
-      const forTask = Option.match(task, {
-        onNone: () => entries,
-        onSome: (id) => entries.filter((entry) => entry.task_id?.startsWith(id) === true)
-      })
-      const shown = Option.match(tail, { onNone: () => forTask, onSome: (n) => forTask.slice(Math.max(0, forTask.length - n)) })
+      const reader = yield* AuditReader
+      const read = yield* reader.read(Option.match(task, { onNone: () => ({}), onSome: (id) => ({ taskPrefix: id }) }))
+      // A prefix must name one task: refuse one that matches several rather than mix their lines.
+      const ids = [...new Set(read.entries.flatMap((entry) => (entry.task_id === null ? [] : [entry.task_id])))]
+      const forTask = Option.isSome(task) && ids.length > 0
+        ? Effect.map(matchTaskId(ids, task.value, "the audit log"), (id) => read.entries.filter((entry) => entry.task_id === id))
+        : Effect.succeed(read.entries)
+      const entries = yield* forTask
+      const shown = Option.match(tail, { onNone: () => entries, onSome: (n) => entries.slice(Math.max(0, entries.length - n)) })
       for (const entry of shown) yield* Console.log(json ? JSON.stringify(entry) : formatEntry(entry))
-      if (shown.length === 0 && !json) yield* Console.log(dim(`(no audit lines${Option.isSome(task) ? " for that task" : ""} in ${config.audit.path})`))
-      for (const line of bad) {
+      if (shown.length === 0 && !json) yield* Console.log(dim(`(no audit lines${Option.isSome(task) ? " for that task" : ""})`))
+      for (const line of read.bad) {
         yield* Console.error(warn(`${line.file}:${line.line} is not a valid audit line: ${sanitizeForTerminal(line.text)}`))
       }
-    }).pipe(provideConfig)
+    }).pipe(provideAuditReader)
 ).pipe(Cli.withDescription("Show the audit log (--tail N, --task ID, --json)"))

@@ -5,11 +5,12 @@
  */
 import { Command as Cli, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
+import { describeStore } from "../../core/config.ts"
 import { computeStats, parseSince, type Stats } from "../../core/stats.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
-import { readAuditLog } from "../../layers/Audit.ts"
+import { AuditReader } from "../../layers/Audit.ts"
 import { AppConfig } from "../../layers/Config.ts"
-import { provideConfig } from "../runtime.ts"
+import { provideAuditReader } from "../runtime.ts"
 import { bold, dim, printJson, warn } from "../ui.ts"
 
 const ms = (value: number | null): string => (value === null ? "—" : `${Math.round(value)} ms`)
@@ -113,12 +114,12 @@ export const statsCommand = Cli.make(
     Effect.gen(function*() {
       const from = Option.isSome(since) ? yield* parseSince(since.value) : undefined
       const { config } = yield* AppConfig
-      const { bad, entries } = yield* readAuditLog({ path: config.audit.path, maxFiles: config.audit.max_files })
+      const { bad, entries } = yield* (yield* AuditReader).read()
       const stats = computeStats(entries, from)
       if (json) {
         yield* printJson({ ...stats, invalid_lines: bad.length })
       } else {
-        for (const line of formatStats(stats, config.audit.path)) yield* Console.log(line)
+        for (const line of formatStats(stats, config.store === "file" ? config.audit.path : describeStore(config.store))) yield* Console.log(line)
       }
       const [first] = bad
       if (first !== undefined && !json) {
@@ -126,5 +127,5 @@ export const statsCommand = Cli.make(
           `${bad.length} line(s) of the audit log are not valid audit lines and were skipped (first: ${first.file}:${first.line}); \`luallm-agent log\` lists them.`
         ))
       }
-    }).pipe(provideConfig)
+    }).pipe(provideAuditReader)
 ).pipe(Cli.withDescription("Figures from the audit log: LLM latency and tokens, skill drafting success and retries, tasks by state (--json, --since DATE)"))

@@ -1,22 +1,31 @@
 /**
- * The task commands: `run "<request>" [--yes]`, `resume`, `status`, `reset`.
- * Exit codes: 0 complete, 1 failed, 3 paused (an approval or a model; `resume` continues).
+ * The task commands: `run "<request>" [--yes]`, `resume`, `status`, `reset` and `tasks`.
+ * `resume`, `status` and `reset` act on `--task ID` (an id or a prefix of 4+ characters), by
+ * default the most recent unfinished task (else the most recent one), so one-task use reads as
+ * it always did. Exit codes: 0 complete, 1 failed, 3 paused (an approval or a model; `resume`
+ * continues).
  */
 import { Args, Command as Cli, Options } from "@effect/cli"
-import { Console, Data, Effect, Option } from "effect"
+import { Clock, Console, Data, Effect, Option } from "effect"
 import { Agent, type AgentOutcome } from "../../Agent.ts"
 import type { Task } from "../../core/task.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { Approvals } from "../../layers/Approvals.ts"
 import { AppConfig } from "../../layers/Config.ts"
-import { State } from "../../layers/State.ts"
+import { defaultTask, resolveTaskId, State, type TaskList, unfinishedTasks } from "../../layers/State.ts"
 import { reviewInteractively } from "../approvalPrompt.ts"
 import { ExitCodes, ExitWith } from "../exit.ts"
 import { terminalProgress } from "../progress.ts"
 import { provideAgent, provideState } from "../runtime.ts"
-import { bold, dim, green, isInteractive, printJson, red, yellow } from "../ui.ts"
+import { bold, dim, green, isInteractive, printJson, red, warn, yellow } from "../ui.ts"
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print the outcome as JSON"))
+const taskOption = Options.text("task").pipe(
+  Options.withDescription("The task's id (4+ characters of it are enough); default: the most recent unfinished task"),
+  Options.optional
+)
+
+const short = (id: string): string => id.slice(0, 8)
 
 const renderValue = (value: unknown): string =>
   sanitizeForTerminal(typeof value === "string" ? value : JSON.stringify(value, null, 2) ?? "null")
@@ -69,6 +78,33 @@ const confirmTask = (prompt: string, yes: boolean) =>
     return answer === "y" || answer === "yes"
   })
 
+/** How long ago `iso` was, in the largest whole unit: `42s`, `5m`, `3h`, `2d`. */
+export const describeAge = (iso: string, nowMs: number): string => {
+  const seconds = Math.max(0, Math.floor((nowMs - Date.parse(iso)) / 1000))
+  if (!Number.isFinite(seconds)) return "?"
+  if (seconds < 60) return `${seconds}s`
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h`
+  return `${Math.floor(seconds / 86400)}d`
+}
+
+/** A request on one line, cut to `width` characters. */
+const oneLine = (text: string, width: number): string => {
+  const flat = sanitizeForTerminal(text).replace(/\s+/g, " ").trim()
+  return flat.length > width ? `${flat.slice(0, width - 1)}…` : flat
+}
+
+/** The other unfinished tasks, as `run` and `status` mention them. */
+const othersNote = (list: TaskList, except: string | null): Option.Option<string> => {
+  const others = unfinishedTasks(list).filter((task) => task.id !== except)
+  if (others.length === 0) return Option.none()
+  const named = others.slice(0, 3).map((task) => `${short(task.id)} ${task.state}`).join(", ")
+  const more = others.length > 3 ? `, and ${others.length - 3} more` : ""
+  return Option.some(
+    `${others.length} other unfinished task${others.length === 1 ? "" : "s"} (${named}${more}); \`luallm-agent tasks\` lists them, --task ID picks one`
+  )
+}
+
 export const runCommand = Cli.make(
   "run",
   {
@@ -80,12 +116,15 @@ export const runCommand = Cli.make(
     Effect.gen(function*() {
       if (!(yield* confirmTask(prompt, yes))) return yield* Console.log("not started")
       const agent = yield* Agent
+      // Another unfinished task does not stop a new one; say so, so it is not forgotten.
+      const note = othersNote(yield* agent.tasks, null)
+      if (Option.isSome(note)) yield* Console.error(dim(`note: starting a new task; ${note.value}`))
       const outcome = yield* agent.run(prompt, { onProgress: terminalProgress() })
       yield* reportOutcome(outcome, asJson)
     }).pipe(provideAgent)
-).pipe(Cli.withDescription("Plan and run a task; drafts missing skills and pauses for their approval"))
+).pipe(Cli.withDescription("Plan and run a new task; drafts missing skills and pauses for their approval"))
 
-/** On a terminal, a pending approval is reviewed right away; elsewhere the task stays paused. */
+/** On a terminal, a pending approval of this task is reviewed right away; elsewhere the task stays paused. */
 const reviewPending = (task: Task) =>
   Effect.gen(function*() {
     const approvalId = task.state === "approval" ? task.draft?.approval_id ?? null : null
@@ -95,26 +134,34 @@ const reviewPending = (task: Task) =>
     if (record.status === "pending") yield* reviewInteractively(approvalId)
   })
 
-export const resumeCommand = Cli.make("resume", { json }, ({ json: asJson }) =>
+export const resumeCommand = Cli.make("resume", { json, task: taskOption }, ({ json: asJson, task }) =>
   Effect.gen(function*() {
-    const state = yield* State
-    const saved = yield* state.load
-    if (Option.isSome(saved)) yield* reviewPending(saved.value)
-    const outcome = yield* (yield* Agent).resume({ onProgress: terminalProgress() })
+    const agent = yield* Agent
+    const chosen = yield* agent.task(Option.getOrUndefined(task))
+    yield* reviewPending(chosen)
+    const outcome = yield* agent.resume({ task: chosen.id, onProgress: terminalProgress() })
     yield* reportOutcome(outcome, asJson)
   }).pipe(provideAgent)).pipe(
-    Cli.withDescription("Continue the saved task: after an approval, a model start, or a crash")
+    Cli.withDescription("Continue a saved task (--task ID, else the most recent unfinished): after an approval, a model start, or a crash")
   )
 
-export const statusCommand = Cli.make("status", { json }, ({ json: asJson }) =>
+/** The task `--task` names, or the default one; `None` when nothing is saved. */
+const chosenTask = (wanted: Option.Option<string>, list: TaskList) =>
+  Option.match(wanted, {
+    onNone: () => Effect.succeed(Option.map(defaultTask(list), (task) => task.id)),
+    onSome: (id) => Effect.map(resolveTaskId(id), Option.some)
+  })
+
+export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ json: asJson, task: wanted }) =>
   Effect.gen(function*() {
     const state = yield* State
-    const saved = yield* state.load
-    if (Option.isNone(saved)) {
-      return yield* asJson ? printJson({ task: null }) : Console.log("no task saved")
-    }
+    const list = yield* state.list
+    const id = yield* chosenTask(wanted, list)
+    const saved = Option.isNone(id) ? Option.none<Task>() : yield* state.load(id.value)
+    const others = unfinishedTasks(list).filter((other) => Option.isNone(id) || other.id !== id.value)
+    if (asJson) return yield* printJson({ task: Option.getOrNull(saved), other_unfinished: others.map((other) => other.id) })
+    if (Option.isNone(saved)) return yield* Console.log("no task saved")
     const task = saved.value
-    if (asJson) return yield* printJson({ task })
     yield* Console.log(`${bold(`task ${task.id}`)}  ${task.state}  ${dim(`${task.steps} steps, updated ${task.updated_at}`)}`)
     yield* Console.log(`request: ${sanitizeForTerminal(task.prompt)}`)
     if (task.paused !== null) yield* Console.log(`${yellow("paused")}: ${sanitizeForTerminal(task.paused.message)}\nnext: ${task.paused.next_command}`)
@@ -123,21 +170,49 @@ export const statusCommand = Cli.make("status", { json }, ({ json: asJson }) =>
       yield* Console.log(`  ${sanitizeForTerminal(node.id)} [${node.action}] ${node.status}${node.retries > 0 ? dim(` (${node.retries} retries)`) : ""}`)
     }
     if (task.error !== null) yield* Console.log(red(sanitizeForTerminal(task.error)))
-  }).pipe(provideState)).pipe(Cli.withDescription("Show the saved task"))
+    const note = othersNote(list, task.id)
+    if (Option.isSome(note)) yield* Console.log(dim(`note: ${note.value}`))
+  }).pipe(provideState)).pipe(Cli.withDescription("Show a saved task (--task ID, else the most recent unfinished)"))
 
-export const resetCommand = Cli.make("reset", {}, () =>
-  Effect.scoped(
+export const resetCommand = Cli.make("reset", { task: taskOption }, ({ task }) =>
+  Effect.gen(function*() {
+    const agent = yield* Agent
+    const done = yield* agent.reset(Option.getOrUndefined(task)).pipe(
+      Effect.map(Option.some),
+      // With no --task and nothing saved, there is nothing to do.
+      Effect.catchTag("NoTaskToResume", (error) => (Option.isNone(task) ? Effect.succeed(Option.none()) : Effect.fail(error)))
+    )
+    if (Option.isNone(done)) return yield* Console.log("no task saved; nothing to reset")
+    const { id, rejectedApprovals, state } = done.value
+    yield* Console.log(`discarded task ${short(id)} (${state ?? "damaged"}); its history stays in the audit log`)
+    if (rejectedApprovals.length > 0) {
+      yield* Console.log(`rejected its pending approval${rejectedApprovals.length === 1 ? "" : "s"} ${rejectedApprovals.map(short).join(", ")}`)
+    }
+  }).pipe(provideAgent)).pipe(
+    Cli.withDescription("Discard a saved task (--task ID, else the most recent unfinished) and reject its pending approvals; refused while it runs")
+  )
+
+export const tasksCommand = Cli.make(
+  "tasks",
+  { json: Options.boolean("json").pipe(Options.withDescription("Print { tasks, damaged } as JSON")) },
+  ({ json: asJson }) =>
     Effect.gen(function*() {
-      const state = yield* State
-      // Holding the lock proves no other process is running the task.
-      yield* state.lock("reset")
-      const saved = yield* state.load.pipe(Effect.option)
-      yield* state.clear
-      yield* Console.log(
-        Option.match(Option.flatten(saved), {
-          onNone: () => "no task saved; nothing to reset",
-          onSome: (task) => `discarded task ${task.id.slice(0, 8)} (${task.state}); its history stays in the audit log`
+      const list = yield* (yield* State).list
+      if (asJson) {
+        return yield* printJson({
+          tasks: list.tasks,
+          damaged: list.damaged.map((damaged) => ({ task_id: damaged.taskId, path: damaged.path, reason: damaged.reason }))
         })
-      )
-    })
-  ).pipe(provideState)).pipe(Cli.withDescription("Discard the saved task (refused while a task runs)"))
+      }
+      const now = yield* Clock.currentTimeMillis
+      if (list.tasks.length === 0 && list.damaged.length === 0) yield* Console.log("no tasks saved")
+      else if (list.tasks.length > 0) {
+        const rows = list.tasks.map((task) => [short(task.id), task.state, describeAge(task.updated_at, now), oneLine(task.prompt, 72)])
+        const widths = [8, Math.max(5, ...rows.map((row) => row[1]?.length ?? 0)), Math.max(3, ...rows.map((row) => row[2]?.length ?? 0))]
+        const line = (cells: ReadonlyArray<string>) => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()
+        yield* Console.log(dim(line(["id", "state", "age", "request"])))
+        for (const row of rows) yield* Console.log(line(row))
+      }
+      for (const damaged of list.damaged) yield* Console.error(warn(sanitizeForTerminal(damaged.message)))
+    }).pipe(provideState)
+).pipe(Cli.withDescription("List the saved tasks: id, state, age (since the last change) and request; --json for scripts"))
