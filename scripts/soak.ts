@@ -1,12 +1,16 @@
 /**
- * The crash-safety soak (`npm run soak [-- --kills N --seed S --verbose]`): runs the bundled CLI
- * on a ten-node task (eight skill nodes, two of them parallel, a decision and an llm_call) and
- * kills it with SIGKILL at seeded random moments, then `resume`s until the task completes, over
- * and over. After every kill it checks what a crash may not damage:
+ * The crash-safety soak (`npm run soak [-- --kills N --seed S --store postgres --verbose]`): runs
+ * the bundled CLI on a ten-node task (eight skill nodes, two of them parallel, a decision and an
+ * llm_call) and kills it with SIGKILL at seeded random moments, then `resume`s until the task
+ * completes, over and over, against the file store or the Postgres store (`--store postgres`
+ * starts a server of its own, see test/support/postgres.ts). After every kill it reads the
+ * store back (through `State` and `AuditReader`, as the CLI does) and checks what a crash may
+ * not damage:
  *
- * - the state file is absent (nothing saved yet) or decodes as a `Task`;
- * - every audit line is a whole, valid JSON entry. Zero tolerance: each line is one short
- *   `write(2)` in append mode, which a signal cannot tear on Linux, so a torn line is a bug;
+ * - the task is absent (nothing saved yet) or decodes as a `Task`;
+ * - every audit line is a whole, valid entry. Zero tolerance: in the file store each line is
+ *   one short `write(2)` in append mode, which a signal cannot tear on Linux, so a torn line is
+ *   a bug; in the Postgres store a line is a row, committed or not;
  * - no node that was saved as complete ran again ("duplicated"), and no node, result or audit
  *   line that was saved is gone later ("lost").
  *
@@ -26,17 +30,21 @@
 import { Command as Cli, Options } from "@effect/cli"
 import { Command, FileSystem } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Console, Data, Duration, Effect, Either, Fiber, Layer, Option, Schema, Stream } from "effect"
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { Console, Context, Data, Duration, Effect, Either, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { Agent, AgentDefault } from "../src/Agent.ts"
-import { type AgentConfig, configInside } from "../src/core/config.ts"
-import { Task } from "../src/core/task.ts"
-import { AuditEntry, AuditTest } from "../src/layers/Audit.ts"
+import { type AgentConfig, configInside, postgresUrl } from "../src/core/config.ts"
+import type { Task } from "../src/core/task.ts"
+import { AuditLive, AuditReader, AuditReaderLive, AuditTest } from "../src/layers/Audit.ts"
 import { AppConfigFrom } from "../src/layers/Config.ts"
 import { FakeReply, LlmFake } from "../src/layers/Llm.ts"
 import { LlmRecord } from "../src/layers/LlmCassette.ts"
 import { LuallmTest } from "../src/layers/Luallm.ts"
+import { State, StateLive } from "../src/layers/State.ts"
 import { builtinSkillsDir, packageRoot } from "../src/shell/packageRoot.ts"
+import { type PostgresStartFailed, startPostgres } from "../test/support/postgres.ts"
 
 // ---------------------------------------------------------------------------------------------
 // A workspace where the bundled CLI runs a scripted task offline
@@ -44,6 +52,8 @@ import { builtinSkillsDir, packageRoot } from "../src/shell/packageRoot.ts"
 /** A task the CLI can run with no model: trusted skills, the request, the scripted model's answers. */
 export interface ScriptedTask {
   readonly prompt: string
+  /** More requests recorded into the same cassette, after `prompt`, for tests that run several tasks. */
+  readonly morePrompts?: ReadonlyArray<string>
   readonly skills: ReadonlyArray<{ readonly name: string; readonly code: string }>
   readonly script: ReadonlyArray<FakeReply>
 }
@@ -53,49 +63,79 @@ export interface Workspace {
   /** Where skills may read and write (`allowed_paths`). */
   readonly dataDir: string
   readonly prompt: string
+  /** The config every CLI process reads (`store` included). */
   readonly config: AgentConfig
-  readonly stateFile: string
-  readonly auditFile: string
   /** `--config <file> --llm replay:<cassette>`: the global options of every CLI call. */
   readonly globalArgs: ReadonlyArray<string>
 }
 
 const model = "scripted-model"
 
-/** Runs the task once in this process with the scripted model, recording its answers. */
+/**
+ * Runs the task's requests once in this process with the scripted model, recording its answers.
+ * Always on the file store: what is recorded is the model's side of the session.
+ */
 const recordCassette = (config: AgentConfig, dir: string, cassette: string, task: ScriptedTask) =>
   Effect.gen(function*() {
-    const outcome = yield* Effect.flatMap(Agent, (agent) => agent.run(task.prompt)).pipe(
-      Effect.provide(
-        AgentDefault.pipe(
-          Layer.provideMerge(LlmRecord(cassette).pipe(Layer.provide(LlmFake(task.script, { model })))),
-          Layer.provideMerge(LuallmTest({ servers: [] })),
-          Layer.provideMerge(AuditTest),
-          Layer.provideMerge(AppConfigFrom(config, { home: dir, cwd: dir }))
+    const outcomes = yield* Effect.forEach([task.prompt, ...(task.morePrompts ?? [])], (prompt) =>
+      Effect.flatMap(Agent, (agent) => agent.run(prompt))).pipe(
+        Effect.provide(
+          AgentDefault.pipe(
+            Layer.provideMerge(LlmRecord(cassette).pipe(Layer.provide(LlmFake(task.script, { model })))),
+            Layer.provideMerge(LuallmTest({ servers: [] })),
+            Layer.provideMerge(AuditTest),
+            Layer.provideMerge(AppConfigFrom({ ...config, store: "file" }, { home: dir, cwd: dir }))
+          )
         )
       )
-    )
-    if (outcome.task.state !== "complete") {
-      return yield* new SoakSetupFailed({ step: "recording the cassette", detail: outcome.task.error ?? outcome.task.state })
+    const failed = outcomes.find((outcome) => outcome.task.state === "failed")
+    if (failed !== undefined) {
+      return yield* new SoakSetupFailed({ step: "recording the cassette", detail: failed.task.error ?? failed.task.state })
     }
   })
 
-/** Discards the saved task and its audit log. */
+/** The store's tables, emptied (for a Postgres store; the file store's live in state_dir). */
+const truncateTables = (url: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const sql = yield* PgClient.make({ url: Redacted.make(url), maxConnections: 1 })
+    yield* sql`TRUNCATE luallm_tasks, luallm_task_locks, luallm_audit`.pipe(
+      // Before the first process ran, there are no tables yet.
+      Effect.catchAll(() => Effect.void)
+    )
+  })).pipe(Effect.provide(Reactivity.layer))
+
+/** Discards every saved task and the audit log, in whichever store the workspace uses. */
 export const clearTask = (ws: Workspace) =>
-  Effect.flatMap(FileSystem.FileSystem, (fs) => fs.remove(ws.config.state_dir, { recursive: true, force: true }))
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    yield* fs.remove(ws.config.state_dir, { recursive: true, force: true })
+    const url = postgresUrl(ws.config.store)
+    if (url !== null) yield* truncateTables(url)
+  })
+
+export interface WorkspaceOptions {
+  /** `store` for the CLI processes: "file" (the default) or a postgres:// URL. */
+  readonly store?: string
+  /** Changes to the config every CLI process reads. */
+  readonly adjust?: (config: AgentConfig) => AgentConfig
+}
 
 /**
  * Sets up `dir` for `luallm-agent --config … --llm replay:…`: a config with everything inside
  * `dir`, the task's skills promoted, and a cassette recorded from one in-process run of the
  * task (whose state is then discarded), so every CLI process replays the same answers.
  */
-export const prepareWorkspace = (dir: string, makeTask: (dataDir: string) => ScriptedTask) =>
+export const prepareWorkspace = (dir: string, makeTask: (dataDir: string) => ScriptedTask, options: WorkspaceOptions = {}) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const dataDir = `${dir}/data`
     const task = makeTask(dataDir)
     const base = configInside(dir, { builtinSkillsDir, allowedPaths: [`${dataDir}/**`] })
-    const config: AgentConfig = { ...base, approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" } }
+    const config: AgentConfig = (options.adjust ?? ((c) => c))({
+      ...base,
+      store: options.store ?? "file",
+      approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" }
+    })
     const configFile = `${dir}/config.json`
     const cassette = `${dir}/cassette.jsonl`
     yield* fs.makeDirectory(dataDir, { recursive: true })
@@ -108,13 +148,21 @@ export const prepareWorkspace = (dir: string, makeTask: (dataDir: string) => Scr
       dataDir,
       prompt: task.prompt,
       config,
-      stateFile: `${config.state_dir}/current_task.json`,
-      auditFile: config.audit.path,
       globalArgs: ["--config", configFile, "--llm", `replay:${cassette}`]
     }
     yield* clearTask(ws)
     return ws
   })
+
+/** The workspace's store as the CLI sees it (for the scope), to read back what the processes saved. */
+export const workspaceStore = (ws: Workspace) =>
+  Layer.build(
+    StateLive.pipe(
+      Layer.provideMerge(AuditLive),
+      Layer.provideMerge(AuditReaderLive),
+      Layer.provideMerge(AppConfigFrom(ws.config, { home: ws.dir, cwd: ws.dir }))
+    )
+  )
 
 export const cliBin = `${packageRoot}/bin/luallm-agent.cjs`
 
@@ -218,7 +266,7 @@ const runCli = (ws: Workspace, command: "run" | "resume", killAfterMs: number) =
 // What a kill left behind
 
 interface Snapshot {
-  /** `None` before the first save; `Left` with the reason when the file does not decode. */
+  /** `None` before the first save; `Left` with the reason when the task does not decode. */
   readonly task: Option.Option<Either.Either<Task, string>>
   readonly auditLines: number
   readonly badAuditLines: ReadonlyArray<string>
@@ -226,31 +274,46 @@ interface Snapshot {
   readonly marks: ReadonlyMap<string, number>
 }
 
-const decodeTask = Schema.decodeUnknownEither(Schema.parseJson(Task))
-const decodeAuditLine = Schema.decodeUnknownEither(Schema.parseJson(AuditEntry))
-
 const readIfPresent = (file: string) =>
   Effect.flatMap(FileSystem.FileSystem, (fs) =>
     Effect.flatMap(fs.exists(file), (present) => (present ? Effect.map(fs.readFileString(file), Option.some) : Effect.succeed(Option.none<string>()))))
 
-const snapshot = (ws: Workspace) =>
+/** What the store holds now, read as the CLI reads it; a failure to read is itself a finding. */
+const snapshot = (ws: Workspace, store: Context.Context<State | AuditReader>) =>
   Effect.gen(function*() {
-    const state = yield* readIfPresent(ws.stateFile)
-    const audit = Option.getOrElse(yield* readIfPresent(ws.auditFile), () => "")
+    const state = yield* State
+    const list = yield* Effect.either(state.list)
+    const problems = Either.match(list, { onLeft: (error) => [error.message], onRight: (l) => l.damaged.map((d) => d.message) })
+    const tasks = Either.match(list, { onLeft: () => [], onRight: (l) => l.tasks })
+    if (tasks.length > 1) problems.push(`${tasks.length} tasks are saved where one was run`)
+    const [only] = tasks
+    const loaded = only === undefined ? Option.none<Either.Either<Task, string>>() : Option.some(
+      Either.flatMap(
+        Either.mapLeft(yield* Effect.either(state.load(only.id)), (error) => error.message),
+        (task) => Option.match(task, { onNone: () => Either.left(`task ${only.id} is listed but does not load`), onSome: Either.right })
+      )
+    )
+    const [first] = problems
+    const task: Option.Option<Either.Either<Task, string>> = first === undefined ? loaded : Option.some(Either.left(first))
+    const read = yield* Effect.either((yield* AuditReader).read())
+    const entries = Either.match(read, { onLeft: () => [], onRight: (r) => r.entries })
+    const badAuditLines = Either.match(read, {
+      onLeft: (error) => [error.message],
+      onRight: (r) => r.bad.map((line) => `${line.file}:${line.line}: ${line.text}`)
+    })
+    // In the file store, text after the last newline is a line cut short.
+    const auditText = ws.config.store === "file" ? Option.getOrElse(yield* readIfPresent(ws.config.audit.path), () => "") : ""
+    const tail = auditText.endsWith("\n") || auditText === "" ? [] : [`(unterminated) ${auditText.slice(auditText.lastIndexOf("\n") + 1)}`]
     const marksText = Option.getOrElse(yield* readIfPresent(marksFile(ws)), () => "")
-    const auditLines = audit.split("\n").slice(0, -1)
-    const badAuditLines = auditLines.filter((line) => Either.isLeft(decodeAuditLine(line)))
-    // Text after the last newline is a line cut short.
-    const tail = audit.endsWith("\n") || audit === "" ? [] : [`(unterminated) ${audit.slice(audit.lastIndexOf("\n") + 1)}`]
     const marks = new Map<string, number>()
     for (const tag of marksText.split("\n").filter((line) => line !== "")) marks.set(tag, (marks.get(tag) ?? 0) + 1)
     return {
-      task: Option.map(state, (text) => Either.mapLeft(decodeTask(text), (error) => error.message.split("\n").slice(0, 3).join(" "))),
-      auditLines: auditLines.length,
+      task,
+      auditLines: entries.length + badAuditLines.length,
       badAuditLines: [...badAuditLines, ...tail],
       marks
     } satisfies Snapshot
-  })
+  }).pipe(Effect.provide(store))
 
 // ---------------------------------------------------------------------------------------------
 // The soak
@@ -315,12 +378,12 @@ const savedTask = (snap: Snapshot): Option.Option<Task> => Option.flatMap(snap.t
  * The uninterrupted run, twice: the first fills the CLI's compile cache, the second is timed.
  * Its outcome is what every killed-and-resumed task must end with; its time bounds the kill delays.
  */
-const uninterruptedRun = (ws: Workspace) =>
+const uninterruptedRun = (ws: Workspace, store: Context.Context<State | AuditReader>) =>
   Effect.gen(function*() {
     yield* runCli(ws, "run", 600_000)
     yield* freshTask(ws)
     const [elapsed, end] = yield* Effect.timed(runCli(ws, "run", 600_000))
-    const snap = yield* snapshot(ws)
+    const snap = yield* snapshot(ws, store)
     const task = savedTask(snap)
     if (end._tag !== "Exited" || end.code !== 0 || Option.isNone(task) || task.value.state !== "complete") {
       return yield* new SoakSetupFailed({ step: "the uninterrupted run", detail: end._tag === "Exited" ? end.stderr : "killed" })
@@ -406,14 +469,17 @@ export interface SoakOptions {
   readonly seed: number
   /** An empty directory to work in. */
   readonly dir: string
+  /** "file" (the default) or a postgres:// URL of an empty database. */
+  readonly store?: string
   readonly log: (line: string) => Effect.Effect<void>
 }
 
 export const runSoak = (options: SoakOptions) =>
   Effect.gen(function*() {
-    const ws = yield* prepareWorkspace(options.dir, soakTask)
+    const ws = yield* prepareWorkspace(options.dir, soakTask, { store: options.store ?? "file" })
+    const store = yield* workspaceStore(ws)
     const random = seededRandom(options.seed)
-    const reference = yield* uninterruptedRun(ws)
+    const reference = yield* uninterruptedRun(ws, store)
     yield* options.log(`uninterrupted run: complete in ${reference.ms} ms; kills come after 0–${reference.ms} ms`)
     const problems: Array<string> = []
     const counts: Counts = {
@@ -448,7 +514,7 @@ export const runSoak = (options: SoakOptions) =>
         const end = yield* runCli(ws, command, delay)
         if (end._tag === "Killed") counts.kills++
         else if (end.code !== 0) problems.push(`${where}: exited with ${end.code} instead of finishing the task: ${end.stderr.trim()}`)
-        const snap = yield* snapshot(ws)
+        const snap = yield* snapshot(ws, store)
         saved = ledger.observe(snap, end._tag === "Killed" ? `${where}, killed after ${delay} ms` : where)
         if (end._tag === "Killed") {
           const state = Option.match(saved, { onNone: () => "nothing saved", onSome: (t) => `${t.state}, ${ledger.completed()}/${runningNodes.length} skill nodes complete` })
@@ -465,7 +531,7 @@ export const runSoak = (options: SoakOptions) =>
       else counts.uninterruptedTasks++
     }
     return { seed: options.seed, ...counts, problems } satisfies SoakReport
-  })
+  }).pipe(Effect.scoped)
 
 // ---------------------------------------------------------------------------------------------
 // `node dist/soak.cjs [--kills N] [--seed S] [--verbose]`
@@ -475,14 +541,19 @@ const soakCommand = Cli.make(
   {
     kills: Options.integer("kills").pipe(Options.withDefault(50), Options.withDescription("How many times to SIGKILL the agent")),
     seed: Options.integer("seed").pipe(Options.withDefault(20260101), Options.withDescription("Seed of the kill delays")),
-    verbose: Options.boolean("verbose").pipe(Options.withDescription("Print a line per kill"))
+    verbose: Options.boolean("verbose").pipe(Options.withDescription("Print a line per kill")),
+    store: Options.text("store").pipe(
+      Options.withDescription("file (the default), postgres (a server this soak starts in a temp dir) or a postgres:// URL of an empty database"),
+      Options.withDefault("file")
+    )
   },
-  ({ kills, seed, verbose }) =>
+  ({ kills, seed, store, verbose }) =>
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       const dir = yield* fs.makeTempDirectoryScoped({ prefix: "luallm-agent-soak-" })
-      yield* Console.log(`soak: ${kills} SIGKILLs of \`luallm-agent run|resume\` (seed ${seed}) in ${dir}`)
-      const report = yield* runSoak({ kills, seed, dir, log: (line) => (verbose ? Console.log(line) : Effect.void) })
+      const url = store === "postgres" ? yield* Effect.flatMap(startPostgres(), (server) => server.createDatabase) : store
+      yield* Console.log(`soak: ${kills} SIGKILLs of \`luallm-agent run|resume\` (seed ${seed}, store ${store}) in ${dir}`)
+      const report = yield* runSoak({ kills, seed, dir, store: url, log: (line) => (verbose ? Console.log(line) : Effect.void) })
       for (const problem of report.problems) yield* Console.error(`✗ ${problem}`)
       yield* Console.log(summarize(report))
       if (!soakPassed(report)) return yield* new SoakFailed({ problems: report.problems.length })
@@ -495,7 +566,8 @@ if (isMain) {
   Cli.run(soakCommand, { name: "soak", version: "1" })(process.argv).pipe(
     // An expected failure is its message and exit code 1; only a defect prints a trace.
     Effect.catchIf(
-      (error): error is SoakFailed | SoakSetupFailed => error._tag === "SoakFailed" || error._tag === "SoakSetupFailed",
+      (error): error is SoakFailed | SoakSetupFailed | PostgresStartFailed =>
+        error._tag === "SoakFailed" || error._tag === "SoakSetupFailed" || error._tag === "PostgresStartFailed",
       (error) => Effect.zipRight(Console.error(`✗ ${error.message}`), Effect.sync(() => (process.exitCode = 1)))
     ),
     Effect.provide(NodeContext.layer),

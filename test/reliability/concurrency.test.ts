@@ -1,24 +1,28 @@
 /**
- * Two agent processes on one state directory, through the bundled CLI: while a `run` works,
- * a second `run`, a `resume` and a `reset` are refused at once with the lock message naming the
- * running pid, and the running task is untouched. The first process holds the lock for as long
- * as the test wants: its skill waits for a release file (no timing involved).
+ * Agent processes sharing one store, through the bundled CLI, on the file store and on the
+ * Postgres store: while one process drives a task, a second `resume` or `reset` of that task is
+ * refused at once with the lock message naming the running pid, and the task is untouched;
+ * meanwhile a different task runs to completion in another process. The first process holds
+ * its task for as long as the test wants: its skill waits for a release file (no timing).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { type ChildProcess, spawn } from "node:child_process"
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { cliBin, prepareWorkspace, type ScriptedTask, type Workspace } from "../../scripts/soak.ts"
-import { Task } from "../../src/core/task.ts"
+import { Audit, AuditTest } from "../../src/layers/Audit.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
-import { makeStateStore } from "../../src/layers/State.ts"
+import { makeFileStateStore } from "../../src/layers/store/fileState.ts"
 import { runCli } from "../support/cli.ts"
+import { postgresForSuite, postgresMissing } from "../support/postgresSuite.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
 
-/** Runs until `${dataDir}/release` exists (checked every 50 ms, given up after 9 s). */
+const pg = postgresForSuite({ fsync: false })
+
+/** Runs until `${dataDir}/release` exists (checked every 50 ms, given up after 50 s). */
 const waitSkill = (dataDir: string) => `/* @skill {"name": "wait_for_release", "version": "1.0.0", "description": "Waits until the release file exists", "paths": ["${dataDir}/**"], "public_functions": ["run"]} */
 export function run() {
-  const giveUp = Date.now() + 9000
+  const giveUp = Date.now() + 50000
   while (!fs.exists("${dataDir}/release")) {
     if (Date.now() > giveUp) throw new Error("never released")
     const next = Date.now() + 50
@@ -28,25 +32,44 @@ export function run() {
 }
 `
 
-const waitingTask = (dataDir: string): ScriptedTask => ({
-  prompt: "Wait for the release file.",
-  skills: [{ name: "wait_for_release", code: waitSkill(dataDir) }],
+const addSkill = `/* @skill {"name": "add", "version": "1.0.0", "description": "Adds two numbers", "public_functions": ["run"], "args": {"a": "number", "b": "number"}} */
+export function run({ a, b }) { return a + b }
+`
+
+const waitPrompt = "Wait for the release file."
+const addPrompt = "Add 2 and 3."
+
+/** Two tasks in one cassette: one that waits for the release file, one that adds at once. */
+const twoTasks = (dataDir: string): ScriptedTask => ({
+  prompt: waitPrompt,
+  morePrompts: [addPrompt],
+  skills: [{ name: "wait_for_release", code: waitSkill(dataDir) }, { name: "add", code: addSkill }],
   script: [
-    FakeReply.content(JSON.stringify({ nodes: [{ id: "wait", action: "skill", skill_name: "wait_for_release", skill_args: {} }] }), { when: "Request:" })
+    FakeReply.content(JSON.stringify({ nodes: [{ id: "wait", action: "skill", skill_name: "wait_for_release", skill_args: {} }] }), {
+      when: `Request: ${waitPrompt}`
+    }),
+    FakeReply.content(JSON.stringify({ nodes: [{ id: "sum", action: "skill", skill_name: "add", skill_args: { a: 2, b: 3 } }] }), {
+      when: `Request: ${addPrompt}`
+    })
   ]
 })
 
-/** A workspace whose task waits; released while the cassette is recorded, held afterwards. */
-const setUp = Effect.gen(function*() {
-  const dir = yield* tempDir
-  mkdirSync(`${dir}/data`)
-  writeFileSync(`${dir}/data/release`, "")
-  const ws = yield* prepareWorkspace(dir, waitingTask)
-  rmSync(`${ws.dataDir}/release`)
-  return ws
-})
+/** A workspace whose waiting task is released while the cassette is recorded, held afterwards. */
+const setUp = (store: string) =>
+  Effect.gen(function*() {
+    const dir = yield* tempDir
+    mkdirSync(`${dir}/data`)
+    writeFileSync(`${dir}/data/release`, "")
+    // The waiting skill outlives the default 10 s skill time limit on a busy machine.
+    const ws = yield* prepareWorkspace(dir, twoTasks, {
+      store,
+      adjust: (config) => ({ ...config, limits: { ...config.limits, skill_timeout_seconds: 60 } })
+    })
+    rmSync(`${ws.dataDir}/release`)
+    return ws
+  })
 
-const cli = (ws: Workspace, args: ReadonlyArray<string>) => runCli([...ws.globalArgs, ...args], { env: { HOME: ws.dir } })
+const cli = (ws: Workspace, args: ReadonlyArray<string>) => runCli([...ws.globalArgs, ...args], { env: { HOME: ws.dir }, timeoutMs: 60_000 })
 
 const startCli = (ws: Workspace, args: ReadonlyArray<string>): ChildProcess =>
   spawn(process.execPath, [cliBin, ...ws.globalArgs, ...args], { env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: ws.dir, NO_COLOR: "1" }, stdio: "ignore" })
@@ -58,72 +81,93 @@ const exited = (child: ChildProcess) =>
   })
 
 /** Polls `ready` until it holds; a generous limit turns a stuck process into a failure, not a hang. */
-const waitUntil = (what: string, ready: () => boolean) =>
-  Effect.suspend(() => (ready() ? Effect.void : Effect.fail(what))).pipe(
-    Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("20 seconds"))),
+const waitUntil = <A>(what: string, ready: () => A | undefined) =>
+  Effect.suspend(() => {
+    const value = ready()
+    return value === undefined ? Effect.fail(what) : Effect.succeed(value)
+  }).pipe(
+    Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("40 seconds"))),
     Effect.orDieWith((what) => new Error(`timed out waiting until ${what}`))
   )
 
-const lockHolder = (ws: Workspace): number | undefined => {
-  const file = `${ws.config.state_dir}/agent.lock`
-  if (!existsSync(file)) return undefined
-  try {
-    const parsed: unknown = JSON.parse(readFileSync(file, "utf8"))
-    return typeof parsed === "object" && parsed !== null && "pid" in parsed && typeof parsed.pid === "number" ? parsed.pid : undefined
-  } catch {
-    return undefined // written but not yet complete
-  }
+interface Listed {
+  readonly id: string
+  readonly state: string
+  readonly prompt: string
 }
 
-const savedState = (ws: Workspace): string | undefined =>
-  existsSync(ws.stateFile) ? (JSON.parse(readFileSync(ws.stateFile, "utf8")) as { state: string }).state : undefined
+const tasksOf = (ws: Workspace): ReadonlyArray<Listed> => {
+  const run = cli(ws, ["tasks", "--json"])
+  if (run.code !== 0) throw new Error(`tasks --json failed: ${run.stderr}`)
+  return (JSON.parse(run.stdout) as { tasks: ReadonlyArray<Listed> }).tasks
+}
 
-describe("two agent processes on one state directory", () => {
-  it.scopedLive("while a run works, a second run, a resume and a reset are refused with the lock message naming its pid", () =>
+const stores = [
+  { name: "file store", skip: false, store: Effect.succeed("file") },
+  { name: "Postgres store", skip: postgresMissing !== undefined, store: Effect.flatMap(pg.server, (server) => Effect.orDie(server.createDatabase)) }
+]
+
+describe("agent processes sharing one store", () => {
+  for (const { name, skip, store } of stores) {
+    it.scopedLive.skipIf(skip)(`${name}: a second process cannot resume or reset a task being driven, and a different task runs to completion meanwhile`, () =>
+      Effect.gen(function*() {
+        const ws = yield* setUp(yield* store)
+        const first = startCli(ws, ["run", waitPrompt, "--yes"])
+        yield* Effect.addFinalizer(() => Effect.sync(() => first.kill("SIGKILL")))
+        const held = yield* waitUntil("the first run drives its task in graph_exec", () => tasksOf(ws).find((t) => t.state === "graph_exec"))
+        const holder = `Another luallm-agent process (pid ${first.pid}`
+
+        for (const args of [["resume", "--task", held.id.slice(0, 8)], ["resume"], ["reset", "--task", held.id]]) {
+          const refused = cli(ws, args)
+          expect(refused.code, args.join(" ")).toBe(1)
+          expect(refused.stderr, args.join(" ")).toContain(holder)
+          expect(refused.stderr).toContain("`run`")
+          expect(refused.stderr).toContain("Wait for it to finish or stop it")
+        }
+
+        // Another task is not held up: it runs in its own process while the first still works.
+        const other = cli(ws, ["run", addPrompt, "--yes", "--json"])
+        expect(other.code).toBe(0)
+        expect(JSON.parse(other.stdout)).toMatchObject({ state: "complete", result: { sum: 5 } })
+        expect(other.stderr).toContain(`note: starting a new task; 1 other unfinished task (${held.id.slice(0, 8)} graph_exec)`)
+        expect(first.exitCode).toBeNull()
+        const during = tasksOf(ws)
+        expect(during.map((t) => [t.prompt, t.state]).sort()).toEqual([[addPrompt, "complete"], [waitPrompt, "graph_exec"]])
+
+        // status, with no --task, shows the unfinished task, not the newer finished one.
+        expect(JSON.parse(cli(ws, ["status", "--json"]).stdout).task.id).toBe(held.id)
+
+        writeFileSync(`${ws.dataDir}/release`, "")
+        expect(yield* exited(first)).toBe(0)
+        expect(tasksOf(ws).map((t) => t.state)).toEqual(["complete", "complete"])
+        const reset = cli(ws, ["reset", "--task", held.id.slice(0, 8)])
+        expect(reset.code).toBe(0)
+        expect(reset.stdout).toContain(`discarded task ${held.id.slice(0, 8)}`)
+        expect(tasksOf(ws).map((t) => t.prompt)).toEqual([addPrompt])
+      }).pipe(Effect.provide(TestPlatform)), 180_000)
+  }
+
+  it.scopedLive("file store: a task held by another live process (an embedding app) stops the CLI; a killed driver's lock is taken over", () =>
     Effect.gen(function*() {
-      const ws = yield* setUp
-      const first = startCli(ws, ["run", ws.prompt, "--yes"])
+      const ws = yield* setUp("file")
+      const first = startCli(ws, ["run", waitPrompt, "--yes"])
       yield* Effect.addFinalizer(() => Effect.sync(() => first.kill("SIGKILL")))
-      yield* waitUntil("the first run holds the lock and runs its node", () => lockHolder(ws) === first.pid && savedState(ws) === "graph_exec")
+      const held = yield* waitUntil("the run drives its task", () => tasksOf(ws).find((t) => t.state === "graph_exec"))
+      // Killed mid-task: its lock file stays behind, naming a dead pid.
+      first.kill("SIGKILL")
+      yield* exited(first)
+      expect(existsSync(`${ws.config.state_dir}/tasks/${held.id}.lock`)).toBe(true)
 
-      const second = cli(ws, ["run", ws.prompt, "--yes"])
-      expect(second.code).toBe(1)
-      expect(second.stderr).toContain(`Another luallm-agent process (pid ${first.pid}, \`run\``)
-      expect(second.stderr).toContain("Wait for it to finish or stop it")
-      const resume = cli(ws, ["resume"])
-      expect(resume.code).toBe(1)
-      expect(resume.stderr).toContain(`(pid ${first.pid}, \`run\``)
-      const reset = cli(ws, ["reset"])
-      expect(reset.code).toBe(1)
-      expect(reset.stderr).toContain(`(pid ${first.pid}, \`run\``)
-      // Refused, not queued: the first run is still working, its task still saved.
-      expect(first.exitCode).toBeNull()
-      expect(savedState(ws)).toBe("graph_exec")
-
-      writeFileSync(`${ws.dataDir}/release`, "")
-      expect(yield* exited(first)).toBe(0)
-      expect(JSON.parse(cli(ws, ["status", "--json"]).stdout).task.state).toBe("complete")
-      const resetAfter = cli(ws, ["reset"])
-      expect(resetAfter.code).toBe(0)
-      expect(resetAfter.stdout).toContain("discarded task")
-    }).pipe(Effect.provide(TestPlatform)))
-
-  it.scopedLive("a lock held by another live process (an embedding app) stops the CLI; a dead holder's lock is taken over", () =>
-    Effect.gen(function*() {
-      const ws = yield* setUp
-      writeFileSync(`${ws.dataDir}/release`, "")
-      const state = yield* makeStateStore(Task, { dir: ws.config.state_dir })
-      const refused = yield* Effect.scoped(Effect.zipRight(state.lock("embedding app"), Effect.sync(() => cli(ws, ["run", ws.prompt, "--yes"]))))
+      const audit = yield* Audit
+      const app = yield* makeFileStateStore({ dir: ws.config.state_dir, audit })
+      const refused = yield* Effect.scoped(Effect.zipRight(app.lock(held.id, "embedding app"), Effect.sync(() => cli(ws, ["resume", "--task", held.id]))))
       expect(refused.code).toBe(1)
       expect(refused.stderr).toContain(`Another luallm-agent process (pid ${process.pid}, \`embedding app\``)
-      expect(existsSync(ws.stateFile)).toBe(false)
 
-      // A holder that died without releasing (SIGKILL) leaves its lock behind.
-      const dead = spawnSync(process.execPath, ["-e", ""]).pid
-      writeFileSync(`${ws.config.state_dir}/agent.lock`, JSON.stringify({ pid: dead, since: "2026-01-01T00:00:00.000Z", command: "run" }))
-      const run = cli(ws, ["run", ws.prompt, "--yes", "--json"])
-      expect(run.stderr).toBe("")
-      expect(JSON.parse(run.stdout)).toMatchObject({ state: "complete", result: { wait: "released" } })
-      expect(existsSync(`${ws.config.state_dir}/agent.lock`)).toBe(false)
-    }).pipe(Effect.provide(TestPlatform)))
+      writeFileSync(`${ws.dataDir}/release`, "")
+      const resumed = cli(ws, ["resume", "--json"])
+      expect(resumed.stderr).toBe("")
+      expect(JSON.parse(resumed.stdout)).toMatchObject({ task_id: held.id, state: "complete", result: { wait: "released" } })
+      expect(existsSync(`${ws.config.state_dir}/tasks/${held.id}.lock`)).toBe(false)
+    }).pipe(Effect.provide(AuditTest), Effect.provide(TestPlatform)), 120_000)
 })
