@@ -1,16 +1,18 @@
 /**
- * Step overhead: what one agent transition costs on disk. The agent saves the task with `State`
- * (Schema encode, tmp file, fsync, rename) and appends one `task.transition` line with `Audit`;
- * the baseline writes the same bytes with bare synchronous node:fs calls.
+ * Step overhead: what one agent transition costs on disk. The file store appends the task's
+ * record to its journal (one write, one fsync on a handle kept open) and its `task.transition`
+ * line to the audit log, whose fsync runs beside the journal's; the baseline writes the same
+ * bytes with bare blocking node:fs calls (tmp file, write, fsync, rename, append) — and does not
+ * even fsync the audit line.
  */
 import { FileSystem, Path } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Effect, Schema } from "effect"
+import { Effect } from "effect"
 import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, writeFileSync } from "node:fs"
 import type { Node } from "../src/core/graph.ts"
-import { newTask, Task } from "../src/core/task.ts"
-import { formatAuditLine, makeFileAudit } from "../src/layers/Audit.ts"
-import { makeStateStore } from "../src/layers/State.ts"
+import { newTask, type Task } from "../src/core/task.ts"
+import { formatAuditLine, inTask, makeFileAudit } from "../src/layers/Audit.ts"
+import { makeFileStateStore } from "../src/layers/store/fileState.ts"
 import { interleavedMedians, ratioRow } from "./measure.ts"
 import type { BenchRow, BenchSize } from "./types.ts"
 
@@ -49,22 +51,26 @@ export const sampleTask: Task = {
   }
 }
 
-/** What `Agent.step` logs after saving. */
-const transition = { from: "graph_exec", to: "graph_exec", reason: "node n10 complete", step: 12 }
+/** What `Agent.step` logs with the save. */
+const transition = { from: "graph_exec", to: "graph_exec", reason: "node n10 complete", step: 12, skill: null }
 
 export const stepOverheadBench = (size: BenchSize): Effect.Effect<ReadonlyArray<BenchRow>> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const dir = yield* fs.makeTempDirectoryScoped({ prefix: "luallm-agent-bench-" })
-    const state = yield* makeStateStore(Task, { dir: path.join(dir, "state") })
     const auditPath = path.join(dir, "audit", "audit.jsonl")
     const audit = yield* makeFileAudit({ path: auditPath, maxSizeBytes: 1024 * 1024 * 1024, maxFiles: 1 })
-    yield* audit.setTaskId(sampleTask.id)
+    const state = yield* makeFileStateStore({ dir: path.join(dir, "state"), audit })
 
     // The same bytes, written with nothing in between: no encoding, no checks, no Effect.
-    const text = Schema.encodeSync(Schema.parseJson(Task, { space: 2 }))(sampleTask)
-    const line = formatAuditLine({ ts: new Date().toISOString(), event: "task.transition", task_id: sampleTask.id, data: transition })
+    const text = JSON.stringify({ seq: 12, task: sampleTask })
+    const line = formatAuditLine({
+      ts: new Date().toISOString(),
+      event: "task.transition",
+      task_id: sampleTask.id,
+      data: { ...transition, seq: 12 }
+    })
     const bareFile = path.join(dir, "bare_task.json")
     const bareAudit = path.join(dir, "bare_audit.jsonl")
     const bareTransition = Effect.sync(() => {
@@ -75,7 +81,7 @@ export const stepOverheadBench = (size: BenchSize): Effect.Effect<ReadonlyArray<
       renameSync(`${bareFile}.tmp`, bareFile)
       appendFileSync(bareAudit, line)
     })
-    const agentTransition = Effect.zipRight(state.save(sampleTask), audit.log("task.transition", transition))
+    const agentTransition = state.save(sampleTask, [{ event: "task.transition", data: transition }]).pipe(inTask(sampleTask.id))
 
     // The first writes create the files, and the first few run before the JIT has compiled the
     // Effect runtime's hot paths: neither is what a step costs in a running agent.
@@ -85,7 +91,7 @@ export const stepOverheadBench = (size: BenchSize): Effect.Effect<ReadonlyArray<
 
     return [
       ratioRow({
-        figure: `step overhead: State.save + Audit.log of a ${(text.length / 1024).toFixed(0)} KB task`,
+        figure: `step overhead: State.save with its audit line, ${(text.length / 1024).toFixed(0)} KB task`,
         value: timings.agent,
         baseline: timings.bare,
         baselineLabel: "bare writeFileSync+fsyncSync+renameSync+appendFileSync",
