@@ -58,8 +58,8 @@ export interface AuditShape {
   /** Appends one line, stamped with the current fiber's task. `data` must be JSON-serialisable; values that are not become strings. */
   readonly log: (event: string, data?: AuditData) => Effect.Effect<void, AuditWriteError>
   /**
-   * Makes every line logged so far durable. The file store's `State.save` runs it beside its
-   * own fsync, so the lines a transition follows are committed with it (a group commit).
+   * Makes every line logged so far durable: one fsync for all of them (a group commit), which
+   * `Agent` runs whenever a task stops (finished or paused).
    */
   readonly sync: Effect.Effect<void, AuditWriteError>
 }

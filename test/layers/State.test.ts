@@ -98,21 +98,20 @@ describe("file store: journal", () => {
       expect(error.message).toContain("never a path")
     }).pipe(Effect.provide(AuditTest), Effect.provide(TestPlatform)))
 
-  it.scoped("the audit log is synced with every save, after the save's own lines", () =>
+  it.scoped("writes a save's audit lines before its record (write-ahead), so no saved transition lacks its line", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
-      const synced: Array<number> = []
-      const logged: Array<string> = []
+      const seen: Array<[string, number]> = []
       const audit = Audit.of({
-        log: (event) => Effect.sync(() => void logged.push(event)),
-        sync: Effect.sync(() => void synced.push(logged.length))
+        // How many records the journal held when the line was logged.
+        log: (event) => Effect.sync(() => void seen.push([event, existsSync(`${dir}/tasks/t.jsonl`) ? linesOf(`${dir}/tasks/t.jsonl`).length : 0])),
+        sync: Effect.void
       })
       const state = yield* makeFileStateStore({ dir, audit })
       yield* state.save(task("t"), [{ event: "task.start", data: {} }])
       yield* state.save(task("t", 1), [{ event: "task.transition", data: {} }])
-      yield* state.save(task("t", 2))
-      expect(logged).toEqual(["task.start", "task.transition"])
-      expect(synced).toEqual([1, 2, 2])
+      expect(seen).toEqual([["task.start", 0], ["task.transition", 1]])
+      expect(linesOf(`${dir}/tasks/t.jsonl`)).toHaveLength(2)
     }).pipe(Effect.provide(TestPlatform)))
 })
 

@@ -3,9 +3,10 @@
  * task, `state_dir/tasks/<id>.lock` (see `fileLock.ts`).
  *
  * A transition is one line appended to the task's journal, `{"seq":N,"task":{…}}`, through a
- * handle kept open while the task is driven: one write and one fsync, with the audit log's
- * fsync beside it (the lines logged before the transition, and the transition's own lines, are
- * durable when it is). Why it is crash safe: a record is whole once its line ends; loading takes
+ * handle kept open while the task is driven: one write and one fsync. The transition's audit
+ * lines are written first (write-ahead), so no saved transition lacks its line; the audit log is
+ * not fsynced per transition (that doubled the cost of one) but once for all its lines when a
+ * task stops (`Agent` calls `Audit.sync`). Why it is crash safe: a record is whole once its line ends; loading takes
  * the last line that ends, so a record cut short (a full disk, a power loss) leaves the previous
  * one as the task, and the next open cuts the unfinished line away. When a journal grows past
  * `compactBytes` it is rewritten to its last record (tmp file, fsync, rename), so it stays small.
@@ -15,9 +16,9 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Effect, Either, Exit, Option, Ref, Schema, Scope } from "effect"
+import { Effect, Exit, Option, Ref, Schema, Scope } from "effect"
 import { Task, TaskSummary } from "../../core/task.ts"
-import { type AuditEvent, type AuditShape, type AuditWriteError, inTask } from "../Audit.ts"
+import { type AuditEvent, type AuditShape, inTask } from "../Audit.ts"
 import { StateCorrupt, StateIoError, StateLocked, type StateShape, type TaskList } from "../State.ts"
 import { acquireFileLock, isProcessAlive, LockRecord } from "./fileLock.ts"
 import { makeTaskSlots } from "./taskSlots.ts"
@@ -176,27 +177,19 @@ export const makeFileStateStore = (options: FileStateOptions) =>
           yield* Effect.forEach(events, (event) => options.audit.log(event.event, { ...event.data, seq }), { discard: true }).pipe(
             inTask(task.id)
           )
-          const write = journal.file.writeAll(bytes).pipe(
+          yield* journal.file.writeAll(bytes).pipe(
             Effect.zipRight(journal.file.sync),
-            Effect.mapError(ioError(journalPath(task.id), "write"))
-          )
-          // Both run to their end (neither is cut off half-way by the other's failure).
-          const [wrote, synced] = yield* Effect.all([Effect.either(write), Effect.either(options.audit.sync)], { concurrency: 2 })
-          const failure: Option.Option<StateIoError | AuditWriteError> = Either.isLeft(wrote)
-            ? Option.some(wrote.left)
-            : Either.isLeft(synced)
-            ? Option.some(synced.left)
-            : Option.none()
-          if (Option.isSome(failure)) {
+            Effect.mapError(ioError(journalPath(task.id), "write")),
             // A full disk can take part of the record: cut it off (a journal that had none goes),
             // and forget the handle, so the next save starts from what is on disk.
-            yield* Effect.all([
-              journal.size === 0 ? fs.remove(journalPath(task.id), { force: true }) : journal.file.truncate(journal.size),
-              Scope.close(journal.scope, Exit.void),
-              Ref.set(slot, Option.none())
-            ], { discard: true }).pipe(Effect.ignore)
-            return yield* Effect.fail(failure.value)
-          }
+            Effect.tapError(() =>
+              Effect.all([
+                journal.size === 0 ? fs.remove(journalPath(task.id), { force: true }) : journal.file.truncate(journal.size),
+                Scope.close(journal.scope, Exit.void),
+                Ref.set(slot, Option.none())
+              ], { discard: true }).pipe(Effect.ignore)
+            )
+          )
           const written: Journal = { ...journal, seq, size: journal.size + bytes.length }
           const next = written.size > compactBytes && written.size > 8 * bytes.length ? yield* compact(task.id, written, bytes) : written
           yield* Ref.set(slot, Option.some(next))
