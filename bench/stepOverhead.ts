@@ -1,18 +1,23 @@
 /**
- * Step overhead: what one agent transition costs on disk. The file store appends the task's
- * record to its journal (one write, one fsync on a handle kept open) and its `task.transition`
- * line to the audit log, whose fsync runs beside the journal's; the baseline writes the same
- * bytes with bare blocking node:fs calls (tmp file, write, fsync, rename, append) — and does not
- * even fsync the audit line.
+ * Step overhead: what one agent transition costs in the store.
+ * - File store: the `task.transition` line appended to the audit log, then the task's record
+ *   appended to its journal (one write, one fsync on a handle kept open); the baseline writes the
+ *   same bytes with bare blocking node:fs calls (tmp file, write, fsync, rename, append).
+ * - Postgres store (a server started for the bench, fsync on): the one statement that replaces
+ *   the task row (checking its seq) and inserts the audit line, through `@effect/sql`; the
+ *   baseline is a bare `INSERT … ON CONFLICT` of the same bytes through the `pg` driver.
  */
 import { FileSystem, Path } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
+import pg from "pg"
 import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, writeFileSync } from "node:fs"
 import type { Node } from "../src/core/graph.ts"
 import { newTask, type Task } from "../src/core/task.ts"
 import { formatAuditLine, inTask, makeFileAudit } from "../src/layers/Audit.ts"
 import { makeFileStateStore } from "../src/layers/store/fileState.ts"
+import { makePostgresStore } from "../src/layers/store/postgres.ts"
+import { postgresMissing, startPostgres } from "../test/support/postgres.ts"
 import { interleavedMedians, ratioRow } from "./measure.ts"
 import type { BenchRow, BenchSize } from "./types.ts"
 
@@ -97,6 +102,47 @@ export const stepOverheadBench = (size: BenchSize): Effect.Effect<ReadonlyArray<
         baselineLabel: "bare writeFileSync+fsyncSync+renameSync+appendFileSync",
         unit: "ms",
         target: 1.5
-      })
+      }),
+      ...Option.toArray(yield* postgresRow(size, text, line))
     ]
   }).pipe(Effect.scoped, Effect.provide(NodeContext.layer), Effect.orDie)
+
+/** The same transition on the Postgres store, against a bare upsert of the same bytes; `None` without a server to start. */
+const postgresRow = (size: BenchSize, text: string, line: string) =>
+  Effect.gen(function*() {
+    if (postgresMissing !== undefined) {
+      yield* Effect.logWarning(`no Postgres row: ${postgresMissing}`)
+      return Option.none<BenchRow>()
+    }
+    const server = yield* startPostgres({ fsync: true })
+    const url = yield* server.createDatabase
+    const { state } = yield* makePostgresStore({ url, maxConnections: 4 })
+    const client = yield* Effect.acquireRelease(
+      Effect.promise(async () => {
+        const client = new pg.Client({ connectionString: url })
+        await client.connect()
+        await client.query("CREATE TABLE bare (id text PRIMARY KEY, doc json NOT NULL, line json NOT NULL)")
+        return client
+      }),
+      (client) => Effect.promise(() => client.end())
+    )
+    const bareUpsert = Effect.promise(() =>
+      client.query("INSERT INTO bare (id, doc, line) VALUES ($1, $2::json, $3::json) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, line = EXCLUDED.line", [
+        sampleTask.id,
+        text,
+        line
+      ])
+    )
+    const agentTransition = state.save(sampleTask, [{ event: "task.transition", data: transition }]).pipe(inTask(sampleTask.id))
+    const [warmups, runs] = size === "full" ? [30, 100] : [1, 3]
+    yield* Effect.repeatN(Effect.zip(agentTransition, bareUpsert), warmups)
+    const timings = yield* interleavedMedians({ agent: agentTransition, bare: bareUpsert }, runs)
+    return Option.some(ratioRow({
+      figure: `step overhead on Postgres: State.save with its audit line, ${(text.length / 1024).toFixed(0)} KB task`,
+      value: timings.agent,
+      baseline: timings.bare,
+      baselineLabel: "bare INSERT … ON CONFLICT of the same bytes (pg driver)",
+      unit: "ms",
+      target: 2
+    }))
+  })
