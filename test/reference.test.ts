@@ -106,8 +106,9 @@ const namesAsCode = (text: string, name: string) => new RegExp("`" + name + "(?!
 describe("REFERENCE.md", () => {
   it("finds the services, layers, core functions and commands in the source", () => {
     expect(services.map((s) => s.tag)).toEqual(expect.arrayContaining(["Agent", "AppConfig", "Audit", "Llm", "State", "Approvals"]))
-    expect(services.find((s) => s.tag === "Agent")?.members).toEqual(["run", "resume", "step"])
-    expect(services.find((s) => s.tag === "Audit")?.members).toEqual(["log", "setTaskId"])
+    expect(services.find((s) => s.tag === "Agent")?.members).toEqual(["start", "run", "resume", "step", "tasks", "task", "reset"])
+    expect(services.find((s) => s.tag === "Audit")?.members).toEqual(["log", "sync"])
+    expect(services.find((s) => s.tag === "State")?.members).toEqual(["save", "load", "list", "remove", "lock", "location"])
     expect(coreFunctions.map((f) => f.name)).toEqual(expect.arrayContaining(["computeStats", "parsePlan", "executeGraph", "transition"]))
     expect(layers.map((l) => l.name)).toEqual(expect.arrayContaining(["AuditLive", "AuditTest", "LlmFake", "AgentLive"]))
     expect(commands.map((c) => c.name)).toEqual(expect.arrayContaining(["stats", "doctor", "log"]))
@@ -138,7 +139,7 @@ describe("REFERENCE.md", () => {
 
   it("draws the dependency graph of the layers", () => {
     const graph = /```mermaid\n([\s\S]*?)```/.exec(reference)?.[1] ?? ""
-    for (const service of ["Agent", "AppConfig", "Audit", "State", "Llm", "Luallm", "Sandbox", "Skills", "SkillRunner", "Approvals"]) {
+    for (const service of ["Agent", "AppConfig", "Audit", "AuditReader", "State", "StoreBackend", "Llm", "Luallm", "Sandbox", "Skills", "SkillRunner", "Approvals"]) {
       expect(graph).toContain(service)
     }
   })
