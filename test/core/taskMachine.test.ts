@@ -153,7 +153,7 @@ describe("task machine", () => {
       Event.ModelReady({ model: "coder" })
     ])
     expect(tasks.map((t) => t.state)).toEqual(["model_wait", "model_wait", "planning"])
-    expect((tasks[0] as Task).paused).toMatchObject({ reason: "model", next_command: "luallm start coder && luallm-agent resume" })
+    expect((tasks[0] as Task).paused).toMatchObject({ reason: "model", next_command: "luallm start coder && luallm-agent resume --task t" })
     expect(last(tasks).paused).toBeNull()
   })
 
