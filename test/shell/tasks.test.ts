@@ -6,6 +6,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { prepareWorkspace, type ScriptedTask, type Workspace } from "../../scripts/soak.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
 import { runCli } from "../support/cli.ts"
@@ -114,4 +117,36 @@ describe("several tasks through the CLI", () => {
       const afterReset = cli(ws, ["log", "--task", b, "--json"]).stdout.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line))
       expect(afterReset.map((line: { event: string }) => line.event)).toEqual(expect.arrayContaining(["approval.resolve", "task.reset"]))
     }).pipe(Effect.provide(TestPlatform)), 180_000)
+})
+
+describe("where tasks are kept", () => {
+  it.scopedLive("a task saved by the first wave (current_task.json) is listed, shown and resumed by the new CLI", () =>
+    Effect.gen(function*() {
+      const ws = yield* prepareWorkspace(yield* tempDir, twoDrafts)
+      // What a first-wave process left: its task, mid-way, in the old single file.
+      const first = cli(ws, ["run", doublePrompt, "--yes", "--json"])
+      const id: string = JSON.parse(first.stdout).task_id
+      const task = readFileSync(`${ws.config.state_dir}/tasks/${id}.jsonl`, "utf8").trim().split("\n").map((line) => JSON.parse(line).task).at(-1)
+      rmSync(`${ws.config.state_dir}/tasks`, { recursive: true })
+      writeFileSync(`${ws.config.state_dir}/current_task.json`, JSON.stringify(task, null, 2))
+
+      expect(json(ws, ["tasks"]).tasks.map((t: Listed) => [t.id, t.state])).toEqual([[id, "approval"]])
+      expect(existsSync(`${ws.config.state_dir}/current_task.json`)).toBe(false)
+      expect(json(ws, ["status"]).task).toMatchObject({ id, state: "approval" })
+      const [pending] = json(ws, ["approvals", "list"]) as ReadonlyArray<{ id: string }>
+      expect(cli(ws, ["approvals", "approve", pending?.id ?? ""]).code).toBe(0)
+      expect(JSON.parse(cli(ws, ["resume", "--json"]).stdout)).toMatchObject({ task_id: id, state: "complete", result: { out: 42 } })
+    }).pipe(Effect.provide(TestPlatform)), 120_000)
+
+  it("--store names the store; a value that is neither file nor a postgres:// URL, or a server that does not answer, is one clear error", () => {
+    const home = mkdtempSync(join(tmpdir(), "luallm-agent-home-"))
+    const bad = runCli(["--store", "mysql://db/agent", "tasks"], { env: { HOME: home }, cwd: home })
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toContain(`store: expected "file" or a postgres:// URL, got "mysql://db/agent" (from --store)`)
+    const down = runCli(["--store", "postgres://agent:s3cret@127.0.0.1:1/agent", "tasks"], { env: { HOME: home }, cwd: home })
+    expect(down.code).toBe(1)
+    expect(down.stderr).toMatch(/^error: Could not open the task store postgres:\/\/agent:\*\*\*@127\.0\.0\.1:1\/agent: .*ECONNREFUSED/m)
+    expect(down.stderr).not.toContain("s3cret")
+    expect(down.stderr).not.toMatch(/\n\s+at /)
+  })
 })
