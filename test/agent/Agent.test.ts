@@ -31,6 +31,15 @@ const doublePlan = plan([
   { id: "d", action: "skill", skill_name: "double", skill_args: { n: 21 }, description: "Return twice the number n." }
 ])
 
+/** "Double 21" drafts a skill and pauses for its approval; "Add 2 and 3" completes. */
+const pausedAndDoneReplies = [
+  FakeReply.content(doublePlan, { when: "Request: Double 21" }),
+  FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
+  FakeReply.content(doubleTests, { when: "Write double.test.js" }),
+  FakeReply.content(sumPlan, { when: "Request: Add" }),
+  FakeReply.content("five", { when: "The sum is 5" })
+]
+
 describe("agent", () => {
   it.scoped("completes a plan that uses existing skills, passing results downstream", () =>
     Effect.gen(function*() {
@@ -216,13 +225,7 @@ describe("agent", () => {
       const home = yield* tempDir
       const config = testConfig(home)
       installSkill(config, "add", addSkill)
-      const replies = [
-        FakeReply.content(doublePlan, { when: "Request: Double 21" }),
-        FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
-        FakeReply.content(doubleTests, { when: "Write double.test.js" }),
-        FakeReply.content(sumPlan, { when: "Request: Add" }),
-        FakeReply.content("five", { when: "The sum is 5" })
-      ]
+      const replies = pausedAndDoneReplies
       const { first, list, second } = yield* Effect.gen(function*() {
         const agent = yield* Agent
         const first = yield* agent.run("Double 21")
@@ -243,13 +246,7 @@ describe("agent", () => {
       const home = yield* tempDir
       const config = testConfig(home)
       installSkill(config, "add", addSkill)
-      const replies = [
-        FakeReply.content(doublePlan, { when: "Request: Double 21" }),
-        FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
-        FakeReply.content(doubleTests, { when: "Write double.test.js" }),
-        FakeReply.content(sumPlan, { when: "Request: Add" }),
-        FakeReply.content("five", { when: "The sum is 5" })
-      ]
+      const replies = pausedAndDoneReplies
       const result = yield* Effect.gen(function*() {
         const agent = yield* Agent
         const paused = yield* agent.run("Double 21")
