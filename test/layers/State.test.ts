@@ -3,9 +3,10 @@
  * store does is in test/layers/store.test.ts, run against both stores.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Option, Scope } from "effect"
+import { Effect, Exit, Option, Schema, Scope } from "effect"
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
-import { newTask, type Task } from "../../src/core/task.ts"
+import { sampleTask } from "../../bench/stepOverhead.ts"
+import { newTask, Task } from "../../src/core/task.ts"
 import { Audit, AuditMemory, AuditTest } from "../../src/layers/Audit.ts"
 import { makeFileStateStore } from "../../src/layers/store/fileState.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
@@ -18,6 +19,26 @@ const store = (dir: string, extra: { pid?: number; isAlive?: (pid: number) => bo
 const linesOf = (file: string) => readFileSync(file, "utf8").split("\n").filter((line) => line !== "")
 
 describe("file store: journal", () => {
+  it("a record is the task's JSON, which the schema decodes back to the same task", () => {
+    const rich: Task = {
+      ...sampleTask,
+      state: "approval",
+      missing_skills: [{ name: "csv_sum", purpose: "sum a column", example_args: { path: "~/a.csv" } }],
+      draft: {
+        skill: { name: "csv_sum", purpose: "sum a column", example_args: { path: "~/a.csv" } },
+        attempt: 2,
+        code_path: "/d/csv_sum.js",
+        test_path: "/d/csv_sum.test.js",
+        feedback: null,
+        test_report: { total: 1, passed: 1, failed: 0, results: [{ name: "sums", status: "pass", error: null, duration_ms: 3 }] },
+        approval_id: "ap-1"
+      },
+      paused: { reason: "approval", message: "waits", next_command: "luallm-agent resume --task 5f0c2d4e" },
+      result: { n19: ["nested", { ok: true }] }
+    }
+    for (const task of [sampleTask, rich]) expect(Schema.decodeUnknownSync(Task)(JSON.parse(JSON.stringify(task)))).toEqual(task)
+  })
+
   it.scoped("appends one line per transition to tasks/<id>.jsonl: {seq, task}", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir

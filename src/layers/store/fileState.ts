@@ -44,8 +44,8 @@ const decodeLegacy = Schema.decodeUnknownEither(Schema.parseJson(Task))
 const decodeLegacyLock = Schema.decodeUnknownOption(Schema.parseJson(LockRecord))
 
 /**
- * A record's line. A task's encoded form is the task itself (its schema has no transformations),
- * so JSON is its encoding; `load` decodes it with the schema.
+ * A record's line: the task as JSON. Every field of a task is plain JSON, so its JSON decodes
+ * back to it (a test holds this); `load` decodes with the schema, as anything read from disk.
  */
 const recordLine = (seq: number, task: Task): Uint8Array => new TextEncoder().encode(`${JSON.stringify({ seq, task })}\n`)
 
