@@ -138,6 +138,19 @@ describe("where tasks are kept", () => {
       expect(JSON.parse(cli(ws, ["resume", "--json"]).stdout)).toMatchObject({ task_id: id, state: "complete", result: { out: 42 } })
     }).pipe(Effect.provide(TestPlatform)), 120_000)
 
+  it.scopedLive("approving a draft whose task is gone (removed without settling its approval) says there is nothing to continue", () =>
+    Effect.gen(function*() {
+      const ws = yield* prepareWorkspace(yield* tempDir, twoDrafts)
+      const id: string = JSON.parse(cli(ws, ["run", doublePrompt, "--yes", "--json"]).stdout).task_id
+      // As a first-wave reset left it: the task gone, its approval still pending.
+      rmSync(`${ws.config.state_dir}/tasks/${id}.jsonl`)
+      const [pending] = json(ws, ["approvals", "list"]) as ReadonlyArray<{ id: string }>
+      const approve = cli(ws, ["approvals", "approve", pending?.id ?? ""])
+      expect(approve.code).toBe(0)
+      expect(approve.stdout).toContain(`its task ${id.slice(0, 8)} is no longer saved, so there is nothing to continue`)
+      expect(approve.stdout).not.toContain("next:")
+    }).pipe(Effect.provide(TestPlatform)), 120_000)
+
   it("--store names the store; a value that is neither file nor a postgres:// URL, or a server that does not answer, is one clear error", () => {
     const home = mkdtempSync(join(tmpdir(), "luallm-agent-home-"))
     const bad = runCli(["--store", "mysql://db/agent", "tasks"], { env: { HOME: home }, cwd: home })

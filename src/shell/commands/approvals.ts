@@ -9,12 +9,23 @@ import { Console, Effect, Option } from "effect"
 import { resumeCommand } from "../../core/task.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { Approvals } from "../../layers/Approvals.ts"
+import { State } from "../../layers/State.ts"
 import { describeApproval } from "../approvalPrompt.ts"
 import { dim, green, printJson } from "../ui.ts"
 import { provideAgent } from "../runtime.ts"
 
-/** The command that continues the task an approval belongs to (only that task). */
-const resumeCommandFor = (taskId: string | null): string => (taskId === null ? "luallm-agent resume" : resumeCommand({ id: taskId }))
+/**
+ * What continues the task an approval belongs to (only that task); for a task that is no longer
+ * saved (reset before approvals were settled with it), that there is nothing to continue.
+ */
+const nextFor = (taskId: string | null, then: string) =>
+  Effect.gen(function*() {
+    if (taskId === null) return `next: luallm-agent resume ${then}`
+    const saved = yield* (yield* State).load(taskId).pipe(Effect.orElseSucceed(() => Option.some(null)))
+    return Option.isSome(saved)
+      ? `next: ${resumeCommand({ id: taskId })} ${then}`
+      : `its task ${taskId.slice(0, 8)} is no longer saved, so there is nothing to continue`
+  })
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON"))
 const id = Args.text({ name: "id" }).pipe(Args.withDescription("The approval id (the first 8 characters are enough)"))
@@ -47,7 +58,7 @@ const approveCommand = Cli.make("approve", { id }, ({ id }) =>
     const resolved = yield* approvals.resolve(id, true, "approved with `approvals approve`")
     const promoted = yield* approvals.promote(resolved.id)
     yield* Console.log(green(`approved and promoted ${promoted.skill_name} → ${promoted.promoted_to ?? "?"}`))
-    yield* Console.log(`next: ${resumeCommandFor(promoted.task_id)}`)
+    yield* Console.log(yield* nextFor(promoted.task_id, "(the task goes on with the skill)"))
   }).pipe(provideAgent)).pipe(Cli.withDescription("Approve a draft (you read it) and promote it into skills.allowed_dir"))
 
 const rejectCommand = Cli.make(
@@ -57,7 +68,8 @@ const rejectCommand = Cli.make(
     Effect.gen(function*() {
       const approvals = yield* Approvals
       const resolved = yield* approvals.resolve(id, false, Option.getOrElse(reason, () => "rejected with `approvals reject`"))
-      yield* Console.log(`rejected ${resolved.skill_name}; \`${resumeCommandFor(resolved.task_id)}\` will end the task with your reason`)
+      yield* Console.log(`rejected ${resolved.skill_name}`)
+      yield* Console.log(yield* nextFor(resolved.task_id, "(the task ends, failed with your reason)"))
     }).pipe(provideAgent)
 ).pipe(Cli.withDescription("Reject a draft, with a reason"))
 
