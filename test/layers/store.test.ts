@@ -36,16 +36,18 @@ interface StoreUnderTest {
 
 const dir = tempDir.pipe(Effect.provide(TestPlatform))
 
+const postgresStore: StoreUnderTest = {
+  name: "Postgres store",
+  skip: postgresMissing !== undefined,
+  config: Effect.gen(function*() {
+    const url = yield* Effect.flatMap(pg.server, (server) => server.createDatabase)
+    return { ...configInside(yield* dir), store: url }
+  })
+}
+
 const stores: ReadonlyArray<StoreUnderTest> = [
   { name: "file store", skip: false, config: Effect.map(dir, (home) => configInside(home)) },
-  {
-    name: "Postgres store",
-    skip: postgresMissing !== undefined,
-    config: Effect.gen(function*() {
-      const url = yield* Effect.flatMap(pg.server, (server) => server.createDatabase)
-      return { ...configInside(yield* dir), store: url }
-    })
-  }
+  postgresStore
 ]
 
 const at = (minute: number) => `2026-03-01T10:${String(minute).padStart(2, "0")}:00.000Z`
@@ -61,6 +63,26 @@ const withStore = <A, E>(store: StoreUnderTest, body: Effect.Effect<A, E, State 
     const config = yield* store.config
     return yield* Effect.provide(body, storeLayer(config))
   })
+
+describe.skipIf(postgresMissing !== undefined)("task store: Postgres only", () => {
+  it.scopedLive("a save that does not follow the last saved transition (a second writer) is refused with StateConflict, and nothing is overwritten", () =>
+    Effect.gen(function*() {
+      const config = yield* postgresStore.config
+      const first = yield* Layer.build(storeLayer(config))
+      const second = yield* Layer.build(storeLayer(config))
+      const save = (context: typeof first, t: Task) => Effect.provide(Effect.flatMap(State, (state) => state.save(t)), context)
+      expect(yield* save(first, task("fenced", 1))).toBe(1)
+      expect(yield* save(second, { ...task("fenced", 2), steps: 2 })).toBe(2)
+      const refused = yield* Effect.flip(save(first, { ...task("fenced", 3), steps: 99 }))
+      expect(refused._tag).toBe("StateConflict")
+      expect(refused.message).toContain("after transition 1")
+      expect(refused.message).toContain("luallm-agent status --task fenced")
+      const saved = yield* Effect.provide(Effect.flatMap(State, (state) => state.load("fenced")), second)
+      expect(Option.map(saved, (t) => t.steps)).toEqual(Option.some(2))
+      // Having read what is saved now, the first writer may go on from there.
+      expect(yield* save(first, { ...task("fenced", 4), steps: 3 })).toBe(3)
+    }))
+})
 
 for (const store of stores) {
   describe.skipIf(store.skip)(`task store: ${store.name}`, () => {
