@@ -21,10 +21,11 @@ import { provideAgent } from "../runtime.ts"
 const nextFor = (taskId: string | null, then: string) =>
   Effect.gen(function*() {
     if (taskId === null) return `next: luallm-agent resume ${then}`
-    const saved = yield* (yield* State).load(taskId).pipe(Effect.orElseSucceed(() => Option.some(null)))
-    return Option.isSome(saved)
-      ? `next: ${resumeCommand({ id: taskId })} ${then}`
-      : `its task ${taskId.slice(0, 8)} is no longer saved, so there is nothing to continue`
+    // A task that is saved but cannot be read is still there: resume says what is wrong with it.
+    const gone = yield* (yield* State).load(taskId).pipe(Effect.map(Option.isNone), Effect.orElseSucceed(() => false))
+    return gone
+      ? `its task ${taskId.slice(0, 8)} is no longer saved, so there is nothing to continue`
+      : `next: ${resumeCommand({ id: taskId })} ${then}`
   })
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON"))
