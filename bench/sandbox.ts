@@ -38,7 +38,7 @@ const interleaved = <E, R>(measured: Effect.Effect<unknown, E, R>, baseline: Eff
 /** An audit that keeps entries in an array: the bench times the sandbox, not the disk. */
 const arrayAudit = Layer.sync(Audit, () => {
   const entries: Array<unknown> = []
-  return Audit.of({ log: (event, data) => Effect.sync(() => void entries.push({ event, data })), sync: Effect.void })
+  return Audit.of({ log: (event, data) => Effect.sync(() => void entries.push({ event, data })), flush: Effect.void, sync: Effect.void })
 })
 
 const trivialSkill = `/* @skill {"name": "trivial", "version": "1.0.0", "public_functions": ["run"]} */

@@ -219,8 +219,6 @@ export const makeAgent = Effect.gen(function*() {
       } else if (task.paused !== null) {
         yield* audit.log("task.paused", { reason: task.paused.reason, next: task.paused.next_command })
       }
-      // A task at rest has its whole history on disk.
-      yield* audit.sync
       return { task, paused: task.paused } satisfies AgentOutcome
     }).pipe(inTask(start.id))
 

@@ -32,7 +32,9 @@ export const makeWriteBehind = <A, E, R>(save: (snapshot: A) => Effect.Effect<vo
         yield* save(next.value).pipe(Effect.catchAll((error) => Ref.set(failure, Option.some(error))))
       })
     )
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Queue.take(wake), savePending)))
+    // Woken, the saver first lets the fibers that are ready run on (the graph goes on to its next
+    // node and its LLM call), then encodes and saves while they wait.
+    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Queue.take(wake), Effect.zipRight(Effect.yieldNow(), savePending))))
 
     const failIfFailed = Effect.flatMap(Ref.get(failure), Option.match({ onNone: () => Effect.void, onSome: Effect.fail }))
 

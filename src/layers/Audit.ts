@@ -9,7 +9,7 @@
  * Normal operation never reads the log; `AuditReader` serves the `log` and `stats` commands.
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Data, Effect, Exit, FiberRef, Layer, Option, Ref, Schema, Scope } from "effect"
+import { Clock, Context, Data, Deferred, Effect, Exit, FiberRef, Layer, Option, Queue, Ref, Schema, Scope } from "effect"
 import { AppConfig } from "./Config.ts"
 import { StoreBackend, StoreBackendLive, type StoreUnavailable } from "./store/backend.ts"
 
@@ -55,12 +55,16 @@ export class AuditReadError extends Data.TaggedError("AuditReadError")<{
 }
 
 export interface AuditShape {
-  /** Appends one line, stamped with the current fiber's task. `data` must be JSON-serialisable; values that are not become strings. */
-  readonly log: (event: string, data?: AuditData) => Effect.Effect<void, AuditWriteError>
   /**
-   * Makes every line logged so far durable: one fsync for all of them (a group commit), which
-   * `Agent` runs whenever a task stops (finished or paused).
+   * Logs one line, stamped with the current fiber's task. `data` must be JSON-serialisable;
+   * values that are not become strings. The file store queues the line for its writer, which
+   * writes what is queued in one go (a group commit), and fails here with a write error the
+   * writer met since it was last reported.
    */
+  readonly log: (event: string, data?: AuditData) => Effect.Effect<void, AuditWriteError>
+  /** Waits until every line logged so far is written (in the file, handed to the kernel). `State.save` runs it before it saves. */
+  readonly flush: Effect.Effect<void, AuditWriteError>
+  /** Makes every line logged so far durable: written, then one fsync for all of them (the file store also does so on its own when the lines pause). */
   readonly sync: Effect.Effect<void, AuditWriteError>
 }
 
@@ -102,12 +106,26 @@ export interface FileAuditOptions {
   readonly maxFiles: number
 }
 
+/** How long after writing lines the file audit's writer fsyncs them (all that were written meanwhile at once). */
+const idleSync = "100 millis"
+
+/** What the file audit's writer is asked to do, in order. */
+type AuditJob =
+  | { readonly _tag: "Line"; readonly bytes: Uint8Array }
+  | { readonly _tag: "Flush"; readonly durable: boolean; readonly done: Deferred.Deferred<void, AuditWriteError> }
+  /** The writer's own reminder to fsync what it wrote a moment ago. */
+  | { readonly _tag: "Fsync" }
+
 /**
- * Audit to a file, with rotation by size. The file is opened for appending at the first line
- * (so commands that only read never create it) and stays open: one `write` per line, no
- * open/close around each; one semaphore orders appends, rotations and syncs. Each line goes to
- * the kernel as it is logged, so a killed process loses none that were logged; `sync` (one
- * fsync, skipped when nothing was written since the last) makes them durable.
+ * Audit to a file, with rotation by size. One writer fiber owns the file: `log` queues a line
+ * and returns, the writer appends everything queued in one `write` (a group commit), so a
+ * task's own progress never waits for the disk. The file is opened at the first line (commands
+ * that only read never create it) and stays open. `flush` and `sync` wait for the lines queued
+ * before them; `State.save` flushes before it saves, so the log is never behind the saved tasks.
+ * A write cut short (a full disk) is truncated away, so the next line starts whole; its error
+ * goes to the next `flush`, `sync` or `log`. Lines still queued when a process is killed are
+ * lost; lines that a saved transition follows never are. The writer fsyncs what it wrote a
+ * moment later (one fsync for every line of that moment), and when the log is closed.
  */
 export const makeFileAudit = (options: FileAuditOptions) =>
   Effect.gen(function*() {
@@ -118,37 +136,41 @@ export const makeFileAudit = (options: FileAuditOptions) =>
       Effect.map((info) => Number(info.size)),
       Effect.orElseSucceed(() => 0)
     )
-    const size = yield* Ref.make(initialSize)
-    const lock = yield* Effect.makeSemaphore(1)
-    /** Lines written since the last fsync. */
-    const unsynced = yield* Ref.make(false)
-
-    /** The log file opened for appending, with the scope that closes it. */
-    const openLog = Effect.gen(function*() {
-      yield* fs.makeDirectory(path.dirname(options.path), { recursive: true })
-      const scope = yield* Scope.make()
-      const file = yield* Scope.extend(fs.open(options.path, { flag: "a" }), scope)
-      return { file, scope }
-    }).pipe(Effect.mapError(fail))
-    const log = yield* Ref.make(Option.none<Effect.Effect.Success<typeof openLog>>())
-    const close = Effect.flatMap(Ref.getAndSet(log, Option.none()), Option.match({
+    const jobs = yield* Queue.unbounded<AuditJob>()
+    /** A write error not yet reported to anyone. */
+    const failure = yield* Ref.make(Option.none<AuditWriteError>())
+    const takeFailure = Effect.flatMap(Ref.getAndSet(failure, Option.none()), Option.match({
       onNone: () => Effect.void,
-      onSome: (open) => Scope.close(open.scope, Exit.void)
-    }))
-    yield* Effect.addFinalizer(() => close)
-    const current = Effect.flatMap(Ref.get(log), Option.match({
-      onSome: (open) => Effect.succeed(open.file),
-      onNone: () => Effect.tap(openLog, (open) => Ref.set(log, Option.some(open))).pipe(Effect.map((open) => open.file))
+      onSome: Effect.fail
     }))
 
-    const syncNow = Effect.gen(function*() {
-      if (!(yield* Ref.getAndSet(unsynced, false))) return
-      const open = yield* Ref.get(log)
-      if (Option.isSome(open)) yield* open.value.file.sync.pipe(Effect.mapError(fail), Effect.tapError(() => Ref.set(unsynced, true)))
+    const scope = yield* Effect.scope
+    // The writer's own state: only the writer fiber touches it (and the finalizer, after it stopped).
+    let size = initialSize
+    let unsynced = false
+    let fsyncDue = false
+    let open = Option.none<{ readonly file: FileSystem.File; readonly scope: Scope.CloseableScope }>()
+
+    const close = Effect.suspend(() => {
+      const current = open
+      open = Option.none()
+      return Option.match(current, { onNone: () => Effect.void, onSome: (o) => Scope.close(o.scope, Exit.void) })
     })
+    const file = Effect.suspend(() =>
+      Option.match(open, {
+        onSome: (o) => Effect.succeed(o.file),
+        onNone: () =>
+          Effect.gen(function*() {
+            yield* fs.makeDirectory(path.dirname(options.path), { recursive: true })
+            const scope = yield* Scope.make()
+            const handle = yield* Scope.extend(fs.open(options.path, { flag: "a" }), scope)
+            open = Option.some({ file: handle, scope })
+            return handle
+          })
+      })
+    )
 
     const rotate = Effect.gen(function*() {
-      yield* syncNow
       yield* close
       const rotated = rotatedPaths(options.path, options.maxFiles)
       const oldest = rotated.at(-1)
@@ -164,30 +186,121 @@ export const makeFileAudit = (options: FileAuditOptions) =>
         }
         yield* fs.rename(options.path, rotated[0] ?? oldest)
       }
-    }).pipe(Effect.mapError(fail))
+      size = 0
+    })
 
-    const append = (line: string) =>
+    /** Appends `bytes` (whole lines) in one write; a write cut short is truncated away. */
+    const append = (bytes: Uint8Array) =>
       Effect.gen(function*() {
-        const bytes = new TextEncoder().encode(line)
-        if ((yield* Ref.get(size)) > 0 && (yield* Ref.get(size)) + bytes.length > options.maxSizeBytes) {
-          yield* rotate
-          yield* Ref.set(size, 0)
+        const before = size
+        const handle = yield* file
+        yield* handle.writeAll(bytes).pipe(Effect.tapError(() => fs.truncate(options.path, before).pipe(Effect.ignore)))
+        size = before + bytes.length
+        unsynced = true
+      }).pipe(Effect.mapError(fail))
+
+    /** Writes queued lines, one write per group, starting a new file where the size limit says so. */
+    const writeLines = (lines: ReadonlyArray<Uint8Array>) =>
+      Effect.gen(function*() {
+        let group: Array<Uint8Array> = []
+        let groupSize = 0
+        const writeGroup = Effect.suspend(() => {
+          const bytes = new Uint8Array(groupSize)
+          let at = 0
+          for (const line of group) {
+            bytes.set(line, at)
+            at += line.length
+          }
+          group = []
+          groupSize = 0
+          return bytes.length === 0 ? Effect.void : append(bytes)
+        })
+        for (const line of lines) {
+          if (size + groupSize > 0 && size + groupSize + line.length > options.maxSizeBytes) {
+            yield* writeGroup
+            if (size > 0) yield* rotate.pipe(Effect.mapError(fail))
+          }
+          group.push(line)
+          groupSize += line.length
         }
-        const before = yield* Ref.get(size)
-        const file = yield* current
-        yield* file.writeAll(bytes).pipe(
-          // A full disk can take part of a line; cut it off, so the next line starts on its own.
-          // If even that fails, the write's own error is the one worth reporting.
-          Effect.tapError(() => fs.truncate(options.path, before).pipe(Effect.ignore)),
-          Effect.mapError(fail)
-        )
-        yield* Ref.set(size, before + bytes.length)
-        yield* Ref.set(unsynced, true)
+        yield* writeGroup
       })
 
+    const fsync = Effect.suspend(() => {
+      if (!unsynced) return Effect.void
+      return Option.match(open, {
+        onNone: () => Effect.void,
+        onSome: (o) => Effect.tap(o.file.sync.pipe(Effect.mapError(fail)), () => Effect.sync(() => (unsynced = false)))
+      })
+    })
+
+    const keepFailure = (error: AuditWriteError) => Ref.set(failure, Option.some(error))
+
+    /**
+     * After lines were written, the writer reminds itself to fsync them a moment later: one fsync
+     * per `idleSync` for all the lines of that moment (a group commit), off every caller's path.
+     */
+    const remindToFsync = Effect.suspend(() => {
+      if (!unsynced || fsyncDue) return Effect.void
+      fsyncDue = true
+      return Effect.asVoid(Effect.forkIn(Effect.zipRight(Effect.sleep(idleSync), Queue.offer(jobs, { _tag: "Fsync" })), scope))
+    })
+
+    /** One round of the writer: everything queued, in order. */
+    const drain = (batch: ReadonlyArray<AuditJob>) =>
+      Effect.gen(function*() {
+        let lines: Array<Uint8Array> = []
+        const writePending = Effect.suspend(() => {
+          const pending = lines
+          lines = []
+          return writeLines(pending).pipe(Effect.catchAll(keepFailure))
+        })
+        for (const job of batch) {
+          if (job._tag === "Line") {
+            lines.push(job.bytes)
+            continue
+          }
+          yield* writePending
+          if (job._tag === "Fsync") {
+            fsyncDue = false
+            yield* fsync.pipe(Effect.catchAll(keepFailure))
+            continue
+          }
+          if (job.durable) yield* fsync.pipe(Effect.catchAll(keepFailure))
+          yield* Deferred.complete(job.done, takeFailure)
+        }
+        yield* writePending
+        yield* remindToFsync
+      })
+
+    // The writer takes what is queued, all of it, each time.
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(
+      Effect.zipWith(Queue.take(jobs), Queue.takeAll(jobs), (first, rest) => [first, ...rest]),
+      drain
+    )))
+
+    const waitFor = (durable: boolean) =>
+      Effect.flatMap(Deferred.make<void, AuditWriteError>(), (done) =>
+        Effect.zipRight(Queue.offer(jobs, { _tag: "Flush", durable, done }), Deferred.await(done)))
+
+    // Runs before the writer is interrupted (finalizers run last-added first): what is queued is
+    // written and made durable. Best effort: a failure here has no one left to report to.
+    yield* Effect.addFinalizer(() =>
+      Effect.zipRight(
+        waitFor(true).pipe(Effect.timeout("5 seconds"), Effect.ignore),
+        Effect.suspend(() => close)
+      )
+    )
+
     return Audit.of({
-      log: (event, data) => Effect.flatMap(makeEntry(event, data), (entry) => lock.withPermits(1)(append(formatAuditLine(entry)))),
-      sync: lock.withPermits(1)(syncNow)
+      log: (event, data) =>
+        Effect.gen(function*() {
+          yield* takeFailure
+          const entry = yield* makeEntry(event, data)
+          yield* Queue.offer(jobs, { _tag: "Line", bytes: new TextEncoder().encode(formatAuditLine(entry)) })
+        }),
+      flush: waitFor(false),
+      sync: waitFor(true)
     })
   })
 
@@ -291,6 +404,7 @@ export const AuditTest: Layer.Layer<Audit | AuditMemory | AuditReader> = Layer.e
           const roundTripped = Schema.decodeUnknownSync(AuditEntry)(JSON.parse(formatAuditLine(entry)))
           yield* Ref.update(entries, (all) => [...all, roundTripped])
         }),
+      flush: Effect.void,
       sync: Effect.void
     })
     const reader = AuditReader.of({

@@ -15,6 +15,7 @@ describe("file audit", () => {
       yield* TestClock.setTime(Date.UTC(2026, 0, 2, 3, 4, 5, 678))
       yield* audit.log("task.start", { prompt: "hi" })
       yield* audit.log("llm.call", { duration_ms: 12 }).pipe(inTask("t-1"))
+      yield* audit.flush
       const lines = linesOf(path).map((line) => JSON.parse(line))
       expect(lines).toEqual([
         { ts: "2026-01-02T03:04:05.678Z", event: "task.start", task_id: null, data: { prompt: "hi" } },
@@ -29,6 +30,7 @@ describe("file audit", () => {
       writeFileSync(path, `{"ts":"x","event":"old","task_id":null,"data":{}}\n`)
       const audit = yield* makeFileAudit({ path, maxSizeBytes: 1_000_000, maxFiles: 3 })
       yield* audit.log("new")
+      yield* audit.flush
       expect(linesOf(path).map((l) => JSON.parse(l).event)).toEqual(["old", "new"])
     }).pipe(Effect.provide(TestPlatform)))
 
@@ -39,6 +41,7 @@ describe("file audit", () => {
       // Each line is 76 bytes here, so 160 bytes hold two lines.
       const audit = yield* makeFileAudit({ path, maxSizeBytes: 160, maxFiles: 2 })
       for (let i = 1; i <= 9; i++) yield* audit.log("e", { i })
+      yield* audit.flush
       const eventsIn = (file: string) => linesOf(file).map((line) => JSON.parse(line).data.i)
       expect(eventsIn(path)).toEqual([9])
       expect(eventsIn(`${path}.1`)).toEqual([7, 8])
@@ -54,6 +57,7 @@ describe("file audit", () => {
       const path = `${dir}/audit.jsonl`
       const audit = yield* makeFileAudit({ path, maxSizeBytes: 100, maxFiles: 0 })
       for (let i = 1; i <= 4; i++) yield* audit.log("e", { i })
+      yield* audit.flush
       expect(linesOf(path).map((line) => JSON.parse(line).data.i)).toEqual([4])
       expect(existsSync(`${path}.1`)).toBe(false)
     }).pipe(Effect.provide(TestPlatform)))
@@ -66,6 +70,7 @@ describe("file audit", () => {
       yield* Effect.forEach(Array.from({ length: 200 }, (_, i) => i), (i) => audit.log("e", { i, pad: "x".repeat(i % 40) }), {
         concurrency: 16
       })
+      yield* audit.flush
       const read = yield* readAuditLog({ path, maxFiles: 50 })
       expect(read.bad).toEqual([])
       expect(read.entries.map((e) => e.data["i"]).sort((a, b) => Number(a) - Number(b))).toEqual(
@@ -81,6 +86,7 @@ describe("file audit", () => {
       const circular: Record<string, unknown> = {}
       circular["self"] = circular
       yield* audit.log("weird", circular)
+      yield* audit.flush
       const [line] = linesOf(path).map((l) => JSON.parse(l))
       expect(line.event).toBe("weird")
       expect(String(line.data.unserialisable)).toMatch(/circular/i)
@@ -91,9 +97,28 @@ describe("file audit", () => {
       const dir = yield* tempDir
       writeFileSync(`${dir}/file`, "")
       const audit = yield* makeFileAudit({ path: `${dir}/file/audit.jsonl`, maxSizeBytes: 1, maxFiles: 1 })
-      const error = yield* Effect.flip(audit.log("x"))
+      yield* audit.log("x")
+      const error = yield* Effect.flip(audit.flush)
       expect(error._tag).toBe("AuditWriteError")
       expect(error.message).toContain(`${dir}/file/audit.jsonl`)
+      // Reported once: to whoever waits first (here the flush), or else to the next line logged.
+      yield* audit.log("y")
+      const next = yield* Effect.flip(audit.log("z").pipe(Effect.zipRight(Effect.yieldNow()), Effect.zipRight(audit.flush)))
+      expect(next._tag).toBe("AuditWriteError")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("log returns at once and the writer appends what is queued in order; flush waits for it, closing the log writes the rest", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const path = `${dir}/audit.jsonl`
+      yield* Effect.scoped(Effect.gen(function*() {
+        const audit = yield* makeFileAudit({ path, maxSizeBytes: 1_000_000, maxFiles: 1 })
+        for (let i = 0; i < 50; i++) yield* audit.log("e", { i })
+        yield* audit.flush
+        expect(linesOf(path).map((line) => JSON.parse(line).data.i)).toEqual(Array.from({ length: 50 }, (_, i) => i))
+        for (let i = 50; i < 60; i++) yield* audit.log("e", { i })
+      }))
+      expect(linesOf(path)).toHaveLength(60)
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("creates nothing until a line is logged, so commands that only read leave no file behind", () =>

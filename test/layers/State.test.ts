@@ -119,19 +119,21 @@ describe("file store: journal", () => {
       expect(error.message).toContain("never a path")
     }).pipe(Effect.provide(AuditTest), Effect.provide(TestPlatform)))
 
-  it.scoped("writes a save's audit lines before its record (write-ahead), so no saved transition lacks its line", () =>
+  it.scoped("waits for the audit lines (its own and all before) to be written before it writes its record", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
       const seen: Array<[string, number]> = []
       const audit = Audit.of({
         // How many records the journal held when the line was logged.
-        log: (event) => Effect.sync(() => void seen.push([event, existsSync(`${dir}/tasks/t.jsonl`) ? linesOf(`${dir}/tasks/t.jsonl`).length : 0])),
+        log: () => Effect.void,
+        // When the save waits for its lines: how many records the journal held then.
+        flush: Effect.sync(() => void seen.push(["flush", existsSync(`${dir}/tasks/t.jsonl`) ? linesOf(`${dir}/tasks/t.jsonl`).length : 0])),
         sync: Effect.void
       })
       const state = yield* makeFileStateStore({ dir, audit })
       yield* state.save(task("t"), [{ event: "task.start", data: {} }])
       yield* state.save(task("t", 1), [{ event: "task.transition", data: {} }])
-      expect(seen).toEqual([["task.start", 0], ["task.transition", 1]])
+      expect(seen).toEqual([["flush", 0], ["flush", 1]])
       expect(linesOf(`${dir}/tasks/t.jsonl`)).toHaveLength(2)
     }).pipe(Effect.provide(TestPlatform)))
 })

@@ -166,6 +166,7 @@ for (const store of stores) {
         yield* Effect.forEach(["task-one", "task-two", "task-three"], (id) =>
           Effect.forEach([1, 2, 3], (n) => audit.log("work", { id, n }), { concurrency: 3 }).pipe(inTask(id)), { concurrency: 3 })
         yield* audit.log("outside")
+        yield* audit.flush
         const entries = (yield* (yield* AuditReader).read()).entries
         expect(entries).toHaveLength(10)
         for (const entry of entries) expect(entry.task_id).toBe(entry.event === "outside" ? null : entry.data["id"])

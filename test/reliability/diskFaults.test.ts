@@ -133,12 +133,16 @@ describe("a state directory that cannot be written", () => {
       const path = `${dir}/audit.jsonl`
       const audit = yield* makeFileAudit({ path, maxSizeBytes: 1024 * 1024, maxFiles: 1 })
       yield* audit.log("before")
+      yield* audit.flush
       const filler = fill(dir, 0)
       // A line bigger than what is left on the last page: part of it would be written.
-      const error = yield* Effect.flip(audit.log("too.big", { pad: "x".repeat(16 * 1024) }))
+      yield* audit.log("too.big", { pad: "x".repeat(16 * 1024) })
+      const error = yield* Effect.flip(audit.flush)
       expect(error._tag).toBe("AuditWriteError")
+      expect(error.message).toMatch(/no space left on device/i)
       rmSync(filler)
       yield* audit.log("after")
+      yield* audit.flush
       const read = yield* readAuditLog({ path, maxFiles: 1 })
       expect(read.bad).toEqual([])
       expect(read.entries.map((entry) => entry.event)).toEqual(["before", "after"])

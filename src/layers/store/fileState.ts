@@ -3,10 +3,11 @@
  * task, `state_dir/tasks/<id>.lock` (see `fileLock.ts`).
  *
  * A transition is one line appended to the task's journal, `{"seq":N,"task":{…}}`, through a
- * handle kept open while the task is driven: one write and one fsync. The transition's audit
- * lines are written first (write-ahead), so no saved transition lacks its line; the audit log is
- * not fsynced per transition (that doubled the cost of one) but once for all its lines when a
- * task stops (`Agent` calls `Audit.sync`). Why it is crash safe: a record is whole once its line ends; loading takes
+ * handle kept open while the task is driven: one write and one fsync. The audit lines logged so
+ * far, the transition's own among them, are written first (`Audit.flush`, write-ahead), so the
+ * log is never behind the saved task; the audit log is not fsynced per transition (that doubled
+ * the cost of one): its writer fsyncs a group of lines when they pause, off the task's path.
+ * Why it is crash safe: a record is whole once its line ends; loading takes
  * the last line that ends, so a record cut short (a full disk, a power loss) leaves the previous
  * one as the task, and the next open cuts the unfinished line away. When a journal grows past
  * `compactBytes` it is rewritten to its last record (tmp file, fsync, rename), so it stays small.
@@ -172,11 +173,13 @@ export const makeFileStateStore = (options: FileStateOptions) =>
           })
           const seq = journal.seq + 1
           const bytes = recordLine(seq, task)
-          // The transition's own lines go first (write-ahead): after a crash, a line may name a
-          // transition that was not saved (it is redone, with the same seq), never the reverse.
+          // The transition's own lines, and every line logged before them, are written first
+          // (write-ahead): after a crash, a line may name a transition that was not saved (it is
+          // redone, with the same seq), never the reverse — the log is never behind the tasks.
           yield* Effect.forEach(events, (event) => options.audit.log(event.event, { ...event.data, seq }), { discard: true }).pipe(
             inTask(task.id)
           )
+          yield* options.audit.flush
           yield* journal.file.writeAll(bytes).pipe(
             Effect.zipRight(journal.file.sync),
             Effect.mapError(ioError(journalPath(task.id), "write")),

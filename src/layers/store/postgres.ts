@@ -267,6 +267,7 @@ export const makePostgresStore = (options: PostgresStoreOptions) =>
             Effect.mapError((error) => new AuditWriteError({ path: `${location} (luallm_audit)`, reason: reasonOf(error) }))
           )),
       // Every insert is committed when `log` returns.
+      flush: Effect.void,
       sync: Effect.void
     })
 
