@@ -107,7 +107,7 @@ describe("REFERENCE.md", () => {
   it("finds the services, layers, core functions and commands in the source", () => {
     expect(services.map((s) => s.tag)).toEqual(expect.arrayContaining(["Agent", "AppConfig", "Audit", "Llm", "State", "Approvals"]))
     expect(services.find((s) => s.tag === "Agent")?.members).toEqual(["start", "run", "resume", "step", "tasks", "task", "reset"])
-    expect(services.find((s) => s.tag === "Audit")?.members).toEqual(["log", "sync"])
+    expect(services.find((s) => s.tag === "Audit")?.members).toEqual(["log", "flush", "sync"])
     expect(services.find((s) => s.tag === "State")?.members).toEqual(["save", "load", "list", "remove", "lock", "location"])
     expect(coreFunctions.map((f) => f.name)).toEqual(expect.arrayContaining(["computeStats", "parsePlan", "executeGraph", "transition"]))
     expect(layers.map((l) => l.name)).toEqual(expect.arrayContaining(["AuditLive", "AuditTest", "LlmFake", "AgentLive"]))
