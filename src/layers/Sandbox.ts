@@ -19,7 +19,8 @@ import { Audit, type AuditWriteError } from "./Audit.ts"
 import { AppConfig } from "./Config.ts"
 import { SandboxCrashed, type SandboxError } from "./sandbox/errors.ts"
 import { nodeSandboxHost, type SandboxHost } from "./sandbox/host.ts"
-import type { ProtectedPath } from "./sandbox/paths.ts"
+import { trustRoots } from "./sandbox/paths.ts"
+import { ownPackageRoot } from "../packageRoot.ts"
 import { type Engine, engineFull, makeEngine } from "./sandbox/engine.ts"
 import type { RunRequest, RunSettings, TestSource } from "./sandbox/instance.ts"
 import { SandboxRun } from "./sandbox/run.ts"
@@ -70,6 +71,8 @@ export const sandboxLimits = {
   maxOutputChars: 1024 * 1024,
   maxResultChars: 1024 * 1024,
   maxHandles: 10,
+  /** Bytes one run may write (a draft's append counts the copy of the original it makes). */
+  maxWriteBytes: 256 * 1024 * 1024,
   maxTests: 100,
   /** The whole test run may take this many times `skill_timeout_seconds`. */
   testBudgetFactor: 5
@@ -99,17 +102,16 @@ const retire = (memoryMb: number, engine: Engine) => {
   if (engines.get(memoryMb) === engine) engines.delete(memoryMb)
 }
 
-export const makeSandbox = (host: SandboxHost) =>
+/**
+ * `packageRoot`: luallm-agent's own package, which no skill may change (tests pass a directory
+ * of their own; null when the package was not found).
+ */
+export const makeSandbox = (host: SandboxHost, packageRoot: string | null = ownPackageRoot) =>
   Effect.gen(function*() {
-    const { config } = yield* AppConfig
+    const app = yield* AppConfig
+    const { config } = app
     const audit = yield* Audit
-    const protectedPaths: ReadonlyArray<ProtectedPath> = [
-      { key: "skills.allowed_dir", path: config.skills.allowed_dir, hiddenFromDrafts: true },
-      { key: "skills.builtin_dir", path: config.skills.builtin_dir, hiddenFromDrafts: false },
-      { key: "skills.agent_dir", path: config.skills.agent_dir, hiddenFromDrafts: false },
-      { key: "state_dir", path: config.state_dir, hiddenFromDrafts: false },
-      { key: "audit.path", path: config.audit.path, hiddenFromDrafts: false }
-    ]
+    const protectedPaths = trustRoots({ config, configFiles: app.configFiles, packageRoot })
     const settings: RunSettings = {
       host,
       timeoutSeconds: config.limits.skill_timeout_seconds,
@@ -118,6 +120,7 @@ export const makeSandbox = (host: SandboxHost) =>
       maxOutputChars: sandboxLimits.maxOutputChars,
       maxResultChars: sandboxLimits.maxResultChars,
       maxHandles: sandboxLimits.maxHandles,
+      maxWriteBytes: sandboxLimits.maxWriteBytes,
       allowedPaths: config.allowed_paths,
       protectedPaths
     }
@@ -189,9 +192,9 @@ export const makeSandbox = (host: SandboxHost) =>
     return Sandbox.of({ call, exportedFunctions, runTests })
   })
 
-/** A sandbox over a given host port (tests may pass one with their own home and cwd). */
-export const sandboxLayer = (host: SandboxHost): Layer.Layer<Sandbox, never, AppConfig | Audit> =>
-  Layer.effect(Sandbox, makeSandbox(host))
+/** A sandbox over a given host port (tests may pass one with their own home and cwd, and package root). */
+export const sandboxLayer = (host: SandboxHost, packageRoot: string | null = ownPackageRoot): Layer.Layer<Sandbox, never, AppConfig | Audit> =>
+  Layer.effect(Sandbox, makeSandbox(host, packageRoot))
 
 /** The live sandbox: node's file system and processes, `~` from $HOME. */
 export const SandboxLive: Layer.Layer<Sandbox, never, AppConfig | Audit> = Layer.suspend(() => sandboxLayer(nodeSandboxHost()))

@@ -20,7 +20,7 @@ import { sandboxLayer } from "../../src/layers/Sandbox.ts"
 import { nodeSandboxHost } from "../../src/layers/sandbox/host.ts"
 import { type RunOptions, SkillRunner, SkillRunnerLive } from "../../src/layers/SkillRunner.ts"
 import { Skills, SkillsLive } from "../../src/layers/Skills.ts"
-import { builtinSkillsDir } from "../../src/shell/packageRoot.ts"
+import { builtinSkillsDir } from "../../src/packageRoot.ts"
 
 const root = realpathSync(mkdtempSync(join(tmpdir(), "luallm-samples-")))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -295,7 +295,7 @@ layer(samplesLayer, { timeout: 120_000 })("shipped sample skills", (it) => {
       Effect.gen(function*() {
         const error = yield* refusal("shell_safe", { command: "find", args: [files, "-exec", "rm", "{}", ";"] }, { grantExec: true })
         expect(error._tag).toBe("CommandNotAllowed")
-        expect(error.message).toBe("Refused exec(\"find\") by skill shell_safe: find's -exec runs programs, deletes or writes files. The whitelist is fixed: change the skill to do this another way.")
+        expect(error.message).toBe("Refused exec(\"find\") by skill shell_safe: find's -exec runs programs. The whitelist is fixed: change the skill to do this another way.")
         expect(existsSync(join(files, "lines.txt"))).toBe(true)
       }))
 

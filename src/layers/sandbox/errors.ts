@@ -5,7 +5,16 @@
 import { Data } from "effect"
 
 /** Why a path was refused, in the order the checks run. */
-export type PathRefusal = "parent_segment" | "protected" | "not_declared" | "not_allowed" | "symlink_escape"
+export type PathRefusal =
+  | "parent_segment"
+  | "system"
+  | "protected"
+  | "not_declared"
+  | "not_allowed"
+  | "symlink_escape"
+  | "swapped"
+  | "recursion_uncovered"
+  | "recursion_protected"
 
 export class PathNotAllowed extends Data.TaggedError("PathNotAllowed")<{
   readonly skill: string
@@ -15,7 +24,7 @@ export class PathNotAllowed extends Data.TaggedError("PathNotAllowed")<{
   /** After `~`, `..` and symlinks are resolved. */
   readonly resolved: string
   readonly reason: PathRefusal
-  /** The declared paths or `allowed_paths` that did not match, or the protected directory. */
+  /** The declared paths or `allowed_paths` that did not match, or the protected or system directory. */
   readonly rule: ReadonlyArray<string>
 }> {
   override get message() {
@@ -24,14 +33,22 @@ export class PathNotAllowed extends Data.TaggedError("PathNotAllowed")<{
     switch (this.reason) {
       case "parent_segment":
         return `Refused ${where}: the path contains "..". Skills must name paths directly; write the path without "..".`
+      case "system":
+        return `Refused ${where}: ${this.resolved} is inside ${globs}, the system's live state and devices (it holds the agent's own environment and its secrets), which no skill may read or write whatever allowed_paths says. Read and write regular files elsewhere.`
       case "protected":
-        return `Refused ${where}: ${this.resolved} is inside ${globs}, which belongs to luallm-agent (skills, drafts, state and audit) and skills may not change it (drafts may not even read skills.allowed_dir). Point the skill at a path under allowed_paths outside these directories.`
+        return `Refused ${where}: ${this.resolved} is inside ${globs}, one of luallm-agent's trust roots (its config files, skills, drafts, state, audit log, package and luallm's files): no skill may change it whatever allowed_paths says, config files may not even be read (they can hold llm.api_key) and drafts may not even read skills.allowed_dir. Point the skill at a path under allowed_paths outside these.`
       case "not_declared":
         return `Refused ${where}: ${this.resolved} is not among the paths the skill declares (${globs}). Add a matching glob to the skill's "paths" (a changed skill needs approval again).`
       case "not_allowed":
         return `Refused ${where}: ${this.resolved} is outside allowed_paths (${globs}). Add a matching glob to allowed_paths in the config if the skill should reach it.`
       case "symlink_escape":
         return `Refused ${where}: the path is a symlink (or goes through one) to ${this.resolved}, outside the declared and allowed paths (${globs}). Point the skill at the real location, if that location is meant to be allowed.`
+      case "swapped":
+        return `Refused ${where}: the file it opened turned out to be ${this.resolved}, outside the declared and allowed paths (${globs}): a directory on the path was replaced by a symlink while the skill ran. Nothing was read or written there; find out what changes that directory, and keep such directories out of allowed_paths.`
+      case "recursion_uncovered":
+        return `Refused ${where}: it would read everything below ${this.resolved}, and not all of that is inside both the skill's paths and allowed_paths (${globs}). A recursive command needs its directory under a dir/** glob of both; name the files instead, or search a directory such globs cover.`
+      case "recursion_protected":
+        return `Refused ${where}: it would read everything below ${this.resolved}, which holds ${globs}, which no skill may read. Search a directory that does not contain it.`
     }
   }
 }
@@ -111,6 +128,34 @@ export class CapabilityDenied extends Data.TaggedError("CapabilityDenied")<{
   }
 }
 
+/** What a path turned out to be, when it is neither a regular file nor (where one is wanted) a directory. */
+export type SpecialKind = "directory" | "FIFO" | "socket" | "character device" | "block device" | "symlink" | "special file"
+
+export class NotARegularFile extends Data.TaggedError("NotARegularFile")<{
+  readonly skill: string
+  readonly operation: string
+  readonly path: string
+  readonly resolved: string
+  readonly kind: SpecialKind
+}> {
+  override get message() {
+    return `Refused ${this.operation}("${this.path}") by skill ${this.skill}: ${this.resolved} is a ${this.kind}, and skills read and write regular files only (and list directories): a FIFO, socket or device could block the run or reach the system. Point the skill at a regular file.`
+  }
+}
+
+export class WriteLimitExceeded extends Data.TaggedError("WriteLimitExceeded")<{
+  readonly skill: string
+  readonly operation: string
+  readonly path: string
+  /** Bytes the run would have written with this call (a draft's append counts the copy of the original). */
+  readonly attempted: number
+  readonly limit: number
+}> {
+  override get message() {
+    return `Stopped skill ${this.skill} at ${this.operation}("${this.path}"): it would bring the bytes the run writes to ${this.attempted}, more than the ${this.limit} one run may write (a draft's append first copies the original file into its scratch directory, and that counts). Write less, or split the work into several runs.`
+  }
+}
+
 export class CommandNotAllowed extends Data.TaggedError("CommandNotAllowed")<{
   readonly skill: string
   readonly command: string
@@ -180,6 +225,8 @@ export type SandboxError =
   | SkillThrew
   | CapabilityDenied
   | CommandNotAllowed
+  | NotARegularFile
+  | WriteLimitExceeded
   | OutputTooLarge
   | ResultNotJson
   | FunctionNotExported

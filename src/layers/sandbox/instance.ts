@@ -37,6 +37,7 @@ export interface RunSettings {
   readonly maxOutputChars: number
   readonly maxResultChars: number
   readonly maxHandles: number
+  readonly maxWriteBytes: number
   readonly allowedPaths: ReadonlyArray<string>
   readonly protectedPaths: ReadonlyArray<ProtectedPath>
 }

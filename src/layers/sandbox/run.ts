@@ -75,7 +75,8 @@ export class SandboxRun {
       host: settings.host,
       allowedPaths: settings.allowedPaths,
       protectedPaths: settings.protectedPaths,
-      mode: request.mode
+      mode: request.mode,
+      maxWriteBytes: settings.maxWriteBytes
     })
   }
 

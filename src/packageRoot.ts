@@ -1,6 +1,7 @@
 /**
  * Where the installed package lives, to find the shipped `skills/` and fixtures whether we
- * run from the TypeScript sources (tests) or from the bundled `dist/cli.cjs`.
+ * run from the TypeScript sources (tests) or from the bundled `dist/cli.cjs`; the sandbox
+ * keeps skills from changing it (SPEC part 18).
  */
 import { existsSync, readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
@@ -17,15 +18,17 @@ const isOurPackage = (dir: string): boolean => {
   }
 }
 
-const findPackageRoot = (): string => {
+const findPackageRoot = (): string | null => {
   let dir = dirname(fileURLToPath(import.meta.url))
   for (;;) {
     if (isOurPackage(dir)) return dir
     const parent = dirname(dir)
-    if (parent === dir) return process.cwd()
+    if (parent === dir) return null
     dir = parent
   }
 }
 
-export const packageRoot: string = findPackageRoot()
+/** The directory of luallm-agent's own package.json, or null when this copy has none around it. */
+export const ownPackageRoot: string | null = findPackageRoot()
+export const packageRoot: string = ownPackageRoot ?? process.cwd()
 export const builtinSkillsDir: string = join(packageRoot, "skills")
