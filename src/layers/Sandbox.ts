@@ -102,16 +102,20 @@ const retire = (memoryMb: number, engine: Engine) => {
   if (engines.get(memoryMb) === engine) engines.delete(memoryMb)
 }
 
-/**
- * `packageRoot`: luallm-agent's own package, which no skill may change (tests pass a directory
- * of their own; null when the package was not found).
- */
-export const makeSandbox = (host: SandboxHost, packageRoot: string | null = ownPackageRoot) =>
+/** What a host or a test may set beyond the config. */
+export interface SandboxOptions {
+  /** luallm-agent's own package, which no skill may change: the installed one by default (null: none found). */
+  readonly packageRoot?: string | null
+  /** Bytes one run may write; `sandboxLimits.maxWriteBytes` by default. */
+  readonly maxWriteBytes?: number
+}
+
+export const makeSandbox = (host: SandboxHost, options: SandboxOptions = {}) =>
   Effect.gen(function*() {
     const app = yield* AppConfig
     const { config } = app
     const audit = yield* Audit
-    const protectedPaths = trustRoots({ config, configFiles: app.configFiles, packageRoot })
+    const protectedPaths = trustRoots({ config, configFiles: app.configFiles, packageRoot: options.packageRoot === undefined ? ownPackageRoot : options.packageRoot })
     const settings: RunSettings = {
       host,
       timeoutSeconds: config.limits.skill_timeout_seconds,
@@ -120,7 +124,7 @@ export const makeSandbox = (host: SandboxHost, packageRoot: string | null = ownP
       maxOutputChars: sandboxLimits.maxOutputChars,
       maxResultChars: sandboxLimits.maxResultChars,
       maxHandles: sandboxLimits.maxHandles,
-      maxWriteBytes: sandboxLimits.maxWriteBytes,
+      maxWriteBytes: options.maxWriteBytes ?? sandboxLimits.maxWriteBytes,
       allowedPaths: config.allowed_paths,
       protectedPaths
     }
@@ -192,9 +196,9 @@ export const makeSandbox = (host: SandboxHost, packageRoot: string | null = ownP
     return Sandbox.of({ call, exportedFunctions, runTests })
   })
 
-/** A sandbox over a given host port (tests may pass one with their own home and cwd, and package root). */
-export const sandboxLayer = (host: SandboxHost, packageRoot: string | null = ownPackageRoot): Layer.Layer<Sandbox, never, AppConfig | Audit> =>
-  Layer.effect(Sandbox, makeSandbox(host, packageRoot))
+/** A sandbox over a given host port (tests may pass one with their own home and cwd). */
+export const sandboxLayer = (host: SandboxHost, options: SandboxOptions = {}): Layer.Layer<Sandbox, never, AppConfig | Audit> =>
+  Layer.effect(Sandbox, makeSandbox(host, options))
 
 /** The live sandbox: node's file system and processes, `~` from $HOME. */
 export const SandboxLive: Layer.Layer<Sandbox, never, AppConfig | Audit> = Layer.suspend(() => sandboxLayer(nodeSandboxHost()))

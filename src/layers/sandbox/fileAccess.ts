@@ -77,17 +77,24 @@ export const makeFileAccess = (guard: PathGuard, skill: string): FileAccess => {
       }
       throw error
     }
-    const fail = (error: SandboxError | Error) => {
+    const release = () => {
       if (opened.created) host.removeCreated(opened)
       host.close(opened.fd)
-      if (error instanceof Error) throw error
+    }
+    const refuse = (error: SandboxError) => {
+      release()
       return Either.left(error)
     }
     const checked = guard.checkOpened(operation, requested, { ...granted, target }, opened.path, access)
-    if (Either.isLeft(checked)) return fail(checked.left)
-    if (mode === "directory" && opened.kind !== "directory") return fail(errno("ENOTDIR", "not a directory"))
-    if (mode !== "directory" && opened.kind === "directory") return fail(errno("EISDIR", "illegal operation on a directory"))
-    if (mode !== "directory" && opened.kind !== "file") return fail(notRegular(operation, requested, opened.path, opened.kind))
+    if (Either.isLeft(checked)) return refuse(checked.left)
+    const wrongKind = mode === "directory"
+      ? opened.kind === "directory" ? undefined : errno("ENOTDIR", "not a directory")
+      : opened.kind === "directory" ? errno("EISDIR", "illegal operation on a directory") : undefined
+    if (wrongKind !== undefined) {
+      release()
+      throw wrongKind
+    }
+    if (mode !== "directory" && opened.kind !== "file") return refuse(notRegular(operation, requested, opened.path, opened.kind))
     return Either.right({ opened, granted: checked.right })
   }
 
