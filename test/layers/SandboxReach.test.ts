@@ -456,7 +456,7 @@ describe("a directory swapped for a symlink while a skill runs", () => {
 
     it("the swapped message says what happened and what to do", () => {
       expect(swapped("fs.readFile", "~/data/swap/f.txt", join(f.outside, "f.txt")).message).toBe(
-        `Refused fs.readFile("~/data/swap/f.txt") by skill probe: the file it opened turned out to be ${join(f.outside, "f.txt")}, outside the declared and allowed paths (~/data/**, ${f.data}/**): a directory on the path was replaced by a symlink while the skill ran. Nothing was read or written there; find out what changes that directory, and keep such directories out of allowed_paths.`
+        `Refused fs.readFile("~/data/swap/f.txt") by skill probe: the file it opened turned out to be ${join(f.outside, "f.txt")}, outside the declared and allowed paths (~/data/**, ${f.data}/**): a directory on the path was replaced by a symlink while the skill ran. Nothing was read or written there. Check what changes that directory, and keep such directories out of allowed_paths.`
       )
     })
   })

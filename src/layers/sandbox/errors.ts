@@ -44,11 +44,11 @@ export class PathNotAllowed extends Data.TaggedError("PathNotAllowed")<{
       case "symlink_escape":
         return `Refused ${where}: the path is a symlink (or goes through one) to ${this.resolved}, outside the declared and allowed paths (${globs}). Point the skill at the real location, if that location is meant to be allowed.`
       case "swapped":
-        return `Refused ${where}: the file it opened turned out to be ${this.resolved}, outside the declared and allowed paths (${globs}): a directory on the path was replaced by a symlink while the skill ran. Nothing was read or written there; find out what changes that directory, and keep such directories out of allowed_paths.`
+        return `Refused ${where}: the file it opened turned out to be ${this.resolved}, outside the declared and allowed paths (${globs}): a directory on the path was replaced by a symlink while the skill ran. Nothing was read or written there. Check what changes that directory, and keep such directories out of allowed_paths.`
       case "recursion_uncovered":
-        return `Refused ${where}: it would read everything below ${this.resolved}, and not all of that is inside both the skill's paths and allowed_paths (${globs}). A recursive command needs its directory under a dir/** glob of both; name the files instead, or search a directory such globs cover.`
+        return `Refused ${where}: it would read everything below ${this.resolved}, and not all of that is inside both the skill's paths and allowed_paths (${globs}). A recursive command needs its directory under a dir/** glob of both. Point it at such a directory, or name the files instead.`
       case "recursion_protected":
-        return `Refused ${where}: it would read everything below ${this.resolved}, which holds ${globs}, which no skill may read. Search a directory that does not contain it.`
+        return `Refused ${where}: it would read everything below ${this.resolved}, which holds ${globs}, which no skill may read. Point it at a directory that does not hold it, or name the files instead.`
     }
   }
 }
