@@ -414,30 +414,32 @@ describe("a directory swapped for a symlink while a skill runs", () => {
     symlinkSync(f.outside, swap)
   }
 
-  /** Set before each case: the next open under data/swap happens just after the swap (the window between check and open). */
-  let armed = false
-  const swapOnOpen = (node: SandboxHost): SandboxHost => {
-    return {
-      ...node,
-      open: (path, mode) => {
-        if (armed && path.startsWith(`${swap}/`)) {
-          armed = false
-          swapNow()
-        }
-        return node.open(path, mode)
-      }
+  /**
+   * Set by each case: the open (counting those under data/swap…) that happens just after the
+   * swap, in the window between the check and the open.
+   */
+  let swapAtOpen = 0
+  const swapOnOpen = (node: SandboxHost): SandboxHost => ({
+    ...node,
+    open: (path, mode) => {
+      if (swapAtOpen > 0 && path.startsWith(swap) && --swapAtOpen === 0) swapNow()
+      return node.open(path, mode)
     }
-  }
+  })
   const swapped = (operation: string, path: string, opened: string) =>
     pathRefusal(operation, path, opened, "swapped", ["~/data/**", `${f.data}/**`])
 
   describe("between the check and the open (the descriptor is checked)", () => {
     beforeEach(() => {
       reset()
-      armed = true
+      rmSync(join(f.data, "swaplink"), { force: true })
+      symlinkSync(swap, join(f.data, "swaplink"))
     })
-    const cases: ReadonlyArray<{ readonly name: string; readonly code: string; readonly error: PathNotAllowed; readonly leftover?: string }> = [
-      { name: "fs.readFile reads nothing from outside", code: "export const run = () => fs.readFile('~/data/swap/f.txt')", error: swapped("fs.readFile", "~/data/swap/f.txt", join(f.outside, "f.txt")) },
+    const cases: ReadonlyArray<{ readonly name: string; readonly code: string; readonly error: PathNotAllowed; readonly leftover?: string; readonly at?: number }> = [
+      // A read first opens the path as written; a descriptor that is not exactly there sends it the careful way, which sees the symlink.
+      { name: "fs.readFile reads nothing from outside", code: "export const run = () => fs.readFile('~/data/swap/f.txt')", error: pathRefusal("fs.readFile", "~/data/swap/f.txt", join(f.outside, "f.txt"), "symlink_escape", ["~/data/**", `${f.data}/**`]) },
+      { name: "fs.readFile through a symlink (resolved, then swapped) reads nothing from outside", code: "export const run = () => fs.readFile('~/data/swaplink/f.txt')", error: swapped("fs.readFile", "~/data/swaplink/f.txt", join(f.outside, "f.txt")), at: 2 },
+      { name: "fs.open('r') through a symlink reads nothing from outside", code: "export const run = () => fs.read(fs.open('~/data/swaplink/f.txt'))", error: swapped("fs.open", "~/data/swaplink/f.txt", join(f.outside, "f.txt")), at: 2 },
       { name: "fs.writeFile truncates nothing outside", code: "export const run = () => fs.writeFile('~/data/swap/f.txt', 'pwned')", error: swapped("fs.writeFile", "~/data/swap/f.txt", join(f.outside, "f.txt")) },
       { name: "fs.writeFile leaves no new file outside", code: "export const run = () => fs.writeFile('~/data/swap/new.txt', 'pwned')", error: swapped("fs.writeFile", "~/data/swap/new.txt", join(f.outside, "new.txt")), leftover: "new.txt" },
       { name: "fs.open('w') leaves no new file outside", code: "export const run = () => fs.open('~/data/swap/new.txt', 'w')", error: swapped("fs.open", "~/data/swap/new.txt", join(f.outside, "new.txt")), leftover: "new.txt" },
@@ -445,8 +447,9 @@ describe("a directory swapped for a symlink while a skill runs", () => {
       { name: "fs.mkdir makes nothing outside", code: "export const run = () => fs.mkdir('~/data/swap/inner/made')", error: swapped("fs.mkdir", "~/data/swap/inner/made", join(f.outside, "inner")), leftover: "inner/made" }
     ]
     layer(sandboxTestLayer(f, { host: swapOnOpen }))("", (it) => {
-      it.effect.each(cases)("$name", ({ code, error, leftover }) =>
+      it.effect.each(cases)("$name", ({ at, code, error, leftover }) =>
         Effect.gen(function*() {
+          swapAtOpen = at ?? 1
           const refused = yield* Effect.flip(call(code, { paths: ["~/data/**"] }))
           expect({ _tag: refused._tag, message: refused.message }).toEqual({ _tag: error._tag, message: error.message })
           expect(readFileSync(join(f.outside, "f.txt"), "utf8")).toBe("top secret\n")
@@ -458,6 +461,45 @@ describe("a directory swapped for a symlink while a skill runs", () => {
       expect(swapped("fs.readFile", "~/data/swap/f.txt", join(f.outside, "f.txt")).message).toBe(
         `Refused fs.readFile("~/data/swap/f.txt") by skill probe: the file it opened turned out to be ${join(f.outside, "f.txt")}, outside the declared and allowed paths (~/data/**, ${f.data}/**): a directory on the path was replaced by a symlink while the skill ran. Nothing was read or written there. Check what changes that directory, and keep such directories out of allowed_paths.`
       )
+    })
+  })
+
+  describe("a file read once, whose directory then moves out of allowed_paths behind a symlink", () => {
+    const movedTo = join(f.outside, "moved")
+    /** Before the second open under data/swap: the directory moves out, a symlink takes its place, and `then` runs. */
+    let moveAtOpen: { count: number; readonly then: () => void } | undefined
+    const moveOnOpen = (node: SandboxHost): SandboxHost => ({
+      ...node,
+      open: (path, mode) => {
+        if (moveAtOpen !== undefined && path.startsWith(swap) && --moveAtOpen.count === 0) {
+          rmSync(movedTo, { recursive: true, force: true })
+          renameSync(swap, movedTo)
+          symlinkSync(movedTo, swap)
+          moveAtOpen.then()
+        }
+        return node.open(path, mode)
+      }
+    })
+    const twoReads = "export const run = () => [fs.readFile('~/data/swap/f.txt'), fs.readFile('~/data/swap/f.txt')]"
+    layer(sandboxTestLayer(f, { host: moveOnOpen }))("", (it) => {
+      it.effect("reads back only the bytes it read while allowed, while the file is unchanged", () =>
+        Effect.gen(function*() {
+          reset()
+          moveAtOpen = { count: 2, then: () => undefined }
+          const { result } = yield* call(twoReads, { paths: ["~/data/**"] })
+          expect(result).toEqual(["inside\n", "inside\n"])
+        }))
+
+      it.effect("is refused once the file changed out there", () =>
+        Effect.gen(function*() {
+          reset()
+          moveAtOpen = { count: 2, then: () => writeFileSync(join(movedTo, "f.txt"), "private now\n", { flag: "a" }) }
+          const error = yield* Effect.flip(call(twoReads, { paths: ["~/data/**"] }))
+          expect({ _tag: error._tag, message: error.message }).toEqual({
+            _tag: "PathNotAllowed",
+            message: pathRefusal("fs.readFile", "~/data/swap/f.txt", join(movedTo, "f.txt"), "symlink_escape", ["~/data/**", `${f.data}/**`]).message
+          })
+        }))
     })
   })
 

@@ -12,7 +12,7 @@ import { Either } from "effect"
 import { hasParentSegment } from "../../core/pathGlob.ts"
 import { NotARegularFile, type SandboxError, WriteLimitExceeded } from "./errors.ts"
 import type { Word } from "./execPolicy.ts"
-import type { OpenMode, Opened } from "./host.ts"
+import { type OpenMode, type Opened, sameFile } from "./host.ts"
 import type { Access, Granted, PathGuard } from "./paths.ts"
 
 /** An ordinary I/O error, shaped like node's, for the skill to catch. */
@@ -77,15 +77,16 @@ export const makeFileAccess = (guard: PathGuard, skill: string): FileAccess => {
       }
       throw error
     }
+    const where = host.whereIs(opened)
     const release = () => {
-      if (opened.created) host.removeCreated(opened)
+      if (opened.created) host.removeCreated(opened, where)
       host.close(opened.fd)
     }
     const refuse = (error: SandboxError) => {
       release()
       return Either.left(error)
     }
-    const checked = guard.checkOpened(operation, requested, { ...granted, target }, opened.path, access)
+    const checked = guard.checkOpened(operation, requested, { ...granted, target }, where, access)
     if (Either.isLeft(checked)) return refuse(checked.left)
     const wrongKind = mode === "directory"
       ? opened.kind === "directory" ? undefined : errno("ENOTDIR", "not a directory")
@@ -94,7 +95,7 @@ export const makeFileAccess = (guard: PathGuard, skill: string): FileAccess => {
       release()
       throw wrongKind
     }
-    if (mode !== "directory" && opened.kind !== "file") return refuse(notRegular(operation, requested, opened.path, opened.kind))
+    if (mode !== "directory" && opened.kind !== "file") return refuse(notRegular(operation, requested, where, opened.kind))
     return Either.right({ opened, granted: checked.right })
   }
 
@@ -130,16 +131,50 @@ export const makeFileAccess = (guard: PathGuard, skill: string): FileAccess => {
     })
   }
 
+  /**
+   * A regular file opened for reading. First as written: when that path passes the rules and
+   * the descriptor is exactly there, it was checked before it was opened and nothing had to be
+   * resolved (reads are the hot path). Where the descriptor is, is read back from the kernel
+   * once per file and run; after that, the same identity (device, inode, change time) proves
+   * the same file with the same content, names and links, so every byte read is one the
+   * kernel showed at an allowed path. Otherwise — a symlink on the path, a draft, any error —
+   * the path is resolved, checked and opened again the careful way.
+   */
+  const openForReading = (operation: string, requested: string): Either.Either<{ readonly opened: Opened; readonly granted: Granted }, SandboxError> => {
+    const asWritten = guard.checkAsWritten(operation, requested, "read")
+    if (asWritten !== undefined) {
+      const opened = tryOpen(asWritten.target)
+      if (opened !== undefined && opened.kind === "file" && isWhereChecked(opened, asWritten.target)) return Either.right({ opened, granted: asWritten })
+      if (opened !== undefined) host.close(opened.fd)
+    }
+    return Either.flatMap(guard.check(operation, requested, "read"), (granted) => openChecked(operation, requested, granted, granted.target, "read", "read"))
+  }
+
+  const isWhereChecked = (opened: Opened, path: string): boolean => {
+    const seen = guard.run.seenFiles.get(path)
+    if (seen !== undefined && sameFile(seen, opened.identity)) return true
+    if (host.whereIs(opened) !== path) return false
+    guard.run.rememberFile(path, opened.identity)
+    return true
+  }
+
+  const tryOpen = (path: string): Opened | undefined => {
+    try {
+      return host.open(path, "read")
+    } catch {
+      return undefined
+    }
+  }
+
   const readFile: FileAccess["readFile"] = (requested, maxBytes) =>
-    Either.flatMap(guard.check("fs.readFile", requested, "read"), (granted) =>
-      Either.map(openChecked("fs.readFile", requested, granted, granted.target, "read", "read"), ({ granted: actual, opened }): FileRead => {
-        try {
-          if (opened.size > maxBytes) return { _tag: "TooLarge", bytes: opened.size }
-          return { _tag: "Read", granted: actual, ...host.readText(opened.fd, opened.size) }
-        } finally {
-          host.close(opened.fd)
-        }
-      }))
+    Either.map(openForReading("fs.readFile", requested), ({ granted, opened }): FileRead => {
+      try {
+        if (opened.size > maxBytes) return { _tag: "TooLarge", bytes: opened.size }
+        return { _tag: "Read", granted, ...host.readText(opened.fd, opened.size) }
+      } finally {
+        host.close(opened.fd)
+      }
+    })
 
   const writeFile: FileAccess["writeFile"] = (operation, requested, text, append) =>
     Either.gen(function*() {
@@ -157,11 +192,14 @@ export const makeFileAccess = (guard: PathGuard, skill: string): FileAccess => {
 
   const open: FileAccess["open"] = (requested, flags) =>
     Either.gen(function*() {
-      const access: Access = flags === "r" ? "read" : "write"
-      const granted = yield* guard.check("fs.open", requested, access)
-      if (flags !== "r") yield* prepareDraftTarget("fs.open", requested, granted, flags === "a")
-      const mode: OpenMode = flags === "r" ? "read" : flags === "a" ? "append" : "write"
-      const { granted: actual, opened } = yield* openChecked("fs.open", requested, granted, granted.target, access, mode)
+      if (flags === "r") {
+        const { granted, opened } = yield* openForReading("fs.open", requested)
+        return { granted, fd: opened.fd }
+      }
+      const granted = yield* guard.check("fs.open", requested, "write")
+      yield* prepareDraftTarget("fs.open", requested, granted, flags === "a")
+      const mode: OpenMode = flags === "a" ? "append" : "write"
+      const { granted: actual, opened } = yield* openChecked("fs.open", requested, granted, granted.target, "write", mode)
       if (flags === "w") host.truncate(opened.fd)
       return { granted: actual, fd: opened.fd }
     })
@@ -244,7 +282,7 @@ export const makeFileAccess = (guard: PathGuard, skill: string): FileAccess => {
           host.close(dir.fd)
           dir = child
           expected = `${expected === "/" ? "" : expected}/${name}`
-          yield* guard.checkOpened("fs.mkdir", requested, { ...granted, resolved: expected, target: expected }, child.path, "write")
+          yield* guard.checkOpened("fs.mkdir", requested, { ...granted, resolved: expected, target: expected }, host.whereIs(child), "write")
         }
       } finally {
         host.close(dir.fd)

@@ -8,9 +8,9 @@
  * place the sandbox touches node directly; it does no checking — `paths.ts` decides
  * what may be touched and `fileAccess.ts` checks what this port reports it opened.
  *
- * Every open reports what the descriptor really is: where it points (read back from the
- * kernel through `/proc/self/fd/N`, so a directory swapped for a symlink after the path was
- * checked shows) and its kind (`fstat`). Opens never follow a symlink at the last component,
+ * Every open reports what the descriptor really is: its kind and identity (`fstat`), and on
+ * demand where it points (`whereIs`: read back from the kernel through `/proc/self/fd/N`, so
+ * a directory swapped for a symlink after the path was checked shows). Opens never follow a symlink at the last component,
  * never block (O_NONBLOCK: a FIFO without a writer would), and never truncate or create
  * anything before the caller has seen where they landed: a write opens without O_TRUNC and
  * truncates the verified descriptor; a file created in the wrong place can be removed.
@@ -34,13 +34,28 @@ export type FileKind = "file" | "directory" | "FIFO" | "socket" | "character dev
 
 export type OpenMode = "read" | "write" | "append" | "directory"
 
-/** A descriptor and what it turned out to be. */
+/**
+ * Device, inode, size and change time: the same identity means the same file, unchanged in
+ * content, name and links since it was seen (a write, rename, link or chmod sets its ctime).
+ */
+export interface FileIdentity {
+  readonly dev: number
+  readonly ino: number
+  readonly size: number
+  readonly ctimeMs: number
+}
+
+export const sameFile = (a: FileIdentity, b: FileIdentity): boolean =>
+  a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.ctimeMs === b.ctimeMs
+
+/** A descriptor and what it turned out to be (`whereIs` says where it points). */
 export interface Opened {
   readonly fd: number
-  /** The real path the descriptor points at, as the kernel reports it. */
-  readonly path: string
+  /** The path it was opened by. */
+  readonly openedAs: string
   readonly kind: FileKind
   readonly size: number
+  readonly identity: FileIdentity
   /** This open created the file. */
   readonly created: boolean
 }
@@ -56,10 +71,12 @@ export interface SandboxHost {
   readonly kindOf: (path: string) => FileKind | null
   /** Opens `path` without following a last symlink, without blocking and without truncating. */
   readonly open: (path: string, mode: OpenMode) => Opened
+  /** The real path an open descriptor points at, as the kernel reports it. */
+  readonly whereIs: (opened: Opened) => string
   /** Empties a file opened for writing (after its descriptor was verified). */
   readonly truncate: (fd: number) => void
-  /** Removes the file `opened` created, if it is still the file at `opened.path`. */
-  readonly removeCreated: (opened: Opened) => void
+  /** Removes the file `opened` created, if it is still the file at `where`. */
+  readonly removeCreated: (opened: Opened, where: string) => void
   /** The whole file as text, at most `size` bytes. */
   readonly readText: (fd: number, size: number) => { readonly text: string; readonly bytes: number }
   /** Up to `max` bytes; an empty array at end of file. */
@@ -92,13 +109,15 @@ export interface SandboxHost {
   ) => SpawnResult
 }
 
-const { O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = fs.constants
+const { O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = fs.constants
 
+// O_NOCTTY: a terminal reached by mistake never becomes the agent's controlling terminal.
+const never = O_NOFOLLOW | O_NONBLOCK | O_NOCTTY
 const openFlags: Record<OpenMode, number> = {
-  read: O_RDONLY | O_NOFOLLOW | O_NONBLOCK,
-  write: O_WRONLY | O_NOFOLLOW | O_NONBLOCK,
-  append: O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK,
-  directory: O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK
+  read: O_RDONLY | never,
+  write: O_WRONLY | never,
+  append: O_WRONLY | O_APPEND | never,
+  directory: O_RDONLY | O_DIRECTORY | never
 }
 
 const kindOfStats = (stats: fs.Stats): FileKind =>
@@ -142,12 +161,13 @@ const descriptorPath = (fd: number, openedAs: string): string => {
 }
 
 /** A path that reaches `name` inside an opened directory, whatever happens to its old path. */
-const inside = (dir: Opened, name: string): string => `${procFd === null ? dir.path : `${procFd}/${dir.fd}`}/${name}`
+const inside = (dir: Opened, name: string): string => `${procFd === null ? dir.openedAs : `${procFd}/${dir.fd}`}/${name}`
 
 const describe = (fd: number, openedAs: string, created: boolean): Opened => {
   try {
     const stats = fs.fstatSync(fd)
-    return { fd, path: descriptorPath(fd, openedAs), kind: kindOfStats(stats), size: stats.size, created }
+    const identity = { dev: stats.dev, ino: stats.ino, size: stats.size, ctimeMs: stats.ctimeMs }
+    return { fd, openedAs, kind: kindOfStats(stats), size: stats.size, identity, created }
   } catch (error) {
     fs.closeSync(fd)
     throw error
@@ -184,12 +204,13 @@ export const nodeSandboxHost = (
     }
   },
   open: openPath,
+  whereIs: (opened) => descriptorPath(opened.fd, opened.openedAs),
   truncate: (fd) => fs.ftruncateSync(fd, 0),
-  removeCreated: (opened) => {
+  removeCreated: (opened, where) => {
     const stats = fs.fstatSync(opened.fd)
     try {
-      const there = fs.lstatSync(opened.path)
-      if (there.dev === stats.dev && there.ino === stats.ino) fs.unlinkSync(opened.path)
+      const there = fs.lstatSync(where)
+      if (there.dev === stats.dev && there.ino === stats.ino) fs.unlinkSync(where)
     } catch (error) {
       if (!isErrnoCode(error, "ENOENT")) throw error
     }
@@ -222,7 +243,7 @@ export const nodeSandboxHost = (
     return copied
   },
   close: (fd) => fs.closeSync(fd),
-  listDirectory: (dir) => fs.readdirSync(procFd === null ? dir.path : `${procFd}/${dir.fd}`).sort(),
+  listDirectory: (dir) => fs.readdirSync(procFd === null ? dir.openedAs : `${procFd}/${dir.fd}`).sort(),
   entryKind: (dir, name) => {
     try {
       return kindOfStats(fs.lstatSync(inside(dir, name)))
@@ -238,7 +259,7 @@ export const nodeSandboxHost = (
       if (!isErrnoCode(error, "EEXIST")) throw error
     }
   },
-  openDirectoryIn: (dir, name) => describe(fs.openSync(inside(dir, name), openFlags.directory), `${dir.path}/${name}`, false),
+  openDirectoryIn: (dir, name) => describe(fs.openSync(inside(dir, name), openFlags.directory), `${dir.openedAs}/${name}`, false),
   makeDirectory: (path) => {
     fs.mkdirSync(path, { recursive: true })
   },

@@ -15,12 +15,14 @@
  * Paths are resolved afresh on every call: a resolution remembered for the run would go stale
  * when another process swaps a directory for a symlink. Even a fresh one can go stale before
  * the open, so `fileAccess.ts` checks the descriptor it actually opened with `checkOpened`.
+ * A read may skip resolving (`checkAsWritten`): the path as written passes the rules, and the
+ * descriptor opened for it must then point exactly there, which proves no symlink was on it.
  */
 import { Either } from "effect"
 import type { AgentConfig, ConfigFileCandidate } from "../../core/config.ts"
 import { globBase, hasParentSegment, matchesAnyGlob, normalizePath } from "../../core/pathGlob.ts"
 import { PathNotAllowed } from "./errors.ts"
-import type { SandboxHost } from "./host.ts"
+import type { FileIdentity, SandboxHost } from "./host.ts"
 
 export type RunMode =
   | { readonly _tag: "Trusted" }
@@ -98,7 +100,9 @@ const realGlob = (host: SandboxHost, glob: string): string => {
   return realBase + absolute.slice(base.length)
 }
 
-export const isInside = (path: string, dir: string): boolean => path === dir || path.startsWith(dir === "/" ? "/" : `${dir}/`)
+/** `path` is `dir` or below it (checked on every file operation, so it allocates nothing). */
+export const isInside = (path: string, dir: string): boolean =>
+  path === dir || (path.startsWith(dir) && (dir === "/" || path.charCodeAt(dir.length) === 47))
 
 /** `audit.jsonl.3` is a rotation of `audit.jsonl`. */
 const isRotationOf = (path: string, file: string): boolean =>
@@ -127,6 +131,8 @@ export interface WriteBudget {
   written: number
 }
 
+const MAX_SEEN_FILES = 4096
+
 /** A value computed on first use: a run that never touches a file resolves no path at all. */
 const lazy = <A>(compute: () => A): (() => A) => {
   let cached: { readonly value: A } | undefined
@@ -145,6 +151,9 @@ export interface RunPaths {
   /** The resolved scratch directory of a draft run, or null for a trusted run. */
   readonly scratchRoot: () => string | null
   readonly budget: WriteBudget
+  /** Real path → identity of the file the kernel showed there in this run (`fileAccess.ts`). */
+  readonly seenFiles: ReadonlyMap<string, FileIdentity>
+  readonly rememberFile: (path: string, identity: FileIdentity) => void
 }
 
 export const makeRunPaths = (options: {
@@ -156,12 +165,18 @@ export const makeRunPaths = (options: {
 }): RunPaths => {
   const { host, mode } = options
   const resolveWritten = (path: string) => resolveRealPathSync(host, normalizePath(path, host.cwd, host.home))
+  const seenFiles = new Map<string, FileIdentity>()
   return {
     host,
     allowed: lazy(() => globSet(host, options.allowedPaths)),
     protectedPaths: lazy(() => options.protectedPaths.map((p) => ({ ...p, path: resolveWritten(p.path) }))),
     scratchRoot: lazy(() => (mode._tag === "Draft" ? resolveWritten(mode.scratchDir) : null)),
-    budget: { limit: options.maxWriteBytes, written: 0 }
+    budget: { limit: options.maxWriteBytes, written: 0 },
+    seenFiles,
+    rememberFile: (path, identity) => {
+      if (seenFiles.size >= MAX_SEEN_FILES) seenFiles.clear()
+      seenFiles.set(path, identity)
+    }
   }
 }
 
@@ -169,6 +184,12 @@ export interface PathGuard {
   readonly run: RunPaths
   /** Resolves `requested` now and applies every rule. */
   readonly check: (operation: string, requested: string, access: Access) => Either.Either<Granted, PathNotAllowed>
+  /**
+   * The rules on the path as written, as if it were already real (no symlink on it): a first
+   * try that saves resolving it, sound only when the descriptor then opened turns out to be
+   * exactly there. Undefined when that try does not apply (a draft, `..`) or the rules say no.
+   */
+  readonly checkAsWritten: (operation: string, requested: string, access: Access) => Granted | undefined
   /** The rules on a path that is already real (a component `fs.mkdir` would create). */
   readonly checkResolved: (operation: string, requested: string, resolved: string, access: Access) => Either.Either<Granted, PathNotAllowed>
   /**
@@ -198,8 +219,7 @@ export const makePathGuard = (run: RunPaths, skill: string, declaredPaths: Reado
   /** The rules on a resolved path; `lexical` tells a symlink escape from a plain refusal. */
   const rules = (operation: string, requested: string, lexical: string, resolved: string, access: Access, swapped: boolean): Either.Either<Granted, PathNotAllowed> => {
     const refuse = (reason: PathNotAllowed["reason"], rule: ReadonlyArray<string>) => Either.left(refusal(operation, requested, resolved, reason, rule))
-    const system = systemDirectories.find((dir) => isInside(resolved, dir))
-    if (system !== undefined) return refuse("system", [system])
+    for (const dir of systemDirectories) if (isInside(resolved, dir)) return refuse("system", [dir])
     for (const p of run.protectedPaths()) {
       const reachable = access === "read" && mayRead(p)
       if (!reachable && (isInside(resolved, p.path) || isRotationOf(resolved, p.path))) return refuse("protected", [`${p.key} (${p.path})`])
@@ -226,6 +246,12 @@ export const makePathGuard = (run: RunPaths, skill: string, declaredPaths: Reado
     return rules(operation, requested, lexical, resolveRealPathSync(host, lexical), access, false)
   }
 
+  const checkAsWritten: PathGuard["checkAsWritten"] = (operation, requested, access) => {
+    if (run.scratchRoot() !== null || hasParentSegment(requested)) return undefined
+    const lexical = normalizePath(requested, host.cwd, host.home)
+    return Either.getOrUndefined(rules(operation, requested, lexical, lexical, access, false))
+  }
+
   const checkResolved: PathGuard["checkResolved"] = (operation, requested, resolved, access) =>
     rules(operation, requested, resolved, resolved, access, false)
 
@@ -250,5 +276,5 @@ export const makePathGuard = (run: RunPaths, skill: string, declaredPaths: Reado
     return Either.void
   }
 
-  return { run, check, checkResolved, checkOpened, checkSubtree }
+  return { run, check, checkAsWritten, checkResolved, checkOpened, checkSubtree }
 }
