@@ -10,7 +10,10 @@
  * and replaced when a run leaves it full or broken. Runs on one engine are serialised: host
  * calls are synchronous anyway, and the engine's memory cap must belong to one run at a time.
  * The engine mechanics live in `sandbox/run.ts`, the host functions in `sandbox/globals.ts`,
- * the path rules in `sandbox/paths.ts`, the node port in `sandbox/host.ts`.
+ * the path rules and trust roots in `sandbox/paths.ts`, each file operation and command
+ * argument (checked on the descriptor it opened) in `sandbox/fileAccess.ts`, the option
+ * tables of `exec` in `sandbox/execPolicy.ts`, the node port in `sandbox/host.ts`.
+ * SECURITY.md states what a skill can reach, and the test that proves each part.
  */
 import { Context, Data, Duration, Effect, Either, Layer } from "effect"
 import type { Json } from "../core/config.ts"
