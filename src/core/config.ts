@@ -93,22 +93,33 @@ export interface ConfigEnvironment {
   readonly builtinSkillsDir: string
 }
 
+/**
+ * The keys whose default lives under `state_dir` (README: `<state_dir>/audit.jsonl`,
+ * `<state_dir>/drafts`): they follow `state_dir` wherever it is set, unless set themselves.
+ */
+const underStateDir: ReadonlyArray<{ readonly key: ReadonlyArray<string>; readonly child: string }> = [
+  { key: ["audit", "path"], child: "audit.jsonl" },
+  { key: ["skills", "agent_dir"], child: "drafts" }
+]
+
+const joinUnder = (dir: string, child: string): string => `${dir.replace(/\/+$/, "")}/${child}`
+
 export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
   const stateHome = env.xdgStateHome ?? `${env.home}/.local/state`
   const dataHome = env.xdgDataHome ?? `${env.home}/.local/share`
   const cacheHome = env.xdgCacheHome ?? `${env.home}/.cache`
   const stateDir = `${stateHome}/luallm-agent`
-  return {
+  return followStateDir({
     luallm: { binary: "luallm", model: null, state_file: `${cacheHome}/luallm/state.json` },
     llm: { base_url: null, api_key: null },
     allowed_paths: [],
     skills: {
       allowed_dir: `${dataHome}/luallm-agent/skills`,
-      agent_dir: `${stateDir}/drafts`,
+      agent_dir: "", // under state_dir: filled in by followStateDir
       builtin_dir: env.builtinSkillsDir
     },
     state_dir: stateDir,
-    audit: { path: `${stateDir}/audit.jsonl`, max_size_mb: 10, max_files: 5 },
+    audit: { path: "", /* under state_dir, likewise */ max_size_mb: 10, max_files: 5 },
     limits: {
       max_task_steps: 100,
       max_plan_retries: 3,
@@ -121,7 +132,7 @@ export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
     },
     model_policy: { planning: null, code: null, default: null, auto_start: false },
     approval_tiers: { task_confirmation: "prompt", skill_promotion: "human", model_start: "prompt", skill_exec: "human" }
-  }
+  }, new Map()).config
 }
 
 /**
@@ -146,11 +157,23 @@ export const configInside = (
 /** Where one effective value came from, for `luallm-agent config`. */
 export type ConfigSource =
   | { readonly _tag: "default" }
+  /** The default, placed under another key's value (`audit.path` under `state_dir`). */
+  | { readonly _tag: "follows"; readonly key: string }
   | { readonly _tag: "file"; readonly file: string }
   | { readonly _tag: "env"; readonly variable: string }
 
-export const describeSource = (source: ConfigSource): string =>
-  source._tag === "default" ? "default" : source._tag === "file" ? source.file : `$${source.variable}`
+export const describeSource = (source: ConfigSource): string => {
+  switch (source._tag) {
+    case "default":
+      return "default"
+    case "follows":
+      return `default (follows ${source.key})`
+    case "file":
+      return source.file
+    case "env":
+      return `$${source.variable}`
+  }
+}
 
 /** One problem with the configuration, addressed by its key path (`limits.max_task_steps`). */
 export interface ConfigIssue {
@@ -280,6 +303,25 @@ export const absolutizePaths = (
   const allowedBase = baseFor("allowed_paths")
   out = setIn(out, ["allowed_paths"], config.allowed_paths.map((glob) => normalizePath(glob, allowedBase, env.home)))
   return out as unknown as AgentConfig
+}
+
+/**
+ * Places the keys that were not set under `state_dir` (`<state_dir>/audit.jsonl`,
+ * `<state_dir>/drafts`), recording that they follow it when `state_dir` itself was set.
+ * Runs after `absolutizePaths`, so they follow the resolved `state_dir`.
+ */
+export const followStateDir = (
+  config: AgentConfig,
+  sources: ReadonlyMap<string, ConfigSource>
+): { readonly config: AgentConfig; readonly sources: ReadonlyMap<string, ConfigSource> } => {
+  let out: JsonObject = config as unknown as JsonObject
+  const followed = new Map(sources)
+  for (const { child, key } of underStateDir) {
+    if (sources.has(key.join("."))) continue
+    out = setIn(out, key, joinUnder(config.state_dir, child))
+    if (sources.has("state_dir")) followed.set(key.join("."), { _tag: "follows", key: "state_dir" })
+  }
+  return { config: out as unknown as AgentConfig, sources: followed }
 }
 
 /** Decodes the merged object, returning every problem addressed by key path. */

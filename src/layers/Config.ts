@@ -21,6 +21,7 @@ import {
   envVariableFor,
   leafKeys,
   fileSources,
+  followStateDir,
   isJsonObject,
   type JsonObject,
   type Tier
@@ -212,9 +213,9 @@ export const loadConfig = (options: LoadOptions) =>
     if (Either.isLeft(decoded)) {
       return yield* new ConfigInvalid({ file: Option.getOrNull(file), issues: decoded.left })
     }
-    const config = absolutizePaths(decoded.right, sources, env, (f) => path.dirname(f))
+    const { config, sources: followed } = followStateDir(absolutizePaths(decoded.right, sources, env, (f) => path.dirname(f)), sources)
     const resolve = (absolute: string) => resolveRealPath(fs, path, absolute)
-    return makeShape(config, sources, file, resolve, env)
+    return makeShape(config, followed, file, resolve, env)
   })
 
 /** The live layer: reads the file system and the environment. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Option } from "effect"
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs"
-import { defaultConfig } from "../../src/core/config.ts"
+import { defaultConfig, describeSource } from "../../src/core/config.ts"
 import { AppConfig, AppConfigFrom, loadConfig } from "../../src/layers/Config.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
 
@@ -75,6 +75,38 @@ describe("config loading", () => {
       expect(app.config.skills.allowed_dir).toBe("/opt/skills")
       const json = yield* load({ HOME: home, LUALLM_AGENT_ALLOWED_PATHS: "[\"/a/**\", \"/b\"]" })
       expect(json.config.allowed_paths).toEqual(["/a/**", "/b"])
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("puts audit.path and skills.agent_dir under state_dir when only state_dir is set (file or env)", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      mkdirSync(`${home}/proj`)
+      writeJson(`${home}/proj/c.json`, { state_dir: "./state" })
+      const fromFile = yield* load({ HOME: home }, `${home}/proj/c.json`)
+      expect(fromFile.config.audit.path).toBe(`${home}/proj/state/audit.jsonl`)
+      expect(fromFile.config.skills.agent_dir).toBe(`${home}/proj/state/drafts`)
+      expect(fromFile.sources.get("audit.path")).toEqual({ _tag: "follows", key: "state_dir" })
+      expect(describeSource(fromFile.sources.get("skills.agent_dir") ?? { _tag: "default" })).toBe("default (follows state_dir)")
+
+      const fromEnv = yield* load({ HOME: home, LUALLM_AGENT_STATE_DIR: "/srv/agent/" })
+      expect(fromEnv.config.audit.path).toBe("/srv/agent/audit.jsonl")
+      expect(fromEnv.config.skills.agent_dir).toBe("/srv/agent/drafts")
+
+      // Without state_dir they stay plain defaults, under the default state dir.
+      const plain = yield* load({ HOME: home })
+      expect(plain.config.skills.agent_dir).toBe(`${home}/.local/state/luallm-agent/drafts`)
+      expect(plain.sources.get("audit.path")).toBeUndefined()
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("keeps an explicitly set audit.path or skills.agent_dir when state_dir is set too", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      writeJson(`${home}/c.json`, { state_dir: "/srv/state", audit: { path: "/var/log/agent.jsonl" } })
+      const app = yield* load({ HOME: home, LUALLM_AGENT_SKILLS_AGENT_DIR: "/srv/drafts" }, `${home}/c.json`)
+      expect(app.config.audit.path).toBe("/var/log/agent.jsonl")
+      expect(app.config.skills.agent_dir).toBe("/srv/drafts")
+      expect(app.sources.get("audit.path")).toEqual({ _tag: "file", file: `${home}/c.json` })
+      expect(app.sources.get("skills.agent_dir")).toEqual({ _tag: "env", variable: "LUALLM_AGENT_SKILLS_AGENT_DIR" })
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("resolves relative paths in a file against the file's directory, and ~ against $HOME", () =>

@@ -47,6 +47,14 @@ describe("luallm-agent config", () => {
     expect(run.stdout).toContain("limits.max_plan_retries = 3  (default)")
   })
 
+  it("says that audit.path and skills.agent_dir follow a state_dir that was set", () => {
+    const home = freshHome()
+    const run = runCli(["config"], { env: { HOME: home, LUALLM_AGENT_STATE_DIR: join(home, "state") }, cwd: home })
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain(`audit.path = "${join(home, "state", "audit.jsonl")}"  (default (follows state_dir))`)
+    expect(run.stdout).toContain(`skills.agent_dir = "${join(home, "state", "drafts")}"  (default (follows state_dir))`)
+  })
+
   it("exits non-zero with one clear message for a config file that does not exist", () => {
     const home = freshHome()
     const run = runCli(["--config", join(home, "missing.json"), "config"], { env: { HOME: home }, cwd: home })
