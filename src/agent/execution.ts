@@ -8,6 +8,7 @@
 import { Clock, Effect } from "effect"
 import type { Json } from "../core/config.ts"
 import { executeGraph } from "../core/executor.ts"
+import { jsonDepth, MAX_JSON_DEPTH } from "../core/jsonText.ts"
 import { type ActionNode, dependantsIndex, type Graph, type Node, resultLookup } from "../core/graph.ts"
 import { nodeSystemPrompt } from "../core/prompts.ts"
 import type { Task } from "../core/task.ts"
@@ -15,6 +16,7 @@ import { Event, type FailedNode } from "../core/taskMachine.ts"
 import { interpolate, interpolateValue } from "../core/template.ts"
 import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
+import { ResultNotJson } from "../layers/Sandbox.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
 import { State } from "../layers/State.ts"
 import { askModel } from "./llmCall.ts"
@@ -43,6 +45,10 @@ const runNode = (task: Task, progress: ProgressListener) => (node: ActionNode, g
       const app = yield* AppConfig
       const args = asJson(interpolateValue(node.skill_args, results))
       const run = yield* runner.execute(node.skill_name, args, { grantExec: app.approvalTier("skill_exec") === "auto" })
+      // The result is saved with the task, and a saved task is read back through the depth check.
+      if (jsonDepth(run.result) > MAX_JSON_DEPTH) {
+        return yield* new ResultNotJson({ skill: node.skill_name, reason: `it nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels` })
+      }
       return run.result
     }
     const completion = yield* askModel({

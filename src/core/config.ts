@@ -4,13 +4,12 @@
  * The I/O (finding and reading the file, resolving symlinks) is in `src/layers/Config.ts`.
  */
 import { Either, ParseResult, Schema } from "effect"
+import { type Json, type JsonObject, parseJsonText, previewValue } from "./jsonText.ts"
 import { normalizePath } from "./pathGlob.ts"
-
-const got = (actual: unknown): string => (actual === undefined ? "nothing" : JSON.stringify(actual))
 
 /** A message that replaces the inner ones too: "expected X, got Y" whatever part failed. */
 const expected = (what: string) => ({
-  message: (issue: { readonly actual: unknown }) => ({ message: `expected ${what}, got ${got(issue.actual)}`, override: true })
+  message: (issue: { readonly actual: unknown }) => ({ message: `expected ${what}, got ${previewValue(issue.actual)}`, override: true })
 })
 
 const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations(expected("a positive integer"))
@@ -182,9 +181,6 @@ export interface ConfigIssue {
   readonly source: ConfigSource
 }
 
-type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
-type JsonObject = { readonly [key: string]: Json }
-
 const isObject = (value: unknown): value is JsonObject =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 
@@ -234,12 +230,9 @@ const coerceEnv = (text: string, defaultValue: unknown): Json => {
   if (Array.isArray(defaultValue)) {
     const trimmed = text.trim()
     if (trimmed.startsWith("[")) {
-      try {
-        const parsed: unknown = JSON.parse(trimmed)
-        if (Array.isArray(parsed)) return parsed.map((item) => (typeof item === "string" ? item : JSON.stringify(item)))
-      } catch {
-        // Not JSON: fall through to the PATH-style list below.
-      }
+      // Not JSON (or too deep): the PATH-style list below, which the schema then checks.
+      const parsed = Either.getOrUndefined(parseJsonText(trimmed))
+      if (Array.isArray(parsed)) return parsed.map((item) => (typeof item === "string" ? item : previewValue(item)))
     }
     return trimmed === "" ? [] : trimmed.split(":").filter((item) => item !== "")
   }
@@ -354,4 +347,4 @@ const sourceOf = (key: string, sources: ReadonlyMap<string, ConfigSource>): Conf
 }
 
 export const isJsonObject = isObject
-export type { Json, JsonObject }
+export type { Json, JsonObject } from "./jsonText.ts"

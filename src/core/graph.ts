@@ -8,6 +8,7 @@
  */
 import { Array as Arr, Data, Either, Graph as Digraph, Option, ParseResult, Schema } from "effect"
 import { parseCondition, referencedNodes, usesResult } from "./conditions.ts"
+import { fromJsonText } from "./jsonText.ts"
 import { isNodeId, type Results, templateReferences, valueReferences } from "./template.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -554,7 +555,7 @@ export const validate = (graph: Graph): ReadonlyArray<GraphError> => {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-const decodePlanJson = Schema.decodeEither(Schema.parseJson(PlanGraph), { errors: "all" })
+const decodePlanJson = Schema.decodeEither(fromJsonText(PlanGraph), { errors: "all" })
 const decodePlanValue = Schema.decodeUnknownEither(PlanGraph, { errors: "all" })
 
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>

@@ -8,6 +8,7 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Data, Effect, Layer, Schema } from "effect"
+import { fromJsonText } from "../core/jsonText.ts"
 import { SkillMetadata } from "../core/skillMeta.ts"
 import { TestReport } from "../core/testHarness.ts"
 import { Audit, type AuditWriteError } from "./Audit.ts"
@@ -127,8 +128,8 @@ const sha256 = (text: string): Effect.Effect<string> =>
 /** Quotes a path for a POSIX shell, so the printed commands are safe to paste. */
 export const shellQuote = (text: string): string => /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`
 
-const decodeRecord = Schema.decodeUnknownEither(Schema.parseJson(ApprovalRecord))
-const encodeRecord = Schema.encodeSync(Schema.parseJson(ApprovalRecord, { space: 2 }))
+const decodeRecord = Schema.decodeUnknownEither(fromJsonText(ApprovalRecord))
+const encodeRecord = Schema.encodeSync(fromJsonText(ApprovalRecord, { space: 2 }))
 
 export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | FileSystem.FileSystem | Path.Path> = Layer.effect(
   Approvals,

@@ -26,6 +26,7 @@ import {
   type JsonObject,
   type Tier
 } from "../core/config.ts"
+import { parseJsonText } from "../core/jsonText.ts"
 import { globBase, matchesAnyGlob, normalizePath } from "../core/pathGlob.ts"
 
 export class ConfigFileNotFound extends Data.TaggedError("ConfigFileNotFound")<{
@@ -140,11 +141,7 @@ const readJsonObject = (fs: FileSystem.FileSystem, file: string) =>
     const text = yield* fs.readFileString(file).pipe(
       Effect.mapError((error: PlatformError) => new ConfigFileUnreadable({ path: file, reason: error.message }))
     )
-    const parsed = yield* Effect.try({
-      try: (): unknown => JSON.parse(text),
-      catch: (error) =>
-        new ConfigFileUnreadable({ path: file, reason: `not JSON (${error instanceof Error ? error.message : String(error)})` })
-    })
+    const parsed = yield* Either.mapLeft(parseJsonText(text), (reason) => new ConfigFileUnreadable({ path: file, reason: `not JSON (${reason})` }))
     if (!isJsonObject(parsed)) {
       return yield* new ConfigFileUnreadable({ path: file, reason: "the top level is not a JSON object" })
     }

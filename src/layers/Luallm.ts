@@ -21,6 +21,7 @@ import {
   Schema,
   Stream
 } from "effect"
+import { fromJsonText } from "../core/jsonText.ts"
 import { AppConfig, type AppConfigShape, type ModelPurpose } from "./Config.ts"
 
 export const LuallmServer = Schema.Struct({
@@ -236,7 +237,7 @@ const makeLuallm = (app: AppConfigShape, backend: LuallmBackend): LuallmShape =>
 const describeParseError = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)
 
 const decodeStatus = (source: string, text: string) =>
-  Schema.decodeUnknown(Schema.parseJson(LuallmStatus))(text).pipe(
+  Schema.decodeUnknown(fromJsonText(LuallmStatus))(text).pipe(
     Effect.mapError((error) => new LuallmStatusInvalid({ source, reason: describeParseError(error) }))
   )
 

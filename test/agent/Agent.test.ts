@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { Agent } from "../../src/Agent.ts"
+import { MAX_JSON_DEPTH } from "../../src/core/jsonText.ts"
 import { newTask, type Task } from "../../src/core/task.ts"
 import { Approvals } from "../../src/layers/Approvals.ts"
 import { AuditMemory } from "../../src/layers/Audit.ts"
@@ -53,6 +54,24 @@ describe("agent", () => {
       expect(outcome.outcome.task.graph?.nodes.map((n) => [n.id, n.status, n.result])).toEqual([["sum", "complete", 5], ["say", "complete", "five"]])
       expect(Option.getOrThrow(outcome.saved).state).toBe("complete")
       expect(outcome.events).toEqual(expect.arrayContaining(["task.start", "task.transition", "llm.call", "skill.start", "skill.end", "node.complete", "task.complete"]))
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("fails a node whose skill returns data nested deeper than a saved task may hold, and the task stays loadable", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      installSkill(config, "nest", `/* @skill {"name": "nest", "version": "1.0.0", "public_functions": ["run"]} */
+export function run({ depth }) { let v = 1; for (let i = 0; i < depth; i++) v = [v]; return v }
+`)
+      const nestPlan = (depth: number) => plan([{ id: "n", action: "skill", skill_name: "nest", skill_args: { depth }, max_retries: 0 }])
+      const outcome = yield* Effect.gen(function*() {
+        const outcome = yield* (yield* Agent).run("Nest deeply")
+        const saved = yield* (yield* State).load
+        return { outcome, saved }
+      }).pipe(Effect.provide(agentLayer(config, [FakeReply.content(nestPlan(MAX_JSON_DEPTH + 1))], home)))
+      expect(outcome.outcome.task.state).toBe("failed")
+      expect(outcome.outcome.task.error).toContain(`Skill nest returned a value that is not JSON (it nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels)`)
+      expect(Option.getOrThrow(outcome.saved).state).toBe("failed")
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("retries an invalid plan with the validation errors, then succeeds", () =>

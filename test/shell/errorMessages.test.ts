@@ -6,13 +6,14 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
 import { NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
 import { fromJson } from "../../src/core/graph.ts"
+import { MAX_JSON_DEPTH } from "../../src/core/jsonText.ts"
 import { SinceInvalid } from "../../src/core/stats.ts"
 import { newTask } from "../../src/core/task.ts"
 import { Event, transition } from "../../src/core/taskMachine.ts"
@@ -284,6 +285,41 @@ describe("every failure message", () => {
     expect(run.stderr.trim()).toBe(
       `error: --args is not a JSON object: expected a JSON object, got [1]. Pass run's arguments as JSON, e.g. --args '{"path": "~/data/file.csv"}'.`
     )
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// JSON from outside: however deep it nests, one clear line and never a stack.
+
+describe("deeply nested JSON from outside", () => {
+  const freshHome = () => mkdtempSync(join(tmpdir(), "luallm-agent-home-"))
+  const oneClearLine = (run: { readonly stderr: string; readonly stdout: string }) => {
+    const lines = run.stderr.trim().split("\n")
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^error: /)
+    expect(lines[0]).toContain(`deeper than ${MAX_JSON_DEPTH} levels`)
+    expect(`${run.stdout}${run.stderr}`).not.toMatch(/RangeError|Maximum call stack|\n\s+at /)
+  }
+
+  it.each([
+    ["100000 opening brackets", "[".repeat(100_000)],
+    ["balanced arrays 60000 deep", `${"[".repeat(60_000)}${"]".repeat(60_000)}`],
+    ["objects 20000 deep", `{"a":${`{"a":`.repeat(20_000)}1${"}".repeat(20_001)}`]
+  ])("--args of %s is refused in one line with the usage exit code", (_, args) => {
+    const home = freshHome()
+    const run = runCli(["skills", "run", "read_file", "--args", args], { env: { HOME: home }, cwd: home })
+    expect(run.code).toBe(ExitCodes.usage)
+    oneClearLine(run)
+    expect(run.stderr).toContain("--args is not a JSON object")
+  })
+
+  it("a config file nested 100000 deep is named in one line", () => {
+    const home = freshHome()
+    writeFileSync(join(home, "luallm-agent.json"), `{"limits":${"[".repeat(100_000)}`)
+    const run = runCli(["config"], { env: { HOME: home }, cwd: home })
+    expect(run.code).toBe(ExitCodes.failure)
+    oneClearLine(run)
+    expect(run.stderr).toContain(join(home, "luallm-agent.json"))
   })
 })
 

@@ -7,6 +7,7 @@
 import { Args, Command as Cli, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Console, Data, Effect, Either, ParseResult, Schema } from "effect"
+import { fromJsonText } from "../../core/jsonText.ts"
 import { SkillArgs, type SkillMetadata } from "../../core/skillMeta.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import type { TestResult } from "../../core/testHarness.ts"
@@ -94,7 +95,7 @@ class ArgsNotJson extends Data.TaggedError("ArgsNotJson")<{ readonly reason: str
   }
 }
 
-const decodeArgs = Schema.decodeUnknownEither(Schema.parseJson(SkillArgs))
+const decodeArgs = Schema.decodeUnknownEither(fromJsonText(SkillArgs))
 
 /** Whether this run may use `exec`: the approval tier, or the human's --allow-exec. */
 const execGranted = (flag: boolean) => Effect.map(AppConfig, (app) => flag || app.approvalTier("skill_exec") === "auto")
