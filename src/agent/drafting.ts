@@ -6,7 +6,7 @@
  * except `Approvals.promote`, after a human said yes.
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Data, Effect } from "effect"
+import { Data, Effect, Either } from "effect"
 import { extractCode } from "../core/llmOutput.ts"
 import {
   type SkillDraftContext,
@@ -16,7 +16,7 @@ import {
   skillTestSystemPrompt,
   skillTestUserPrompt
 } from "../core/prompts.ts"
-import { isSkillName } from "../core/skillMeta.ts"
+import { isSkillName, parseMetadata } from "../core/skillMeta.ts"
 import type { SkillDraft, Task } from "../core/task.ts"
 import { Event } from "../core/taskMachine.ts"
 import type { TestReport } from "../core/testHarness.ts"
@@ -25,7 +25,7 @@ import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
 import { Llm } from "../layers/Llm.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
-import { Skills } from "../layers/Skills.ts"
+import { MetadataInvalid, Skills } from "../layers/Skills.ts"
 import { askModel } from "./llmCall.ts"
 import type { ProgressListener } from "./progress.ts"
 
@@ -130,36 +130,49 @@ export const describeFailures = (report: TestReport, output: string): string => 
   return `${report.failed} of ${report.total} tests failed:\n${lines.join("\n")}${printed}`
 }
 
-/** `TestSkill`: the draft's tests, in draft mode. */
+/**
+ * `TestSkill`: the draft's tests, in draft mode. When they pass, the code and tests exactly as
+ * this run read them are kept by `Approvals`: that copy, not the draft file, is what a human
+ * reviews and what is promoted.
+ */
 export const testDraft = (draft: SkillDraft) =>
   Effect.gen(function*() {
     const runner = yield* SkillRunner
-    return yield* runner.runTests(draft.skill.name, { draft: true }).pipe(
-      Effect.map((run) =>
-        run.failed === 0 && run.total > 0
-          ? Event.TestsPassed({ report: { total: run.total, passed: run.passed, failed: run.failed, results: run.results } })
-          : Event.TestsFailed({
-            report: { total: run.total, passed: run.passed, failed: run.failed, results: run.results },
-            feedback: run.total === 0 ? "The test file registers no tests. Write tests with test(name, fn)." : describeFailures(run, run.output)
-          })
-      ),
+    const approvals = yield* Approvals
+    // A test file that cannot run at all is feedback for the model, like failing tests.
+    const couldNotRun = (error: { readonly message: string }) => Effect.succeed(Either.left(error.message))
+    const run = yield* runner.runTests(draft.skill.name, { draft: true }).pipe(
+      Effect.map((result) => Either.right(result)),
       Effect.catchTags({
-        TestFileFailed: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
-        TestFileMissing: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
-        MetadataInvalid: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
-        DependencyMissing: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
-        DependencyCycle: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message }))
+        TestFileFailed: couldNotRun,
+        TestFileMissing: couldNotRun,
+        MetadataInvalid: couldNotRun,
+        DependencyMissing: couldNotRun,
+        DependencyCycle: couldNotRun
       })
     )
+    if (Either.isLeft(run)) return Event.TestsFailed({ report: null, feedback: run.left })
+    const { failed, passed, results, total } = run.right
+    const report = { total, passed, failed, results }
+    if (failed > 0 || total === 0) {
+      return Event.TestsFailed({
+        report,
+        feedback: total === 0 ? "The test file registers no tests. Write tests with test(name, fn)." : describeFailures(run.right, run.right.output)
+      })
+    }
+    return Event.TestsPassed({ report, tested: yield* approvals.keepTested(run.right.tested) })
   })
 
 /** `RequestApproval`: file the record and pause with the commands that continue. */
 export const requestApproval = (task: Task, draft: SkillDraft) =>
   Effect.gen(function*() {
     const approvals = yield* Approvals
-    const skills = yield* Skills
     const files = yield* draftPaths(draft.skill.name)
-    const metadata = yield* skills.parseMetadata(files.code)
+    // commandFor asks for a test run first when there is no tested copy.
+    if (draft.tested === null) return yield* Effect.dieMessage(`approval requested for ${draft.skill.name} without a tested copy`)
+    const tested = yield* approvals.tested(draft.tested)
+    // The header a reviewer is shown is the tested copy's, not the draft file's as it is now.
+    const metadata = yield* Either.mapLeft(parseMetadata(tested.code, files.code), (problem) => new MetadataInvalid(problem))
     const report = draft.test_report ?? { total: 0, passed: 0, failed: 0, results: [] }
     const record = yield* approvals.create({
       skillName: draft.skill.name,
@@ -167,6 +180,7 @@ export const requestApproval = (task: Task, draft: SkillDraft) =>
       codePath: files.code,
       testPath: files.test,
       testReport: report,
+      tested: draft.tested,
       taskId: task.id
     })
     return Event.ApprovalRequested({

@@ -31,6 +31,13 @@ export const MissingSkill = Schema.Struct({
 })
 export type MissingSkill = typeof MissingSkill.Type
 
+/**
+ * The SHA-256 of the code and the tests exactly as a passing test run read them: the keys of
+ * the tested copy that `Approvals` keeps, which is what a human reviews and what is promoted.
+ */
+export const TestedFiles = Schema.Struct({ code_sha256: Schema.String, test_sha256: Schema.String })
+export type TestedFiles = typeof TestedFiles.Type
+
 /** The skill being drafted now, across draft → test → rework → approval. */
 export const SkillDraft = Schema.Struct({
   skill: MissingSkill,
@@ -41,6 +48,8 @@ export const SkillDraft = Schema.Struct({
   /** What went wrong with the last version, fed back to the model on rework. */
   feedback: Schema.NullOr(Schema.String),
   test_report: Schema.NullOr(TestReport),
+  /** Set by a passing test run; a task saved before it existed reads as null and is tested again. */
+  tested: Schema.optionalWith(Schema.NullOr(TestedFiles), { exact: true, default: () => null }),
   approval_id: Schema.NullOr(Schema.String)
 })
 export type SkillDraft = typeof SkillDraft.Type

@@ -149,6 +149,32 @@ export function run({ depth }) { let v = 1; for (let i = 0; i < depth; i++) v = 
       expect(readFileSync(`${config.skills.allowed_dir}/double.js`, "utf8")).toContain("n * 2")
     }).pipe(Effect.provide(TestPlatform)))
 
+  it.scoped("promotes the tested code and tests even when the draft files are swapped after the human approved", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      const replies = [
+        FakeReply.content(doublePlan, { when: "Request:" }),
+        FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
+        FakeReply.content(doubleTests, { when: "Write double.test.js" })
+      ]
+      const layer = agentLayer(config, replies, home)
+      const done = yield* Effect.gen(function*() {
+        const agent = yield* Agent
+        const approvals = yield* Approvals
+        yield* agent.run("Double 21")
+        const [pending] = yield* approvals.listPending
+        yield* approvals.resolve(pending?.id ?? "", true, "reviewed")
+        writeFileSync(`${config.skills.agent_dir}/double.test.js`, "test('owned', () => {})\n")
+        writeFileSync(`${config.skills.agent_dir}/double.js`, doubleSkill(1000))
+        return yield* agent.resume()
+      }).pipe(Effect.provide(layer))
+      expect(done.task.state).toBe("complete")
+      expect(done.task.result).toEqual({ d: 42 })
+      expect(readFileSync(`${config.skills.allowed_dir}/double.js`, "utf8")).toBe(doubleSkill(2))
+      expect(readFileSync(`${config.skills.allowed_dir}/double.test.js`, "utf8")).toBe(doubleTests)
+    }).pipe(Effect.provide(TestPlatform)))
+
   it.scoped("fails with the reason when a human rejects the draft", () =>
     Effect.gen(function*() {
       const home = yield* tempDir

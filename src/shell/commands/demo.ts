@@ -129,7 +129,7 @@ const runDemo = (record: boolean) =>
       if (first.paused?.reason !== "approval") return yield* reportOutcome(first, false)
       const [pending] = yield* approvals.listPending
       if (pending === undefined) return yield* reportOutcome(first, false)
-      yield* Console.log(`\n${describeApproval(pending, approvals.promotionCommands(pending))}\n`)
+      yield* Console.log(`\n${describeApproval(pending, yield* approvals.tested(pending), approvals.promotionCommands(pending))}\n`)
       yield* say(`approving as the human would, with \`luallm-agent approvals approve ${pending.id.slice(0, 8)}\` (a real run never approves by itself)`)
       yield* approvals.resolve(pending.id, true, "approved by the demo, standing in for the human")
       yield* approvals.promote(pending.id)
