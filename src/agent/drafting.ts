@@ -16,6 +16,7 @@ import {
   skillTestSystemPrompt,
   skillTestUserPrompt
 } from "../core/prompts.ts"
+import { describeHiddenCharacters, findHiddenCharacters } from "../core/reviewText.ts"
 import { isSkillName, parseMetadata } from "../core/skillMeta.ts"
 import type { SkillDraft, Task } from "../core/task.ts"
 import { Event } from "../core/taskMachine.ts"
@@ -79,6 +80,18 @@ const checkDraft = (name: string, file: string) =>
     return checked
   })
 
+/**
+ * A human must be able to read exactly what runs, so a draft may not hold characters a reader
+ * cannot see (line separators, bidi controls, zero-width and other invisible characters):
+ * the model is told which and where, and writes it again. `undefined` when there are none.
+ */
+const hiddenCharacterFeedback = (what: "code" | "tests", text: string): string | undefined => {
+  const found = describeHiddenCharacters(findHiddenCharacters(text))
+  if (found.length === 0) return undefined
+  return `The ${what === "code" ? "code holds" : "tests hold"} characters a reviewer cannot see (no draft may hold any): ${found.join("; ")}. ` +
+    "Write the whole file again with visible characters only (inside a string, write such a character as an escape, e.g. \\u00a0)."
+}
+
 /** `DraftSkill` and `ReworkSkill`: write the code (and, the first time, the tests). */
 export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progress: ProgressListener) =>
   Effect.gen(function*() {
@@ -101,6 +114,8 @@ export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progr
     }, progress)
     const code = extractCode(codeAnswer.content)
     if (code.trim() === "") return Event.DraftRejected({ feedback: "The answer held no code. Answer with the whole skill file, header first." })
+    const hiddenInCode = hiddenCharacterFeedback("code", code)
+    if (hiddenInCode !== undefined) return Event.DraftRejected({ feedback: hiddenInCode })
     yield* writeFile(files.code, code)
     const problem = yield* checkDraft(draft.skill.name, files.code)
     if (problem !== undefined) return Event.DraftRejected({ feedback: problem })
@@ -117,6 +132,8 @@ export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progr
       }, progress)
       const tests = extractCode(testAnswer.content)
       if (tests.trim() === "") return Event.DraftRejected({ feedback: "The tests answer held no code." })
+      const hiddenInTests = hiddenCharacterFeedback("tests", tests)
+      if (hiddenInTests !== undefined) return Event.DraftRejected({ feedback: hiddenInTests })
       yield* writeFile(files.test, tests)
     }
     return Event.Drafted({ codePath: files.code, testPath: files.test })

@@ -149,6 +149,34 @@ export function run({ depth }) { let v = 1; for (let i = 0; i < depth; i++) v = 
       expect(readFileSync(`${config.skills.allowed_dir}/double.js`, "utf8")).toContain("n * 2")
     }).pipe(Effect.provide(TestPlatform)))
 
+  it.scoped("sends back a draft whose code or tests hold a hidden character, naming it and its line, and never writes it", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      // A U+2028 ends the comment for JavaScript: the "comment" is code that runs.
+      const hiddenCode = doubleSkill(2).replace("export function run", "// harmless\u2028globalThis.x = 1\nexport function run")
+      const hiddenTests = doubleTests.replace("doubles 0", "doubles\u202e 0")
+      const replies = [
+        FakeReply.content(doublePlan, { when: "Request:" }),
+        FakeReply.content(hiddenCode, { when: "Write the skill file" }),
+        FakeReply.content(doubleSkill(2), { when: "line break U+2028 LINE SEPARATOR at line 2" }),
+        FakeReply.content(hiddenTests, { when: "Write double.test.js" }),
+        FakeReply.content(doubleSkill(2), { when: "bidi control U+202E RIGHT-TO-LEFT OVERRIDE at line 3" }),
+        FakeReply.content(doubleTests, { when: "Write double.test.js" })
+      ]
+      const outcome = yield* Effect.gen(function*() {
+        const outcome = yield* (yield* Agent).run("Double 21")
+        const requests = yield* (yield* LlmRequests).requests
+        return { outcome, requests }
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      expect(outcome.outcome.task.state).toBe("approval")
+      const prompts = outcome.requests.map((r) => r.messages.at(-1)?.content ?? "")
+      expect(prompts.some((p) => p.includes("The code holds characters a reviewer cannot see (no draft may hold any): line break U+2028 LINE SEPARATOR at line 2"))).toBe(true)
+      expect(prompts.some((p) => p.includes("The tests hold characters a reviewer cannot see (no draft may hold any): bidi control U+202E RIGHT-TO-LEFT OVERRIDE at line 3"))).toBe(true)
+      expect(readFileSync(`${config.skills.agent_dir}/double.js`, "utf8")).toBe(doubleSkill(2))
+      expect(readFileSync(`${config.skills.agent_dir}/double.test.js`, "utf8")).toBe(doubleTests)
+    }).pipe(Effect.provide(TestPlatform)))
+
   it.scoped("promotes the tested code and tests even when the draft files are swapped after the human approved", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
