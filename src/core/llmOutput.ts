@@ -4,6 +4,7 @@
  * Small named steps, each testable alone; the JSON extraction for plans joins them here.
  */
 import { Either } from "effect"
+import { parseJsonText } from "./jsonText.ts"
 
 /** A fenced block: its info string (` ```js ` → `js`) and its lines without the fences. */
 export interface FencedBlock {
@@ -212,12 +213,7 @@ export const extractJson = (text: string): Either.Either<unknown, JsonExtraction
         "The JSON object is cut off before its closing `}` (the answer may have hit the token limit). Answer with a shorter, complete JSON object."
     })
   }
-  try {
-    return Either.right(JSON.parse(relaxJson(found.body)))
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error)
-    return Either.left({
-      message: `The JSON object does not parse (${reason}). Answer with strictly valid JSON: double-quoted keys and strings, no comments.`
-    })
-  }
+  return Either.mapLeft(parseJsonText(relaxJson(found.body)), (reason) => ({
+    message: `The JSON object does not parse (${reason}). Answer with strictly valid JSON: double-quoted keys and strings, no comments.`
+  }))
 }

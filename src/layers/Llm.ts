@@ -7,6 +7,7 @@ import * as Sse from "@effect/experimental/Sse"
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform/HttpClientError"
 import { Clock, Context, Data, Duration, Effect, Layer, Option, ParseResult, Ref, Schedule, Schema, Stream } from "effect"
+import { parseJsonText } from "../core/jsonText.ts"
 import { AppConfig, type ModelPurpose } from "./Config.ts"
 import type { CassetteMismatch, CassetteWriteError } from "./LlmCassette.ts"
 import { Luallm, type LuallmError, type ModelNotRunning, NoModelAvailable, normalizeBaseUrl } from "./Luallm.ts"
@@ -201,7 +202,7 @@ const describeIssues = (error: ParseResult.ParseError): string =>
 
 /** Decodes a JSON body, telling "not JSON" apart from "JSON of the wrong shape". */
 const decodeBody = <A, I>(schema: Schema.Schema<A, I>, url: string, what: string, text: string) =>
-  Effect.try({ try: (): unknown => JSON.parse(text), catch: () => "not JSON" }).pipe(
+  Effect.mapError(parseJsonText(text), () => "not JSON").pipe(
     Effect.flatMap((json) => Effect.mapError(Schema.decodeUnknown(schema)(json), (error) => `not ${what} (${describeIssues(error)})`)),
     Effect.mapError((problem) => new LlmBadResponse({ url, problem: `its body is ${problem}`, excerpt: text.slice(0, 200) }))
   )

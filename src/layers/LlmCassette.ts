@@ -6,6 +6,7 @@
  */
 import { FileSystem, type HttpClient, Path } from "@effect/platform"
 import { Array as Arr, Data, Effect, Either, Layer, ParseResult, Ref, Schema, Stream } from "effect"
+import { fromJsonText } from "../core/jsonText.ts"
 import type { AppConfig } from "./Config.ts"
 import {
   type Completion,
@@ -32,7 +33,7 @@ export const CassetteResponse = Schema.Struct({
 export const CassetteLine = Schema.Struct({ request: CompletionRequest, response: CassetteResponse })
 export type CassetteLine = typeof CassetteLine.Type
 
-const CassetteLineJson = Schema.parseJson(CassetteLine)
+const CassetteLineJson = fromJsonText(CassetteLine)
 
 const excerptAround = (text: string, at: number): string => {
   const start = Math.max(0, at - 40)

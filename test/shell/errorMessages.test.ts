@@ -321,6 +321,30 @@ describe("deeply nested JSON from outside", () => {
     oneClearLine(run)
     expect(run.stderr).toContain(join(home, "luallm-agent.json"))
   })
+
+  it("a cassette line nested 100000 deep is named by its line in one line", () => {
+    const home = freshHome()
+    const cassette = join(home, "deep.jsonl")
+    writeFileSync(cassette, `{"request":${"[".repeat(100_000)}\n`)
+    const run = runCli(["--llm", `replay:${cassette}`, "quick-prompt", "hi"], { env: { HOME: home }, cwd: home })
+    expect(run.code).toBe(ExitCodes.failure)
+    oneClearLine(run)
+    expect(run.stderr).toContain(`The cassette ${cassette}, line 1, cannot be replayed`)
+  })
+
+  it("an audit line nested 100000 deep is listed as not valid, never printed as a stack", () => {
+    const home = freshHome()
+    const audit = join(home, "audit.jsonl")
+    const deep = `{"ts":"2026-01-01T00:00:00.000Z","event":"e","task_id":null,"data":{"a":${"[".repeat(100_000)}${"]".repeat(100_000)}}}`
+    writeFileSync(audit, `${deep}\n`)
+    const env = { HOME: home, LUALLM_AGENT_AUDIT_PATH: audit }
+    const log = runCli(["log"], { env, cwd: home })
+    const stats = runCli(["stats"], { env, cwd: home })
+    expect([log.code, stats.code]).toEqual([0, 0])
+    expect(`${log.stdout}${log.stderr}`).toContain(`${audit}:1 is not a valid audit line`)
+    expect(`${stats.stdout}${stats.stderr}`).toContain(`not valid audit lines and were skipped (first: ${audit}:1)`)
+    for (const run of [log, stats]) expect(`${run.stdout}${run.stderr}`).not.toMatch(/RangeError|Maximum call stack|\n\s+at /)
+  })
 })
 
 // ---------------------------------------------------------------------------------------------
