@@ -3,8 +3,9 @@
  * defaults ← file ← environment, then one Schema decode that names every bad key.
  * The I/O (finding and reading the file, resolving symlinks) is in `src/layers/Config.ts`.
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
 import { type Json, type JsonObject, parseJsonText, previewValue } from "./jsonText.ts"
+import { parseIssues } from "./schemaIssues.ts"
 import { normalizePath } from "./pathGlob.ts"
 
 /** A message that replaces the inner ones too: "expected X, got Y" whatever part failed. */
@@ -324,21 +325,20 @@ export const decodeConfig = (
 ): Either.Either<AgentConfig, ReadonlyArray<ConfigIssue>> =>
   Schema.decodeUnknownEither(ConfigSchema, { errors: "all", onExcessProperty: "error" })(merged).pipe(
     Either.mapLeft((error) =>
-      ParseResult.ArrayFormatter.formatErrorSync(error).map((issue): ConfigIssue => {
-        const key = issue.path.map(String).join(".")
-        const unexpected = issue._tag === "Unexpected"
-        return {
-          key,
-          message: unexpected ? "unknown key (check its spelling against `luallm-agent config`)" : issue.message,
-          source: sourceOf(key, sources)
-        }
-      })
+      parseIssues(error).map((issue): ConfigIssue => ({
+        key: issue.path,
+        message: issue.kind === "Unexpected" ? `${issue.message} (check its spelling against \`luallm-agent config\`)` : issue.message,
+        source: sourceOf(issue.path, sources)
+      }))
     )
   )
 
+/** The key that holds `key`: `limits.max_task_steps` → `limits`, `allowed_paths[1]` → `allowed_paths`. */
+const parentKey = (key: string): string => key.replace(/(?:\[\d+\]|\.?[^.[\]]+)$/, "")
+
 /** The source of a key, or of the nearest enclosing key that has one (arrays, objects). */
 const sourceOf = (key: string, sources: ReadonlyMap<string, ConfigSource>): ConfigSource => {
-  for (let k = key; k !== ""; k = k.includes(".") ? k.slice(0, k.lastIndexOf(".")) : "") {
+  for (let k = key; k !== ""; k = parentKey(k)) {
     const found = sources.get(k)
     if (found !== undefined) return found
   }

@@ -9,6 +9,7 @@
 import { Array as Arr, Data, Either, Graph as Digraph, Option, ParseResult, Schema } from "effect"
 import { parseCondition, referencedNodes, usesResult } from "./conditions.ts"
 import { fromJsonText } from "./jsonText.ts"
+import { formatIssue, parseIssues } from "./schemaIssues.ts"
 import { isNodeId, type Results, templateReferences, valueReferences } from "./template.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -558,19 +559,9 @@ export const validate = (graph: Graph): ReadonlyArray<GraphError> => {
 const decodePlanJson = Schema.decodeEither(fromJsonText(PlanGraph), { errors: "all" })
 const decodePlanValue = Schema.decodeUnknownEither(PlanGraph, { errors: "all" })
 
-const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>(
-    (text, key) => typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`,
-    ""
-  )
-
 const decodeErrors = (error: ParseResult.ParseError): ReadonlyArray<GraphError> =>
-  ParseResult.ArrayFormatter.formatErrorSync(error).map(({ message, path }) =>
-    graphError(
-      "decode",
-      [],
-      path.length === 0 ? `The plan is not valid: ${message}` : `At ${formatPath(path)}: ${message}`
-    )
+  parseIssues(error).map((issue) =>
+    graphError("decode", [], issue.path === "" ? `The plan is not valid: ${issue.message}` : formatIssue(issue))
   )
 
 const validated = (

@@ -9,8 +9,9 @@
  * JSON's `\/` escape. Also here: which module form the code uses, and whether a declared
  * glob lies inside an allowed one (for `Skills.validate`).
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
 import { JsonValue, parseJsonText, previewValue } from "./jsonText.ts"
+import { formatParseError } from "./schemaIssues.ts"
 
 
 /** Skill names are identifiers, never paths (SPEC part 14). */
@@ -111,13 +112,7 @@ export const parseMetadata = (text: string, file: string): Either.Either<SkillMe
     Either.mapLeft((error): MetadataProblem => ({
       file,
       line: lineAt(text, start.index),
-      reason: ParseResult.ArrayFormatter.formatErrorSync(error)
-        .map((issue) => {
-          const key = issue.path.map(String).join(".")
-          const message = issue._tag === "Unexpected" ? "unknown key" : issue._tag === "Missing" ? "is required" : issue.message
-          return key === "" ? message : `${key}: ${message}`
-        })
-        .join("; ")
+      reason: formatParseError(error)
     }))
   )
 }

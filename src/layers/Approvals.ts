@@ -16,6 +16,7 @@ import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Clock, Context, Data, Effect, Layer, Schema } from "effect"
 import { fromJsonText } from "../core/jsonText.ts"
+import { formatParseError } from "../core/schemaIssues.ts"
 import { SkillMetadata } from "../core/skillMeta.ts"
 import type { TestedFiles } from "../core/task.ts"
 import { TestReport } from "../core/testHarness.ts"
@@ -228,7 +229,7 @@ export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | Fi
           const file = path.join(dir, name)
           const decoded = decodeRecord(yield* readText(file))
           if (decoded._tag === "Left") {
-            return yield* new ApprovalCorrupt({ path: file, reason: decoded.left.message.split("\n")[0] ?? "invalid" })
+            return yield* new ApprovalCorrupt({ path: file, reason: formatParseError(decoded.left) })
           }
           return decoded.right
         }))

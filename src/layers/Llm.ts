@@ -6,8 +6,9 @@
 import * as Sse from "@effect/experimental/Sse"
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import type { HttpClientError } from "@effect/platform/HttpClientError"
-import { Clock, Context, Data, Duration, Effect, Layer, Option, ParseResult, Ref, Schedule, Schema, Stream } from "effect"
+import { Clock, Context, Data, Duration, Effect, Layer, Option, Ref, Schedule, Schema, Stream } from "effect"
 import { parseJsonText } from "../core/jsonText.ts"
+import { formatParseError } from "../core/schemaIssues.ts"
 import { AppConfig, type ModelPurpose } from "./Config.ts"
 import type { CassetteMismatch, CassetteWriteError } from "./LlmCassette.ts"
 import { Luallm, type LuallmError, type ModelNotRunning, NoModelAvailable, normalizeBaseUrl } from "./Luallm.ts"
@@ -194,16 +195,10 @@ const chunkText = (chunk: typeof ChatCompletionChunk.Type): string =>
 
 const ModelList = Schema.Struct({ data: Schema.Array(Schema.Struct({ id: Schema.String })) })
 
-/** Each issue on one line, addressed by its path: `choices: is missing`. */
-const describeIssues = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
-    .map((issue) => `${issue.path.length === 0 ? "the body" : issue.path.join(".")}: ${issue.message}`)
-    .join("; ")
-
 /** Decodes a JSON body, telling "not JSON" apart from "JSON of the wrong shape". */
 const decodeBody = <A, I>(schema: Schema.Schema<A, I>, url: string, what: string, text: string) =>
   Effect.mapError(parseJsonText(text), () => "not JSON").pipe(
-    Effect.flatMap((json) => Effect.mapError(Schema.decodeUnknown(schema)(json), (error) => `not ${what} (${describeIssues(error)})`)),
+    Effect.flatMap((json) => Effect.mapError(Schema.decodeUnknown(schema)(json), (error) => `not ${what} (${formatParseError(error)})`)),
     Effect.mapError((problem) => new LlmBadResponse({ url, problem: `its body is ${problem}`, excerpt: text.slice(0, 200) }))
   )
 

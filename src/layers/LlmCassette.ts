@@ -5,8 +5,9 @@
  * turns the `--llm` option (`live`, `replay:<file>`, `record:<file>`) into one of them.
  */
 import { FileSystem, type HttpClient, Path } from "@effect/platform"
-import { Array as Arr, Data, Effect, Either, Layer, ParseResult, Ref, Schema, Stream } from "effect"
+import { Array as Arr, Data, Effect, Either, Layer, Ref, Schema, Stream } from "effect"
 import { fromJsonText } from "../core/jsonText.ts"
+import { formatParseError } from "../core/schemaIssues.ts"
 import type { AppConfig } from "./Config.ts"
 import {
   type Completion,
@@ -120,11 +121,6 @@ export class LlmSpecInvalid extends Data.TaggedError("LlmSpecInvalid")<{ readonl
   }
 }
 
-const describeIssues = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
-    .map((issue) => (issue.path.length === 0 ? issue.message : `${issue.path.join(".")}: ${issue.message}`))
-    .join("; ")
-
 /** Reads and decodes a cassette; a bad line is named by its number. */
 export const readCassette = (path: string) =>
   Effect.gen(function*() {
@@ -139,7 +135,7 @@ export const readCassette = (path: string) =>
       if (line.trim() === "") continue
       lines.push(
         yield* Schema.decodeUnknown(CassetteLineJson)(line).pipe(
-          Effect.mapError((error) => new CassetteInvalid({ path, line: index + 1, reason: describeIssues(error) }))
+          Effect.mapError((error) => new CassetteInvalid({ path, line: index + 1, reason: formatParseError(error) }))
         )
       )
     }

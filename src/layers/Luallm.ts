@@ -15,13 +15,13 @@ import {
   Either,
   Layer,
   Option,
-  ParseResult,
   Ref,
   Schedule,
   Schema,
   Stream
 } from "effect"
 import { fromJsonText } from "../core/jsonText.ts"
+import { formatParseError } from "../core/schemaIssues.ts"
 import { AppConfig, type AppConfigShape, type ModelPurpose } from "./Config.ts"
 
 export const LuallmServer = Schema.Struct({
@@ -234,11 +234,9 @@ const makeLuallm = (app: AppConfigShape, backend: LuallmBackend): LuallmShape =>
   }
 }
 
-const describeParseError = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)
-
 const decodeStatus = (source: string, text: string) =>
   Schema.decodeUnknown(fromJsonText(LuallmStatus))(text).pipe(
-    Effect.mapError((error) => new LuallmStatusInvalid({ source, reason: describeParseError(error) }))
+    Effect.mapError((error) => new LuallmStatusInvalid({ source, reason: formatParseError(error) }))
   )
 
 interface CliOutput {

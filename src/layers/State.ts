@@ -8,6 +8,7 @@ import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Context, Data, Effect, Layer, Option, Schema, type Scope } from "effect"
 import { fromJsonText } from "../core/jsonText.ts"
+import { formatParseError } from "../core/schemaIssues.ts"
 import { Task } from "../core/task.ts"
 import { AppConfig } from "./Config.ts"
 
@@ -124,7 +125,7 @@ export const makeStateStore = <A, I>(schema: Schema.Schema<A, I>, options: State
       const text = yield* fs.readFileString(file).pipe(Effect.mapError(ioError(file, "read")))
       const decoded = decode(text)
       if (decoded._tag === "Left") {
-        const reason = text.trim() === "" ? "the file is empty" : decoded.left.message.split("\n").slice(0, 6).join("; ")
+        const reason = text.trim() === "" ? "the file is empty" : formatParseError(decoded.left)
         return yield* new StateCorrupt({ path: file, reason })
       }
       return Option.some(decoded.right)

@@ -151,7 +151,7 @@ describe("config validation errors", () => {
       expect(error._tag).toBe("ConfigInvalid")
       if (error._tag !== "ConfigInvalid") return
       expect(error.issues.map((i) => i.key).sort()).toEqual([
-        "allowed_paths.1",
+        "allowed_paths[1]",
         "approval_tiers.task_confirmation",
         "audit.max_files",
         "audit.max_size_mb",

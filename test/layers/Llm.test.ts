@@ -192,7 +192,7 @@ describe("Llm Live over HTTP", () => {
       const { llm } = yield* setup()
       const error = yield* Effect.flip(llm.complete(ask(Behaviour.wrongShape)))
       expect(error._tag).toBe("LlmBadResponse")
-      expect(error.message).toContain("answered, but its body is not a chat completion (choices.0: is missing)")
+      expect(error.message).toContain("answered, but its body is not a chat completion (choices[0]: is missing)")
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scopedLive("streams the answer as deltas, then the same result with usage", () =>

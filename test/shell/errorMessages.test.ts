@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
@@ -320,6 +320,37 @@ describe("deeply nested JSON from outside", () => {
     expect(run.code).toBe(ExitCodes.failure)
     oneClearLine(run)
     expect(run.stderr).toContain(join(home, "luallm-agent.json"))
+  })
+
+  it("an approval record nested 100000 deep is reported as damaged in one line", () => {
+    const home = freshHome()
+    const dir = join(home, "state", "pending_approvals")
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, `skill_csv_sum_${ID}.json`), `{"id":${"[".repeat(100_000)}${"]".repeat(100_000)}}`)
+    const run = runCli(["approvals", "list"], { env: { HOME: home, LUALLM_AGENT_STATE_DIR: join(home, "state") }, cwd: home })
+    expect(run.code).toBe(ExitCodes.failure)
+    oneClearLine(run)
+    expect(run.stderr).toContain(`skill_csv_sum_${ID}.json`)
+  })
+
+  it("a saved task nested 100000 deep is reported as damaged in one line", () => {
+    const home = freshHome()
+    const dir = join(home, "state")
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, "current_task.json"), `{"id":${"[".repeat(100_000)}`)
+    const run = runCli(["status"], { env: { HOME: home, LUALLM_AGENT_STATE_DIR: dir }, cwd: home })
+    expect(run.code).toBe(ExitCodes.failure)
+    oneClearLine(run)
+    expect(run.stderr).toContain(join(dir, "current_task.json"))
+  })
+
+  it("a luallm state file nested 100000 deep is a failed doctor check, not a stack", () => {
+    const home = freshHome()
+    writeFileSync(join(home, "state.json"), `{"servers":${"[".repeat(100_000)}`)
+    const env = { HOME: home, LUALLM_AGENT_LUALLM_BINARY: join(home, "no-luallm"), LUALLM_AGENT_LUALLM_STATE_FILE: join(home, "state.json") }
+    const run = runCli(["doctor"], { env, cwd: home })
+    expect(run.stdout).toContain(`${join(home, "state.json")} did not hold a valid luallm status: it nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`)
+    expect(`${run.stdout}${run.stderr}`).not.toMatch(/RangeError|Maximum call stack|\n\s+at /)
   })
 
   it("a cassette line nested 100000 deep is named by its line in one line", () => {

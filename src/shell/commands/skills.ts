@@ -6,8 +6,9 @@
  */
 import { Args, Command as Cli, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
-import { Console, Data, Effect, Either, ParseResult, Schema } from "effect"
+import { Console, Data, Effect, Either, Schema } from "effect"
 import { fromJsonText } from "../../core/jsonText.ts"
+import { formatParseError } from "../../core/schemaIssues.ts"
 import { findHiddenCharacters } from "../../core/reviewText.ts"
 import { SkillArgs, type SkillMetadata } from "../../core/skillMeta.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
@@ -135,7 +136,7 @@ const runCommand = Cli.make(
     Effect.gen(function*() {
       const decoded = decodeArgs(args)
       if (Either.isLeft(decoded)) {
-        const reason = ParseResult.ArrayFormatter.formatErrorSync(decoded.left).map((issue) => issue.message).join("; ")
+        const reason = formatParseError(decoded.left)
         yield* Console.error(`error: ${sanitizeForTerminal(new ArgsNotJson({ reason }).message)}`)
         return yield* new ExitWith({ code: ExitCodes.usage })
       }
