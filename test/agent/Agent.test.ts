@@ -31,6 +31,12 @@ test("doubles 0", () => { assert.equal(run({ n: 0 }), 0) })
 const doublePlan = plan([
   { id: "d", action: "skill", skill_name: "double", skill_args: { n: 21 }, description: "Return twice the number n." }
 ])
+/** A model that plans with a missing `double` and drafts it right the first time. */
+const draftsDouble = [
+  FakeReply.content(doublePlan, { when: "Request:" }),
+  FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
+  FakeReply.content(doubleTests, { when: "Write double.test.js" })
+]
 
 describe("agent", () => {
   it.scoped("completes a plan that uses existing skills, passing results downstream", () =>
@@ -181,12 +187,7 @@ export function run({ depth }) { let v = 1; for (let i = 0; i < depth; i++) v = 
     Effect.gen(function*() {
       const home = yield* tempDir
       const config = testConfig(home)
-      const replies = [
-        FakeReply.content(doublePlan, { when: "Request:" }),
-        FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
-        FakeReply.content(doubleTests, { when: "Write double.test.js" })
-      ]
-      const layer = agentLayer(config, replies, home)
+      const layer = agentLayer(config, draftsDouble, home)
       const done = yield* Effect.gen(function*() {
         const agent = yield* Agent
         const approvals = yield* Approvals
@@ -207,12 +208,7 @@ export function run({ depth }) { let v = 1; for (let i = 0; i < depth; i++) v = 
     Effect.gen(function*() {
       const home = yield* tempDir
       const config = testConfig(home)
-      const replies = [
-        FakeReply.content(doublePlan, { when: "Request:" }),
-        FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
-        FakeReply.content(doubleTests, { when: "Write double.test.js" })
-      ]
-      const layer = agentLayer(config, replies, home)
+      const layer = agentLayer(config, draftsDouble, home)
       const done = yield* Effect.gen(function*() {
         const agent = yield* Agent
         yield* agent.run("Double 21")

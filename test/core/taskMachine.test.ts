@@ -97,14 +97,17 @@ describe("task machine", () => {
     expect((tasks[8] as Task).paused).toBeNull()
   })
 
-  it("keeps the tested copy's hashes for the approval, and forgets them when a new version is drafted", () => {
-    const tasks = run(newTask("t", "sum", now), [
+  /** A task whose draft passed its tests: it waits to file its approval. */
+  const awaitingApproval = () =>
+    last(run(newTask("t", "sum", now), [
       Event.ModelReady({ model: "m" }),
       Event.Planned({ graph, missing: [skill] }),
       Event.Drafted({ codePath: "/d/csv_sum.js", testPath: "/d/csv_sum.test.js" }),
       Event.TestsPassed({ report: passing, tested })
-    ])
-    const approval = last(tasks)
+    ]))
+
+  it("keeps the tested copy's hashes for the approval, and forgets them when a new version is drafted", () => {
+    const approval = awaitingApproval()
     expect(approval.draft?.tested).toEqual(tested)
     expect(commandFor(approval)._tag).toBe("RequestApproval")
     const redrafted = transition(approval, Event.Drafted({ codePath: "/d/csv_sum.js", testPath: "/d/csv_sum.test.js" }), limits, now).task
@@ -112,13 +115,7 @@ describe("task machine", () => {
   })
 
   it("tests again before filing an approval when a saved task has no tested copy (saved by an older version)", () => {
-    const tasks = run(newTask("t", "sum", now), [
-      Event.ModelReady({ model: "m" }),
-      Event.Planned({ graph, missing: [skill] }),
-      Event.Drafted({ codePath: "/d/csv_sum.js", testPath: "/d/csv_sum.test.js" }),
-      Event.TestsPassed({ report: passing, tested })
-    ])
-    const approval = last(tasks)
+    const approval = awaitingApproval()
     const { tested: _, ...older } = approval.draft ?? { tested: null }
     const legacy = Schema.decodeUnknownSync(TaskSchema)({ ...Schema.encodeSync(TaskSchema)(approval), draft: older })
     expect(legacy.draft?.tested).toBeNull()
