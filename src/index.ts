@@ -35,7 +35,7 @@ export {
 } from "./Agent.ts"
 
 // Configuration
-export { type AgentConfig, type ConfigEnvironment, ConfigSchema, configInside, defaultConfig, Tier } from "./core/config.ts"
+export { type AgentConfig, type ConfigEnvironment, ConfigSchema, defaultConfig, Tier } from "./core/config.ts"
 export {
   AppConfig,
   AppConfigFrom,
@@ -46,6 +46,7 @@ export {
   ConfigFileNotFound,
   ConfigFileUnreadable,
   ConfigInvalid,
+  configInside,
   type LoadOptions,
   type ModelPurpose
 } from "./layers/Config.ts"

@@ -143,14 +143,26 @@ export const configInside = (
   }
 }
 
-/** Where one effective value came from, for `luallm-agent config`. */
+/** Where one effective value came from, for `luallm-agent config` and `ConfigInvalid`. */
 export type ConfigSource =
   | { readonly _tag: "default" }
   | { readonly _tag: "file"; readonly file: string }
   | { readonly _tag: "env"; readonly variable: string }
+  /** Settings an embedding app gave in code (`createAgent({ config })`). */
+  | { readonly _tag: "app" }
 
-export const describeSource = (source: ConfigSource): string =>
-  source._tag === "default" ? "default" : source._tag === "file" ? source.file : `$${source.variable}`
+export const describeSource = (source: ConfigSource): string => {
+  switch (source._tag) {
+    case "default":
+      return "default"
+    case "file":
+      return source.file
+    case "env":
+      return `$${source.variable}`
+    case "app":
+      return "the app's settings"
+  }
+}
 
 /** One problem with the configuration, addressed by its key path (`limits.max_task_steps`). */
 export interface ConfigIssue {
