@@ -34,6 +34,16 @@ export {
   TaskInProgress
 } from "./Agent.ts"
 
+// The agent for apps without Effect: Promises and callbacks
+export {
+  AgentClosed,
+  ApprovalCallbackFailed,
+  type ApprovalRequest,
+  createAgent,
+  type CreateAgentOptions,
+  type PromiseAgent
+} from "./createAgent.ts"
+
 // Configuration
 export { type AgentConfig, type ConfigEnvironment, ConfigSchema, defaultConfig, Tier } from "./core/config.ts"
 export {
@@ -47,6 +57,7 @@ export {
   ConfigFileUnreadable,
   ConfigInvalid,
   configInside,
+  type ConfigSettings,
   type LoadOptions,
   type ModelPurpose
 } from "./layers/Config.ts"

@@ -152,6 +152,12 @@ const readJsonObject = (fs: FileSystem.FileSystem, file: string) =>
     return parsed
   })
 
+/** A config file's keys, all or some: the settings an embedding app gives in code. */
+export type ConfigSettings = {
+  readonly [Key in keyof AgentConfig]?: AgentConfig[Key] extends ReadonlyArray<unknown> ? AgentConfig[Key]
+    : { readonly [Leaf in keyof AgentConfig[Key]]?: AgentConfig[Key][Leaf] }
+}
+
 export interface LoadOptions {
   /** `--config` from the command line. */
   readonly configPath?: string | undefined
