@@ -14,9 +14,11 @@
  *   )
  *   const outcome = yield* Effect.flatMap(Agent, (agent) => agent.run("…"))
  *
- * TypeScript-aware runtimes and tools (Deno, Bun, bundlers, tsx, vitest) load this file; plain
- * Node's `import` gets `dist/index.js`, the same code built as one ES module with every package
- * left external (see `exports` in package.json).
+ * An app without Effect uses `createAgent({ … })`: the same agent as Promises.
+ *
+ * The package ships this file built: `dist/index.js` (one ES module, every package left
+ * external, so the app's copy of `effect` is shared) with declarations in `dist/types`. In a
+ * clone, Deno, tsx and vitest can load it as it is.
  */
 
 // The agent
