@@ -8,7 +8,8 @@
 // Run by `prepare` (so `npm ci` and `npm pack` leave dist/ ready) and by the tests' global setup.
 // It builds only when dist/ is out of date: dist/.build.json keeps a hash of every input (see
 // `inputs`) and the list of files the build wrote; when the hash is the same and those files
-// exist, it does nothing. `--force` (`npm run build`) builds anyway.
+// exist, it does nothing. `--force` (`npm run build`) builds anyway; `--check` only says whether
+// dist/ is up to date (exit code 0) or not (1, with the reason).
 import { execFile, execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
@@ -56,9 +57,13 @@ const readStamp = () => {
   }
 }
 
-const upToDate = (digest) => {
+/** Why dist/ must be built, or undefined when it is up to date. */
+const staleness = (digest) => {
   const stamp = readStamp()
-  return stamp !== undefined && stamp.inputs === digest && stamp.outputs.every((file) => existsSync(file))
+  if (stamp === undefined) return `no ${stampFile} from an earlier build`
+  if (stamp.inputs !== digest) return "the sources, the lock file or a configuration changed"
+  const missing = stamp.outputs.find((file) => !existsSync(file))
+  return missing === undefined ? undefined : `${missing} is missing`
 }
 
 /**
@@ -155,9 +160,12 @@ const declarations = async () => {
   return emitted.map((file) => join("dist/types", relative(fresh, file)))
 }
 
-const force = process.argv.includes("--force")
 const digest = inputsDigest()
-if (!force && upToDate(digest)) {
+const stale = process.argv.includes("--force") ? "--force" : staleness(digest)
+if (process.argv.includes("--check")) {
+  console.log(stale === undefined ? "dist/ is up to date" : `dist/ is out of date: ${stale}`)
+  process.exitCode = stale === undefined ? 0 : 1
+} else if (stale === undefined) {
   console.error("dist/ is up to date with the sources (`npm run build` rebuilds it anyway)")
 } else {
   // Loaded only to build: an up-to-date check is then a fifth of a second.
