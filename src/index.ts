@@ -14,9 +14,11 @@
  *   )
  *   const outcome = yield* Effect.flatMap(Agent, (agent) => agent.run("…"))
  *
- * TypeScript-aware runtimes and tools (Deno, Bun, bundlers, tsx, vitest) load this file; plain
- * Node's `import` gets `dist/index.js`, the same code built as one ES module with every package
- * left external (see `exports` in package.json).
+ * An app without Effect uses `createAgent({ … })`: the same agent as Promises.
+ *
+ * The package ships this file built: `dist/index.js` (one ES module, every package left
+ * external, so the app's copy of `effect` is shared) with declarations in `dist/types`. In a
+ * clone, Deno, tsx and vitest can load it as it is.
  */
 
 // The agent
@@ -34,8 +36,18 @@ export {
   TaskInProgress
 } from "./Agent.ts"
 
+// The agent for apps without Effect: Promises and callbacks
+export {
+  AgentClosed,
+  ApprovalCallbackFailed,
+  type ApprovalRequest,
+  createAgent,
+  type CreateAgentOptions,
+  type PromiseAgent
+} from "./createAgent.ts"
+
 // Configuration
-export { type AgentConfig, type ConfigEnvironment, ConfigSchema, configInside, defaultConfig, Tier } from "./core/config.ts"
+export { type AgentConfig, type ConfigEnvironment, ConfigSchema, defaultConfig, Tier } from "./core/config.ts"
 export {
   AppConfig,
   AppConfigFrom,
@@ -46,6 +58,8 @@ export {
   ConfigFileNotFound,
   ConfigFileUnreadable,
   ConfigInvalid,
+  configInside,
+  type ConfigSettings,
   type LoadOptions,
   type ModelPurpose
 } from "./layers/Config.ts"

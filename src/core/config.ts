@@ -154,13 +154,15 @@ export const configInside = (
   }
 }
 
-/** Where one effective value came from, for `luallm-agent config`. */
+/** Where one effective value came from, for `luallm-agent config` and `ConfigInvalid`. */
 export type ConfigSource =
   | { readonly _tag: "default" }
   /** The default, placed under another key's value (`audit.path` under `state_dir`). */
   | { readonly _tag: "follows"; readonly key: string }
   | { readonly _tag: "file"; readonly file: string }
   | { readonly _tag: "env"; readonly variable: string }
+  /** Settings an embedding app gave in code (`createAgent({ config })`). */
+  | { readonly _tag: "app" }
 
 export const describeSource = (source: ConfigSource): string => {
   switch (source._tag) {
@@ -172,6 +174,8 @@ export const describeSource = (source: ConfigSource): string => {
       return source.file
     case "env":
       return `$${source.variable}`
+    case "app":
+      return "the app's settings"
   }
 }
 

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
 import { NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
+import { AgentClosed, ApprovalCallbackFailed } from "../../src/createAgent.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
 import { fromJson } from "../../src/core/graph.ts"
 import { MAX_JSON_DEPTH } from "../../src/core/jsonText.ts"
@@ -135,6 +136,12 @@ const rows: ReadonlyArray<Row> = [
     error: new DraftWriteError({ path: `${STATE_DIR}/drafts/csv_sum.js`, reason: "ENOSPC: no space left on device" }),
     facts: [`${STATE_DIR}/drafts/csv_sum.js`, "ENOSPC", "skills.agent_dir", "luallm-agent resume"]
   },
+  // The Promise facade (createAgent)
+  {
+    error: new ApprovalCallbackFailed({ skill: "csv_sum", approvalId: ID, reason: "it threw review service down" }),
+    facts: ["onApproval", "csv_sum", "3f2a9c1e", "review service down", "stays paused", "resume()"]
+  },
+  { error: new AgentClosed({ method: "run" }), facts: ["run()", "close()", "createAgent"] },
   // Config
   { error: new ConfigFileNotFound({ path: "/home/ada/agent.json", via: "--config" }), facts: ["/home/ada/agent.json", "--config"] },
   {

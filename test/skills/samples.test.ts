@@ -20,7 +20,7 @@ import { sandboxLayer } from "../../src/layers/Sandbox.ts"
 import { nodeSandboxHost } from "../../src/layers/sandbox/host.ts"
 import { type RunOptions, SkillRunner, SkillRunnerLive } from "../../src/layers/SkillRunner.ts"
 import { Skills, SkillsLive } from "../../src/layers/Skills.ts"
-import { builtinSkillsDir } from "../../src/shell/packageRoot.ts"
+import { builtinSkillsDir } from "../../src/packageRoot.ts"
 
 const root = realpathSync(mkdtempSync(join(tmpdir(), "luallm-samples-")))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
