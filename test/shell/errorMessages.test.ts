@@ -1,8 +1,8 @@
 /**
  * Every tagged error the CLI can meet, rendered the way a user sees it: one line starting with
  * `error: `, the facts the user gave (path, model, skill…), what to do next, no stack trace,
- * and the exit code. A `Data.TaggedError` added anywhere in src without a row here fails the
- * completeness test at the bottom.
+ * and the exit code. A `Data.TaggedError` (or `Schema.TaggedError`) added anywhere in src without
+ * a row here fails the completeness test at the bottom.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
@@ -288,7 +288,8 @@ describe("every failure message", () => {
 })
 
 // ---------------------------------------------------------------------------------------------
-// Completeness: every `Data.TaggedError` class in src has a row (or a reason above why not).
+// Completeness: every `Data.TaggedError` or `Schema.TaggedError` class in src has a row (or a reason
+// above why not).
 
 const srcDir = join(import.meta.dirname, "..", "..", "src")
 const sourceFiles = (dir: string): Array<string> =>
@@ -303,11 +304,10 @@ interface Declared {
 }
 
 const declared: ReadonlyArray<Declared> = sourceFiles(srcDir).flatMap((file) =>
-  Array.from(readFileSync(file, "utf8").matchAll(/^(export\s+)?class\s+\w+\s+extends\s+Data\.TaggedError\("(\w+)"\)/gm), (match) => ({
-    tag: match[2] ?? "",
-    file: relative(srcDir, file),
-    exported: match[1] !== undefined
-  }))
+  Array.from(
+    readFileSync(file, "utf8").matchAll(/^(export\s+)?class\s+\w+\s+extends\s+(?:Data\.TaggedError\("(\w+)"\)|Schema\.TaggedError<\w+>\(\)\("(\w+)")/gm),
+    (match) => ({ tag: match[2] ?? match[3] ?? "", file: relative(srcDir, file), exported: match[1] !== undefined })
+  )
 )
 
 /** Classes a test cannot construct, and how they are covered instead. */
@@ -321,6 +321,7 @@ describe("the table of failure messages", () => {
   it("finds the tagged errors in src", () => {
     expect(declared.length).toBeGreaterThan(50)
     expect(declared.map((d) => d.tag)).toContain("ConfigInvalid")
+    expect(declared.map((d) => d.tag)).toContain("SkillTimeout")
   })
 
   it("has a row for every tagged error class in src", () => {

@@ -1,23 +1,30 @@
 /**
  * Everything the sandbox refuses or stops, as tagged errors. Each message says what was
  * refused, why, and what to do; `Sandbox.ts` re-exports them.
+ *
+ * They are `Schema.TaggedError`s because they cross a thread boundary: a run happens in a
+ * worker thread (`sandbox/worker.ts`), and the error it ends with comes back to the main
+ * thread encoded by `SandboxErrorSchema` and is decoded into the same class, message included.
  */
-import { Data } from "effect"
+import { Schema } from "effect"
 
 /** Why a path was refused, in the order the checks run. */
-export type PathRefusal = "parent_segment" | "protected" | "not_declared" | "not_allowed" | "symlink_escape"
+export const PathRefusal = Schema.Literal("parent_segment", "protected", "not_declared", "not_allowed", "symlink_escape")
+export type PathRefusal = typeof PathRefusal.Type
 
-export class PathNotAllowed extends Data.TaggedError("PathNotAllowed")<{
-  readonly skill: string
+const Strings = Schema.Array(Schema.String)
+
+export class PathNotAllowed extends Schema.TaggedError<PathNotAllowed>()("PathNotAllowed", {
+  skill: Schema.String,
   /** The operation that asked, e.g. `fs.readFile` or `exec cat`. */
-  readonly operation: string
-  readonly path: string
+  operation: Schema.String,
+  path: Schema.String,
   /** After `~`, `..` and symlinks are resolved. */
-  readonly resolved: string
-  readonly reason: PathRefusal
+  resolved: Schema.String,
+  reason: PathRefusal,
   /** The declared paths or `allowed_paths` that did not match, or the protected directory. */
-  readonly rule: ReadonlyArray<string>
-}> {
+  rule: Strings
+}) {
   override get message() {
     const where = `${this.operation}("${this.path}") by skill ${this.skill}`
     const globs = this.rule.length === 0 ? "(none)" : this.rule.join(", ")
@@ -36,33 +43,33 @@ export class PathNotAllowed extends Data.TaggedError("PathNotAllowed")<{
   }
 }
 
-export class UndeclaredDependency extends Data.TaggedError("UndeclaredDependency")<{
-  readonly skill: string
+export class UndeclaredDependency extends Schema.TaggedError<UndeclaredDependency>()("UndeclaredDependency", {
+  skill: Schema.String,
   /** What the code asked for (`require("fs")`, `import "./x.js"`). */
-  readonly requested: string
-  readonly declared: ReadonlyArray<string>
-}> {
+  requested: Schema.String,
+  declared: Strings
+}) {
   override get message() {
     const declared = this.declared.length === 0 ? "none" : this.declared.join(", ")
     return `Refused require/import of "${this.requested}" by skill ${this.skill}: only the skill's declared dependencies (${declared}) can be loaded, by name. Host modules (fs, child_process, …) are never available; use the injected fs global, or declare the skill in "dependencies".`
   }
 }
 
-export class SkillTimeout extends Data.TaggedError("SkillTimeout")<{
-  readonly skill: string
-  readonly seconds: number
-}> {
+export class SkillTimeout extends Schema.TaggedError<SkillTimeout>()("SkillTimeout", {
+  skill: Schema.String,
+  seconds: Schema.Number
+}) {
   override get message() {
     return `Stopped skill ${this.skill}: it ran longer than ${this.seconds} s (an endless loop, a promise chain that never ends, or a slow command). Fix the skill, or raise limits.skill_timeout_seconds if the work is genuinely long.`
   }
 }
 
-export class SkillMemoryExceeded extends Data.TaggedError("SkillMemoryExceeded")<{
-  readonly skill: string
-  readonly kind: "heap" | "stack"
+export class SkillMemoryExceeded extends Schema.TaggedError<SkillMemoryExceeded>()("SkillMemoryExceeded", {
+  skill: Schema.String,
+  kind: Schema.Literal("heap", "stack"),
   /** For "heap": limits.skill_memory_mb; for "stack": the stack limit in KiB. */
-  readonly limit: number
-}> {
+  limit: Schema.Number
+}) {
   override get message() {
     return this.kind === "heap"
       ? `Stopped skill ${this.skill}: it used more than ${this.limit} MB of memory. Process the data in smaller pieces, or raise limits.skill_memory_mb.`
@@ -70,35 +77,35 @@ export class SkillMemoryExceeded extends Data.TaggedError("SkillMemoryExceeded")
   }
 }
 
-export class TooManyHandles extends Data.TaggedError("TooManyHandles")<{
-  readonly skill: string
-  readonly limit: number
-  readonly path: string
-}> {
+export class TooManyHandles extends Schema.TaggedError<TooManyHandles>()("TooManyHandles", {
+  skill: Schema.String,
+  limit: Schema.Number,
+  path: Schema.String
+}) {
   override get message() {
     return `Refused fs.open("${this.path}") by skill ${this.skill}: it already holds ${this.limit} open files, the most a skill may hold. Close files with fs.close(handle) when done with them.`
   }
 }
 
-export class SkillThrew extends Data.TaggedError("SkillThrew")<{
-  readonly skill: string
+export class SkillThrew extends Schema.TaggedError<SkillThrew>()("SkillThrew", {
+  skill: Schema.String,
   /** The file the error points at (the skill, or its test file). */
-  readonly file: string
+  file: Schema.String,
   /** The skill's own message, e.g. "TypeError: x is undefined". */
-  readonly error: string
-  readonly line: number | null
-}> {
+  error: Schema.String,
+  line: Schema.NullOr(Schema.Number)
+}) {
   override get message() {
     const where = this.line === null ? this.file : `${this.file}:${this.line}`
     return `Skill ${this.skill} threw ${this.error} (${where}). Fix the skill, or check the arguments it was given.`
   }
 }
 
-export class CapabilityDenied extends Data.TaggedError("CapabilityDenied")<{
-  readonly skill: string
-  readonly capability: string
-  readonly reason: "not_declared" | "not_granted" | "draft"
-}> {
+export class CapabilityDenied extends Schema.TaggedError<CapabilityDenied>()("CapabilityDenied", {
+  skill: Schema.String,
+  capability: Schema.String,
+  reason: Schema.Literal("not_declared", "not_granted", "draft")
+}) {
   override get message() {
     switch (this.reason) {
       case "not_declared":
@@ -111,77 +118,81 @@ export class CapabilityDenied extends Data.TaggedError("CapabilityDenied")<{
   }
 }
 
-export class CommandNotAllowed extends Data.TaggedError("CommandNotAllowed")<{
-  readonly skill: string
-  readonly command: string
-  readonly reason: string
-}> {
+export class CommandNotAllowed extends Schema.TaggedError<CommandNotAllowed>()("CommandNotAllowed", {
+  skill: Schema.String,
+  command: Schema.String,
+  reason: Schema.String
+}) {
   override get message() {
     return `Refused exec("${this.command}") by skill ${this.skill}: ${this.reason}. The whitelist is fixed: change the skill to do this another way.`
   }
 }
 
-export class OutputTooLarge extends Data.TaggedError("OutputTooLarge")<{
-  readonly skill: string
+export class OutputTooLarge extends Schema.TaggedError<OutputTooLarge>()("OutputTooLarge", {
+  skill: Schema.String,
   /** "result" or "log data". */
-  readonly what: string
-  readonly size: number
-  readonly limit: number
-}> {
+  what: Schema.String,
+  size: Schema.Number,
+  limit: Schema.Number
+}) {
   override get message() {
     return `Refused the ${this.what} of skill ${this.skill}: ${this.size} characters of JSON, more than the ${this.limit} allowed. Return a summary, or write large data to a file the skill declares.`
   }
 }
 
-export class ResultNotJson extends Data.TaggedError("ResultNotJson")<{
-  readonly skill: string
-  readonly reason: string
-}> {
+export class ResultNotJson extends Schema.TaggedError<ResultNotJson>()("ResultNotJson", {
+  skill: Schema.String,
+  reason: Schema.String
+}) {
   override get message() {
     return `Skill ${this.skill} returned a value that is not JSON (${this.reason}). Return plain data: objects, arrays, strings, numbers, booleans and null.`
   }
 }
 
-export class FunctionNotExported extends Data.TaggedError("FunctionNotExported")<{
-  readonly skill: string
-  readonly function: string
-  readonly exported: ReadonlyArray<string>
-}> {
+export class FunctionNotExported extends Schema.TaggedError<FunctionNotExported>()("FunctionNotExported", {
+  skill: Schema.String,
+  function: Schema.String,
+  exported: Strings
+}) {
   override get message() {
     const exported = this.exported.length === 0 ? "nothing" : this.exported.join(", ")
     return `Skill ${this.skill} does not export a function ${this.function} (it exports ${exported}). Export it: \`export function ${this.function}(args) {…}\` or \`module.exports = { ${this.function} }\`.`
   }
 }
 
-export class SkillStalled extends Data.TaggedError("SkillStalled")<{
-  readonly skill: string
-  readonly function: string
-}> {
+export class SkillStalled extends Schema.TaggedError<SkillStalled>()("SkillStalled", {
+  skill: Schema.String,
+  function: Schema.String
+}) {
   override get message() {
     return `Skill ${this.skill}: ${this.function} returned a promise that can never settle (nothing in the sandbox is left to resolve it: there are no timers or asynchronous host calls). Make sure every promise the skill awaits is resolved.`
   }
 }
 
-export class SandboxCrashed extends Data.TaggedError("SandboxCrashed")<{
-  readonly skill: string
-  readonly reason: string
-}> {
+export class SandboxCrashed extends Schema.TaggedError<SandboxCrashed>()("SandboxCrashed", {
+  skill: Schema.String,
+  reason: Schema.String
+}) {
   override get message() {
     return `The sandbox engine failed while running skill ${this.skill}: ${this.reason}. The engine was discarded and the next run starts a fresh one; if it happens again with this skill, report it with the skill file.`
   }
 }
 
-export type SandboxError =
-  | PathNotAllowed
-  | UndeclaredDependency
-  | SkillTimeout
-  | SkillMemoryExceeded
-  | TooManyHandles
-  | SkillThrew
-  | CapabilityDenied
-  | CommandNotAllowed
-  | OutputTooLarge
-  | ResultNotJson
-  | FunctionNotExported
-  | SkillStalled
-  | SandboxCrashed
+/** Every error a run can end with, as it crosses from the worker to the main thread. */
+export const SandboxErrorSchema = Schema.Union(
+  PathNotAllowed,
+  UndeclaredDependency,
+  SkillTimeout,
+  SkillMemoryExceeded,
+  TooManyHandles,
+  SkillThrew,
+  CapabilityDenied,
+  CommandNotAllowed,
+  OutputTooLarge,
+  ResultNotJson,
+  FunctionNotExported,
+  SkillStalled,
+  SandboxCrashed
+)
+
+export type SandboxError = typeof SandboxErrorSchema.Type
