@@ -38,6 +38,7 @@ import {
   OutputBuffer,
   reexportSource,
   type RunRequest,
+  type RunScope,
   type RunSettings,
   type SkillSource,
   type TestSource
@@ -53,7 +54,7 @@ const decodeTestNames = Schema.decodeUnknownEither(Schema.parseJson(TestNames))
 const decodeTestOutcome = Schema.decodeUnknownEither(Schema.parseJson(TestOutcomeSchema))
 const decodeNames = Schema.decodeUnknownEither(Schema.parseJson(Schema.Array(Schema.String)))
 
-export class SandboxRun {
+export class SandboxRun implements RunScope {
   readonly output: OutputBuffer
   readonly auditEvents: Array<AuditEvent> = []
   readonly deadline: number
