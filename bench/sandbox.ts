@@ -16,7 +16,6 @@ import { parseMetadata } from "../src/core/skillMeta.ts"
 import { Audit } from "../src/layers/Audit.ts"
 import { AppConfigFrom, defaultConfig } from "../src/layers/Config.ts"
 import { Sandbox, sandboxLayer, trusted } from "../src/layers/Sandbox.ts"
-import { nodeSandboxHost } from "../src/layers/sandbox/host.ts"
 import type { BenchRow, BenchSize } from "./types.ts"
 
 const median = (values: ReadonlyArray<number>): number => {
@@ -94,7 +93,7 @@ export const sandboxBench = (size: BenchSize): Effect.Effect<ReadonlyArray<Bench
         writeFileSync(files.small, "x".repeat(1024))
         writeFileSync(files.large, "y".repeat(64 * 1024))
         const config = { ...defaultConfig({ home, cwd: home, builtinSkillsDir: join(home, "builtin") }), allowed_paths: [`${home}/data/**`] }
-        const layer = sandboxLayer(nodeSandboxHost({ home, cwd: home })).pipe(
+        const layer = sandboxLayer({ home, cwd: home }).pipe(
           Layer.provide(arrayAudit),
           Layer.provide(AppConfigFrom(config, { home, cwd: home })),
           Layer.provide(NodeContext.layer)

@@ -1,5 +1,6 @@
-// Bundles the CLI (and the bench / soak runners) into CommonJS files under dist/, and the
-// library entry into dist/index.js.
+// Bundles the CLI (and the bench / soak runners) into CommonJS files under dist/, the sandbox's
+// worker thread into dist/sandboxWorker.cjs (the CLI and the library both start it from there),
+// and the library entry into dist/index.js.
 // One bundled file starts several times faster than unbundled ESM (see README, Performance).
 // Run by `prepare`, so `npm ci` leaves `npx luallm-agent` ready.
 import { build } from "esbuild"
@@ -9,6 +10,7 @@ import { dirname } from "node:path"
 
 const entries = {
   cli: "src/shell/main.ts",
+  sandboxWorker: "src/layers/sandbox/workerMain.ts",
   bench: "bench/main.ts",
   soak: "scripts/soak.ts"
 }

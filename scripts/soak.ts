@@ -36,7 +36,7 @@ import { AppConfigFrom } from "../src/layers/Config.ts"
 import { FakeReply, LlmFake } from "../src/layers/Llm.ts"
 import { LlmRecord } from "../src/layers/LlmCassette.ts"
 import { LuallmTest } from "../src/layers/Luallm.ts"
-import { builtinSkillsDir, packageRoot } from "../src/shell/packageRoot.ts"
+import { builtinSkillsDir, packageRoot } from "../src/packageRoot.ts"
 
 // ---------------------------------------------------------------------------------------------
 // A workspace where the bundled CLI runs a scripted task offline

@@ -14,7 +14,7 @@ import { SandboxLive } from "../layers/Sandbox.ts"
 import { SkillRunnerLive } from "../layers/SkillRunner.ts"
 import { SkillsLive } from "../layers/Skills.ts"
 import { StateLive } from "../layers/State.ts"
-import { builtinSkillsDir } from "./packageRoot.ts"
+import { builtinSkillsDir } from "../packageRoot.ts"
 import { root } from "./root.ts"
 
 export interface GlobalOptions {

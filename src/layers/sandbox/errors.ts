@@ -178,6 +178,15 @@ export class SandboxCrashed extends Schema.TaggedError<SandboxCrashed>()("Sandbo
   }
 }
 
+/** The worker thread's bundle is not there: the package was not built. Not a run's error: the layer's. */
+export class SandboxWorkerMissing extends Schema.TaggedError<SandboxWorkerMissing>()("SandboxWorkerMissing", {
+  script: Schema.String
+}) {
+  override get message() {
+    return `The sandbox cannot start: its worker bundle ${this.script} is missing. Run \`npm run build\` (or \`npm ci\`) in the luallm-agent package to build it.`
+  }
+}
+
 /** Every error a run can end with, as it crosses from the worker to the main thread. */
 export const SandboxErrorSchema = Schema.Union(
   PathNotAllowed,

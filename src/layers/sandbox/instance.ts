@@ -43,11 +43,6 @@ export interface RunSettings {
   readonly protectedPaths: ReadonlyArray<ProtectedPath>
 }
 
-export interface AuditEvent {
-  readonly event: string
-  readonly data: Readonly<Record<string, unknown>>
-}
-
 /** An exception the skill's code threw, read out of the VM. */
 export interface Thrown {
   readonly _tag: "Thrown"

@@ -1,6 +1,7 @@
 /**
- * Where the installed package lives, to find the shipped `skills/` and fixtures whether we
- * run from the TypeScript sources (tests) or from the bundled `dist/cli.cjs`.
+ * Where the installed package lives, to find the shipped `skills/`, the fixtures and the
+ * sandbox's worker bundle whether we run from the TypeScript sources (tests), the bundled
+ * `dist/cli.cjs` or the library's `dist/index.js`. The shell and the layers both use it.
  */
 import { existsSync, readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
