@@ -163,6 +163,7 @@ export {
   type SandboxError,
   SandboxLive,
   type SandboxShape,
+  SandboxWorkerMissing,
   SkillMemoryExceeded,
   SkillStalled,
   SkillThrew,

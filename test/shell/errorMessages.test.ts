@@ -45,6 +45,7 @@ import {
   PathNotAllowed,
   ResultNotJson,
   SandboxCrashed,
+  SandboxWorkerMissing,
   SkillMemoryExceeded,
   SkillStalled,
   SkillThrew,
@@ -231,6 +232,7 @@ const rows: ReadonlyArray<Row> = [
   { error: new FunctionNotExported({ skill: "csv_sum", function: "run", exported: ["main"] }), facts: ["csv_sum", "run", "main"] },
   { error: new SkillStalled({ skill: "csv_sum", function: "run" }), facts: ["csv_sum", "run"] },
   { error: new SandboxCrashed({ skill: "csv_sum", reason: "the QuickJS engine did not load (out of memory)" }), facts: ["csv_sum", "QuickJS engine did not load"] },
+  { error: new SandboxWorkerMissing({ script: "/opt/luallm-agent/dist/sandboxWorker.cjs" }), facts: ["/opt/luallm-agent/dist/sandboxWorker.cjs", "`npm run build`"] },
   { error: new TestFileFailed({ skill: "csv_sum", file: DRAFT.replace(".js", ".test.js"), reason: "it registers 150 tests, more than the 100 allowed." }), facts: ["csv_sum", "csv_sum.test.js", "150 tests", "luallm-agent skills test csv_sum"] },
   // SkillRunner
   { error: new TestFileMissing({ skill: "csv_sum", file: "/home/ada/skills/csv_sum.test.js" }), facts: ["csv_sum", "/home/ada/skills/csv_sum.test.js"] },
