@@ -82,7 +82,7 @@ export const sandboxLimits = {
   /** The whole test run may take this many times `skill_timeout_seconds`. */
   testBudgetFactor: 5,
   /** Audit lines one call (or one whole test run) may write; the rest is counted in one closing line. */
-  maxAuditEvents: 10_000,
+  maxAuditEvents: 5_000,
   /** Audit bytes one call (or test run) may write… */
   maxAuditBytes: 1024 * 1024,
   /** …and never more than this share of the history the log keeps (`max_size_mb` × `max_files`). */
@@ -95,8 +95,6 @@ export const sandboxLimits = {
 interface AuditTally {
   remaining: AuditBudget
   dropped: { events: number; bytes: number }
-  /** False once a worker was stopped before it reported its final count. */
-  exact: boolean
 }
 
 const isJobValue = <T extends JobValue["_tag"]>(value: JobValue, tag: T): value is Extract<JobValue, { readonly _tag: T }> =>
@@ -119,6 +117,7 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
       script: workerScript,
       size: config.limits.max_parallel_nodes,
       graceMs: sandboxLimits.killGraceMs,
+      auditCapacity: sandboxLimits.maxAuditBytes,
       settings: {
         ...environment,
         timeoutSeconds,
@@ -139,8 +138,7 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
         events: sandboxLimits.maxAuditEvents,
         bytes: Math.floor(Math.min(sandboxLimits.maxAuditBytes, history * sandboxLimits.auditHistoryShare))
       },
-      dropped: { events: 0, bytes: 0 },
-      exact: true
+      dropped: { events: 0, bytes: 0 }
     })
 
     /** One run of `job` in a worker, its audit events written as they come, charged to `tally`. */
@@ -152,7 +150,6 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
           bytes: Math.max(0, tally.remaining.bytes - report.written.bytes)
         }
         tally.dropped = { events: tally.dropped.events + report.dropped.events, bytes: tally.dropped.bytes + report.dropped.bytes }
-        tally.exact &&= report.droppedExact
         return { value: report.outcome, output: report.output }
       })
 
@@ -167,8 +164,6 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
             skill,
             dropped_events: tally.dropped.events,
             dropped_bytes: tally.dropped.bytes,
-            // When a run was stopped, the last count it sent is all that is known.
-            exact: tally.exact,
             max_events: initial.events,
             max_bytes: initial.bytes
           })

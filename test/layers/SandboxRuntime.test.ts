@@ -14,18 +14,21 @@ import { afterAll } from "vitest"
 import { Sandbox, sandboxLayer, sandboxLimits } from "../../src/layers/Sandbox.ts"
 import { buildWorker } from "../support/buildWorker.ts"
 import { auditEvents, header, makeFixture, runRequest, sandboxTestLayer, skillSource } from "./sandboxTestKit.ts"
-import { AuditTest } from "../../src/layers/Audit.ts"
+import { Audit, AuditLive, AuditTest, readAuditLog } from "../../src/layers/Audit.ts"
 import { AppConfigFrom } from "../../src/layers/Config.ts"
 import { NodeContext } from "@effect/platform-node"
 
 const faultyWorker = buildWorker("test/support/faultyHostWorker.ts", "faultyHostWorker")
 
 const fixture = makeFixture()
+// A small log: 256 KB per file, two rotated files, so 768 KB of history in all.
+const smallLog = makeFixture((config) => ({ ...config, audit: { ...config.audit, max_size_mb: 0.25, max_files: 2 } }))
 // Long enough for two CPU-bound runs of 800 ms to overlap without either timing out.
 const roomy = makeFixture((config) => ({ ...config, limits: { ...config.limits, skill_timeout_seconds: 5, max_parallel_nodes: 2 } }))
 afterAll(() => {
   fixture.cleanup()
   roomy.cleanup()
+  smallLog.cleanup()
 })
 // 16 MB: the most a skill with 32 MB of memory may read at once.
 writeFileSync(join(fixture.data, "large.txt"), "z".repeat(16 * 1024 * 1024 - 1))
@@ -42,9 +45,13 @@ const data = { paths: ["~/data/**"] }
 const call = (code: string, meta: Record<string, unknown> = data) =>
   Effect.flatMap(Sandbox, (sandbox) => sandbox.call(runRequest(skillSource(header(meta) + code)), "run", {}))
 
-/** The outcome of `effect` and how long it took in wall time. */
+/**
+ * The outcome of `effect` and how long it took in wall time, measured once a worker is warm:
+ * starting a worker (loading its engine) has its own allowance, apart from the skill's limit.
+ */
 const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
+    yield* call("export const run = () => 0", {})
     const started = Date.now()
     const exit = yield* Effect.exit(effect)
     return { exit, ms: Date.now() - started }
@@ -158,5 +165,76 @@ describe("worker threads", () => {
       )).pipe(Effect.scoped))
       expect(error._tag).toBe("SandboxWorkerMissing")
       expect(error.message).toBe(`The sandbox cannot start: its worker bundle ${missing} is missing. Run \`npm run build\` (or \`npm ci\`) in the luallm-agent package to build it.`)
+    }))
+})
+
+const flood = "export function run() { for (let i = 0; ; i++) log('flood', { i, pad: 'x'.repeat(2000) }) }"
+
+layer(sandboxTestLayer(fixture), { excludeTestServices: true })("a draft that floods the audit log", (it) => {
+  it.effect("log() in a tight loop until the timeout writes at most the per-call cap, then one closing line", () =>
+    Effect.gen(function*() {
+      const rssBefore = process.memoryUsage().rss
+      const { exit } = yield* timed(call(flood, {}))
+      expectTimeout(exit)
+      const floodLines = (yield* auditEvents("skill.log")).filter((data) => data["event"] === "flood")
+      expect(floodLines.length).toBeGreaterThan(0)
+      expect(floodLines.length).toBeLessThanOrEqual(sandboxLimits.maxAuditEvents)
+      const [closing, ...more] = yield* auditEvents("sandbox.audit_capped")
+      expect(more).toEqual([])
+      expect(closing).toMatchObject({ skill: "probe", max_events: sandboxLimits.maxAuditEvents, max_bytes: sandboxLimits.maxAuditBytes })
+      expect(Number(closing?.["dropped_events"])).toBeGreaterThan(0)
+      // Loosely: the host did not keep what the flood produced (it would be gigabytes).
+      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024)
+    }))
+
+  it.effect.each([
+    ["an exception with a 4 MB message", "export function run() { throw new Error('e'.repeat(4 * 1024 * 1024)) }", "SkillThrew"],
+    ["a require of a 4 MB module name", "export function run() { return require('m'.repeat(4 * 1024 * 1024)) }", "UndeclaredDependency"]
+  ])("%s fails with a message cut to a readable length", ([, code, tag]) =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(call(code ?? "", {}))
+      expect(error._tag).toBe(tag)
+      expect(error.message.length).toBeLessThan(2_000)
+      expect(error.message).toContain(`… (${4 * 1024 * 1024 - 1000 + (tag === "SkillThrew" ? "Error: ".length : 0)} more characters)`)
+    }))
+
+  it.effect("a test run shares one cap across all its tests, of events as well as bytes", () =>
+    Effect.gen(function*() {
+      const sandbox = yield* Sandbox
+      // Events without data: the count cap, not the byte cap, is the one they reach.
+      const tests = Array.from({ length: 4 }, (_, n) => `test("t${n}", () => { for (let i = 0; i < 6000; i++) log("many") })`).join("\n")
+      const run = yield* sandbox.runTests(runRequest(skillSource(header({ name: "chatty" }) + "export const run = () => 1")), { file: "/virtual/chatty.test.js", code: tests })
+      expect(run.report).toMatchObject({ total: 4, passed: 4 })
+      const lines = (yield* auditEvents("skill.log")).filter((data) => data["skill"] === "chatty")
+      expect(lines.length).toBe(sandboxLimits.maxAuditEvents)
+      // One closing line for the whole test run, accounting for every event it held back.
+      const closing = (yield* auditEvents("sandbox.audit_capped")).filter((data) => data["skill"] === "chatty")
+      expect(closing).toEqual([expect.objectContaining({ dropped_events: 4 * 6000 - sandboxLimits.maxAuditEvents })])
+    }))
+})
+
+const smallLogLayer = sandboxLayer({ home: smallLog.home, cwd: smallLog.home }).pipe(
+  Layer.provideMerge(AuditLive),
+  Layer.provideMerge(AppConfigFrom(smallLog.config, { home: smallLog.home, cwd: smallLog.home })),
+  Layer.provideMerge(NodeContext.layer)
+)
+
+layer(smallLogLayer, { excludeTestServices: true })("a flood against a small, rotating audit log", (it) => {
+  it.effect("keeps every earlier line: a run may write a tenth of the log's history at most", () =>
+    Effect.gen(function*() {
+      const audit = yield* Audit
+      for (let n = 0; n < 50; n++) yield* audit.log("test.earlier", { n })
+      const { exit } = yield* timed(call(flood, {}))
+      expectTimeout(exit)
+      const { audit: { max_files, max_size_mb, path } } = smallLog.config
+      const { bad, entries } = yield* readAuditLog({ path, maxFiles: max_files })
+      expect(bad).toEqual([])
+      expect(entries.filter((entry) => entry.event === "test.earlier").map((entry) => entry.data["n"])).toEqual(Array.from({ length: 50 }, (_, n) => n))
+      const history = max_size_mb * 1024 * 1024 * max_files
+      const floodBytes = entries.filter((entry) => entry.event === "skill.log").reduce((sum, entry) => sum + JSON.stringify(entry).length + 1, 0)
+      expect(floodBytes).toBeLessThanOrEqual(history * sandboxLimits.auditHistoryShare)
+      // What was held back would have rotated the whole history away.
+      const closing = entries.find((entry) => entry.event === "sandbox.audit_capped")
+      expect(Number(closing?.data["dropped_bytes"])).toBeGreaterThan(history)
     }))
 })

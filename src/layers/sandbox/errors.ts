@@ -14,6 +14,19 @@ export type PathRefusal = typeof PathRefusal.Type
 
 const Strings = Schema.Array(Schema.String)
 
+/** The most characters of one value a message shows. */
+const SHOWN_CHARS = 1000
+
+/**
+ * A value the skill chose (a path, a module name, its exception's text), cut to a readable
+ * length: messages end up in the audit log and the terminal, and a skill must not be able to
+ * flood either by failing with a huge one.
+ */
+export const clip = (text: string, max: number = SHOWN_CHARS): string =>
+  text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`
+
+const list = (items: ReadonlyArray<string>, empty: string): string => (items.length === 0 ? empty : clip(items.join(", ")))
+
 export class PathNotAllowed extends Schema.TaggedError<PathNotAllowed>()("PathNotAllowed", {
   skill: Schema.String,
   /** The operation that asked, e.g. `fs.readFile` or `exec cat`. */
@@ -26,19 +39,20 @@ export class PathNotAllowed extends Schema.TaggedError<PathNotAllowed>()("PathNo
   rule: Strings
 }) {
   override get message() {
-    const where = `${this.operation}("${this.path}") by skill ${this.skill}`
-    const globs = this.rule.length === 0 ? "(none)" : this.rule.join(", ")
+    const where = `${clip(this.operation)}("${clip(this.path)}") by skill ${this.skill}`
+    const globs = list(this.rule, "(none)")
+    const resolved = clip(this.resolved)
     switch (this.reason) {
       case "parent_segment":
         return `Refused ${where}: the path contains "..". Skills must name paths directly; write the path without "..".`
       case "protected":
-        return `Refused ${where}: ${this.resolved} is inside ${globs}, which belongs to luallm-agent (skills, drafts, state and audit) and skills may not change it (drafts may not even read skills.allowed_dir). Point the skill at a path under allowed_paths outside these directories.`
+        return `Refused ${where}: ${resolved} is inside ${globs}, which belongs to luallm-agent (skills, drafts, state and audit) and skills may not change it (drafts may not even read skills.allowed_dir). Point the skill at a path under allowed_paths outside these directories.`
       case "not_declared":
-        return `Refused ${where}: ${this.resolved} is not among the paths the skill declares (${globs}). Add a matching glob to the skill's "paths" (a changed skill needs approval again).`
+        return `Refused ${where}: ${resolved} is not among the paths the skill declares (${globs}). Add a matching glob to the skill's "paths" (a changed skill needs approval again).`
       case "not_allowed":
-        return `Refused ${where}: ${this.resolved} is outside allowed_paths (${globs}). Add a matching glob to allowed_paths in the config if the skill should reach it.`
+        return `Refused ${where}: ${resolved} is outside allowed_paths (${globs}). Add a matching glob to allowed_paths in the config if the skill should reach it.`
       case "symlink_escape":
-        return `Refused ${where}: the path is a symlink (or goes through one) to ${this.resolved}, outside the declared and allowed paths (${globs}). Point the skill at the real location, if that location is meant to be allowed.`
+        return `Refused ${where}: the path is a symlink (or goes through one) to ${resolved}, outside the declared and allowed paths (${globs}). Point the skill at the real location, if that location is meant to be allowed.`
     }
   }
 }
@@ -50,8 +64,8 @@ export class UndeclaredDependency extends Schema.TaggedError<UndeclaredDependenc
   declared: Strings
 }) {
   override get message() {
-    const declared = this.declared.length === 0 ? "none" : this.declared.join(", ")
-    return `Refused require/import of "${this.requested}" by skill ${this.skill}: only the skill's declared dependencies (${declared}) can be loaded, by name. Host modules (fs, child_process, …) are never available; use the injected fs global, or declare the skill in "dependencies".`
+    const declared = list(this.declared, "none")
+    return `Refused require/import of "${clip(this.requested)}" by skill ${this.skill}: only the skill's declared dependencies (${declared}) can be loaded, by name. Host modules (fs, child_process, …) are never available; use the injected fs global, or declare the skill in "dependencies".`
   }
 }
 
@@ -83,7 +97,7 @@ export class TooManyHandles extends Schema.TaggedError<TooManyHandles>()("TooMan
   path: Schema.String
 }) {
   override get message() {
-    return `Refused fs.open("${this.path}") by skill ${this.skill}: it already holds ${this.limit} open files, the most a skill may hold. Close files with fs.close(handle) when done with them.`
+    return `Refused fs.open("${clip(this.path)}") by skill ${this.skill}: it already holds ${this.limit} open files, the most a skill may hold. Close files with fs.close(handle) when done with them.`
   }
 }
 
@@ -91,7 +105,7 @@ export class SkillThrew extends Schema.TaggedError<SkillThrew>()("SkillThrew", {
   skill: Schema.String,
   /** The file the error points at (the skill, or its test file). */
   file: Schema.String,
-  /** The skill's own message, e.g. "TypeError: x is undefined". */
+  /** The skill's own message, e.g. "TypeError: x is undefined", already cut to a readable length (`run.ts`). */
   error: Schema.String,
   line: Schema.NullOr(Schema.Number)
 }) {
@@ -124,7 +138,7 @@ export class CommandNotAllowed extends Schema.TaggedError<CommandNotAllowed>()("
   reason: Schema.String
 }) {
   override get message() {
-    return `Refused exec("${this.command}") by skill ${this.skill}: ${this.reason}. The whitelist is fixed: change the skill to do this another way.`
+    return `Refused exec("${clip(this.command)}") by skill ${this.skill}: ${clip(this.reason)}. The whitelist is fixed: change the skill to do this another way.`
   }
 }
 
@@ -155,7 +169,7 @@ export class FunctionNotExported extends Schema.TaggedError<FunctionNotExported>
   exported: Strings
 }) {
   override get message() {
-    const exported = this.exported.length === 0 ? "nothing" : this.exported.join(", ")
+    const exported = list(this.exported, "nothing")
     return `Skill ${this.skill} does not export a function ${this.function} (it exports ${exported}). Export it: \`export function ${this.function}(args) {…}\` or \`module.exports = { ${this.function} }\`.`
   }
 }
@@ -174,7 +188,7 @@ export class SandboxCrashed extends Schema.TaggedError<SandboxCrashed>()("Sandbo
   reason: Schema.String
 }) {
   override get message() {
-    return `The sandbox engine failed while running skill ${this.skill}: ${this.reason}. The engine was discarded and the next run starts a fresh one; if it happens again with this skill, report it with the skill file.`
+    return `The sandbox engine failed while running skill ${this.skill}: ${clip(this.reason)}. The engine was discarded and the next run starts a fresh one; if it happens again with this skill, report it with the skill file.`
   }
 }
 

@@ -12,24 +12,26 @@
  *
  * What terminating cannot do: a thread blocked inside a system call (a read from a FIFO, a hung
  * network file system) only stops when the call returns. The run is reported at its deadline
- * all the same and the thread is abandoned; such calls are kept out by the sandbox only opening
- * regular files.
+ * all the same, with every audit event it produced (they are in shared memory), and the thread
+ * is abandoned; such calls are kept out by the sandbox only opening regular files.
  */
-import { Clock, Duration, Effect, Either, Fiber, Queue, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Queue, Schema } from "effect"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { Worker } from "node:worker_threads"
 import { packageRoot } from "../../packageRoot.ts"
 import type { AuditWriteError } from "../Audit.ts"
+import { type AuditReader, auditReader, makeAuditBuffer } from "./auditBuffer.ts"
 import { SandboxCrashed, type SandboxError, SandboxWorkerMissing, SkillTimeout } from "./errors.ts"
 import {
-  auditLineBytes,
+  AuditEvent,
   describeParseError,
   type Dropped,
   type JobValue,
   RunMessage,
+  WorkerData,
   WorkerReply,
-  WorkerSettings
+  type WorkerSettings
 } from "./protocol.ts"
 
 /** The bundled worker entry (`sandbox/workerMain.ts`), built by `npm run build`. */
@@ -42,25 +44,24 @@ export interface PoolOptions {
   readonly settings: WorkerSettings
   /** After the run's own deadline, how long the worker has to report it before it is terminated. */
   readonly graceMs: number
+  /** The most bytes of audit events one run may leave in its worker's buffer. */
+  readonly auditCapacity: number
 }
 
 /** What one run came to, as the main thread saw it. */
 export interface RunReport {
   readonly outcome: Either.Either<JobValue, SandboxError>
   readonly output: string
-  /** The audit events that reached the main thread (all written through `onAudit`). */
+  /** The audit events the run wrote (all of them passed to `onAudit`), as counted against its budget. */
   readonly written: { readonly events: number; readonly bytes: number }
   readonly dropped: Dropped
-  /** False when the worker was stopped before it could report its final count of dropped events. */
-  readonly droppedExact: boolean
 }
 
+export type OnAudit = (event: string, data: Readonly<Record<string, unknown>>) => Effect.Effect<void, AuditWriteError>
+
 export interface WorkerPool {
-  /** Runs `message` on a free worker; `onAudit` receives the run's audit events as they happen. */
-  readonly run: (
-    message: RunMessage,
-    onAudit: (event: string, data: Readonly<Record<string, unknown>>) => Effect.Effect<void, AuditWriteError>
-  ) => Effect.Effect<RunReport, AuditWriteError>
+  /** Runs `message` on a free worker; `onAudit` receives the run's audit events, in order, as they come. */
+  readonly run: (message: RunMessage, onAudit: OnAudit) => Effect.Effect<RunReport, AuditWriteError>
 }
 
 /** Events of a worker thread, as one run sees them. */
@@ -69,27 +70,36 @@ type Inbound =
   | { readonly _tag: "Garbled"; readonly reason: string }
   | { readonly _tag: "Failed"; readonly error: Error }
   | { readonly _tag: "Exited"; readonly code: number }
-  /** The pool terminated the worker at the run's deadline. */
+  /** Time to read the audit buffer. */
+  | { readonly _tag: "Poll" }
+  /** The run's deadline (plus grace) passed: the pool has terminated the worker. */
   | { readonly _tag: "Deadline" }
-  /** The worker was terminated and did not exit in time: it is stuck in a system call. */
-  | { readonly _tag: "Gone" }
 
 interface Slot {
   readonly worker: Worker
+  readonly audit: AuditReader
   /** Where the thread's events go while it runs something. */
   deliver: ((event: Inbound) => void) | undefined
+  /** Its engine is loaded: a run posted to it starts at once. */
+  ready: boolean
   /** The thread exited or failed: it can run nothing more. */
   dead: boolean
 }
 
-/** How long a worker may take to load its engine before a run starts. */
+/** How long a worker may take to start and load its engine. */
 const STARTUP_MS = 30_000
-/** How long a terminated worker has to exit before it is given up for stuck. */
-const EXIT_WAIT_MS = 1_000
+/**
+ * How often a run's audit events are read while it runs (and once more when it ends), and the
+ * deadline checked: the grace after a deadline is `graceMs` plus up to this.
+ */
+const POLL_MS = 25
+/** How long the pool's scope waits for its terminated workers to exit. */
+const EXIT_WAIT_MS = 2_000
 
 const decodeReply = Schema.decodeUnknownEither(WorkerReply)
+const decodeAuditEvent = Schema.decodeUnknownEither(AuditEvent)
 const encodeRunMessage = Schema.encodeSync(RunMessage)
-const encodeSettings = Schema.encodeSync(WorkerSettings)
+const encodeWorkerData = Schema.encodeSync(WorkerData)
 
 /** Real time, also when the caller runs under a `TestClock`: the limit is wall time. */
 const wallClock = Effect.withClock(Clock.make())
@@ -115,19 +125,23 @@ export const makeWorkerPool = (options: PoolOptions) =>
     const permits = yield* Effect.makeSemaphore(options.size)
     const idle: Array<Slot> = []
     const stopping = new Set<Promise<unknown>>()
-    const workerData = encodeSettings(options.settings)
+    const timeoutMs = options.settings.timeoutSeconds * 1000
 
     const spawn = (): Slot => {
+      const buffer = makeAuditBuffer(options.auditCapacity)
       const worker = new Worker(options.script, {
-        workerData,
+        workerData: encodeWorkerData({ settings: options.settings, audit: buffer }),
         resourceLimits: { maxOldGenerationSizeMb: heapLimitMb(options.settings.memoryMb), stackSizeMb: STACK_MB }
       })
-      const slot: Slot = { worker, deliver: undefined, dead: false }
-      worker.on("message", (raw: unknown) =>
-        slot.deliver?.(Either.match(decodeReply(raw), {
+      const slot: Slot = { worker, audit: auditReader(buffer), deliver: undefined, ready: false, dead: false }
+      worker.on("message", (raw: unknown) => {
+        const decoded = decodeReply(raw)
+        if (Either.isRight(decoded) && decoded.right._tag === "Ready") slot.ready = true
+        slot.deliver?.(Either.match(decoded, {
           onLeft: (error): Inbound => ({ _tag: "Garbled", reason: describeParseError(error) }),
           onRight: (reply): Inbound => ({ _tag: "Reply", reply })
-        })))
+        }))
+      })
       worker.on("error", (error) => {
         slot.dead = true
         slot.deliver?.({ _tag: "Failed", error })
@@ -139,7 +153,7 @@ export const makeWorkerPool = (options: PoolOptions) =>
       return slot
     }
 
-    /** Terminates a worker; the pool's scope waits for the ones still stopping. */
+    /** Terminates a worker; the pool's scope waits (a while) for the ones still stopping. */
     const terminate = (slot: Slot): void => {
       slot.deliver = undefined
       const stopped = slot.worker.terminate()
@@ -160,104 +174,89 @@ export const makeWorkerPool = (options: PoolOptions) =>
         for (const slot of idle.splice(0)) terminate(slot)
         const all = Promise.allSettled([...stopping])
         // A thread stuck in a system call never exits; it must not hold the scope forever.
-        yield* Effect.promise(() => all).pipe(Effect.timeout(Duration.millis(EXIT_WAIT_MS * 2)), Effect.ignore, wallClock)
+        yield* Effect.promise(() => all).pipe(Effect.timeout(Duration.millis(EXIT_WAIT_MS)), Effect.ignore, wallClock)
       })
     )
 
-    const runOn = (
-      slot: Slot,
-      message: RunMessage,
-      onAudit: (event: string, data: Readonly<Record<string, unknown>>) => Effect.Effect<void, AuditWriteError>
-    ) =>
-      Effect.gen(function*() {
+    /** One run on `slot`; says whether the worker may run again. */
+    const runOn = (slot: Slot, message: RunMessage, onAudit: OnAudit) =>
+      Effect.flatMap(Queue.unbounded<Inbound>(), (inbox) => {
         const skill = message.request.skill.meta.name
-        const timeoutMs = options.settings.timeoutSeconds * 1000
-        const inbox = yield* Queue.unbounded<Inbound>()
-        slot.deliver = (event) => void Queue.unsafeOffer(inbox, event)
-        slot.worker.ref()
-        slot.worker.postMessage(encodeRunMessage(message))
-
-        // One timer at a time: the start-up allowance, then the run's deadline, then the wait
-        // for a terminated worker to exit. Each only posts an event; this loop acts on it.
-        const scope = yield* Effect.scope
-        let timer: Fiber.RuntimeFiber<void> | undefined
-        const arm = (ms: number, event: Inbound, before: () => void = () => undefined) =>
-          Effect.gen(function*() {
-            if (timer !== undefined) yield* Fiber.interrupt(timer)
-            const fire = Effect.sync(() => {
-              before()
-              Queue.unsafeOffer(inbox, event)
-            })
-            timer = yield* Effect.forkIn(wallClock(Effect.zipRight(Effect.sleep(Duration.millis(ms)), fire)), scope)
-          })
-        // The deadline terminates the thread at once, however long the audit queue behind it is.
-        const terminateNow = () => void slot.worker.terminate()
-        yield* arm(STARTUP_MS, { _tag: "Failed", error: new Error(`it did not start within ${STARTUP_MS / 1000} s`) })
-
-        let written = { events: 0, bytes: 0 }
-        let dropped: Dropped = { events: 0, bytes: 0 }
-        let timedOut = false
-        const ended = (outcome: Either.Either<JobValue, SandboxError>, output: string, exact: boolean, reusable: boolean) =>
-          Effect.sync(() => {
-            if (reusable) slot.deliver = undefined
-            return { report: { outcome, output, written, dropped, droppedExact: exact } satisfies RunReport, reusable }
-          })
-        const crashed = (reason: string) => ended(Either.left(new SandboxCrashed({ skill, reason })), "", false, false)
-        const timeout = () => ended(Either.left(new SkillTimeout({ skill, seconds: options.settings.timeoutSeconds })), "", false, false)
-
-        for (;;) {
-          const event = yield* Queue.take(inbox)
-          switch (event._tag) {
-            case "Reply": {
-              const reply = event.reply
-              switch (reply._tag) {
-                case "Started":
-                  yield* arm(timeoutMs + options.graceMs, { _tag: "Deadline" }, terminateNow)
-                  break
-                case "Audit":
-                  written = {
-                    events: written.events + 1,
-                    bytes: written.bytes + auditLineBytes(reply.event, JSON.stringify(reply.data))
-                  }
-                  yield* onAudit(reply.event, reply.data)
-                  break
-                case "AuditDropped":
-                  dropped = reply.dropped
-                  break
-                case "Finished":
-                  dropped = reply.dropped
-                  return yield* ended(reply.outcome, reply.output, true, !reply.retire)
-                case "Unreadable":
-                  return yield* crashed(`the sandbox worker could not read ${reply.reason}`)
-              }
-              break
-            }
-            case "Deadline":
-              // Keep reading: what the worker posted before it was terminated still arrives, up to its exit.
-              timedOut = true
-              yield* arm(EXIT_WAIT_MS, { _tag: "Gone" })
-              break
-            case "Exited":
-            case "Gone":
-              if (timedOut) return yield* timeout()
-              return yield* crashed(`the sandbox worker thread stopped (exit code ${event._tag === "Exited" ? event.code : "none"})`)
-            case "Failed":
-              return yield* crashed(`the sandbox worker thread failed: ${event.error.message}`)
-            case "Garbled":
-              return yield* crashed(`the sandbox worker sent a message that does not decode: ${event.reason}`)
-          }
+        const offer = (event: Inbound) => void Queue.unsafeOffer(inbox, event)
+        // One ticker, in wall time (a plain timer: the limit holds under a TestClock too): it says
+        // when to read the audit buffer, and terminates the thread at once when the deadline
+        // passes, whatever the loop below is doing. The deadline counts from the post, or from
+        // `Ready` for a worker still loading its engine.
+        let deadline = Date.now() + (slot.ready ? timeoutMs + options.graceMs : STARTUP_MS)
+        const tick = () => {
+          if (Date.now() < deadline) return offer({ _tag: "Poll" })
+          if (!slot.ready) return offer({ _tag: "Failed", error: new Error(`it did not start within ${STARTUP_MS / 1000} s`) })
+          void slot.worker.terminate()
+          offer({ _tag: "Deadline" })
         }
-      }).pipe(Effect.scoped)
+        const post = Effect.sync(() => {
+          slot.audit.reset()
+          slot.deliver = offer
+          slot.worker.ref()
+          slot.worker.postMessage(encodeRunMessage(message))
+          return setInterval(tick, POLL_MS)
+        })
+
+        /** Writes what the run committed to its audit buffer since the last look. */
+        const drain = () =>
+          Effect.forEach(slot.audit.take(), (frame) =>
+            Either.match(decodeAuditEvent(frame), {
+              onLeft: (error) => onAudit("sandbox.audit_unreadable", { skill, reason: describeParseError(error) }),
+              onRight: ([event, data]) => onAudit(event, data)
+            }), { discard: true })
+        const end = (outcome: Either.Either<JobValue, SandboxError>, output: string, reusable: boolean) =>
+          Effect.map(drain(), () => {
+            if (reusable) slot.deliver = undefined
+            const report: RunReport = { outcome, output, written: slot.audit.written(), dropped: slot.audit.dropped() }
+            return { report, reusable }
+          })
+        const crashed = (reason: string) => end(Either.left(new SandboxCrashed({ skill, reason })), "", false)
+
+        const receive = Effect.gen(function*() {
+          for (;;) {
+            const event = yield* Queue.take(inbox)
+            switch (event._tag) {
+              case "Poll":
+                yield* drain()
+                break
+              case "Reply":
+                switch (event.reply._tag) {
+                  case "Ready":
+                    deadline = Date.now() + timeoutMs + options.graceMs
+                    break
+                  case "Finished":
+                    return yield* end(event.reply.outcome, event.reply.output, !event.reply.retire)
+                  case "Unreadable":
+                    return yield* crashed(`the sandbox worker could not read ${event.reply.reason}`)
+                }
+                break
+              case "Deadline":
+                return yield* end(Either.left(new SkillTimeout({ skill, seconds: options.settings.timeoutSeconds })), "", false)
+              case "Exited":
+                return yield* crashed(`the sandbox worker thread stopped (exit code ${event.code})`)
+              case "Failed":
+                return yield* crashed(`the sandbox worker thread failed: ${event.error.message}`)
+              case "Garbled":
+                return yield* crashed(`the sandbox worker sent a message that does not decode: ${event.reason}`)
+            }
+          }
+        })
+        return Effect.acquireUseRelease(post, () => receive, (ticker) => Effect.sync(() => clearInterval(ticker)))
+      })
 
     const run: WorkerPool["run"] = (message, onAudit) =>
       permits.withPermits(1)(
         Effect.acquireUseRelease(
           take,
-          (slot) => Effect.map(runOn(slot, message, onAudit), ({ report, reusable }) => ({ report, reusable, slot })),
+          (slot) => runOn(slot, message, onAudit),
           (slot, exit) =>
             Effect.sync(() => {
-              const reusable = exit._tag === "Success" && exit.value.reusable && !slot.dead
-              if (!reusable) return terminate(slot)
+              if (exit._tag === "Failure" || !exit.value.reusable || slot.dead) return terminate(slot)
               slot.worker.unref()
               idle.push(slot)
             })

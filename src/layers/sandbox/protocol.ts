@@ -2,12 +2,14 @@
  * The messages between the main thread and a sandbox worker (`worker.ts`), as schemas: what
  * crosses the thread boundary is encoded on one side and decoded on the other.
  *
- * - At start, `workerData` holds the `WorkerSettings` (the layer's limits, paths and home).
+ * - At start, `workerData` holds the `WorkerSettings` (the layer's limits, paths and home) and
+ *   the worker's audit buffer (`auditBuffer.ts`); the worker answers `Ready` once its engine
+ *   is loaded.
  * - Per run, the main thread posts one `RunMessage`: the request (skill, dependencies, mode,
  *   exec grant), what to do with it (`Job`) and the audit budget the run may still spend.
- * - The worker answers with a stream of `WorkerReply`: `Started` once its engine is loaded,
- *   one `Audit` per event as it happens (so a worker killed mid-run loses none it produced),
- *   `AuditDropped` now and then once the budget is spent, and one `Finished` with the outcome.
+ * - The worker answers with one `Finished`: the outcome, what the skill printed, and whether
+ *   the worker can run anything more. Its audit events travel in the shared buffer, each one
+ *   as it happens, as `AuditEvent` frames.
  */
 import { ParseResult, Schema } from "effect"
 import { SkillMetadata } from "../../core/skillMeta.ts"
@@ -97,17 +99,21 @@ export type JobValue = typeof JobValue.Type
 export const Dropped = Schema.Struct({ events: Schema.Number, bytes: Schema.Number })
 export type Dropped = typeof Dropped.Type
 
-export const AuditData = Schema.parseJson(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+export const WorkerData = Schema.Struct({
+  settings: WorkerSettings,
+  /** Where the worker's runs write their audit events (`auditBuffer.ts`). */
+  audit: Schema.instanceOf(SharedArrayBuffer)
+})
+
+/** One frame of the audit buffer: `[event, data]`. */
+export const AuditEvent = Schema.parseJson(Schema.Tuple(Schema.String, Schema.Record({ key: Schema.String, value: Schema.Unknown })))
 
 export const WorkerReply = Schema.Union(
-  Schema.TaggedStruct("Started", {}),
-  /** `data` travels as JSON text: the worker measured exactly that text against the budget. */
-  Schema.TaggedStruct("Audit", { event: Schema.String, data: AuditData }),
-  Schema.TaggedStruct("AuditDropped", { dropped: Dropped }),
+  /** The worker's engine is loaded: runs start at once from now on. */
+  Schema.TaggedStruct("Ready", {}),
   Schema.TaggedStruct("Finished", {
     outcome: Schema.Either({ right: JobValue, left: SandboxErrorSchema }),
     output: Schema.String,
-    dropped: Dropped,
     /** The engine was left full or broken: the worker must not run anything else. */
     retire: Schema.Boolean
   }),
@@ -115,24 +121,6 @@ export const WorkerReply = Schema.Union(
   Schema.TaggedStruct("Unreadable", { reason: Schema.String })
 )
 export type WorkerReply = typeof WorkerReply.Type
-
-/** Bytes of UTF-8 in `text`, without encoding it. */
-const utf8Length = (text: string): number => {
-  let bytes = text.length
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i)
-    // Two bytes up to U+07FF, three above; a surrogate pair is four: three for the first half, one more for the second.
-    if (code > 0x7f) bytes += code > 0x7ff ? (code >= 0xdc00 && code <= 0xdfff ? 0 : 2) : 1
-  }
-  return bytes
-}
-
-/** The room one audit line takes beyond its event name and data: `ts`, `task_id`, keys, newline. */
-const AUDIT_LINE_OVERHEAD = 100
-
-/** What one event costs against the budget: about the bytes of its line in the log. */
-export const auditLineBytes = (event: string, dataJson: string): number =>
-  AUDIT_LINE_OVERHEAD + utf8Length(event) + utf8Length(dataJson)
 
 /** A message that did not decode, in words (for `Unreadable` and the main thread's crash report). */
 export const describeParseError = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)

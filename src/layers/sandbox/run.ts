@@ -18,6 +18,7 @@ import { detectModuleForm } from "../../core/skillMeta.ts"
 import { harnessFileName, harnessSource, TestNames, TestOutcome as TestOutcomeSchema, type TestOutcome } from "../../core/testHarness.ts"
 import { type Engine, engineFull } from "./engine.ts"
 import {
+  clip,
   FunctionNotExported,
   OutputTooLarge,
   ResultNotJson,
@@ -322,7 +323,8 @@ export class SandboxRun implements RunScope {
       skill: instance.name,
       file: location.file,
       line: location.line,
-      error: name === "" ? `the value ${message}` : `${name}: ${message}`
+      // The skill's own text, kept readable: it travels in reports, test results and the log.
+      error: clip(name === "" ? `the value ${message}` : `${name}: ${message}`)
     }
   }
 
