@@ -15,13 +15,14 @@
  * all the same, with every audit event it produced (they are in shared memory), and the thread
  * is abandoned; such calls are kept out by the sandbox only opening regular files.
  */
-import { Clock, Duration, Effect, Either, Queue, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Predicate, Queue, Schema } from "effect"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { Worker } from "node:worker_threads"
 import { packageRoot } from "../../packageRoot.ts"
 import type { AuditWriteError } from "../Audit.ts"
 import { type AuditReader, auditReader, makeAuditBuffer } from "./auditBuffer.ts"
+import { compileEngineCode, type EngineCode } from "./engine.ts"
 import { SandboxCrashed, type SandboxError, SandboxWorkerMissing, SkillTimeout } from "./errors.ts"
 import {
   AuditEvent,
@@ -126,11 +127,16 @@ export const makeWorkerPool = (options: PoolOptions) =>
     const idle: Array<Slot> = []
     const stopping = new Set<Promise<unknown>>()
     const timeoutMs = options.settings.timeoutSeconds * 1000
+    // Compiled once, when the first worker starts, and shared by all of them.
+    const engineCode = yield* Effect.cached(Effect.tryPromise({
+      try: compileEngineCode,
+      catch: (error) => `the QuickJS engine did not compile (${String(error)})`
+    }))
 
-    const spawn = (): Slot => {
+    const spawn = (code: EngineCode): Slot => {
       const buffer = makeAuditBuffer(options.auditCapacity)
       const worker = new Worker(options.script, {
-        workerData: encodeWorkerData({ settings: options.settings, audit: buffer }),
+        workerData: encodeWorkerData({ settings: options.settings, engineCode: code, audit: buffer }),
         resourceLimits: { maxOldGenerationSizeMb: heapLimitMb(options.settings.memoryMb), stackSizeMb: STACK_MB }
       })
       const slot: Slot = { worker, audit: auditReader(buffer), deliver: undefined, ready: false, dead: false }
@@ -162,11 +168,11 @@ export const makeWorkerPool = (options: PoolOptions) =>
       stopped.then(forget, forget)
     }
 
-    const take = Effect.sync((): Slot => {
+    const take = Effect.suspend(() => {
       for (let slot = idle.pop(); slot !== undefined; slot = idle.pop()) {
-        if (!slot.dead) return slot
+        if (!slot.dead) return Effect.succeed(slot)
       }
-      return spawn()
+      return Effect.map(engineCode, spawn)
     })
 
     yield* Effect.addFinalizer(() =>
@@ -260,7 +266,18 @@ export const makeWorkerPool = (options: PoolOptions) =>
               slot.worker.unref()
               idle.push(slot)
             })
-        ).pipe(Effect.map(({ report }) => report))
+        ).pipe(
+          Effect.map(({ report }) => report),
+          // The engine that would not compile fails this run like a crash, and the next one the same.
+          Effect.catchIf(Predicate.isString, (reason) =>
+            Effect.succeed<RunReport>({
+              outcome: Either.left(new SandboxCrashed({ skill: message.request.skill.meta.name, reason })),
+              output: "",
+              written: { events: 0, bytes: 0 },
+              dropped: { events: 0, bytes: 0 }
+            })
+          )
+        )
       )
 
     return { run } satisfies WorkerPool

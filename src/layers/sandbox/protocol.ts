@@ -2,9 +2,9 @@
  * The messages between the main thread and a sandbox worker (`worker.ts`), as schemas: what
  * crosses the thread boundary is encoded on one side and decoded on the other.
  *
- * - At start, `workerData` holds the `WorkerSettings` (the layer's limits, paths and home) and
- *   the worker's audit buffer (`auditBuffer.ts`); the worker answers `Ready` once its engine
- *   is loaded.
+ * - At start, `workerData` holds the `WorkerSettings` (the layer's limits, paths and home), the
+ *   engine's compiled code and the worker's audit buffer (`auditBuffer.ts`); the worker answers
+ *   `Ready` once its engine is loaded.
  * - Per run, the main thread posts one `RunMessage`: the request (skill, dependencies, mode,
  *   exec grant), what to do with it (`Job`) and the audit budget the run may still spend.
  * - The worker answers with one `Finished`: the outcome, what the skill printed, and whether
@@ -14,6 +14,7 @@
 import { ParseResult, Schema } from "effect"
 import { SkillMetadata } from "../../core/skillMeta.ts"
 import { TestOutcome } from "../../core/testHarness.ts"
+import { isEngineCode } from "./engine.ts"
 import { SandboxErrorSchema } from "./errors.ts"
 import type { RunRequest, RunSettings, SkillSource, TestSource } from "./instance.ts"
 import type { ProtectedPath, RunMode } from "./paths.ts"
@@ -101,6 +102,8 @@ export type Dropped = typeof Dropped.Type
 
 export const WorkerData = Schema.Struct({
   settings: WorkerSettings,
+  /** The engine's compiled code, shared by every worker (`engine.ts`). */
+  engineCode: Schema.declare(isEngineCode, { identifier: "WebAssembly.Module" }),
   /** Where the worker's runs write their audit events (`auditBuffer.ts`). */
   audit: Schema.instanceOf(SharedArrayBuffer)
 })

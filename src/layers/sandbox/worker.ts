@@ -1,6 +1,6 @@
 /**
- * Inside a sandbox worker thread: one QuickJS engine, loaded when the thread starts (so a warm
- * worker runs at once), and one run at a time on it, each in a fresh runtime and context
+ * Inside a sandbox worker thread: one QuickJS engine, instantiated from the shared compiled code
+ * when the thread starts (so a warm worker runs at once), and one run at a time on it, each in a fresh runtime and context
  * (`run.ts`). The host port is built here from the settings' `home` and `cwd`, so every host
  * call of a run is made synchronously on this thread, never on the main one.
  *
@@ -44,10 +44,10 @@ export const serveRuns = (makeHost: (environment: HostEnvironment) => SandboxHos
   const unreadable = (reason: string) => post({ _tag: "Unreadable", reason })
   const data = decodeWorkerData(workerData)
   if (Either.isLeft(data)) return unreadable(`the worker's settings: ${describeParseError(data.left)}`)
-  const { audit, settings } = data.right
+  const { audit, engineCode, settings } = data.right
   const { cwd, home, ...limits } = settings
   const runSettings: RunSettings = { ...limits, host: makeHost({ home, cwd }) }
-  const engine = makeEngine(limits.memoryMb)
+  const engine = makeEngine(limits.memoryMb, engineCode)
   const loaded = engine.load.then(
     (module) => Either.right(module),
     (error: unknown) => Either.left(`the QuickJS engine did not load (${String(error)})`)
