@@ -7,14 +7,14 @@
  * what it does); its own time limit (10 s) is far beyond what the test waits.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Schedule, Schema } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
+import { Effect, Either, Schema } from "effect"
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { cliBin, prepareWorkspace, type ScriptedTask, type Workspace } from "../../scripts/soak.ts"
+import { prepareWorkspace, type ScriptedTask, type Workspace } from "../../scripts/soak.ts"
 import { Task } from "../../src/core/task.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
 import { ExitCodes } from "../../src/shell/exit.ts"
 import { runCli } from "../support/cli.ts"
+import { exited, startCli, waitUntil } from "../support/cliProcess.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
 
 /** Reads a file over and over, one host call after another, until the release file exists. */
@@ -45,25 +45,6 @@ const setUp = Effect.gen(function*() {
   return ws
 })
 
-const startRun = (ws: Workspace): ChildProcess =>
-  spawn(process.execPath, [cliBin, ...ws.globalArgs, "run", ws.prompt, "--yes"], {
-    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: ws.dir, NO_COLOR: "1" },
-    stdio: "ignore"
-  })
-
-const exited = (child: ChildProcess) =>
-  Effect.async<number | null>((resume) => {
-    if (child.exitCode !== null) return resume(Effect.succeed(child.exitCode))
-    child.once("exit", (code) => resume(Effect.succeed(code)))
-  })
-
-/** Polls `ready` until it holds; a generous limit turns a stuck process into a failure, not a hang. */
-const waitUntil = (what: string, ready: () => boolean) =>
-  Effect.suspend(() => (ready() ? Effect.void : Effect.fail(what))).pipe(
-    Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("20 seconds"))),
-    Effect.orDieWith((what) => new Error(`timed out waiting until ${what}`))
-  )
-
 /** The skill is running: its run started and it has already made host calls for a while. */
 const spinning = (ws: Workspace) => () =>
   existsSync(ws.auditFile) && readFileSync(ws.auditFile, "utf8").includes(`"event":"skill.start"`)
@@ -74,7 +55,7 @@ describe("signals during a skill run", () => {
   it.scopedLive.each(["SIGINT", "SIGTERM"] as const)("%s stops the CLI within 2 s, the task stays saved, and resume completes it", (signal) =>
     Effect.gen(function*() {
       const ws = yield* setUp
-      const child = startRun(ws)
+      const child = startCli(ws, ["run", ws.prompt, "--yes"])
       yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
       yield* waitUntil("the skill runs", spinning(ws))
       yield* Effect.sleep("300 millis")
