@@ -14,7 +14,13 @@
  * then publishes its end (an atomic store): the reader never sees half a frame. The main thread
  * resets the counters before each run, while the worker is idle.
  */
-import type { AuditBudget, Dropped } from "./protocol.ts"
+import type { AuditBudget } from "./protocol.ts"
+
+/** Audit events a run held back because its budget was spent, and their bytes. */
+export interface Dropped {
+  readonly events: number
+  readonly bytes: number
+}
 
 const COMMITTED = 0
 const WRITTEN_EVENTS = 1

@@ -21,13 +21,12 @@ import { join } from "node:path"
 import { Worker } from "node:worker_threads"
 import { packageRoot } from "../../packageRoot.ts"
 import type { AuditWriteError } from "../Audit.ts"
-import { type AuditReader, auditReader, makeAuditBuffer } from "./auditBuffer.ts"
+import { type AuditReader, auditReader, type Dropped, makeAuditBuffer } from "./auditBuffer.ts"
 import { compileEngineCode, type EngineCode } from "./engine.ts"
 import { SandboxCrashed, type SandboxError, SandboxWorkerMissing, SkillTimeout } from "./errors.ts"
 import {
   AuditEvent,
   describeParseError,
-  type Dropped,
   type JobValue,
   RunMessage,
   WorkerData,

@@ -96,10 +96,6 @@ export const JobValue = Schema.Union(
 )
 export type JobValue = typeof JobValue.Type
 
-/** Audit output a worker held back because the budget was spent. */
-export const Dropped = Schema.Struct({ events: Schema.Number, bytes: Schema.Number })
-export type Dropped = typeof Dropped.Type
-
 export const WorkerData = Schema.Struct({
   settings: WorkerSettings,
   /** The engine's compiled code, shared by every worker (`engine.ts`). */
