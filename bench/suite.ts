@@ -6,6 +6,7 @@ import { Cause, Effect, Exit } from "effect"
 import { agentBench } from "./agent.ts"
 import { cliBench } from "./cli.ts"
 import { graphBench } from "./graph.ts"
+import { parallelSkillsBench } from "./parallelSkills.ts"
 import { sandboxBench } from "./sandbox.ts"
 import { stepOverheadBench } from "./stepOverhead.ts"
 import type { BenchRow, BenchSize } from "./types.ts"
@@ -19,6 +20,7 @@ export const benches: ReadonlyArray<Bench> = [
   { name: "cli", run: cliBench },
   { name: "step overhead", run: stepOverheadBench },
   { name: "sandbox", run: sandboxBench },
+  { name: "parallel skills", run: parallelSkillsBench },
   { name: "graph", run: graphBench },
   { name: "agent", run: agentBench }
 ]

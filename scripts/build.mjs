@@ -1,5 +1,6 @@
 // Builds dist/ from the sources:
 //   dist/cli.cjs                  the CLI as one CommonJS bundle (bin/luallm-agent.cjs runs it)
+//   dist/sandboxWorker.cjs        the sandbox's worker thread (the CLI and the library start it)
 //   dist/index.js                 the library for plain Node: our sources as one ES module
 //   dist/types/                   the library's declarations (.d.ts), emitted by tsc
 //   dist/bench.cjs, dist/soak.cjs the bench and soak runners (not shipped: see `files` in package.json)
@@ -20,6 +21,7 @@ import { promisify } from "node:util"
 /** The CommonJS bundles: name → entry, each built to dist/<name>.cjs. */
 const bundles = {
   cli: "src/shell/main.ts",
+  sandboxWorker: "src/layers/sandbox/workerMain.ts",
   bench: "bench/main.ts",
   soak: "scripts/soak.ts"
 }
@@ -116,6 +118,8 @@ const bundle = (build, name, file) =>
     // Sources use import.meta.url (to find the package root); give the bundle a real one.
     banner: { js: "const __import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
     define: { "import.meta.url": "__import_meta_url" },
+    // Every sandbox worker thread compiles its bundle as it starts: a smaller one starts sooner.
+    minify: name === "sandboxWorker",
     sourcemap: "linked",
     logLevel: "warning",
     write: false

@@ -177,6 +177,7 @@ export {
   type SandboxError,
   SandboxLive,
   type SandboxShape,
+  SandboxWorkerMissing,
   SkillMemoryExceeded,
   SkillStalled,
   SkillThrew,

@@ -1,5 +1,5 @@
 /**
- * Where the installed package lives, to find its shipped `skills/` (and the CLI's fixtures)
+ * Where the installed package lives, to find its shipped `skills/` (and the CLI's fixtures, the sandbox's worker bundle)
  * whether the code runs from the TypeScript sources, the bundled `dist/cli.cjs`, or the
  * library `dist/index.js` inside an app's node_modules. Found from this module's own URL,
  * never from the working directory: a `skills/` folder of the app's would otherwise be

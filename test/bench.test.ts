@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { benches, runBenches } from "../bench/suite.ts"
 
-/** The rows issue #10 asks for. */
+/** The rows issues #10 and #13 ask for. */
 const expectedFigures = [
   /^CLI start: luallm-agent --help$/,
   /^CLI start: luallm-agent status/,
@@ -15,6 +15,7 @@ const expectedFigures = [
   /^sandbox start/,
   /^sandboxed fs\.readFile 1 KB$/,
   /^sandboxed fs\.readFile 64 KB$/,
+  /^parallel skills: 4 CPU-bound skill nodes, maxParallel 4$/,
   /^graph: \S+ nodes validate\+sort\+execute$/,
   /^graph: time per node at \S+ nodes$/,
   /^graph: width-8 depth-3 llm_call graph, maxParallel 8$/,

@@ -1,8 +1,8 @@
 /**
  * Every tagged error the CLI can meet, rendered the way a user sees it: one line starting with
  * `error: `, the facts the user gave (path, model, skill…), what to do next, no stack trace,
- * and the exit code. A `Data.TaggedError` added anywhere in src without a row here fails the
- * completeness test at the bottom.
+ * and the exit code. A `Data.TaggedError` (or `Schema.TaggedError`) added anywhere in src without
+ * a row here fails the completeness test at the bottom.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
@@ -47,6 +47,7 @@ import {
   PathNotAllowed,
   ResultNotJson,
   SandboxCrashed,
+  SandboxWorkerMissing,
   SkillMemoryExceeded,
   SkillStalled,
   SkillThrew,
@@ -239,6 +240,7 @@ const rows: ReadonlyArray<Row> = [
   { error: new FunctionNotExported({ skill: "csv_sum", function: "run", exported: ["main"] }), facts: ["csv_sum", "run", "main"] },
   { error: new SkillStalled({ skill: "csv_sum", function: "run" }), facts: ["csv_sum", "run"] },
   { error: new SandboxCrashed({ skill: "csv_sum", reason: "the QuickJS engine did not load (out of memory)" }), facts: ["csv_sum", "QuickJS engine did not load"] },
+  { error: new SandboxWorkerMissing({ script: "/opt/luallm-agent/dist/sandboxWorker.cjs" }), facts: ["/opt/luallm-agent/dist/sandboxWorker.cjs", "`npm run build`"] },
   { error: new TestFileFailed({ skill: "csv_sum", file: DRAFT.replace(".js", ".test.js"), reason: "it registers 150 tests, more than the 100 allowed." }), facts: ["csv_sum", "csv_sum.test.js", "150 tests", "luallm-agent skills test csv_sum"] },
   // SkillRunner
   { error: new TestFileMissing({ skill: "csv_sum", file: "/home/ada/skills/csv_sum.test.js" }), facts: ["csv_sum", "/home/ada/skills/csv_sum.test.js"] },
@@ -386,7 +388,8 @@ describe("deeply nested JSON from outside", () => {
 })
 
 // ---------------------------------------------------------------------------------------------
-// Completeness: every `Data.TaggedError` class in src has a row (or a reason above why not).
+// Completeness: every `Data.TaggedError` or `Schema.TaggedError` class in src has a row (or a reason
+// above why not).
 
 const srcDir = join(import.meta.dirname, "..", "..", "src")
 const sourceFiles = (dir: string): Array<string> =>
@@ -401,11 +404,10 @@ interface Declared {
 }
 
 const declared: ReadonlyArray<Declared> = sourceFiles(srcDir).flatMap((file) =>
-  Array.from(readFileSync(file, "utf8").matchAll(/^(export\s+)?class\s+\w+\s+extends\s+Data\.TaggedError\("(\w+)"\)/gm), (match) => ({
-    tag: match[2] ?? "",
-    file: relative(srcDir, file),
-    exported: match[1] !== undefined
-  }))
+  Array.from(
+    readFileSync(file, "utf8").matchAll(/^(export\s+)?class\s+\w+\s+extends\s+(?:Data\.TaggedError\("(\w+)"\)|Schema\.TaggedError<\w+>\(\)\("(\w+)")/gm),
+    (match) => ({ tag: match[2] ?? match[3] ?? "", file: relative(srcDir, file), exported: match[1] !== undefined })
+  )
 )
 
 /** Classes a test cannot construct, and how they are covered instead. */
@@ -419,6 +421,7 @@ describe("the table of failure messages", () => {
   it("finds the tagged errors in src", () => {
     expect(declared.length).toBeGreaterThan(50)
     expect(declared.map((d) => d.tag)).toContain("ConfigInvalid")
+    expect(declared.map((d) => d.tag)).toContain("SkillTimeout")
   })
 
   it("has a row for every tagged error class in src", () => {
