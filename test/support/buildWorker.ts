@@ -1,12 +1,16 @@
-/** Bundles a test's own sandbox worker entry next to the real one, the way scripts/build.mjs does. */
+/**
+ * Bundles a test's own sandbox worker entry the way scripts/build.mjs bundles the real one, into
+ * node_modules/.cache (never dist/, which is what the package ships), where its external
+ * packages still resolve from the project's node_modules.
+ */
 import { buildSync } from "esbuild"
 import { join } from "node:path"
 
 const root = join(import.meta.dirname, "..", "..")
 
-/** Bundles `entry` (relative to the package root) into dist/test/<name>.cjs and returns its path. */
+/** Bundles `entry` (relative to the package root) into node_modules/.cache/luallm-agent-test/<name>.cjs and returns its path. */
 export const buildWorker = (entry: string, name: string): string => {
-  const outfile = join(root, "dist", "test", `${name}.cjs`)
+  const outfile = join(root, "node_modules", ".cache", "luallm-agent-test", `${name}.cjs`)
   buildSync({
     entryPoints: [join(root, entry)],
     outfile,
