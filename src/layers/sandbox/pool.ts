@@ -19,6 +19,7 @@ import { Clock, Duration, Effect, Either, Predicate, Queue, Schema } from "effec
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { Worker } from "node:worker_threads"
+import { formatParseError } from "../../core/schemaIssues.ts"
 import { packageRoot } from "../../packageRoot.ts"
 import type { AuditWriteError } from "../Audit.ts"
 import { type AuditReader, auditReader, type Dropped, makeAuditBuffer } from "./auditBuffer.ts"
@@ -26,7 +27,6 @@ import { compileEngineCode, type EngineCode } from "./engine.ts"
 import { SandboxCrashed, type SandboxError, SandboxWorkerMissing, SkillTimeout } from "./errors.ts"
 import {
   AuditEvent,
-  describeParseError,
   type JobValue,
   RunMessage,
   WorkerData,
@@ -143,7 +143,7 @@ export const makeWorkerPool = (options: PoolOptions) =>
         const decoded = decodeReply(raw)
         if (Either.isRight(decoded) && decoded.right._tag === "Ready") slot.ready = true
         slot.deliver?.(Either.match(decoded, {
-          onLeft: (error): Inbound => ({ _tag: "Garbled", reason: describeParseError(error) }),
+          onLeft: (error): Inbound => ({ _tag: "Garbled", reason: formatParseError(error) }),
           onRight: (reply): Inbound => ({ _tag: "Reply", reply })
         }))
       })
@@ -211,7 +211,7 @@ export const makeWorkerPool = (options: PoolOptions) =>
         const drain = () =>
           Effect.forEach(slot.audit.take(), (frame) =>
             Either.match(decodeAuditEvent(frame), {
-              onLeft: (error) => onAudit("sandbox.audit_unreadable", { skill, reason: describeParseError(error) }),
+              onLeft: (error) => onAudit("sandbox.audit_unreadable", { skill, reason: formatParseError(error) }),
               onRight: ([event, data]) => onAudit(event, data)
             }), { discard: true })
         const end = (outcome: Either.Either<JobValue, SandboxError>, output: string, reusable: boolean) =>

@@ -11,7 +11,7 @@
  *   the worker can run anything more. Its audit events travel in the shared buffer, each one
  *   as it happens, as `AuditEvent` frames.
  */
-import { ParseResult, Schema } from "effect"
+import { Schema } from "effect"
 import { SkillMetadata } from "../../core/skillMeta.ts"
 import { TestOutcome } from "../../core/testHarness.ts"
 import { isEngineCode } from "./engine.ts"
@@ -120,6 +120,3 @@ export const WorkerReply = Schema.Union(
   Schema.TaggedStruct("Unreadable", { reason: Schema.String })
 )
 export type WorkerReply = typeof WorkerReply.Type
-
-/** A message that did not decode, in words (for `Unreadable` and the main thread's crash report). */
-export const describeParseError = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)

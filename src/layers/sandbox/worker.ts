@@ -11,12 +11,13 @@
  */
 import { Either, Schema } from "effect"
 import { parentPort, workerData } from "node:worker_threads"
+import { formatParseError } from "../../core/schemaIssues.ts"
 import { auditWriter } from "./auditBuffer.ts"
 import { engineFull, makeEngine } from "./engine.ts"
 import { SandboxCrashed, type SandboxError } from "./errors.ts"
 import type { SandboxHost } from "./host.ts"
 import type { RunSettings } from "./instance.ts"
-import { describeParseError, type HostEnvironment, type Job, type JobValue, RunMessage, WorkerData, WorkerReply } from "./protocol.ts"
+import { type HostEnvironment, type Job, type JobValue, RunMessage, WorkerData, WorkerReply } from "./protocol.ts"
 import { SandboxRun } from "./run.ts"
 
 const perform = (run: SandboxRun, job: Job): Either.Either<JobValue, SandboxError> => {
@@ -43,7 +44,7 @@ export const serveRuns = (makeHost: (environment: HostEnvironment) => SandboxHos
   const post = (reply: WorkerReply) => port.postMessage(encodeReply(reply))
   const unreadable = (reason: string) => post({ _tag: "Unreadable", reason })
   const data = decodeWorkerData(workerData)
-  if (Either.isLeft(data)) return unreadable(`the worker's settings: ${describeParseError(data.left)}`)
+  if (Either.isLeft(data)) return unreadable(`the worker's settings: ${formatParseError(data.left)}`)
   const { audit, engineCode, settings } = data.right
   const { cwd, home, ...limits } = settings
   const runSettings: RunSettings = { ...limits, host: makeHost({ home, cwd }) }
@@ -57,7 +58,7 @@ export const serveRuns = (makeHost: (environment: HostEnvironment) => SandboxHos
 
   const serve = async (raw: unknown): Promise<void> => {
     const message = decodeRunMessage(raw)
-    if (Either.isLeft(message)) return unreadable(`a run request: ${describeParseError(message.left)}`)
+    if (Either.isLeft(message)) return unreadable(`a run request: ${formatParseError(message.left)}`)
     const { budget, job, request } = message.right
     const module = await loaded
     if (Either.isLeft(module)) {
