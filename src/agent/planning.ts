@@ -3,8 +3,8 @@
  * skills there are, and turn its answer into `Planned` or `PlanRejected`.
  */
 import { Clock, Effect } from "effect"
-import { parsePlan } from "../core/plan.ts"
-import { planningSystemPrompt, planningUserPrompt, type SkillSummary } from "../core/prompts.ts"
+import { parsePlan, planJsonSchema } from "../core/plan.ts"
+import { agentSystemPrompt, planningUserPrompt, type SkillSummary } from "../core/prompts.ts"
 import type { Task } from "../core/task.ts"
 import { Event } from "../core/taskMachine.ts"
 import { Audit } from "../layers/Audit.ts"
@@ -97,9 +97,13 @@ export const plan = (task: Task, attempt: number, feedback: string | null, progr
     const completion = yield* askModel({
       purpose: "plan",
       model,
-      system: planningSystemPrompt({ skills, models: running }),
-      user: planningUserPrompt(task.prompt, feedback),
-      temperature: 0.2
+      taskId: task.id,
+      prompt: (shrink) => ({
+        system: agentSystemPrompt({ skills, catalogue: shrink.catalogue }),
+        user: planningUserPrompt({ request: task.prompt, feedback, models: running, shrink })
+      }),
+      temperature: 0.2,
+      output: { name: "plan", schema: planJsonSchema }
     }, progress)
     const createdAt = new Date(yield* Clock.currentTimeMillis).toISOString()
     const parsed = parsePlan(completion.content, {
