@@ -135,7 +135,10 @@ export const makeRouter = <E>(options: RouterOptions<E>) =>
         const known = (yield* Ref.get(endpoints)).get(url)?.info
         if (known !== undefined && known !== null) return known
         const probed = yield* probe(url).pipe(
-          Effect.tapError((failure) => markDown(url, null, failure.message))
+          // Unreachable or failing, it is left out for a while; a refused key is not the server's state.
+          Effect.tapError((failure) =>
+            failure._tag === "LlmUnreachable" || failure.status >= 500 ? markDown(url, null, failure.message) : Effect.void
+          )
         )
         yield* update(url, (state) => ({ ...state, info: probed }))
         return probed
@@ -154,15 +157,18 @@ export const makeRouter = <E>(options: RouterOptions<E>) =>
 
     const isUp = (state: EndpointState | undefined, now: number) => state === undefined || state.downUntil <= now
 
-    /** The endpoints that serve `model` (when several list models) and are up, in order. */
+    /**
+     * The endpoints that serve `model` and are up, in order. With several, those that list it
+     * (and those not probed yet); when none lists it, any (a one-model server answers any name).
+     */
     const usable = (urls: ReadonlyArray<string>, model: string, all: ReadonlyMap<string, EndpointState>, now: number) => {
-      const serving = urls.length < 2
+      const listing = urls.filter((url) => {
+        const models = all.get(url)?.info?.models
+        return models !== undefined && servesModel(models, model)
+      })
+      const candidates = urls.length < 2 || listing.length === 0
         ? urls
-        : urls.filter((url) => {
-          const models = all.get(url)?.info?.models
-          return models === undefined || servesModel(models, model)
-        })
-      const candidates = serving.length === 0 ? urls : serving
+        : urls.filter((url) => listing.includes(url) || (all.get(url)?.info ?? null) === null)
       const up = candidates.filter((url) => isUp(all.get(url), now))
       return up.length === 0 ? candidates : up
     }
@@ -200,12 +206,16 @@ export const makeRouter = <E>(options: RouterOptions<E>) =>
             const leasesOn = (url: string) => all.get(url)?.leases ?? []
             const slotsOf = (url: string) => infos.get(url)?.slots ?? 1
             const free = (url: string) => slotsOf(url) - leasesOn(url).length
+            // Slots other tasks are pinned to hold their prompts in cache: a new task takes another one first.
+            const pinnedElsewhere = new Set(
+              [...pins].flatMap(([other, p]) => (other !== key && p.slot !== null ? [`${p.url} ${p.slot}`] : []))
+            )
             const freeSlot = (url: string, wanted: number | null): number | null => {
               if (slotsOf(url) < 2) return null
               const taken = new Set(leasesOn(url).map((l) => l.slot))
               if (wanted !== null && !taken.has(wanted)) return wanted
-              for (let slot = 0; slot < slotsOf(url); slot++) if (!taken.has(slot)) return slot
-              return null
+              const free = Array.from({ length: slotsOf(url) }, (_, slot) => slot).filter((slot) => !taken.has(slot))
+              return free.find((slot) => !pinnedElsewhere.has(`${url} ${slot}`)) ?? free[0] ?? null
             }
             const options = usable(urls, model, all, now)
             const pin = key === undefined ? undefined : pins.get(key)
