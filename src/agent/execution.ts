@@ -78,7 +78,7 @@ export class NodeAnswerInvalid extends Data.TaggedError("NodeAnswerInvalid")<{
   readonly problems: ReadonlyArray<string>
 }> {
   override get message() {
-    return `The answer of node "${this.node}" does not match its output_schema: ${this.problems.join("; ")}. The node is retried up to its max_retries; a smaller model may need a simpler output_schema or llm.constrained "on" with a server that enforces schemas.`
+    return `The answer of node "${this.node}" does not match its output_schema: ${this.problems.join("; ")}. The node is retried up to its max_retries; if it keeps failing, use a simpler output_schema, or a server that enforces schemas (llama-server) with llm.constrained "auto" or "on".`
   }
 }
 

@@ -38,7 +38,7 @@ describe("LlmFake", () => {
       expect(error).toBeInstanceOf(LlmHttpError)
       expect(error.message).toContain("answered HTTP 503")
     }).pipe(
-      Effect.provide(LlmFake([FakeReply.fail(new LlmHttpError({ url: "http://fake", status: 503, body: "loading", attempts: 1 }))]))
+      Effect.provide(LlmFake([FakeReply.fail(new LlmHttpError({ url: "http://fake", status: 503, body: "loading", attempts: 1, retryAfter: null }))]))
     ))
 
   it.effect("waits the scripted delay on the Effect clock and reports it as latency", () =>

@@ -8,7 +8,8 @@
  * `run`, `approvals approve` and `resume` recorded one after another make one cassette. Replay
  * serves each recorded exchange once, the first unused one that matches (method, path and body,
  * routing fields aside), so a later process of the same session finds its own requests; a GET
- * may be served again. A request with no match fails with a diff-like `CassetteMismatch`.
+ * may be served again, and one never recorded is a 404. Any other request with no match fails
+ * with a diff-like `CassetteMismatch`.
  * Headers are never recorded (they carry the API key), except `content-type` and `retry-after`.
  */
 import { FileSystem, HttpClient, HttpClientResponse, Path } from "@effect/platform"
@@ -283,6 +284,10 @@ export const HttpClientReplay = (path: string): Layer.Layer<HttpClient.HttpClien
           const before = yield* Ref.get(state)
           const index = yield* Ref.modify(state, (s) => take(exchanges, s, actual))
           const exchange = exchanges[index]
+          if (exchange === undefined && actual.method === "GET") {
+            // A probe the recording never made (its process had the answer already): not there.
+            return HttpClientResponse.fromWeb(request, new Response(JSON.stringify({ error: { code: 404, message: `not in the cassette ${path}` } }), { status: 404 }))
+          }
           if (exchange === undefined) {
             // Not a transport failure (which would be retried): the request cannot be served at all.
             return yield* new RequestError({
