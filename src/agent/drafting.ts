@@ -118,7 +118,7 @@ export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progr
         "skill_code"
       )
       : yield* ask("skill.draft", () => skillCodeUserPrompt(context), draftSchema, "skill_draft")
-    const drafted = parseDraftAnswer(answer.content)
+    const drafted = parseDraftAnswer(answer.content, rework ? "code" : "both")
     if (drafted.code.trim() === "") return Event.DraftRejected({ feedback: "The answer held no code. Answer with the whole skill file, header first." })
     yield* writeFile(files.code, drafted.code)
     const problem = yield* checkDraft(draft.skill.name, files.code)
@@ -129,7 +129,7 @@ export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progr
     if (!rework || previousTests.trim() === "" || draft.test_report === null) {
       const tests = !rework && drafted.tests.trim() !== ""
         ? drafted.tests
-        : parseDraftAnswer((yield* ask("skill.test", () => skillTestUserPrompt(context, drafted.code), testsSchema, "skill_tests")).content).tests
+        : parseDraftAnswer((yield* ask("skill.test", () => skillTestUserPrompt(context, drafted.code), testsSchema, "skill_tests")).content, "tests").tests
       if (tests.trim() === "") return Event.DraftRejected({ feedback: "The tests answer held no code." })
       yield* writeFile(files.test, tests)
     }

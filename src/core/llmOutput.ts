@@ -273,9 +273,10 @@ const looksLikeTests = (code: string): boolean => /(^|[^\w.])(test|describe)\s*\
  * The code and tests in a drafting answer. Asked for (and, on a server that enforces it,
  * constrained to) `{"code": "…", "tests": "…"}`; a model that answered with fenced blocks or
  * with the bare file instead is read leniently: a block that calls `test(` is the tests, the
- * longest other block is the code. A part the answer lacks is "" (each file ends with one newline).
+ * longest other block is the code; a bare file is the part `asked` for (with `both`, tests when it
+ * calls `test(` and has no skill header). A part the answer lacks is "" (each file ends with one newline).
  */
-export const parseDraftAnswer = (answer: string): DraftParts => {
+export const parseDraftAnswer = (answer: string, asked: "both" | "code" | "tests" = "both"): DraftParts => {
   const json = extractJson(answer)
   if (Either.isRight(json)) {
     const code = stringField(json.right, "code")
@@ -294,5 +295,6 @@ export const parseDraftAnswer = (answer: string): DraftParts => {
     }
   }
   const code = extractCode(answer)
-  return looksLikeTests(code) && !/@skill/.test(code) ? { code: "", tests: code } : { code, tests: "" }
+  const isTests = asked === "tests" || (asked === "both" && looksLikeTests(code) && !/@skill/.test(code))
+  return isTests ? { code: "", tests: code } : { code, tests: "" }
 }

@@ -65,7 +65,7 @@ describe("agent", () => {
         { id: "b", action: "llm_call", prompt_template: "y", depends_on: ["a"] }
       ])
       const replies = [
-        FakeReply.content(`Sure! ${cyclic}`, { when: /^Request: [^\n]*$/ }),
+        FakeReply.content(`Sure! ${cyclic}`, { when: /^(?![\s\S]*previous plan was rejected)Job: plan/ }),
         FakeReply.content(sumPlan, { when: "previous plan was rejected" }),
         FakeReply.content("five", { when: "The sum is 5" })
       ]
