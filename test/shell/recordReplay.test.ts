@@ -46,30 +46,30 @@ describe("a multi-command session on one cassette", () => {
               ? JSON.stringify({ code: wordCount(dataDir), tests: wordCountTests })
               : "The file has five words."
         })
-        const base = configInside(home, { allowedPaths: [`${dataDir}/**`] })
-        writeFileSync(configFile, JSON.stringify({
-          ...base,
-          llm: { ...base.llm, base_url: started.url },
-          approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" }
-        }))
-          const cli = (args: ReadonlyArray<string>) =>
-            Effect.promise(() => runCliAsync(["--config", configFile, ...args], { env: { HOME: home }, cwd: home, timeoutMs: 60_000 }))
-          const session = (llm: string) =>
-            Effect.gen(function*() {
-              const run = yield* cli(["--llm", llm, "run", prompt])
-              expect(run.stderr + run.stdout).toContain("approvals approve")
-              expect(run.code).toBe(3)
-              const id = /approvals approve ([0-9a-f]{8})/.exec(run.stdout + run.stderr)?.[1] ?? ""
-              const approve = yield* cli(["--llm", llm, "approvals", "approve", id])
-              expect(approve.code).toBe(0)
-              const resume = yield* cli(["--llm", llm, "resume"])
-              expect(resume.stdout).toContain("The file has five words.")
-              expect(resume.code).toBe(0)
-            })
-          yield* session(`record:${cassette}`)
-          const chats = started.chats().length
-          return { chats, session }
-        }))
+      const base = configInside(home, { allowedPaths: [`${dataDir}/**`] })
+      writeFileSync(configFile, JSON.stringify({
+        ...base,
+        llm: { ...base.llm, base_url: started.url },
+        approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" }
+      }))
+        const cli = (args: ReadonlyArray<string>) =>
+          Effect.promise(() => runCliAsync(["--config", configFile, ...args], { env: { HOME: home }, cwd: home, timeoutMs: 60_000 }))
+        const session = (llm: string) =>
+          Effect.gen(function*() {
+            const run = yield* cli(["--llm", llm, "run", prompt])
+            expect(run.stderr + run.stdout).toContain("approvals approve")
+            expect(run.code).toBe(3)
+            const id = /approvals approve ([0-9a-f]{8})/.exec(run.stdout + run.stderr)?.[1] ?? ""
+            const approve = yield* cli(["--llm", llm, "approvals", "approve", id])
+            expect(approve.code).toBe(0)
+            const resume = yield* cli(["--llm", llm, "resume"])
+            expect(resume.stdout).toContain("The file has five words.")
+            expect(resume.code).toBe(0)
+          })
+        yield* session(`record:${cassette}`)
+        const chats = started.chats().length
+        return { chats, session }
+      }))
       // Three sessions (one per command), each exchange recorded once.
       const lines = readFileSync(cassette, "utf8").trim().split("\n").map((line) => JSON.parse(line))
       expect(lines.filter((line) => "session" in line)).toHaveLength(3)
