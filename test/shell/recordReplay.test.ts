@@ -46,12 +46,12 @@ describe("a multi-command session on one cassette", () => {
               ? JSON.stringify({ code: wordCount(dataDir), tests: wordCountTests })
               : "The file has five words."
         })
-      const base = configInside(home, { allowedPaths: [`${dataDir}/**`] })
-      writeFileSync(configFile, JSON.stringify({
-        ...base,
-        llm: { ...base.llm, base_url: started.url },
-        approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" }
-      }))
+        const base = configInside(home, { allowedPaths: [`${dataDir}/**`] })
+        writeFileSync(configFile, JSON.stringify({
+          ...base,
+          llm: { ...base.llm, base_url: started.url },
+          approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" }
+        }))
         const cli = (args: ReadonlyArray<string>) =>
           Effect.promise(() => runCliAsync(["--config", configFile, ...args], { env: { HOME: home }, cwd: home, timeoutMs: 60_000 }))
         const session = (llm: string) =>
@@ -67,8 +67,7 @@ describe("a multi-command session on one cassette", () => {
             expect(resume.code).toBe(0)
           })
         yield* session(`record:${cassette}`)
-        const chats = started.chats().length
-        return { chats, session }
+        return { chats: started.chats().length, session }
       }))
       // Three sessions (one per command), each exchange recorded once.
       const lines = readFileSync(cassette, "utf8").trim().split("\n").map((line) => JSON.parse(line))
