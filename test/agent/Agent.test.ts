@@ -55,6 +55,33 @@ describe("agent", () => {
       expect(outcome.events).toEqual(expect.arrayContaining(["task.start", "task.transition", "llm.call", "skill.start", "skill.end", "node.complete", "task.complete"]))
     }).pipe(Effect.provide(TestPlatform)))
 
+  it.scoped("counts the tokens a task uses in the saved task, and fails a node whose call would pass limits.max_task_tokens", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const base = testConfig(home)
+      // Enough for the plan (its prompt, some 2k tokens, and 100 for the answer), not for the node call after it.
+      const config = {
+        ...base,
+        llm: { ...base.llm, max_tokens: { plan: 100, code: 100, node: 100 } },
+        limits: { ...base.limits, max_task_tokens: 4_000 }
+      }
+      installSkill(config, "add", addSkill)
+      const replies = [
+        FakeReply.content(sumPlan, { when: "Request:", usage: { prompt_tokens: 3_000, completion_tokens: 500 } }),
+        FakeReply.content("five", { when: "The sum is 5" })
+      ]
+      const result = yield* Effect.gen(function*() {
+        const agent = yield* Agent
+        const outcome = yield* agent.run("Add 2 and 3 and say it")
+        const saved = yield* (yield* State).load
+        return { outcome, saved }
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      // The node's call is refused before it is sent: the node fails, and with it the task.
+      expect(result.outcome.task.state).toBe("failed")
+      expect(result.outcome.task.error).toMatch(/The task has used 3500 tokens; the next node call would add up to \d+, past limits\.max_task_tokens \(4000\)\./)
+      expect(Option.getOrThrow(result.saved).tokens_used).toBe(3_500)
+    }).pipe(Effect.provide(TestPlatform)))
+
   it.scoped("retries an invalid plan with the validation errors, then succeeds", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
