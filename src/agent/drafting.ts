@@ -82,9 +82,9 @@ const checkDraft = (name: string, file: string) =>
   })
 
 /** The shapes drafting answers are constrained to, where the server enforces a schema. */
-const draftSchema = answerJsonSchema(Schema.Struct({ code: Schema.String, tests: Schema.String }))
-const codeSchema = answerJsonSchema(Schema.Struct({ code: Schema.String }))
-const testsSchema = answerJsonSchema(Schema.Struct({ tests: Schema.String }))
+export const draftSchema = answerJsonSchema(Schema.Struct({ code: Schema.String, tests: Schema.String }))
+export const codeSchema = answerJsonSchema(Schema.Struct({ code: Schema.String }))
+export const testsSchema = answerJsonSchema(Schema.Struct({ tests: Schema.String }))
 
 /**
  * `DraftSkill` and `ReworkSkill`: write the code (and, the first time, the tests). A first

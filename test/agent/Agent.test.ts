@@ -82,6 +82,31 @@ describe("agent", () => {
       expect(Option.getOrThrow(result.saved).tokens_used).toBe(3_500)
     }).pipe(Effect.provide(TestPlatform)))
 
+  it.scoped("an llm_call node with an output_schema asks for that schema and stores the parsed JSON; a wrong shape fails it", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      const totals = { type: "object", properties: { total: { type: "number" } }, required: ["total"] }
+      const schemaPlan = plan([{ id: "count", action: "llm_call", prompt_template: "Count to five.", output_schema: totals }])
+      const run = (answers: ReadonlyArray<string>) =>
+        Effect.gen(function*() {
+          const outcome = yield* (yield* Agent).run("Count")
+          const requests = yield* (yield* LlmRequests).requests
+          return { outcome, requests }
+        }).pipe(Effect.provide(agentLayer(config, [
+          FakeReply.content(schemaPlan, { when: "Request:" }),
+          ...answers.map((answer) => FakeReply.content(answer, { when: "Count to five" }))
+        ], home)))
+      const good = yield* run(["```json\n{\"total\": 5}\n```"])
+      expect(good.outcome.task.result).toEqual({ count: { total: 5 } })
+      expect(good.requests.at(-1)?.output).toEqual({ name: "node_count", schema: totals })
+      expect(good.requests.at(-1)?.messages[1]?.content).toContain(`matching this JSON schema: ${JSON.stringify(totals)}`)
+      yield* Effect.flatMap(State, (state) => state.clear).pipe(Effect.provide(agentLayer(config, [], home)))
+      const bad = yield* run(["{\"sum\": 5}", "{\"sum\": 5}", "{\"sum\": 5}"])
+      expect(bad.outcome.task.state).toBe("failed")
+      expect(bad.outcome.task.error).toContain(`The answer of node "count" does not match its output_schema: answer.total: is missing.`)
+    }).pipe(Effect.provide(TestPlatform)))
+
   it.scoped("retries an invalid plan with the validation errors, then succeeds", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
