@@ -6,6 +6,7 @@ import { Cause, Effect, Exit } from "effect"
 import { agentBench } from "./agent.ts"
 import { cliBench } from "./cli.ts"
 import { graphBench } from "./graph.ts"
+import { llmBench } from "./llm.ts"
 import { sandboxBench } from "./sandbox.ts"
 import { stepOverheadBench } from "./stepOverhead.ts"
 import type { BenchRow, BenchSize } from "./types.ts"
@@ -20,7 +21,8 @@ export const benches: ReadonlyArray<Bench> = [
   { name: "step overhead", run: stepOverheadBench },
   { name: "sandbox", run: sandboxBench },
   { name: "graph", run: graphBench },
-  { name: "agent", run: agentBench }
+  { name: "agent", run: agentBench },
+  { name: "llm", run: llmBench }
 ]
 
 /** A bench's rows, or why it could not produce them (a bench that dies must not hide the others). */

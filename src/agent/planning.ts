@@ -15,13 +15,19 @@ import { Skills } from "../layers/Skills.ts"
 import { askModel } from "./llmCall.ts"
 import type { ProgressListener } from "./progress.ts"
 
-/** The skills in the library (promoted first, then shipped: the first of a name wins). */
+/**
+ * The skills in the library: a promoted skill wins over a shipped one of the same name. Listed
+ * in reverse search order (shipped first, then promoted), so a skill promoted mid-task joins the
+ * end of the catalogue and the prompt prefix before it stays the same (the server's cache keeps it).
+ */
 export const librarySkills = Effect.gen(function*() {
   const skills = yield* Skills
   const byName = new Map<string, SkillSummary>()
-  for (const dir of skills.trustedDirs) {
+  // Shipped first; a promoted skill of the same name replaces it where it stands (a Map keeps
+  // the first insertion's position), a new one is appended.
+  for (const dir of [...skills.trustedDirs].reverse()) {
     for (const entry of yield* skills.list(dir)) {
-      if (entry._tag === "Valid" && !byName.has(entry.meta.name)) {
+      if (entry._tag === "Valid") {
         byName.set(entry.meta.name, { name: entry.meta.name, description: entry.meta.description, args: entry.meta.args ?? {} })
       }
     }
