@@ -280,3 +280,23 @@ describe("measure", () => {
       expect((yield* unknown.llm.measure(ask())).context).toBeNull()
     }).pipe(Effect.provide(TestPlatform)))
 })
+
+describe("the small-model simulation", () => {
+  it.scopedLive("fumbles the format of about 30 % of answers without a schema, every kind of mistake, and none with one", () =>
+    Effect.gen(function*() {
+      const plan = JSON.stringify({ nodes: [{ id: "a", depends_on: [], action: "llm_call", prompt_template: "x" }] })
+      const options = { kind: "llama-server" as const, smallModel: { seed: 7, mistakeRate: 0.3 }, reply: () => plan }
+      const loose = yield* setup(options, { constrained: "off" })
+      const looseAnswers = yield* Effect.forEach(Array.from({ length: 60 }), () => loose.llm.complete(ask()))
+      const mistakes = loose.server.mistakes()
+      // Seeded, so the same every run: 30 % of 60 is 18, give or take the draw.
+      expect(mistakes.length).toBeGreaterThanOrEqual(10)
+      expect(mistakes.length).toBeLessThanOrEqual(26)
+      expect(new Set(mistakes)).toEqual(new Set(["fences", "prose", "trailing commas", "truncated", "wrong field names"]))
+      expect(looseAnswers.filter((answer) => answer.content !== plan)).toHaveLength(mistakes.length)
+      const strict = yield* setup(options)
+      const strictAnswers = yield* Effect.forEach(Array.from({ length: 60 }), () => strict.llm.complete(ask()))
+      expect(strict.server.mistakes()).toEqual([])
+      expect(strictAnswers.every((answer) => answer.content === plan && answer.constrained)).toBe(true)
+    }).pipe(Effect.provide(TestPlatform)))
+})
