@@ -177,12 +177,17 @@ const graphOnEndpoints = (count: 1 | 2, generationMs: number) =>
     const fs = yield* FileSystem.FileSystem
     const dir = yield* fs.makeTempDirectoryScoped({ prefix: "luallm-agent-bench-endpoints-" })
     const servers = yield* Effect.all(Array.from({ length: count }, () => openAiServer({ kind: "llama-server", slots: 1, generationMs })))
-    const llm = yield* liveLlm(configFor(dir, { endpoints: servers.map((server) => server.url) }))
+    const llm = yield* liveLlm(configFor(dir, { endpoints: servers.map((server) => server.url) }, (c) => ({
+      ...c,
+      limits: { ...c.limits, llm_timeout_seconds: 60 }
+    })))
     const ask = (text: string) => llm.complete({ model: "bench-model", messages: [{ role: "user", content: text }], affinity: "bench-task" })
     yield* Effect.all(servers.map(() => ask("warm up")), { concurrency: "unbounded" }) // probes, connections
-    const [elapsed] = yield* Effect.timed(
+    const [elapsed, done] = yield* Effect.timed(
       executeGraph(layered(8, 2), { runNode: (node) => ask(node.id), maxParallel: 8 })
     )
+    const failed = done.nodes.find((node) => node.status !== "complete")
+    if (failed !== undefined) return yield* Effect.dieMessage(`node ${failed.id} ${failed.status}: ${failed.error ?? ""}`)
     return Duration.toMillis(elapsed)
   }))
 

@@ -259,6 +259,27 @@ describe("slots", () => {
     }).pipe(Effect.provide(TestPlatform)))
 })
 
+describe("waiting for a slot", () => {
+  it.scopedLive("waits here, not in the server's queue, when every slot is busy: queued silence is not the model's", () =>
+    Effect.gen(function*() {
+      // Each answer takes 0.7 s before its first byte, inside the 1 s idle limit; two at once on one
+      // slot would leave the second silent for 1.4 s if it waited in the server's queue.
+      const { llm, server } = yield* setup({ kind: "llama-server", slots: 1, generationMs: 700 })
+      const results = yield* Effect.all([llm.complete(ask()), llm.complete(ask())], { concurrency: 2 })
+      expect(results.map((r) => r.content)).toEqual(["{\"n\": 3}", "{\"n\": 3}"])
+      const [first, second] = server.chats().map((r) => r.at)
+      expect((second ?? 0) - (first ?? 0)).toBeGreaterThanOrEqual(600)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scopedLive("does not hold back calls to a server that does not say how many it runs at once", () =>
+    Effect.gen(function*() {
+      const { llm, server } = yield* setup({ generationMs: 300 })
+      yield* Effect.all([llm.complete(ask()), llm.complete(ask()), llm.complete(ask())], { concurrency: 3 })
+      const times = server.chats().map((r) => r.at)
+      expect(Math.max(...times) - Math.min(...times)).toBeLessThan(250)
+    }).pipe(Effect.provide(TestPlatform)))
+})
+
 describe("measure", () => {
   it.scopedLive("takes the context from /props and counts with /tokenize when the estimate comes near it", () =>
     Effect.gen(function*() {

@@ -7,7 +7,7 @@
  * over to the others. All of this lives in the layer's scope, never in module state.
  */
 import { type HttpClient, HttpClientResponse } from "@effect/platform"
-import { Clock, Duration, Effect, Either, Option, Ref, type Schema, type Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Option, Ref, type Schema, type Scope } from "effect"
 import { LlmHttpError, LlmUnreachable } from "./errors.ts"
 import { ModelList, OllamaVersion, type ServerKind, ServerProps } from "./protocol.ts"
 
@@ -20,8 +20,8 @@ export interface EndpointInfo {
   readonly models: ReadonlyArray<string>
   /** Tokens of context per call (llama-server: per slot), `null` when the server does not say. */
   readonly contextTokens: number | null
-  /** How many calls it runs at once (llama-server's `total_slots`; 1 when unknown). */
-  readonly slots: number
+  /** How many calls it runs at once (llama-server's `total_slots`); `null` when the server does not say. */
+  readonly slots: number | null
 }
 
 /** An endpoint chosen for one call, and the slot pinned on it (`null`: the server chooses). */
@@ -76,6 +76,8 @@ export const makeRouter = <E>(options: RouterOptions<E>) =>
     const endpoints = yield* Ref.make<ReadonlyMap<string, EndpointState>>(new Map())
     const affinity = yield* Ref.make<ReadonlyMap<string, { readonly url: string; readonly slot: number | null }>>(new Map())
     const nextLease = yield* Ref.make(0)
+    /** Completed (and replaced) whenever a lease is given back: what a waiting call awaits. */
+    const released = yield* Ref.make(yield* Deferred.make<void>())
     const { http } = options
 
     const update = (url: string, change: (state: EndpointState) => EndpointState) =>
@@ -116,7 +118,7 @@ export const makeRouter = <E>(options: RouterOptions<E>) =>
         const props = found(yield* fetchJson(`${url}/props`, ServerProps))
         const list = found(yield* fetchJson(`${url}/v1/models`, ModelList))
         const models = list?.data.map((model) => model.id) ?? []
-        const base = { url, version: null, models, contextTokens: options.contextTokens, slots: 1 }
+        const base = { url, version: null, models, contextTokens: options.contextTokens, slots: null }
         if (props !== undefined && (props.total_slots !== undefined || props.default_generation_settings !== undefined)) {
           const context = props.default_generation_settings?.n_ctx ?? props.n_ctx
           return { ...base, kind: "llama-server", contextTokens: context ?? base.contextTokens, slots: Math.max(1, props.total_slots ?? 1) }
@@ -179,79 +181,109 @@ export const makeRouter = <E>(options: RouterOptions<E>) =>
       version: null,
       models: [],
       contextTokens: options.contextTokens,
-      slots: 1
+      slots: null
     })
 
     /**
      * Chooses where a call runs and holds the slot until the scope closes: the task's previous
      * endpoint and slot while free, else the endpoint with the most free slots (then the fewest
      * calls, then the configured order), and on llama-server with several slots a free slot.
+     * When every endpoint that says how many slots it has is full, the call waits here for one
+     * to free up rather than in the server's queue, where its silence would count against
+     * `limits.llm_timeout_seconds`. Servers that do not say are never waited for.
      */
     const lease = (model: string, key: string | undefined): Effect.Effect<Lease, E, Scope.Scope> =>
       Effect.acquireRelease(
         Effect.gen(function*() {
           const urls = yield* options.candidates(model)
-          // Probe what has not been probed; one that cannot be reached is tried with defaults,
-          // so the call fails with the real error if it is the only choice.
-          const infos = new Map<string, EndpointInfo>()
-          const before = yield* Clock.currentTimeMillis
-          for (const url of urls) {
-            const resting = !isUp((yield* Ref.get(endpoints)).get(url), before)
-            infos.set(url, resting ? fallbackInfo(url) : Either.getOrElse(yield* Effect.either(info(url)), () => fallbackInfo(url)))
-          }
-          const now = yield* Clock.currentTimeMillis
           const id = yield* Ref.getAndUpdate(nextLease, (n) => n + 1)
-          const pins = yield* Ref.get(affinity)
-          const chosen = yield* Ref.modify(endpoints, (all): readonly [Lease, ReadonlyMap<string, EndpointState>] => {
-            const leasesOn = (url: string) => all.get(url)?.leases ?? []
-            const slotsOf = (url: string) => infos.get(url)?.slots ?? 1
-            const free = (url: string) => slotsOf(url) - leasesOn(url).length
-            // Slots other tasks are pinned to hold their prompts in cache: a new task takes another one first.
-            const pinnedElsewhere = new Set(
-              [...pins].flatMap(([other, p]) => (other !== key && p.slot !== null ? [`${p.url} ${p.slot}`] : []))
-            )
-            const freeSlot = (url: string, wanted: number | null): number | null => {
-              if (slotsOf(url) < 2) return null
-              const taken = new Set(leasesOn(url).map((l) => l.slot))
-              if (wanted !== null && !taken.has(wanted)) return wanted
-              const free = Array.from({ length: slotsOf(url) }, (_, slot) => slot).filter((slot) => !taken.has(slot))
-              return free.find((slot) => !pinnedElsewhere.has(`${url} ${slot}`)) ?? free[0] ?? null
+          for (;;) {
+            // Probe what has not been probed; one that cannot be reached is tried with defaults,
+            // so the call fails with the real error if it is the only choice.
+            const infos = new Map<string, EndpointInfo>()
+            const before = yield* Clock.currentTimeMillis
+            for (const url of urls) {
+              const resting = !isUp((yield* Ref.get(endpoints)).get(url), before)
+              infos.set(url, resting ? fallbackInfo(url) : Either.getOrElse(yield* Effect.either(info(url)), () => fallbackInfo(url)))
             }
-            const options = usable(urls, model, all, now)
-            const pin = key === undefined ? undefined : pins.get(key)
-            const pinned = pin !== undefined && options.includes(pin.url) && free(pin.url) > 0 &&
-                (pin.slot === null || freeSlot(pin.url, pin.slot) === pin.slot)
-              ? pin.url
-              : undefined
-            const url = pinned ?? options.reduce((best, next) =>
-              free(next) > free(best) || (free(next) === free(best) && leasesOn(next).length < leasesOn(best).length) ? next : best
-            )
-            const slot = freeSlot(url, pinned !== undefined ? pin?.slot ?? null : null)
-            const endpoint = infos.get(url) ?? fallbackInfo(url)
-            const state = all.get(url) ?? fresh
-            return [
-              { id, endpoint, slot, candidates: urls },
-              new Map(all).set(url, { ...state, leases: [...state.leases, { id, slot }] })
-            ]
-          })
-          if (key !== undefined) {
-            yield* Ref.update(affinity, (all) => {
-              const next = new Map(all)
-              next.delete(key)
-              next.set(key, { url: chosen.endpoint.url, slot: chosen.slot })
-              const oldest = next.keys().next().value
-              if (next.size > AFFINITY_MEMORY && oldest !== undefined) next.delete(oldest)
-              return next
+            const now = yield* Clock.currentTimeMillis
+            const pins = yield* Ref.get(affinity)
+            const freed = yield* Ref.get(released)
+            const chosen = yield* Ref.modify(endpoints, (all): readonly [Lease | undefined, ReadonlyMap<string, EndpointState>] => {
+              const picked = pick(urls, model, key, id, infos, pins, all, now)
+              if (picked === undefined) return [undefined, all]
+              const state = all.get(picked.endpoint.url) ?? fresh
+              return [picked, new Map(all).set(picked.endpoint.url, { ...state, leases: [...state.leases, { id, slot: picked.slot }] })]
             })
+            if (chosen === undefined) {
+              yield* Deferred.await(freed)
+              continue
+            }
+            if (key !== undefined) {
+              yield* Ref.update(affinity, (all) => {
+                const next = new Map(all)
+                next.delete(key)
+                next.set(key, { url: chosen.endpoint.url, slot: chosen.slot })
+                const oldest = next.keys().next().value
+                if (next.size > AFFINITY_MEMORY && oldest !== undefined) next.delete(oldest)
+                return next
+              })
+            }
+            return chosen
           }
-          return chosen
         }),
         release
       )
 
-    /** Gives the lease's slot back (a second release of the same lease does nothing). */
+    /** The lease for a call, or `undefined` when every endpoint with known slots is full. */
+    const pick = (
+      urls: ReadonlyArray<string>,
+      model: string,
+      key: string | undefined,
+      id: number,
+      infos: ReadonlyMap<string, EndpointInfo>,
+      pins: ReadonlyMap<string, { readonly url: string; readonly slot: number | null }>,
+      all: ReadonlyMap<string, EndpointState>,
+      now: number
+    ): Lease | undefined => {
+      const leasesOn = (url: string) => all.get(url)?.leases ?? []
+      const slotsOf = (url: string) => infos.get(url)?.slots ?? null
+      const free = (url: string) => {
+        const slots = slotsOf(url)
+        return slots === null ? Number.POSITIVE_INFINITY : slots - leasesOn(url).length
+      }
+      // Slots other tasks are pinned to hold their prompts in cache: a new task takes another one first.
+      const pinnedElsewhere = new Set(
+        [...pins].flatMap(([other, p]) => (other !== key && p.slot !== null ? [`${p.url} ${p.slot}`] : []))
+      )
+      const freeSlot = (url: string, wanted: number | null): number | null => {
+        const slots = slotsOf(url) ?? 0
+        if (slots < 2) return null
+        const taken = new Set(leasesOn(url).map((l) => l.slot))
+        if (wanted !== null && !taken.has(wanted)) return wanted
+        const open = Array.from({ length: slots }, (_, slot) => slot).filter((slot) => !taken.has(slot))
+        return open.find((slot) => !pinnedElsewhere.has(`${url} ${slot}`)) ?? open[0] ?? null
+      }
+      const options = usable(urls, model, all, now).filter((url) => free(url) > 0)
+      if (options.length === 0) return undefined
+      const pin = key === undefined ? undefined : pins.get(key)
+      const pinned = pin !== undefined && options.includes(pin.url) && (pin.slot === null || freeSlot(pin.url, pin.slot) === pin.slot)
+        ? pin.url
+        : undefined
+      const url = pinned ?? options.reduce((best, next) =>
+        free(next) > free(best) || (free(next) === free(best) && leasesOn(next).length < leasesOn(best).length) ? next : best
+      )
+      const slot = freeSlot(url, pinned !== undefined ? pin?.slot ?? null : null)
+      return { id, endpoint: infos.get(url) ?? fallbackInfo(url), slot, candidates: urls }
+    }
+
+    /** Gives the lease's slot back (a second release of the same lease does nothing) and wakes the calls waiting for one. */
     const release = (held: Lease) =>
-      update(held.endpoint.url, (state) => ({ ...state, leases: state.leases.filter((l) => l.id !== held.id) }))
+      Effect.gen(function*() {
+        yield* update(held.endpoint.url, (state) => ({ ...state, leases: state.leases.filter((l) => l.id !== held.id) }))
+        const next = yield* Deferred.make<void>()
+        yield* Deferred.succeed(yield* Ref.getAndSet(released, next), undefined)
+      })
 
     /** Whether another endpoint that could take the lease's call is up now. */
     const hasAlternative = (held: Lease) =>

@@ -89,7 +89,7 @@ const describeEndpoint = (info: EndpointInfo): string =>
     info.kind + (info.version === null ? "" : ` ${info.version}`),
     `serves ${names(info.models) || "no listed model"}`,
     info.contextTokens === null ? "context unknown (set llm.context_tokens)" : `context ${info.contextTokens} tokens`,
-    `${info.slots} slot${info.slots === 1 ? "" : "s"}`
+    info.slots === null ? "slots unknown" : `${info.slots} slot${info.slots === 1 ? "" : "s"}`
   ].join(", ")
 
 /**
