@@ -197,7 +197,7 @@ export const llmBench = (size: BenchSize): Effect.Effect<ReadonlyArray<BenchRow>
     const constrained = yield* planningRun("auto", requests)
     const unconstrained = yield* planningRun("off", requests)
     const reuse = yield* prefixReuse
-    const generationMs = size === "full" ? 200 : 80
+    const generationMs = size === "full" ? 300 : 80
     const one = yield* graphOnEndpoints(1, generationMs)
     const two = yield* graphOnEndpoints(2, generationMs)
     return [
