@@ -115,7 +115,8 @@ const checkLlm = (app: AppConfigShape) =>
           ? [failed("LLM endpoints", configured ? "none configured" : "luallm reports no running server", fix)]
           : found.map((report) =>
             report.info === null
-              ? failed(`LLM endpoint ${report.url}`, report.problem ?? "no answer", fix)
+              // The problem may quote the server's answer: printed only sanitised.
+              ? failed(`LLM endpoint ${report.url}`, sanitizeForTerminal(report.problem ?? "no answer"), fix)
               : passed(`LLM endpoint ${report.url}`, describeEndpoint(report.info))
           )
     })
