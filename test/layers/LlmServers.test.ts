@@ -186,9 +186,9 @@ describe("timeouts", () => {
 
   it.scopedLive("a live stream longer than limits.llm_call_max_seconds ends with LlmTimeout (total)", () =>
     Effect.gen(function*() {
-      const { llm } = yield* setup({ reply: () => words, pieceDelayMs: 300 }, {}, idle(2, 1))
+      const { llm, server } = yield* setup({ reply: () => words, pieceDelayMs: 300 }, {}, idle(2, 1))
       const error = yield* Effect.flip(collect(llm.stream({ ...ask(Behaviour.trickle), output: undefined })))
-      expect(error).toMatchObject({ _tag: "LlmTimeout", limit: "total", seconds: 1 })
+      expect(error).toMatchObject({ _tag: "LlmTimeout", limit: "total", seconds: 1, url: `${server.url}/v1/chat/completions` })
       expect(String(error)).toContain("limits.llm_call_max_seconds")
     }).pipe(Effect.provide(TestPlatform)))
 })

@@ -54,6 +54,15 @@ interface Fragment {
   readonly finish?: string | null | undefined
 }
 
+/** What a stream has brought so far. */
+interface Received {
+  readonly content: string
+  readonly model: string
+  readonly usage: Option.Option<Usage>
+  readonly timings: Timings | null
+  readonly finish: string
+}
+
 /** Servers that enforce a JSON schema sent as `response_format` (and Ollama from 0.5). */
 const enforcesSchemas = (endpoint: EndpointInfo): boolean => {
   switch (endpoint.kind) {
@@ -232,8 +241,19 @@ export const makeLlmLive = Effect.gen(function*() {
   const stream = (request: CompletionRequest): Stream.Stream<StreamPart, LlmError> =>
     Stream.unwrapScoped(Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
-      const { constrained, lease, response, url } = yield* open(request)
-      const received = yield* Ref.make({ content: "", model: request.model, usage: Option.none<Usage>(), timings: null as Timings | null, finish: "" })
+      const total = Duration.seconds(totalSeconds)
+      const { constrained, lease, response, url } = yield* open(request).pipe(
+        Effect.timeoutFail({
+          duration: total,
+          onTimeout: () => new LlmTimeout({ url: `the endpoint serving ${request.model}`, limit: "total", seconds: totalSeconds })
+        })
+      )
+      const overTime = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.zipRight(
+          Effect.sleep(Duration.subtract(total, Duration.millis(now - started))),
+          Effect.fail(new LlmTimeout({ url, limit: "total", seconds: totalSeconds }))
+        ))
+      const received = yield* Ref.make<Received>({ content: "", model: request.model, usage: Option.none(), timings: null, finish: "" })
       const deltas = fragments(response, url).pipe(
         Stream.tap((fragment) =>
           Ref.update(received, (so) => ({
@@ -264,13 +284,8 @@ export const makeLlmLive = Effect.gen(function*() {
         }
         return { _tag: "Done", completion } satisfies StreamPart
       })
-      return Stream.concat(deltas, Stream.fromEffect(done))
-    })).pipe(
-      Stream.interruptWhen(Effect.zipRight(
-        Effect.sleep(Duration.seconds(totalSeconds)),
-        Effect.fail(new LlmTimeout({ url: request.model, limit: "total", seconds: totalSeconds }))
-      ))
-    )
+      return Stream.concat(deltas, Stream.fromEffect(done)).pipe(Stream.interruptWhen(overTime))
+    }))
 
   const complete = (request: CompletionRequest) =>
     stream(request).pipe(
