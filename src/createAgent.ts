@@ -19,8 +19,8 @@ import type { Task } from "./core/task.ts"
 import { ApprovalIoError, type ApprovalRecord, Approvals } from "./layers/Approvals.ts"
 import { AuditLive } from "./layers/Audit.ts"
 import { AppConfigLive, type ConfigSettings } from "./layers/Config.ts"
-import { type Llm, LlmLive } from "./layers/Llm.ts"
-import { type LlmLayerError, type LlmLayerRequirements, LlmReplay } from "./layers/LlmCassette.ts"
+import { type Llm, type LlmLayerError, type LlmLayerRequirements, LlmLive } from "./layers/Llm.ts"
+import { HttpClientReplay } from "./layers/llm/cassette.ts"
 import { LuallmLive } from "./layers/Luallm.ts"
 
 /** What `onApproval` is asked to decide: a drafted skill whose tests pass. */
@@ -86,7 +86,7 @@ const settingsFor = (options: CreateAgentOptions): ConfigSettings | undefined =>
 
 const layerFor = (options: CreateAgentOptions) => {
   const llm: Layer.Layer<Llm, LlmLayerError, LlmLayerRequirements> = options.llm !== undefined && "replay" in options.llm
-    ? LlmReplay(options.llm.replay)
+    ? LlmLive.pipe(Layer.provide(HttpClientReplay(options.llm.replay)))
     : LlmLive
   const configPath = typeof options.config === "string" ? options.config : undefined
   return AgentDefault.pipe(

@@ -5,7 +5,7 @@
  * An embedding app provides the outside world and gets the agent:
  *
  *   const AgentForApp = AgentDefault.pipe(
- *     Layer.provideMerge(LlmLive),            // or LlmFake(script), LlmReplay(cassette)
+ *     Layer.provideMerge(LlmLive),            // or LlmFake(script), llmLayerFor("replay:cassette.jsonl")
  *     Layer.provideMerge(LuallmLive),
  *     Layer.provideMerge(AuditLive),          // or AuditTest
  *     Layer.provideMerge(AppConfigFrom(config)),
@@ -101,20 +101,28 @@ export {
   ChatMessage,
   Completion,
   CompletionRequest,
+  type EndpointReport,
   FakeReply,
   Llm,
   LlmBadResponse,
+  LlmContextOverflow,
   type LlmError,
   LlmFake,
   LlmHttpError,
+  llmLayerFor,
   LlmLive,
   LlmRequests,
   LlmScriptExhausted,
   type LlmShape,
+  LlmSpecInvalid,
   LlmTimeout,
   LlmUnreachable,
   type ModelListing,
+  OutputSchema,
+  type PromptSize,
   type StreamPart,
+  TaskTokenBudgetExceeded,
+  Timings,
   Usage
 } from "./layers/Llm.ts"
 export {
@@ -122,11 +130,10 @@ export {
   CassetteLine,
   CassetteMismatch,
   CassetteWriteError,
-  LlmRecord,
-  LlmReplay,
-  llmLayerFor,
-  LlmSpecInvalid
-} from "./layers/LlmCassette.ts"
+  HttpClientRecord,
+  HttpClientReplay
+} from "./layers/llm/cassette.ts"
+export { ScriptedServer } from "./layers/llm/scripted.ts"
 export {
   Luallm,
   LuallmCommandFailed,

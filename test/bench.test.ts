@@ -21,7 +21,11 @@ const expectedFigures = [
   /^graph: width-8 depth-3 llm_call graph, maxParallel 8$/,
   /^graph: width-8 depth-3 llm_call graph, maxParallel 1/,
   /^agent: time per node, \d+-node task, instant fake LLM$/,
-  /^agent: share of wall time outside LLM calls, \d+-node chain, \d+ ms per call$/
+  /^agent: share of wall time outside LLM calls, \d+-node chain, \d+ ms per call$/,
+  /^llm: plans accepted on the first call, \d+ seeded requests, small model, with a schema/,
+  /^llm: model calls per accepted plan, with a schema vs without$/,
+  /^llm: prompt bytes repeating an earlier call's prefix, plan → draft → node calls of one task/,
+  /^llm: width-8 depth-2 llm_call graph, two one-slot endpoints vs one$/
 ]
 
 describe("bench suite", () => {

@@ -11,8 +11,9 @@ import { createAgent, type ApprovalRequest, type CreateAgentOptions } from "../s
 import type { AgentConfig } from "../src/core/config.ts"
 import { AuditTest } from "../src/layers/Audit.ts"
 import { AppConfigFrom, configInside } from "../src/layers/Config.ts"
-import { FakeReply, LlmFake } from "../src/layers/Llm.ts"
-import { LlmRecord } from "../src/layers/LlmCassette.ts"
+import { FakeReply, LlmLive } from "../src/layers/Llm.ts"
+import { HttpClientRecord } from "../src/layers/llm/cassette.ts"
+import { ScriptedServer } from "../src/layers/llm/scripted.ts"
 import { LuallmTest } from "../src/layers/Luallm.ts"
 import type { Progress } from "../src/Agent.ts"
 import { openAiServer } from "./support/openaiServer.ts"
@@ -168,7 +169,8 @@ describe("createAgent (Promises and callbacks)", () => {
   it.scoped("reads a config file given by path, and replays a recorded session with llm.replay", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
-      const config = appConfig(home)
+      // Any URL: the scripted server answers every host, and the replay matches what was recorded.
+      const config = { ...appConfig(home), llm: { ...appConfig(home).llm, base_url: "http://127.0.0.1:9" } }
       const cassette = `${home}/session.jsonl`
       const replies = [
         FakeReply.content(JSON.stringify({ nodes: [{ id: "say", action: "llm_call", prompt_template: "Say hello." }] }), { when: "Request:" }),
@@ -177,7 +179,7 @@ describe("createAgent (Promises and callbacks)", () => {
       // Record the session through the Effect API, then forget the task it left behind.
       const recorded = yield* Effect.flatMap(Agent, (agent) => agent.run("Greet me")).pipe(
         Effect.provide(AgentDefault.pipe(
-          Layer.provideMerge(LlmRecord(cassette).pipe(Layer.provide(LlmFake(replies, { model: "test-model" })))),
+          Layer.provideMerge(LlmLive.pipe(Layer.provide(HttpClientRecord(cassette)), Layer.provide(ScriptedServer(replies, { model: "test-model" })))),
           Layer.provideMerge(LuallmTest({ servers: [] })),
           Layer.provideMerge(AuditTest),
           Layer.provideMerge(AppConfigFrom(config, { home, cwd: home })),

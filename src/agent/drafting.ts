@@ -6,14 +6,15 @@
  * except `Approvals.promote`, after a human said yes.
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Data, Effect, Either } from "effect"
-import { extractCode } from "../core/llmOutput.ts"
+import { Data, Effect, Either, Schema } from "effect"
+import { answerJsonSchema, type JsonSchema } from "../core/jsonSchema.ts"
+import { parseDraftAnswer } from "../core/llmOutput.ts"
 import {
+  agentSystemPrompt,
+  type PromptShrink,
   type SkillDraftContext,
-  skillCodeSystemPrompt,
   skillCodeUserPrompt,
   skillReworkUserPrompt,
-  skillTestSystemPrompt,
   skillTestUserPrompt
 } from "../core/prompts.ts"
 import { describeHiddenCharacters, findHiddenCharacters } from "../core/reviewText.ts"
@@ -27,7 +28,8 @@ import { AppConfig } from "../layers/Config.ts"
 import { Llm } from "../layers/Llm.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
 import { MetadataInvalid, Skills } from "../layers/Skills.ts"
-import { askModel } from "./llmCall.ts"
+import { askModel, type CallPurpose } from "./llmCall.ts"
+import { librarySkills } from "./planning.ts"
 import type { ProgressListener } from "./progress.ts"
 
 const draftContext = (task: Task, draft: SkillDraft, allowedPaths: ReadonlyArray<string>): SkillDraftContext => ({
@@ -92,7 +94,16 @@ const hiddenCharacterFeedback = (what: "code" | "tests", text: string): string |
     "Write the whole file again with visible characters only (inside a string, write such a character as an escape, e.g. \\u00a0)."
 }
 
-/** `DraftSkill` and `ReworkSkill`: write the code (and, the first time, the tests). */
+
+/** The shapes drafting answers are constrained to, where the server enforces a schema. */
+export const draftSchema = answerJsonSchema(Schema.Struct({ code: Schema.String, tests: Schema.String }))
+export const codeSchema = answerJsonSchema(Schema.Struct({ code: Schema.String }))
+export const testsSchema = answerJsonSchema(Schema.Struct({ tests: Schema.String }))
+
+/**
+ * `DraftSkill` and `ReworkSkill`: write the code (and, the first time, the tests). A first
+ * draft asks for both in one answer; a model that sent only the code is asked for the tests.
+ */
 export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progress: ProgressListener) =>
   Effect.gen(function*() {
     const llm = yield* Llm
@@ -101,36 +112,40 @@ export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progr
     const files = yield* draftPaths(draft.skill.name)
     const context = draftContext(task, draft, app.config.allowed_paths)
     const model = yield* llm.resolveModel("code")
+    const skills = yield* librarySkills
+    const ask = (purpose: CallPurpose, user: (shrink: PromptShrink) => string, schema: JsonSchema, name: string) =>
+      askModel({
+        purpose,
+        model,
+        taskId: task.id,
+        prompt: (shrink) => ({ system: agentSystemPrompt({ skills, catalogue: shrink.catalogue }), user: user(shrink) }),
+        temperature: 0.2,
+        output: { name, schema }
+      }, progress)
     const previousTests = rework ? yield* fs.readFileString(files.test).pipe(Effect.orElseSucceed(() => "")) : ""
     const previousCode = rework ? yield* fs.readFileString(files.code).pipe(Effect.orElseSucceed(() => "")) : ""
-    const codeAnswer = yield* askModel({
-      purpose: rework ? "skill.rework" : "skill.draft",
-      model,
-      system: skillCodeSystemPrompt(),
-      user: rework
-        ? skillReworkUserPrompt(context, previousCode, previousTests, draft.feedback ?? "the tests failed")
-        : skillCodeUserPrompt(context),
-      temperature: 0.2
-    }, progress)
-    const code = extractCode(codeAnswer.content)
-    if (code.trim() === "") return Event.DraftRejected({ feedback: "The answer held no code. Answer with the whole skill file, header first." })
-    const hiddenInCode = hiddenCharacterFeedback("code", code)
+    const answer = rework
+      ? yield* ask(
+        "skill.rework",
+        (shrink) => skillReworkUserPrompt(context, previousCode, previousTests, draft.feedback ?? "the tests failed", shrink),
+        codeSchema,
+        "skill_code"
+      )
+      : yield* ask("skill.draft", () => skillCodeUserPrompt(context), draftSchema, "skill_draft")
+    const drafted = parseDraftAnswer(answer.content, rework ? "code" : "both")
+    if (drafted.code.trim() === "") return Event.DraftRejected({ feedback: "The answer held no code. Answer with the whole skill file, header first." })
+    const hiddenInCode = hiddenCharacterFeedback("code", drafted.code)
     if (hiddenInCode !== undefined) return Event.DraftRejected({ feedback: hiddenInCode })
-    yield* writeFile(files.code, code)
+    yield* writeFile(files.code, drafted.code)
     const problem = yield* checkDraft(draft.skill.name, files.code)
     if (problem !== undefined) return Event.DraftRejected({ feedback: problem })
     // Tests are written once, from the first version; a rework keeps them, so passing means
     // the code changed to meet them, not the other way round. Tests that could not run at
     // all (no report) are written again.
     if (!rework || previousTests.trim() === "" || draft.test_report === null) {
-      const testAnswer = yield* askModel({
-        purpose: "skill.test",
-        model,
-        system: skillTestSystemPrompt(),
-        user: skillTestUserPrompt(context, code),
-        temperature: 0.2
-      }, progress)
-      const tests = extractCode(testAnswer.content)
+      const tests = !rework && drafted.tests.trim() !== ""
+        ? drafted.tests
+        : parseDraftAnswer((yield* ask("skill.test", () => skillTestUserPrompt(context, drafted.code), testsSchema, "skill_tests")).content, "tests").tests
       if (tests.trim() === "") return Event.DraftRejected({ feedback: "The tests answer held no code." })
       const hiddenInTests = hiddenCharacterFeedback("tests", tests)
       if (hiddenInTests !== undefined) return Event.DraftRejected({ feedback: hiddenInTests })

@@ -18,6 +18,7 @@ const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).an
 const PathString = Schema.String.pipe(Schema.minLength(1)).annotations(expected("a non-empty path"))
 const OptionalString = Schema.NullOr(Schema.String).annotations(expected("a string or null"))
 const Flag = Schema.Boolean.annotations(expected("true or false"))
+const EndpointUrl = Schema.String.pipe(Schema.pattern(/^https?:\/\/[^/\s]+/)).annotations(expected("a URL like http://127.0.0.1:8080"))
 
 /** How much human involvement an action needs (SPEC part 1). */
 export const Tier = Schema.Literal("auto", "prompt", "human").annotations(expected(`"auto", "prompt" or "human"`))
@@ -35,7 +36,19 @@ export const ConfigSchema = Schema.Struct({
   llm: Schema.Struct({
     /** An OpenAI-compatible server (`http://host:port` or `http://host:port/v1`); skips discovery. */
     base_url: OptionalString,
-    api_key: OptionalString
+    api_key: OptionalString,
+    /** Several servers (with base_url, if set): each call goes to a healthy one serving its model, with a free slot. */
+    endpoints: Schema.Array(EndpointUrl),
+    /** Whether structured answers are requested as a JSON schema the server enforces: where supported (`auto`), always, never. */
+    constrained: Schema.Literal("auto", "on", "off").annotations(expected(`"auto", "on" or "off"`)),
+    /** The model's context in tokens, for servers that do not report it (llama-server's /props does); 0: unknown. */
+    context_tokens: NonNegativeInt,
+    /** The longest answer asked for, per kind of call. */
+    max_tokens: Schema.Struct({ plan: PositiveInt, code: PositiveInt, node: PositiveInt }),
+    /** How often a refused connection, 429 or 5xx is asked again. */
+    max_retries: NonNegativeInt,
+    /** The longest wait before asking again (a server's Retry-After is capped to it). */
+    retry_max_seconds: PositiveInt
   }),
   /** Globs of paths skills may touch; a skill's own `paths` must also match. */
   allowed_paths: Schema.Array(PathString),
@@ -57,7 +70,12 @@ export const ConfigSchema = Schema.Struct({
     max_task_steps: PositiveInt,
     max_plan_retries: NonNegativeInt,
     max_skill_retries: NonNegativeInt,
+    /** The longest silence from the model: no byte of its answer for this long ends the call. */
     llm_timeout_seconds: PositiveInt,
+    /** The longest one model call may take, however steadily it streams. */
+    llm_call_max_seconds: PositiveInt,
+    /** The most tokens (prompt + answer) all model calls of one task may use. */
+    max_task_tokens: PositiveInt,
     skill_timeout_seconds: PositiveInt,
     skill_memory_mb: PositiveInt,
     max_parallel_nodes: PositiveInt,
@@ -111,7 +129,16 @@ export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
   const stateDir = `${stateHome}/luallm-agent`
   return followStateDir({
     luallm: { binary: "luallm", model: null, state_file: `${cacheHome}/luallm/state.json` },
-    llm: { base_url: null, api_key: null },
+    llm: {
+      base_url: null,
+      api_key: null,
+      endpoints: [],
+      constrained: "auto",
+      context_tokens: 0,
+      max_tokens: { plan: 4096, code: 4096, node: 2048 },
+      max_retries: 3,
+      retry_max_seconds: 30
+    },
     allowed_paths: [],
     skills: {
       allowed_dir: `${dataHome}/luallm-agent/skills`,
@@ -125,6 +152,8 @@ export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
       max_plan_retries: 3,
       max_skill_retries: 3,
       llm_timeout_seconds: 120,
+      llm_call_max_seconds: 1800,
+      max_task_tokens: 1_000_000,
       skill_timeout_seconds: 10,
       skill_memory_mb: 64,
       max_parallel_nodes: 4,

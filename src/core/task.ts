@@ -88,7 +88,9 @@ export const Task = Schema.Struct({
   /** The sink nodes' results, for a complete task. */
   result: Schema.optional(Schema.Unknown),
   /** What went wrong, for a failed task: what happened, what was tried, what to do. */
-  error: Schema.NullOr(Schema.String)
+  error: Schema.NullOr(Schema.String),
+  /** Tokens (prompt + answer) its model calls used, for limits.max_task_tokens; absent in tasks saved before it was counted. */
+  tokens_used: Schema.optionalWith(Schema.NonNegative, { default: () => 0, exact: true })
 })
 export type Task = typeof Task.Type
 
@@ -110,5 +112,6 @@ export const newTask = (id: string, prompt: string, now: string): Task => ({
   resume_state: null,
   wait_model: null,
   paused: null,
-  error: null
+  error: null,
+  tokens_used: 0
 })

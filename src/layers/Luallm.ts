@@ -158,10 +158,16 @@ const runningServers = (status: LuallmStatus): ReadonlyArray<RunningModel> =>
       : []
   )
 
-/** luallm's own rule: the exact name, else the first running model whose name contains it. */
-const findRunning = (running: ReadonlyArray<RunningModel>, model: string): RunningModel | undefined =>
-  running.find((server) => server.model === model) ??
-    running.find((server) => server.model.toLowerCase().includes(model.toLowerCase()))
+/**
+ * luallm's own rule: the servers running exactly `model`, else those whose model name contains
+ * it. Several servers of one model (on several ports) are all endpoints for it.
+ */
+export const serversFor = (running: ReadonlyArray<RunningModel>, model: string): ReadonlyArray<RunningModel> => {
+  const exact = running.filter((server) => server.model === model)
+  return exact.length > 0 ? exact : running.filter((server) => server.model.toLowerCase().includes(model.toLowerCase()))
+}
+
+const findRunning = (running: ReadonlyArray<RunningModel>, model: string): RunningModel | undefined => serversFor(running, model)[0]
 
 /** What a `/health` probe saw. */
 export type Health = { readonly ready: true } | { readonly ready: false; readonly seen: string }

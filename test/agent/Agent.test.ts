@@ -80,6 +80,58 @@ export function run({ depth }) { let v = 1; for (let i = 0; i < depth; i++) v = 
       expect(Option.getOrThrow(outcome.saved).state).toBe("failed")
     }).pipe(Effect.provide(TestPlatform)))
 
+  it.scoped("counts the tokens a task uses in the saved task, and fails a node whose call would pass limits.max_task_tokens", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const base = testConfig(home)
+      // Enough for the plan (its prompt, some 2k tokens, and 100 for the answer), not for the node call after it.
+      const config = {
+        ...base,
+        llm: { ...base.llm, max_tokens: { plan: 100, code: 100, node: 100 } },
+        limits: { ...base.limits, max_task_tokens: 4_000 }
+      }
+      installSkill(config, "add", addSkill)
+      const replies = [
+        FakeReply.content(sumPlan, { when: "Request:", usage: { prompt_tokens: 3_000, completion_tokens: 500 } }),
+        FakeReply.content("five", { when: "The sum is 5" })
+      ]
+      const result = yield* Effect.gen(function*() {
+        const agent = yield* Agent
+        const outcome = yield* agent.run("Add 2 and 3 and say it")
+        const saved = yield* (yield* State).load
+        return { outcome, saved }
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      // The node's call is refused before it is sent: the node fails, and with it the task.
+      expect(result.outcome.task.state).toBe("failed")
+      expect(result.outcome.task.error).toMatch(/The task has used 3500 tokens; the next node call would add up to \d+, past limits\.max_task_tokens \(4000\)\./)
+      expect(Option.getOrThrow(result.saved).tokens_used).toBe(3_500)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("an llm_call node with an output_schema asks for that schema and stores the parsed JSON; a wrong shape fails it", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      const totals = { type: "object", properties: { total: { type: "number" } }, required: ["total"] }
+      const schemaPlan = plan([{ id: "count", action: "llm_call", prompt_template: "Count to five.", output_schema: totals }])
+      const run = (answers: ReadonlyArray<string>) =>
+        Effect.gen(function*() {
+          const outcome = yield* (yield* Agent).run("Count")
+          const requests = yield* (yield* LlmRequests).requests
+          return { outcome, requests }
+        }).pipe(Effect.provide(agentLayer(config, [
+          FakeReply.content(schemaPlan, { when: "Request:" }),
+          ...answers.map((answer) => FakeReply.content(answer, { when: "Count to five" }))
+        ], home)))
+      const good = yield* run(["```json\n{\"total\": 5}\n```"])
+      expect(good.outcome.task.result).toEqual({ count: { total: 5 } })
+      expect(good.requests.at(-1)?.output).toEqual({ name: "node_count", schema: totals })
+      expect(good.requests.at(-1)?.messages[1]?.content).toContain(`matching this JSON schema: ${JSON.stringify(totals)}`)
+      yield* Effect.flatMap(State, (state) => state.clear).pipe(Effect.provide(agentLayer(config, [], home)))
+      const bad = yield* run(["{\"sum\": 5}", "{\"sum\": 5}", "{\"sum\": 5}"])
+      expect(bad.outcome.task.state).toBe("failed")
+      expect(bad.outcome.task.error).toContain(`The answer of node "count" does not match its output_schema: answer.total: is missing.`)
+    }).pipe(Effect.provide(TestPlatform)))
+
   it.scoped("retries an invalid plan with the validation errors, then succeeds", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
@@ -90,7 +142,7 @@ export function run({ depth }) { let v = 1; for (let i = 0; i < depth; i++) v = 
         { id: "b", action: "llm_call", prompt_template: "y", depends_on: ["a"] }
       ])
       const replies = [
-        FakeReply.content(`Sure! ${cyclic}`, { when: /^Request: [^\n]*$/ }),
+        FakeReply.content(`Sure! ${cyclic}`, { when: /^(?![\s\S]*previous plan was rejected)Job: plan/ }),
         FakeReply.content(sumPlan, { when: "previous plan was rejected" }),
         FakeReply.content("five", { when: "The sum is 5" })
       ]

@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
+import { NodeAnswerInvalid } from "../../src/agent/execution.ts"
 import { NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
 import { AgentClosed, ApprovalCallbackFailed } from "../../src/createAgent.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
@@ -28,8 +29,17 @@ import {
 } from "../../src/layers/Approvals.ts"
 import { AuditReadError, AuditWriteError } from "../../src/layers/Audit.ts"
 import { ConfigFileNotFound, ConfigFileUnreadable, ConfigInvalid } from "../../src/layers/Config.ts"
-import { LlmBadResponse, LlmHttpError, LlmScriptExhausted, LlmTimeout, LlmUnreachable } from "../../src/layers/Llm.ts"
-import { CassetteInvalid, CassetteMismatch, CassetteWriteError, LlmSpecInvalid } from "../../src/layers/LlmCassette.ts"
+import {
+  LlmBadResponse,
+  LlmContextOverflow,
+  LlmHttpError,
+  LlmScriptExhausted,
+  LlmSpecInvalid,
+  LlmTimeout,
+  LlmUnreachable,
+  TaskTokenBudgetExceeded
+} from "../../src/layers/Llm.ts"
+import { CassetteInvalid, CassetteMismatch, CassetteWriteError } from "../../src/layers/llm/cassette.ts"
 import {
   LuallmCommandFailed,
   LuallmNotFound,
@@ -87,9 +97,13 @@ const ID = "3f2a9c1e-7b4d-4e21-9a0f-5c6d7e8f9a0b"
 const STATE_DIR = "/home/ada/.local/state/luallm-agent"
 const DRAFT = "/home/ada/.local/state/luallm-agent/drafts/csv_sum.js"
 const request = (user: string) => ({
-  model: "qwen2.5-7b-instruct",
-  messages: [{ role: "system" as const, content: "You plan." }, { role: "user" as const, content: user }],
-  temperature: 0.2
+  method: "POST",
+  url: "http://127.0.0.1:8080/v1/chat/completions",
+  body: {
+    model: "qwen2.5-7b-instruct",
+    messages: [{ role: "system" as const, content: "You plan." }, { role: "user" as const, content: user }],
+    temperature: 0.2
+  }
 })
 const metadata = { prompt: "p", created_at: "2026-01-01T00:00:00.000Z", model: "qwen2.5-7b-instruct" }
 
@@ -182,25 +196,34 @@ const rows: ReadonlyArray<Row> = [
     error: new LlmUnreachable({ url: "http://127.0.0.1:8080/v1/chat/completions", reason: "connect ECONNREFUSED 127.0.0.1:8080", attempts: 3, startCommand: "luallm start qwen" }),
     facts: ["http://127.0.0.1:8080/v1/chat/completions", "ECONNREFUSED", "3 attempts", "`luallm start qwen`"]
   },
-  { error: new LlmTimeout({ url: "http://127.0.0.1:8080/v1/chat/completions", seconds: 120 }), facts: ["http://127.0.0.1:8080", "120s", "limits.llm_timeout_seconds"] },
-  { variant: "401", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 401, body: "invalid api key", attempts: 1 }), facts: ["HTTP 401", "invalid api key", "llm.api_key"] },
-  { variant: "404", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/v1/chat/completions", status: 404, body: "", attempts: 1 }), facts: ["HTTP 404", "/v1/v1/", "llm.base_url"] },
-  { variant: "400", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 400, body: "the request exceeds the available context size", attempts: 1 }), facts: ["HTTP 400", "context size"] },
-  { variant: "500", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 500, body: "CUDA out of memory", attempts: 3 }), facts: ["HTTP 500", "3 attempts", "CUDA out of memory"] },
+  { variant: "idle", error: new LlmTimeout({ url: "http://127.0.0.1:8080/v1/chat/completions", limit: "idle", seconds: 120 }), facts: ["http://127.0.0.1:8080", "nothing for 120s", "limits.llm_timeout_seconds"] },
+  { variant: "total", error: new LlmTimeout({ url: "http://127.0.0.1:8080/v1/chat/completions", limit: "total", seconds: 1800 }), facts: ["http://127.0.0.1:8080", "1800s", "limits.llm_call_max_seconds"] },
+  { variant: "401", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 401, body: "invalid api key", attempts: 1, retryAfter: null }), facts: ["HTTP 401", "invalid api key", "llm.api_key"] },
+  { variant: "404", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/v1/chat/completions", status: 404, body: "", attempts: 1, retryAfter: null }), facts: ["HTTP 404", "/v1/v1/", "llm.base_url"] },
+  { variant: "400", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 400, body: "the request exceeds the available context size", attempts: 1, retryAfter: null }), facts: ["HTTP 400", "context size", "llm.context_tokens"] },
+  { variant: "429", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 429, body: "too many requests", attempts: 4, retryAfter: 20 }), facts: ["HTTP 429", "4 attempts", "busy or rate-limiting", "wait 20s", "llm.max_retries"] },
+  { variant: "503", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 503, body: "Loading model", attempts: 4, retryAfter: null }), facts: ["HTTP 503", "loading its model", "llm.retry_max_seconds"] },
+  { variant: "500", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 500, body: "CUDA out of memory", attempts: 3, retryAfter: null }), facts: ["HTTP 500", "3 attempts", "CUDA out of memory"] },
   { error: new LlmBadResponse({ url: "http://127.0.0.1:8080/v1/chat/completions", problem: "its body is not JSON", excerpt: "<html>502 Bad Gateway</html>" }), facts: ["http://127.0.0.1:8080", "not JSON", "502 Bad Gateway", "llm.base_url"] },
   { error: new LlmScriptExhausted({ request: 4, model: "fake", lastUserMessage: "Write the skill csv_sum", scripted: 3 }), facts: ["#4", "fake", "csv_sum", "3 replies"] },
+  {
+    error: new LlmContextOverflow({ model: "qwen2.5-7b-instruct", purpose: "plan", promptTokens: 9000, exact: true, answerTokens: 1024, contextTokens: 8192, shortened: ["the skill catalogue cut to names and one line each"] }),
+    facts: ["9000 tokens", "1024", "8192-token context", "qwen2.5-7b-instruct", "skill catalogue", "llm.context_tokens"]
+  },
+  { error: new TaskTokenBudgetExceeded({ used: 998_000, next: 6_000, limit: 1_000_000, purpose: "node" }), facts: ["998000", "6000", "limits.max_task_tokens", "1000000", "resume"] },
+  { error: new NodeAnswerInvalid({ node: "totals", problems: ["answer.total: is missing"] }), facts: ["totals", "output_schema", "answer.total: is missing", "max_retries"] },
   // Cassettes
   {
     variant: "different request",
     error: new CassetteMismatch({ cassette: "test/fixtures/demo.jsonl", request: 2, expected: request("Sum the sales"), actual: request("Sum the costs"), recorded: 5 }),
-    facts: ["#2", "test/fixtures/demo.jsonl", "--llm record:test/fixtures/demo.jsonl"]
+    facts: ["#2", "test/fixtures/demo.jsonl", "Sum the sales", "Sum the costs", "--llm record:test/fixtures/demo.jsonl"]
   },
   {
     variant: "past the end",
     error: new CassetteMismatch({ cassette: "test/fixtures/demo.jsonl", request: 6, expected: null, actual: request("One more"), recorded: 5 }),
-    facts: ["#6", "qwen2.5-7b-instruct", "5 recorded", "--llm record:test/fixtures/demo.jsonl"]
+    facts: ["#6", "POST /v1/chat/completions", "qwen2.5-7b-instruct", "5 recorded", "--llm record:test/fixtures/demo.jsonl"]
   },
-  { error: new CassetteInvalid({ path: "test/fixtures/demo.jsonl", line: 3, reason: "response.content is missing" }), facts: ["test/fixtures/demo.jsonl", "line 3", "response.content"] },
+  { error: new CassetteInvalid({ path: "test/fixtures/demo.jsonl", line: 3, reason: "response.body is missing" }), facts: ["test/fixtures/demo.jsonl", "line 3", "response.body"] },
   { error: new CassetteWriteError({ path: "/readonly/demo.jsonl", reason: "EACCES: permission denied" }), facts: ["/readonly/demo.jsonl", "EACCES"] },
   { error: new LlmSpecInvalid({ spec: "replay" }), facts: [`"replay"`, "replay:<cassette.jsonl>"] },
   // Approvals
@@ -413,8 +436,7 @@ const declared: ReadonlyArray<Declared> = sourceFiles(srcDir).flatMap((file) =>
 /** Classes a test cannot construct, and how they are covered instead. */
 const coveredElsewhere: Readonly<Record<string, string>> = {
   ExitWith: "renders as no message; tested above",
-  ArgsNotJson: "private to the skills command, which prints it itself; tested above through the CLI",
-  UnexpectedStatus: "private to Llm.ts, where every one becomes an LlmHttpError (tested in test/layers/Llm.test.ts)"
+  ArgsNotJson: "private to the skills command, which prints it itself; tested above through the CLI"
 }
 
 describe("the table of failure messages", () => {
