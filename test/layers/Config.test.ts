@@ -227,7 +227,7 @@ describe("settings from an embedding app", () => {
       )
       expect(app.config.limits.max_task_steps).toBe(5)
       expect(app.config.limits.max_plan_retries).toBe(1)
-      expect(app.config.llm).toEqual({ base_url: "http://127.0.0.1:9", api_key: "k" })
+      expect(app.config.llm).toMatchObject({ base_url: "http://127.0.0.1:9", api_key: "k", constrained: "auto" }) // the other llm keys keep their defaults
       expect(app.config.state_dir).toBe(join(process.cwd(), "app-state"))
       expect(app.sources.get("limits.max_task_steps")).toEqual({ _tag: "app" })
       expect(app.sources.get("limits.max_plan_retries")).toEqual({ _tag: "file", file })
