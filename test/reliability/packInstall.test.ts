@@ -112,7 +112,7 @@ const runReadmeExample = (heading: string, language: string, file: string) =>
 
 describe("the packed package, installed into an app", () => {
   it("holds the built CLI, library, declarations, skills with their tests, README and LICENSE, and nothing else", () => {
-    const shipped = /^(package\.json|README\.md|LICENSE|SECURITY\.md|bin\/luallm-agent\.cjs|dist\/[\w-]+\.cjs|dist\/index\.js(\.map)?|dist\/types\/[\w/]+\.d\.ts|skills\/\w+(\.test)?\.js)$/
+    const shipped = /^(package\.json|README\.md|LICENSE|SECURITY\.md|bin\/luallm-agent\.cjs|dist\/[\w-]+\.cjs|dist\/index\.js(\.map)?|dist\/types\/[\w/]+\.d\.ts|skills\/\w+(\.test)?\.js|demo\/cassette\.jsonl)$/
     expect(tarballFiles.filter((file) => !shipped.test(file))).toEqual([])
     expect(tarballFiles).toEqual(expect.arrayContaining(["bin/luallm-agent.cjs", "dist/cli.cjs", "dist/index.js", "dist/types/index.d.ts", "LICENSE", "README.md"]))
     expect(tarballFiles.filter((file) => /^dist\/(bench|soak)\./.test(file))).toEqual([])
@@ -138,6 +138,13 @@ describe("the packed package, installed into an app", () => {
     expect(skills).toMatchObject({ code: 0 })
     expect(skills.stdout).toContain("read_file")
     expect(skills.stdout).toContain(join(app, "node_modules", "luallm-agent", "skills"))
+  })
+
+  it("runs the demo from the installed package, with the cassette it ships", async () => {
+    const demo = await run("npx", ["luallm-agent", "demo"], app)
+    expect(demo).toMatchObject({ code: 0 })
+    expect(demo.stdout).toContain(join(app, "node_modules", "luallm-agent", "demo", "cassette.jsonl"))
+    expect(demo.stdout).toMatch(/complete/)
   })
 
   it.scoped("runs the README's Effect example as written, from plain Node, with the shipped read_file skill", () =>

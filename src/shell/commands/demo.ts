@@ -1,6 +1,6 @@
 /**
  * `luallm-agent demo`: the main job on a machine with no model. It replays a recorded session
- * (test/fixtures/demo/cassette.jsonl) of a full task: plan → missing skill → draft → tests fail
+ * (demo/cassette.jsonl, shipped with the package) of a full task: plan → missing skill → draft → tests fail
  * → rework → tests pass → approval → promotion → resume → complete, in a fresh directory.
  * The approval is given by the demo itself, standing in for the human, and it says so.
  *
@@ -31,7 +31,7 @@ import { reportOutcome } from "./task.ts"
 
 /** A fixed place, because the recorded prompts name the demo's paths. */
 export const demoDir = "/tmp/luallm-agent-demo"
-export const demoCassette = `${packageRoot}/test/fixtures/demo/cassette.jsonl`
+export const demoCassette = `${packageRoot}/demo/cassette.jsonl`
 const notes = `${demoDir}/data/notes.txt`
 const notesText = "Local models are private.\nThey run on your own machine,  and they never\nsend your notes anywhere.\n"
 export const demoPrompt = `How many words are in ${notes}? Tell me in one sentence.`
