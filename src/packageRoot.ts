@@ -1,7 +1,9 @@
 /**
- * Where the installed package lives, to find the shipped `skills/` and fixtures whether we
- * run from the TypeScript sources (tests) or from the bundled `dist/cli.cjs`; the sandbox
- * keeps skills from changing it (SPEC part 18).
+ * Where the installed package lives, to find its shipped `skills/` (and the CLI's fixtures, the sandbox's worker bundle)
+ * whether the code runs from the TypeScript sources, the bundled `dist/cli.cjs`, or the
+ * library `dist/index.js` inside an app's node_modules. Found from this module's own URL,
+ * never from the working directory: a `skills/` folder of the app's would otherwise be
+ * trusted as shipped skills.
  */
 import { existsSync, readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
@@ -18,17 +20,18 @@ const isOurPackage = (dir: string): boolean => {
   }
 }
 
-const findPackageRoot = (): string | null => {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  for (;;) {
+/**
+ * The nearest directory above this module with our package.json. Code that an app bundled
+ * into its own file has none: then it is the module's own directory, whose `skills/` (if
+ * the app copied ours there) is the one next to the code.
+ */
+const findPackageRoot = (): string => {
+  const start = dirname(fileURLToPath(import.meta.url))
+  for (let dir = start;; dir = dirname(dir)) {
     if (isOurPackage(dir)) return dir
-    const parent = dirname(dir)
-    if (parent === dir) return null
-    dir = parent
+    if (dirname(dir) === dir) return start
   }
 }
 
-/** The directory of luallm-agent's own package.json, or null when this copy has none around it. */
-export const ownPackageRoot: string | null = findPackageRoot()
-export const packageRoot: string = ownPackageRoot ?? process.cwd()
+export const packageRoot: string = findPackageRoot()
 export const builtinSkillsDir: string = join(packageRoot, "skills")

@@ -6,6 +6,7 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Data, Effect, Exit, Layer, Option, Ref, Schema, Scope } from "effect"
+import { fromJsonText } from "../core/jsonText.ts"
 import { AppConfig } from "./Config.ts"
 
 export const AuditEntry = Schema.Struct({
@@ -184,7 +185,7 @@ export interface AuditBadLine {
   readonly text: string
 }
 
-const decodeEntry = Schema.decodeUnknownOption(Schema.parseJson(AuditEntry))
+const decodeEntry = Schema.decodeUnknownOption(fromJsonText(AuditEntry))
 
 /**
  * Reads the log and its rotated files, oldest first. For the `log` and `stats` commands only.

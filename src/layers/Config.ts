@@ -13,6 +13,7 @@ import {
   type ConfigEnvironment,
   type ConfigFileCandidate,
   configFileCandidates,
+  configInside as configInsideWith,
   type ConfigIssue,
   type ConfigSource,
   decodeConfig,
@@ -23,11 +24,14 @@ import {
   envVariableFor,
   leafKeys,
   fileSources,
+  followStateDir,
   isJsonObject,
   type JsonObject,
   type Tier
 } from "../core/config.ts"
+import { parseJsonText } from "../core/jsonText.ts"
 import { globBase, matchesAnyGlob, normalizePath } from "../core/pathGlob.ts"
+import { builtinSkillsDir } from "../packageRoot.ts"
 
 export class ConfigFileNotFound extends Data.TaggedError("ConfigFileNotFound")<{
   readonly path: string
@@ -145,23 +149,41 @@ const readJsonObject = (fs: FileSystem.FileSystem, file: string) =>
     const text = yield* fs.readFileString(file).pipe(
       Effect.mapError((error: PlatformError) => new ConfigFileUnreadable({ path: file, reason: error.message }))
     )
-    const parsed = yield* Effect.try({
-      try: (): unknown => JSON.parse(text),
-      catch: (error) =>
-        new ConfigFileUnreadable({ path: file, reason: `not JSON (${error instanceof Error ? error.message : String(error)})` })
-    })
+    const parsed = yield* Either.mapLeft(parseJsonText(text), (reason) => new ConfigFileUnreadable({ path: file, reason: `not JSON (${reason})` }))
     if (!isJsonObject(parsed)) {
       return yield* new ConfigFileUnreadable({ path: file, reason: "the top level is not a JSON object" })
     }
     return parsed
   })
 
+/** A config file's keys, all or some: the settings an embedding app gives in code. */
+export type ConfigSettings = {
+  readonly [Key in keyof AgentConfig]?: AgentConfig[Key] extends ReadonlyArray<unknown> ? AgentConfig[Key]
+    : { readonly [Leaf in keyof AgentConfig[Key]]?: AgentConfig[Key][Leaf] }
+}
+
 export interface LoadOptions {
   /** `--config` from the command line. */
   readonly configPath?: string | undefined
-  /** Directory of the shipped skills. */
-  readonly builtinSkillsDir: string
+  /** Directory of the shipped skills; by default the installed package's own `skills/`. */
+  readonly builtinSkillsDir?: string | undefined
+  /**
+   * Settings an embedding app gives in code, with a config file's keys (all or some): laid
+   * over the defaults, the file and the environment, and validated like them.
+   */
+  readonly settings?: unknown
 }
+
+/** The app's settings as an object of config keys, with where each came from. */
+const appSettings = (settings: unknown): Effect.Effect<{ readonly values: JsonObject; readonly keys: ReadonlyArray<string> }, ConfigInvalid> =>
+  settings === undefined
+    ? Effect.succeed({ values: {}, keys: [] })
+    : isJsonObject(settings)
+    ? Effect.succeed({ values: settings, keys: leafKeys(settings).map((key) => key.join(".")) })
+    : new ConfigInvalid({
+      file: null,
+      issues: [{ key: "(settings)", message: `expected an object with a config file's keys, got ${JSON.stringify(settings) ?? String(settings)}`, source: { _tag: "app" } }]
+    })
 
 /** Finds the config file in SPEC order; a file named by `--config` or the environment must exist. */
 const findConfigFile = (candidates: ReadonlyArray<ConfigFileCandidate>) =>
@@ -187,7 +209,7 @@ export const loadConfig = (options: LoadOptions) =>
       xdgStateHome: Option.getOrUndefined(yield* optionalEnv("XDG_STATE_HOME")),
       xdgDataHome: Option.getOrUndefined(yield* optionalEnv("XDG_DATA_HOME")),
       xdgCacheHome: Option.getOrUndefined(yield* optionalEnv("XDG_CACHE_HOME")),
-      builtinSkillsDir: options.builtinSkillsDir
+      builtinSkillsDir: options.builtinSkillsDir ?? builtinSkillsDir
     }
     const defaults = defaultConfig(env)
     const envFile = yield* optionalEnv("LUALLM_AGENT_CONFIG")
@@ -202,23 +224,25 @@ export const loadConfig = (options: LoadOptions) =>
       if (Option.isSome(value)) variables.set(name, value.value)
     }
     const fromEnv = envOverrides(defaults, (name) => variables.get(name))
+    const fromApp = yield* appSettings(options.settings)
 
     const sources = new Map<string, ConfigSource>()
     if (Option.isSome(file)) for (const [key, source] of fileSources(file.value, fromFile)) sources.set(key, source)
     for (const [key, source] of fromEnv.sources) sources.set(key, source)
+    for (const key of fromApp.keys) sources.set(key, { _tag: "app" })
 
-    const merged = deepMerge(deepMerge(defaults as unknown as JsonObject, fromFile), fromEnv.values)
+    const merged = deepMerge(deepMerge(deepMerge(defaults as unknown as JsonObject, fromFile), fromEnv.values), fromApp.values)
     const decoded = decodeConfig(merged, sources)
     if (Either.isLeft(decoded)) {
       return yield* new ConfigInvalid({ file: Option.getOrNull(file), issues: decoded.left })
     }
-    const config = absolutizePaths(decoded.right, sources, env, (f) => path.dirname(f))
+    const { config, sources: followed } = followStateDir(absolutizePaths(decoded.right, sources, env, (f) => path.dirname(f)), sources)
     const resolve = (absolute: string) => resolveRealPath(fs, path, absolute)
-    return makeShape(config, sources, file, configFiles, resolve, env)
+    return makeShape(config, followed, file, configFiles, resolve, env)
   })
 
 /** The live layer: reads the file system and the environment. */
-export const AppConfigLive = (options: LoadOptions): Layer.Layer<AppConfig, ConfigError, FileSystem.FileSystem | Path.Path> =>
+export const AppConfigLive = (options: LoadOptions = {}): Layer.Layer<AppConfig, ConfigError, FileSystem.FileSystem | Path.Path> =>
   Layer.effect(AppConfig, loadConfig(options))
 
 /**
@@ -238,5 +262,13 @@ export const AppConfigFrom = (
       return makeShape(config, new Map(), Option.none(), configFiles, (absolute) => resolveRealPath(fs, path, absolute), env)
     })
   )
+
+/**
+ * A configuration that keeps everything the agent writes inside `dir`, for an app that embeds
+ * it: the core `configInside`, with the installed package's shipped skills as
+ * `skills.builtin_dir` unless `options.builtinSkillsDir` names others.
+ */
+export const configInside = (dir: string, options: Parameters<typeof configInsideWith>[1] = {}): AgentConfig =>
+  configInsideWith(dir, { ...options, builtinSkillsDir: options.builtinSkillsDir ?? builtinSkillsDir })
 
 export { type AgentConfig, defaultConfig, type Tier } from "../core/config.ts"

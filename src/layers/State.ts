@@ -7,6 +7,8 @@
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Context, Data, Effect, Layer, Option, Schema, type Scope } from "effect"
+import { fromJsonText } from "../core/jsonText.ts"
+import { formatParseError } from "../core/schemaIssues.ts"
 import { Task } from "../core/task.ts"
 import { AppConfig } from "./Config.ts"
 
@@ -55,7 +57,7 @@ export interface StateShape<A> {
 export class State extends Context.Tag("State")<State, StateShape<Task>>() {}
 
 export const LockRecord = Schema.Struct({ pid: Schema.Number, since: Schema.String, command: Schema.String })
-const decodeLock = Schema.decodeUnknownOption(Schema.parseJson(LockRecord))
+const decodeLock = Schema.decodeUnknownOption(fromJsonText(LockRecord))
 
 const isNotFound = (error: PlatformError): boolean => error._tag === "SystemError" && error.reason === "NotFound"
 
@@ -89,8 +91,8 @@ export const makeStateStore = <A, I>(schema: Schema.Schema<A, I>, options: State
     const lockFile = path.join(options.dir, "agent.lock")
     const pid = options.pid ?? process.pid
     const isAlive = options.isAlive ?? isProcessAlive
-    const encode = Schema.encode(Schema.parseJson(schema, { space: 2 }))
-    const decode = Schema.decodeUnknownEither(Schema.parseJson(schema))
+    const encode = Schema.encode(fromJsonText(schema, { space: 2 }))
+    const decode = Schema.decodeUnknownEither(fromJsonText(schema))
     const ioError = (target: string, operation: StateIoError["operation"]) => (error: { readonly message: string }) =>
       new StateIoError({ path: target, operation, reason: error.message })
 
@@ -123,7 +125,7 @@ export const makeStateStore = <A, I>(schema: Schema.Schema<A, I>, options: State
       const text = yield* fs.readFileString(file).pipe(Effect.mapError(ioError(file, "read")))
       const decoded = decode(text)
       if (decoded._tag === "Left") {
-        const reason = text.trim() === "" ? "the file is empty" : decoded.left.message.split("\n").slice(0, 6).join("; ")
+        const reason = text.trim() === "" ? "the file is empty" : formatParseError(decoded.left)
         return yield* new StateCorrupt({ path: file, reason })
       }
       return Option.some(decoded.right)

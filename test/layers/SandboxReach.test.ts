@@ -5,7 +5,7 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Either, Layer } from "effect"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import {
   existsSync,
@@ -38,8 +38,12 @@ import {
   Sandbox,
   sandboxLayer,
   sandboxLimits,
+  type SandboxError,
+  trusted,
   WriteLimitExceeded
 } from "../../src/layers/Sandbox.ts"
+import { type FileAccess, makeFileAccess } from "../../src/layers/sandbox/fileAccess.ts"
+import { makePathGuard, makeRunPaths } from "../../src/layers/sandbox/paths.ts"
 import { nodeSandboxHost, type SandboxHost } from "../../src/layers/sandbox/host.ts"
 import { Agent } from "../../src/Agent.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
@@ -295,7 +299,7 @@ describe("config files that were loaded or named", () => {
   writeFileSync(named, settings)
   writeFileSync(fromEnv, settings)
   const loaded = (configPath: string | undefined) =>
-    sandboxLayer(nodeSandboxHost({ home: dir, cwd: dir }), { packageRoot: null }).pipe(
+    sandboxLayer({ home: dir, cwd: dir }, undefined, { packageRoot: null }).pipe(
       Layer.provideMerge(AuditTest),
       Layer.provideMerge(AppConfigLive({ configPath, builtinSkillsDir: join(dir, "builtin") })),
       Layer.provideMerge(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["HOME", dir], ["LUALLM_AGENT_CONFIG", fromEnv]])))),
@@ -429,32 +433,41 @@ describe("a directory swapped for a symlink while a skill runs", () => {
   const swapped = (operation: string, path: string, opened: string) =>
     pathRefusal(operation, path, opened, "swapped", ["~/data/**", `${f.data}/**`])
 
+  /**
+   * The file access of one skill, as a run in a worker builds it, over a host port that swaps the
+   * directory at the chosen moment: these cases need the swap to land between a check and an
+   * open, which only a host port of the test's own can place there.
+   */
+  const filesOver = (host: SandboxHost): FileAccess => {
+    const run = makeRunPaths({ host, allowedPaths: f.config.allowed_paths, protectedPaths: [], mode: trusted, maxWriteBytes: sandboxLimits.maxWriteBytes })
+    return makeFileAccess(makePathGuard(run, "probe", ["~/data/**"]), "probe")
+  }
+  const node = nodeSandboxHost({ home: f.home, cwd: f.home })
+  const refusalOf = (result: Either.Either<unknown, SandboxError>) =>
+    Either.match(result, { onLeft: (error) => ({ _tag: error._tag, message: error.message }), onRight: (value) => ({ _tag: "allowed", message: JSON.stringify(value) }) })
+
   describe("between the check and the open (the descriptor is checked)", () => {
     beforeEach(() => {
       reset()
       rmSync(join(f.data, "swaplink"), { force: true })
       symlinkSync(swap, join(f.data, "swaplink"))
     })
-    const cases: ReadonlyArray<{ readonly name: string; readonly code: string; readonly error: PathNotAllowed; readonly leftover?: string; readonly at?: number }> = [
+    const cases: ReadonlyArray<{ readonly name: string; readonly attempt: (files: FileAccess) => Either.Either<unknown, SandboxError>; readonly error: PathNotAllowed; readonly leftover?: string; readonly at?: number }> = [
       // A read first opens the path as written; a descriptor that is not exactly there sends it the careful way, which sees the symlink.
-      { name: "fs.readFile reads nothing from outside", code: "export const run = () => fs.readFile('~/data/swap/f.txt')", error: pathRefusal("fs.readFile", "~/data/swap/f.txt", join(f.outside, "f.txt"), "symlink_escape", ["~/data/**", `${f.data}/**`]) },
-      { name: "fs.readFile through a symlink (resolved, then swapped) reads nothing from outside", code: "export const run = () => fs.readFile('~/data/swaplink/f.txt')", error: swapped("fs.readFile", "~/data/swaplink/f.txt", join(f.outside, "f.txt")), at: 2 },
-      { name: "fs.open('r') through a symlink reads nothing from outside", code: "export const run = () => fs.read(fs.open('~/data/swaplink/f.txt'))", error: swapped("fs.open", "~/data/swaplink/f.txt", join(f.outside, "f.txt")), at: 2 },
-      { name: "fs.writeFile truncates nothing outside", code: "export const run = () => fs.writeFile('~/data/swap/f.txt', 'pwned')", error: swapped("fs.writeFile", "~/data/swap/f.txt", join(f.outside, "f.txt")) },
-      { name: "fs.writeFile leaves no new file outside", code: "export const run = () => fs.writeFile('~/data/swap/new.txt', 'pwned')", error: swapped("fs.writeFile", "~/data/swap/new.txt", join(f.outside, "new.txt")), leftover: "new.txt" },
-      { name: "fs.open('w') leaves no new file outside", code: "export const run = () => fs.open('~/data/swap/new.txt', 'w')", error: swapped("fs.open", "~/data/swap/new.txt", join(f.outside, "new.txt")), leftover: "new.txt" },
-      { name: "fs.listDir lists nothing outside", code: "export const run = () => fs.listDir('~/data/swap/inner')", error: swapped("fs.listDir", "~/data/swap/inner", join(f.outside, "inner")) },
-      { name: "fs.mkdir makes nothing outside", code: "export const run = () => fs.mkdir('~/data/swap/inner/made')", error: swapped("fs.mkdir", "~/data/swap/inner/made", join(f.outside, "inner")), leftover: "inner/made" }
+      { name: "fs.readFile reads nothing from outside", attempt: (files) => files.readFile("~/data/swap/f.txt", 1024), error: pathRefusal("fs.readFile", "~/data/swap/f.txt", join(f.outside, "f.txt"), "symlink_escape", ["~/data/**", `${f.data}/**`]) },
+      { name: "fs.readFile through a symlink (resolved, then swapped) reads nothing from outside", attempt: (files) => files.readFile("~/data/swaplink/f.txt", 1024), error: swapped("fs.readFile", "~/data/swaplink/f.txt", join(f.outside, "f.txt")), at: 2 },
+      { name: "fs.open('r') through a symlink reads nothing from outside", attempt: (files) => files.open("~/data/swaplink/f.txt", "r"), error: swapped("fs.open", "~/data/swaplink/f.txt", join(f.outside, "f.txt")), at: 2 },
+      { name: "fs.writeFile truncates nothing outside", attempt: (files) => files.writeFile("fs.writeFile", "~/data/swap/f.txt", "pwned", false), error: swapped("fs.writeFile", "~/data/swap/f.txt", join(f.outside, "f.txt")) },
+      { name: "fs.writeFile leaves no new file outside", attempt: (files) => files.writeFile("fs.writeFile", "~/data/swap/new.txt", "pwned", false), error: swapped("fs.writeFile", "~/data/swap/new.txt", join(f.outside, "new.txt")), leftover: "new.txt" },
+      { name: "fs.open('w') leaves no new file outside", attempt: (files) => files.open("~/data/swap/new.txt", "w"), error: swapped("fs.open", "~/data/swap/new.txt", join(f.outside, "new.txt")), leftover: "new.txt" },
+      { name: "fs.listDir lists nothing outside", attempt: (files) => files.listDir("~/data/swap/inner"), error: swapped("fs.listDir", "~/data/swap/inner", join(f.outside, "inner")) },
+      { name: "fs.mkdir makes nothing outside", attempt: (files) => files.mkdir("~/data/swap/inner/made"), error: swapped("fs.mkdir", "~/data/swap/inner/made", join(f.outside, "inner")), leftover: "inner/made" }
     ]
-    layer(sandboxTestLayer(f, { host: swapOnOpen }))("", (it) => {
-      it.effect.each(cases)("$name", ({ at, code, error, leftover }) =>
-        Effect.gen(function*() {
-          swapAtOpen = at ?? 1
-          const refused = yield* Effect.flip(call(code, { paths: ["~/data/**"] }))
-          expect({ _tag: refused._tag, message: refused.message }).toEqual({ _tag: error._tag, message: error.message })
-          expect(readFileSync(join(f.outside, "f.txt"), "utf8")).toBe("top secret\n")
-          if (leftover !== undefined) expect(existsSync(join(f.outside, leftover))).toBe(false)
-        }))
+    it.each(cases)("$name", ({ at, attempt, error, leftover }) => {
+      swapAtOpen = at ?? 1
+      expect(refusalOf(attempt(filesOver(swapOnOpen(node))))).toEqual({ _tag: error._tag, message: error.message })
+      expect(readFileSync(join(f.outside, "f.txt"), "utf8")).toBe("top secret\n")
+      if (leftover !== undefined) expect(existsSync(join(f.outside, leftover))).toBe(false)
     })
 
     it("the swapped message says what happened and what to do", () => {
@@ -467,39 +480,38 @@ describe("a directory swapped for a symlink while a skill runs", () => {
   describe("a file read once, whose directory then moves out of allowed_paths behind a symlink", () => {
     const movedTo = join(f.outside, "moved")
     /** Before the second open under data/swap: the directory moves out, a symlink takes its place, and `then` runs. */
-    let moveAtOpen: { count: number; readonly then: () => void } | undefined
-    const moveOnOpen = (node: SandboxHost): SandboxHost => ({
-      ...node,
-      open: (path, mode) => {
-        if (moveAtOpen !== undefined && path.startsWith(swap) && --moveAtOpen.count === 0) {
-          rmSync(movedTo, { recursive: true, force: true })
-          renameSync(swap, movedTo)
-          symlinkSync(movedTo, swap)
-          moveAtOpen.then()
+    const moveOnOpen = (then: () => void): SandboxHost => {
+      let count = 2
+      return {
+        ...node,
+        open: (path, mode) => {
+          if (path.startsWith(swap) && --count === 0) {
+            rmSync(movedTo, { recursive: true, force: true })
+            renameSync(swap, movedTo)
+            symlinkSync(movedTo, swap)
+            then()
+          }
+          return node.open(path, mode)
         }
-        return node.open(path, mode)
       }
-    })
-    const twoReads = "export const run = () => [fs.readFile('~/data/swap/f.txt'), fs.readFile('~/data/swap/f.txt')]"
-    layer(sandboxTestLayer(f, { host: moveOnOpen }))("", (it) => {
-      it.effect("reads back only the bytes it read while allowed, while the file is unchanged", () =>
-        Effect.gen(function*() {
-          reset()
-          moveAtOpen = { count: 2, then: () => undefined }
-          const { result } = yield* call(twoReads, { paths: ["~/data/**"] })
-          expect(result).toEqual(["inside\n", "inside\n"])
-        }))
+    }
+    const twoReads = (files: FileAccess) =>
+      Either.all([files.readFile("~/data/swap/f.txt", 1024), files.readFile("~/data/swap/f.txt", 1024)]).pipe(
+        Either.map((reads) => reads.map((read) => (read._tag === "Read" ? read.text : "too large")))
+      )
 
-      it.effect("is refused once the file changed out there", () =>
-        Effect.gen(function*() {
-          reset()
-          moveAtOpen = { count: 2, then: () => writeFileSync(join(movedTo, "f.txt"), "private now\n", { flag: "a" }) }
-          const error = yield* Effect.flip(call(twoReads, { paths: ["~/data/**"] }))
-          expect({ _tag: error._tag, message: error.message }).toEqual({
-            _tag: "PathNotAllowed",
-            message: pathRefusal("fs.readFile", "~/data/swap/f.txt", join(movedTo, "f.txt"), "symlink_escape", ["~/data/**", `${f.data}/**`]).message
-          })
-        }))
+    it("reads back only the bytes it read while allowed, while the file is unchanged", () => {
+      reset()
+      expect(twoReads(filesOver(moveOnOpen(() => undefined)))).toEqual(Either.right(["inside\n", "inside\n"]))
+    })
+
+    it("is refused once the file changed out there", () => {
+      reset()
+      const changed = moveOnOpen(() => writeFileSync(join(movedTo, "f.txt"), "private now\n", { flag: "a" }))
+      expect(refusalOf(twoReads(filesOver(changed)))).toEqual({
+        _tag: "PathNotAllowed",
+        message: pathRefusal("fs.readFile", "~/data/swap/f.txt", join(movedTo, "f.txt"), "symlink_escape", ["~/data/**", `${f.data}/**`]).message
+      })
     })
   })
 
@@ -602,7 +614,7 @@ describe("on the task path: a plan's shell_safe arguments with approval_tiers.sk
         nodes: [node("plant", ["-o", evil, `${dir}/data/victim.txt`]), node("cut", [`--outp=${config.audit.path}`, `${dir}/data/victim.txt`])]
       })
       const { task } = yield* Effect.flatMap(Agent, (agent) => agent.run("Sort my file.")).pipe(
-        Effect.provide(agentLayer(config, [FakeReply.content(plan, { when: /^Request: / })], dir))
+        Effect.provide(agentLayer(config, [FakeReply.content(plan, { when: /^Job: plan/ })], dir))
       )
       expect(task.state).toBe("failed")
       expect(task.error).toContain(`Refused exec("sort") by skill shell_safe: sort's -o writes files: it names the file sort writes its output to.`)

@@ -11,7 +11,6 @@ import { parseMetadata } from "../../src/core/skillMeta.ts"
 import { AuditMemory, AuditTest } from "../../src/layers/Audit.ts"
 import { type AgentConfig, AppConfigFrom, defaultConfig } from "../../src/layers/Config.ts"
 import { type RunMode, type RunRequest, sandboxLayer, type SandboxOptions, type SkillSource, trusted } from "../../src/layers/Sandbox.ts"
-import { nodeSandboxHost, type SandboxHost } from "../../src/layers/sandbox/host.ts"
 
 export interface Fixture {
   /** The temporary home (real path): `~` in skills and config. */
@@ -41,15 +40,9 @@ export const makeFixture = (overrides: (config: AgentConfig, home: string) => Ag
   return { home, data, outside, config: overrides(config, home), cleanup: () => rmSync(home, { recursive: true, force: true }) }
 }
 
-/**
- * Config (with the fixture's home and cwd), in-memory audit and the sandbox over node (or over
- * `host`, made from the node host, for tests that interfere with what it does).
- */
-export const sandboxTestLayer = (
-  fixture: Fixture,
-  options: SandboxOptions & { readonly host?: (node: SandboxHost) => SandboxHost } = {}
-) =>
-  sandboxLayer((options.host ?? ((node) => node))(nodeSandboxHost({ home: fixture.home, cwd: fixture.home })), options).pipe(
+/** Config (with the fixture's home and cwd), in-memory audit and the sandbox over node. */
+export const sandboxTestLayer = (fixture: Fixture, options: SandboxOptions = {}) =>
+  sandboxLayer({ home: fixture.home, cwd: fixture.home }, undefined, options).pipe(
     Layer.provideMerge(AuditTest),
     Layer.provideMerge(AppConfigFrom(fixture.config, { home: fixture.home, cwd: fixture.home })),
     Layer.provideMerge(NodeContext.layer)

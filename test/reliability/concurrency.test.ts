@@ -5,14 +5,15 @@
  * as the test wants: its skill waits for a release file (no timing involved).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { Effect } from "effect"
+import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { cliBin, prepareWorkspace, type ScriptedTask, type Workspace } from "../../scripts/soak.ts"
+import { prepareWorkspace, type ScriptedTask, type Workspace } from "../../scripts/soak.ts"
 import { Task } from "../../src/core/task.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
 import { makeStateStore } from "../../src/layers/State.ts"
 import { runCli } from "../support/cli.ts"
+import { exited, startCli, waitUntil } from "../support/cliProcess.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
 
 /** Runs until `${dataDir}/release` exists (checked every 50 ms, given up after 9 s). */
@@ -47,22 +48,6 @@ const setUp = Effect.gen(function*() {
 })
 
 const cli = (ws: Workspace, args: ReadonlyArray<string>) => runCli([...ws.globalArgs, ...args], { env: { HOME: ws.dir } })
-
-const startCli = (ws: Workspace, args: ReadonlyArray<string>): ChildProcess =>
-  spawn(process.execPath, [cliBin, ...ws.globalArgs, ...args], { env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: ws.dir, NO_COLOR: "1" }, stdio: "ignore" })
-
-const exited = (child: ChildProcess) =>
-  Effect.async<number | null>((resume) => {
-    if (child.exitCode !== null) return resume(Effect.succeed(child.exitCode))
-    child.once("exit", (code) => resume(Effect.succeed(code)))
-  })
-
-/** Polls `ready` until it holds; a generous limit turns a stuck process into a failure, not a hang. */
-const waitUntil = (what: string, ready: () => boolean) =>
-  Effect.suspend(() => (ready() ? Effect.void : Effect.fail(what))).pipe(
-    Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("20 seconds"))),
-    Effect.orDieWith((what) => new Error(`timed out waiting until ${what}`))
-  )
 
 const lockHolder = (ws: Workspace): number | undefined => {
   const file = `${ws.config.state_dir}/agent.lock`

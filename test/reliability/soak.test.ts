@@ -18,5 +18,5 @@ describe("crash-safety soak", () => {
       expect(report.kills).toBeGreaterThanOrEqual(5)
       expect(report.resumes).toBeGreaterThanOrEqual(1)
       expect(report).toMatchObject({ lost: 0, duplicated: 0, corruptStates: 0, badAuditLines: 0, resultMismatches: 0 })
-    }).pipe(Effect.provide(TestPlatform)))
+    }).pipe(Effect.provide(TestPlatform)), 120_000) // a dozen CLI processes, each starting its sandbox worker threads
 })

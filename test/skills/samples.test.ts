@@ -17,7 +17,6 @@ import type { Json } from "../../src/core/config.ts"
 import { AuditMemory, AuditTest } from "../../src/layers/Audit.ts"
 import { type AgentConfig, AppConfigFrom, defaultConfig } from "../../src/layers/Config.ts"
 import { sandboxLayer } from "../../src/layers/Sandbox.ts"
-import { nodeSandboxHost } from "../../src/layers/sandbox/host.ts"
 import { type RunOptions, SkillRunner, SkillRunnerLive } from "../../src/layers/SkillRunner.ts"
 import { Skills, SkillsLive } from "../../src/layers/Skills.ts"
 import { builtinSkillsDir } from "../../src/packageRoot.ts"
@@ -42,7 +41,7 @@ const config: AgentConfig = {
 
 const samplesLayer = SkillRunnerLive.pipe(
   Layer.provideMerge(SkillsLive),
-  Layer.provideMerge(sandboxLayer(nodeSandboxHost({ home: root, cwd: root }))),
+  Layer.provideMerge(sandboxLayer({ home: root, cwd: root })),
   Layer.provideMerge(AuditTest),
   Layer.provideMerge(AppConfigFrom(config, { home: root, cwd: root })),
   Layer.provideMerge(NodeContext.layer)

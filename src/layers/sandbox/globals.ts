@@ -21,16 +21,7 @@ import {
 import { parseCommand } from "./execPolicy.ts"
 import { makeFileAccess } from "./fileAccess.ts"
 import type { Granted } from "./paths.ts"
-import type { Failure, Instance } from "./instance.ts"
-import type { SandboxRun } from "./run.ts"
-
-export interface OpenFile {
-  readonly fd: number
-  readonly requested: string
-  readonly resolved: string
-  readonly flags: "r" | "w" | "a"
-  readonly decoder: InstanceType<typeof TextDecoder>
-}
+import type { Failure, Instance, OpenFile, RunScope } from "./instance.ts"
 
 /** An error the skill's code sees as an ordinary exception. */
 export class GuestError extends Error {
@@ -78,7 +69,7 @@ const orThrow = <A>(result: Either.Either<A, Failure>, guest: (error: string) =>
 const ExecArgs = Schema.Array(Schema.String).pipe(Schema.maxItems(MAX_EXEC_ARGS))
 const decodeExecArgs = Schema.decodeUnknownEither(ExecArgs)
 
-export const installGlobals = (run: SandboxRun, instance: Instance): void => {
+export const installGlobals = (run: RunScope, instance: Instance): void => {
   const { ctx, guard } = instance
   const host = run.settings.host
   const skill = instance.name
