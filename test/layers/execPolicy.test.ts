@@ -66,6 +66,8 @@ describe("sort: -o/--output writes files, however it is spelled", () => {
     { args: ["--compress-prog", "sh"], reason: "--compress-prog abbreviates --compress-program, and sort's --compress-program runs another program" },
     { args: ["--files0-from=/etc/list"], reason: "sort's --files0-from reads a list of file names from a file, past the path checks" },
     { args: ["--random-source=/etc/shadow"], reason: "sort's --random-source reads a file of its own choosing" },
+    { args: ["-S", "100%", "/d/in"], reason: "sort's -S sets how much memory sort takes, which the host leaves at its default" },
+    { args: ["--parallel=64", "/d/in"], reason: "sort's --parallel sets how many threads sort starts, which the host leaves at its default" },
     { args: ["--numeric-sort=1"], reason: "sort's --numeric-sort takes no value" },
     { args: ["--num"], reason: "--num is an abbreviation (of --numeric-sort); write long options in full" },
     { args: ["--k", "1"], reason: "--k is an abbreviation (of --key); write long options in full" },

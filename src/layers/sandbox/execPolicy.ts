@@ -209,9 +209,7 @@ export const commandSpecs: Readonly<Record<Exclude<AllowedCommand, "find">, Comm
       flag(undefined, "debug"),
       withValue("k", "key", "text"),
       withValue("t", "field-separator", "text"),
-      withValue(undefined, "sort", ["general-numeric", "human-numeric", "month", "numeric", "random", "version"]),
-      withValue("S", "buffer-size", "text"),
-      withValue(undefined, "parallel", "text")
+      withValue(undefined, "sort", ["general-numeric", "human-numeric", "month", "numeric", "random", "version"])
     ],
     refused: {
       "-o": "writes files: it names the file sort writes its output to",
@@ -220,7 +218,10 @@ export const commandSpecs: Readonly<Record<Exclude<AllowedCommand, "find">, Comm
       "--temporary-directory": "writes files: temporary files go to the host's own directory for the run",
       "--compress-program": "runs another program",
       "--files0-from": listOfFiles,
-      "--random-source": "reads a file of its own choosing"
+      "--random-source": "reads a file of its own choosing",
+      "-S": "sets how much memory sort takes, which the host leaves at its default",
+      "--buffer-size": "sets how much memory sort takes, which the host leaves at its default",
+      "--parallel": "sets how many threads sort starts, which the host leaves at its default"
     },
     operands: "files"
   },
