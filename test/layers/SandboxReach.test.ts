@@ -49,6 +49,7 @@ import { Agent } from "../../src/Agent.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
 import { builtinSkillsDir } from "../../src/packageRoot.ts"
 import { agentLayer, testConfig } from "../support/agentHarness.ts"
+import { runCli } from "../support/cli.ts"
 import { tempDir } from "../support/tmp.ts"
 import { header, makeFixture, runRequest, sandboxTestLayer, skillSource } from "./sandboxTestKit.ts"
 
@@ -622,4 +623,25 @@ describe("on the task path: a plan's shell_safe arguments with approval_tiers.sk
       expect(existsSync(evil)).toBe(false)
       expect(readFileSync(join(dir, "data", "victim.txt"), "utf8")).toBe("b\na\n")
     }).pipe(Effect.provide(NodeContext.layer)))
+})
+
+describe("through `skills run shell_safe --allow-exec`, as a user runs it", () => {
+  it("refuses sort -o into skills.allowed_dir with one error line, and writes nothing", () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), "luallm-reach-cli-")))
+    try {
+      mkdirSync(join(dir, "data"))
+      writeFileSync(join(dir, "data", "victim.txt"), "b\na\n")
+      writeFileSync(join(dir, "luallm-agent.json"), JSON.stringify({ allowed_paths: [`${dir}/**`], state_dir: `${dir}/state`, skills: { allowed_dir: `${dir}/skills` } }))
+      const evil = join(dir, "skills", "evil.js")
+      const args = JSON.stringify({ command: "sort", args: ["-no", evil, `${dir}/data/victim.txt`] })
+      const run = runCli(["skills", "run", "shell_safe", "--args", args, "--allow-exec"], { env: { HOME: dir }, cwd: dir })
+      expect(run.stderr.trim()).toBe(
+        `error: Refused exec("sort") by skill shell_safe: sort's -o writes files: it names the file sort writes its output to (in -no). The whitelist is fixed: change the skill to do this another way.`
+      )
+      expect(run.code).not.toBe(0)
+      expect(existsSync(evil)).toBe(false)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
