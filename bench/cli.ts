@@ -8,7 +8,7 @@ import { FileSystem, Path } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
-import { packageRoot } from "../src/shell/packageRoot.ts"
+import { packageRoot } from "../src/packageRoot.ts"
 import { interleavedMedians, ratioRow } from "./measure.ts"
 import type { BenchRow, BenchSize } from "./types.ts"
 

@@ -6,6 +6,8 @@ import { Cause, Effect, Exit } from "effect"
 import { agentBench } from "./agent.ts"
 import { cliBench } from "./cli.ts"
 import { graphBench } from "./graph.ts"
+import { parallelSkillsBench } from "./parallelSkills.ts"
+import { llmBench } from "./llm.ts"
 import { sandboxBench } from "./sandbox.ts"
 import { stepOverheadBench } from "./stepOverhead.ts"
 import type { BenchRow, BenchSize } from "./types.ts"
@@ -19,8 +21,10 @@ export const benches: ReadonlyArray<Bench> = [
   { name: "cli", run: cliBench },
   { name: "step overhead", run: stepOverheadBench },
   { name: "sandbox", run: sandboxBench },
+  { name: "parallel skills", run: parallelSkillsBench },
   { name: "graph", run: graphBench },
-  { name: "agent", run: agentBench }
+  { name: "agent", run: agentBench },
+  { name: "llm", run: llmBench }
 ]
 
 /** A bench's rows, or why it could not produce them (a bench that dies must not hide the others). */

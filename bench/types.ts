@@ -10,7 +10,7 @@ export interface BenchRow {
   /** What the value is compared with, in the same unit, e.g. "1k nodes" or "3 × 100 ms sleeps". */
   readonly baseline: number
   readonly baselineLabel: string
-  readonly unit: "ms" | "µs" | "MB/s" | "ops/s" | "%"
+  readonly unit: "ms" | "µs" | "MB/s" | "ops/s" | "%" | "calls"
   /** value / baseline (or baseline / value for throughput figures, where higher is better). */
   readonly ratio: number
   /** The largest acceptable ratio. */

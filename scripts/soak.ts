@@ -20,8 +20,9 @@
  * that is not idempotent. Those re-runs are counted and reported separately, and each one is
  * checked to belong to a node that was not saved as complete.
  *
- * The model is deterministic: the scripted Fake LLM is recorded once per soak into a cassette
- * (in-process, through `LlmRecord`), and every CLI process replays it with `--llm replay:`.
+ * The model is deterministic: a scripted llama-server (`ScriptedServer`) is recorded once per
+ * soak into a cassette (in-process, through the Live LLM layer over `HttpClientRecord`), and every
+ * CLI process replays its HTTP exchanges with `--llm replay:`, through the same Live layer.
  * The kill delays come from a seeded PRNG, so a soak is reproducible up to the machine's
  * timing (the same seed gives the same delays; where they land depends on how fast it runs).
  *
@@ -39,11 +40,12 @@ import { type AgentConfig, configInside, postgresUrl } from "../src/core/config.
 import type { Task } from "../src/core/task.ts"
 import { AuditLive, AuditReader, AuditReaderLive, AuditTest } from "../src/layers/Audit.ts"
 import { AppConfigFrom } from "../src/layers/Config.ts"
-import { FakeReply, LlmFake } from "../src/layers/Llm.ts"
-import { LlmRecord } from "../src/layers/LlmCassette.ts"
+import { FakeReply, LlmLive } from "../src/layers/Llm.ts"
+import { HttpClientRecord } from "../src/layers/llm/cassette.ts"
+import { ScriptedServer } from "../src/layers/llm/scripted.ts"
 import { LuallmTest } from "../src/layers/Luallm.ts"
 import { State, StateLive } from "../src/layers/State.ts"
-import { builtinSkillsDir, packageRoot } from "../src/shell/packageRoot.ts"
+import { builtinSkillsDir, packageRoot } from "../src/packageRoot.ts"
 import { type PostgresStartFailed, startPostgres } from "../test/support/postgres.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -81,7 +83,7 @@ const recordCassette = (config: AgentConfig, dir: string, cassette: string, task
       Effect.flatMap(Agent, (agent) => agent.run(prompt))).pipe(
         Effect.provide(
           AgentDefault.pipe(
-            Layer.provideMerge(LlmRecord(cassette).pipe(Layer.provide(LlmFake(task.script, { model })))),
+            Layer.provideMerge(LlmLive.pipe(Layer.provide(HttpClientRecord(cassette)), Layer.provide(ScriptedServer(task.script, { model })))),
             Layer.provideMerge(LuallmTest({ servers: [] })),
             Layer.provideMerge(AuditTest),
             Layer.provideMerge(AppConfigFrom({ ...config, store: "file" }, { home: dir, cwd: dir }))
@@ -131,9 +133,11 @@ export const prepareWorkspace = (dir: string, makeTask: (dataDir: string) => Scr
     const dataDir = `${dir}/data`
     const task = makeTask(dataDir)
     const base = configInside(dir, { builtinSkillsDir, allowedPaths: [`${dataDir}/**`] })
+    // A replay answers whatever the address: this one only names the recorded server.
     const config: AgentConfig = (options.adjust ?? ((c) => c))({
       ...base,
       store: options.store ?? "file",
+      llm: { ...base.llm, base_url: "http://127.0.0.1:8089" },
       approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" }
     })
     const configFile = `${dir}/config.json`

@@ -12,11 +12,12 @@
  * current state asks for, then saves the new task with its audit line, after every transition.
  */
 import type { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Data, Effect, Fiber, FiberMap, Layer, Option, PubSub, Stream, Take } from "effect"
+import { Clock, Context, Data, Effect, Fiber, FiberMap, Layer, Option, PubSub, Ref, Stream, Take } from "effect"
 import { isTerminal, newTask, type Pause, type Task } from "./core/task.ts"
 import { Command, commandFor, Event, transition } from "./core/taskMachine.ts"
 import { checkApproval, type DraftWriteError, requestApproval, testDraft, writeDraft } from "./agent/drafting.ts"
 import { execute } from "./agent/execution.ts"
+import { TaskTokens } from "./agent/llmCall.ts"
 import { canStartModels, ensureModel, plan } from "./agent/planning.ts"
 import { both, type Progress, type ProgressCallback, type ProgressListener, toListener } from "./agent/progress.ts"
 import { type ApprovalError, Approvals, ApprovalsLive } from "./layers/Approvals.ts"
@@ -177,15 +178,18 @@ export const makeAgent = Effect.gen(function*() {
 
   const stepWith = (task: Task, progress: ProgressListener) =>
     Effect.gen(function*() {
+      const spent = yield* Ref.make(0)
+      const tokens = TaskTokens.of({ used: Effect.map(Ref.get(spent), (n) => task.tokens_used + n), add: (n) => Ref.update(spent, (s) => s + n) })
       // A model that stopped mid-task pauses the task in model_wait, like one missing at the start.
       const event = yield* perform(task, progress).pipe(
+        Effect.provideService(TaskTokens, tokens),
         Effect.catchTag("ModelNotRunning", (error) =>
           Effect.map(canStartModels, (autoStart): Event =>
             Event.ModelMissing({ model: error.model, startCommand: error.startCommand, autoStart })))
       )
       // A graph run saved its progress as it went; the transition starts from that.
       const base = event._tag === "GraphFinished" ? { ...task, graph: event.graph } : task
-      const next = transition(base, event, app.config.limits, yield* nowIso)
+      const next = transition({ ...base, tokens_used: task.tokens_used + (yield* Ref.get(spent)) }, event, app.config.limits, yield* nowIso)
       // Re-checking a pending approval changes nothing worth a line in the log.
       const logged = event._tag !== "ApprovalPending"
       yield* state.save(

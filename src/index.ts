@@ -5,7 +5,7 @@
  * An embedding app provides the outside world and gets the agent:
  *
  *   const AgentForApp = AgentDefault.pipe(
- *     Layer.provideMerge(LlmLive),            // or LlmFake(script), LlmReplay(cassette)
+ *     Layer.provideMerge(LlmLive),            // or LlmFake(script), llmLayerFor("replay:cassette.jsonl")
  *     Layer.provideMerge(LuallmLive),
  *     Layer.provideMerge(AuditLive),          // or AuditTest
  *     Layer.provideMerge(AppConfigFrom(config)),
@@ -14,9 +14,11 @@
  *   )
  *   const outcome = yield* Effect.flatMap(Agent, (agent) => agent.run("…"))
  *
- * TypeScript-aware runtimes and tools (Deno, Bun, bundlers, tsx, vitest) load this file; plain
- * Node's `import` gets `dist/index.js`, the same code built as one ES module with every package
- * left external (see `exports` in package.json).
+ * An app without Effect uses `createAgent({ … })`: the same agent as Promises.
+ *
+ * The package ships this file built: `dist/index.js` (one ES module, every package left
+ * external, so the app's copy of `effect` is shared) with declarations in `dist/types`. In a
+ * clone, Deno, tsx and vitest can load it as it is.
  */
 
 // The agent
@@ -38,8 +40,18 @@ export {
   TaskInProgress
 } from "./Agent.ts"
 
+// The agent for apps without Effect: Promises and callbacks
+export {
+  AgentClosed,
+  ApprovalCallbackFailed,
+  type ApprovalRequest,
+  createAgent,
+  type CreateAgentOptions,
+  type PromiseAgent
+} from "./createAgent.ts"
+
 // Configuration
-export { type AgentConfig, type ConfigEnvironment, ConfigSchema, configInside, defaultConfig, Tier } from "./core/config.ts"
+export { type AgentConfig, type ConfigEnvironment, ConfigSchema, defaultConfig, Tier } from "./core/config.ts"
 export {
   AppConfig,
   AppConfigFrom,
@@ -50,6 +62,8 @@ export {
   ConfigFileNotFound,
   ConfigFileUnreadable,
   ConfigInvalid,
+  configInside,
+  type ConfigSettings,
   type LoadOptions,
   type ModelPurpose
 } from "./layers/Config.ts"
@@ -115,20 +129,28 @@ export {
   ChatMessage,
   Completion,
   CompletionRequest,
+  type EndpointReport,
   FakeReply,
   Llm,
   LlmBadResponse,
+  LlmContextOverflow,
   type LlmError,
   LlmFake,
   LlmHttpError,
+  llmLayerFor,
   LlmLive,
   LlmRequests,
   LlmScriptExhausted,
   type LlmShape,
+  LlmSpecInvalid,
   LlmTimeout,
   LlmUnreachable,
   type ModelListing,
+  OutputSchema,
+  type PromptSize,
   type StreamPart,
+  TaskTokenBudgetExceeded,
+  Timings,
   Usage
 } from "./layers/Llm.ts"
 export {
@@ -136,11 +158,10 @@ export {
   CassetteLine,
   CassetteMismatch,
   CassetteWriteError,
-  LlmRecord,
-  LlmReplay,
-  llmLayerFor,
-  LlmSpecInvalid
-} from "./layers/LlmCassette.ts"
+  HttpClientRecord,
+  HttpClientReplay
+} from "./layers/llm/cassette.ts"
+export { ScriptedServer } from "./layers/llm/scripted.ts"
 export {
   Luallm,
   LuallmCommandFailed,
@@ -191,6 +212,7 @@ export {
   type SandboxError,
   SandboxLive,
   type SandboxShape,
+  SandboxWorkerMissing,
   SkillMemoryExceeded,
   SkillStalled,
   SkillThrew,

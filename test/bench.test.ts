@@ -9,7 +9,7 @@ import { postgresMissing } from "./support/postgres.ts"
 
 if (postgresMissing !== undefined) console.log(`the Postgres step-overhead row is not expected: ${postgresMissing}`)
 
-/** The rows issues #10 and #16 ask for. */
+/** The rows issues #10, #13 and #16 ask for. */
 const expectedFigures = [
   /^CLI start: luallm-agent --help$/,
   /^CLI start: luallm-agent status/,
@@ -19,13 +19,18 @@ const expectedFigures = [
   /^sandbox start/,
   /^sandboxed fs\.readFile 1 KB$/,
   /^sandboxed fs\.readFile 64 KB$/,
+  /^parallel skills: 4 CPU-bound skill nodes, maxParallel 4$/,
   /^graph: \S+ nodes validate\+sort\+execute$/,
   /^graph: time per node at \S+ nodes$/,
   /^graph: width-8 depth-3 llm_call graph, maxParallel 8$/,
   /^graph: width-8 depth-3 llm_call graph, maxParallel 1/,
   /^agent: time per node, \d+-node task, instant fake LLM$/,
   /^agent: share of wall time outside LLM calls, \d+-node chain, \d+ ms per call$/,
-  /^agent: \d+ tasks of a \d+-node llm_call chain at once, \d+ ms per call, \d+ calls in parallel$/
+  /^agent: \d+ tasks of a \d+-node llm_call chain at once, \d+ ms per call, \d+ calls in parallel$/,
+  /^llm: plans accepted on the first call, \d+ seeded requests, small model, with a schema/,
+  /^llm: model calls per accepted plan, with a schema vs without$/,
+  /^llm: prompt bytes repeating an earlier call's prefix, plan → draft → node calls of one task/,
+  /^llm: width-8 depth-2 llm_call graph, two one-slot endpoints vs one$/
 ]
 
 describe("bench suite", () => {

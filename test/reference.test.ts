@@ -137,6 +137,16 @@ describe("REFERENCE.md", () => {
     expect(commands.filter((command) => !namesAsCode(cli, command.name)).map((c) => `${c.name} (${c.file})`)).toEqual([])
   })
 
+  it("names every export of the library entry (src/index.ts) in a code span", () => {
+    const exported = Array.from(withoutComments(read("src/index.ts")).matchAll(/export\s*\{([^}]*)\}/g))
+      .flatMap((match) => (match[1] ?? "").split(","))
+      .map((entry) => entry.trim().replace(/^type\s+/, "").split(/\s+as\s+/).at(-1) ?? "")
+      .filter((name) => name !== "")
+    const spans = Array.from(reference.replace(/```[\s\S]*?```/g, "").matchAll(/`([^`]+)`/g), (match) => match[1] ?? "").join("\n")
+    expect(exported).toEqual(expect.arrayContaining(["Agent", "createAgent", "configInside", "AppConfigLive"]))
+    expect(exported.filter((name) => !new RegExp(`(?<![\\w-])${name}(?![\\w-])`).test(spans))).toEqual([])
+  })
+
   it("draws the dependency graph of the layers", () => {
     const graph = /```mermaid\n([\s\S]*?)```/.exec(reference)?.[1] ?? ""
     for (const service of ["Agent", "AppConfig", "Audit", "AuditReader", "State", "StoreBackend", "Llm", "Luallm", "Sandbox", "Skills", "SkillRunner", "Approvals"]) {

@@ -6,17 +6,19 @@
  * except `Approvals.promote`, after a human said yes.
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Data, Effect } from "effect"
-import { extractCode } from "../core/llmOutput.ts"
+import { Data, Effect, Either, Schema } from "effect"
+import { answerJsonSchema, type JsonSchema } from "../core/jsonSchema.ts"
+import { parseDraftAnswer } from "../core/llmOutput.ts"
 import {
+  agentSystemPrompt,
+  type PromptShrink,
   type SkillDraftContext,
-  skillCodeSystemPrompt,
   skillCodeUserPrompt,
   skillReworkUserPrompt,
-  skillTestSystemPrompt,
   skillTestUserPrompt
 } from "../core/prompts.ts"
-import { isSkillName } from "../core/skillMeta.ts"
+import { describeHiddenCharacters, findHiddenCharacters } from "../core/reviewText.ts"
+import { isSkillName, parseMetadata } from "../core/skillMeta.ts"
 import { resumeCommand, type SkillDraft, type Task } from "../core/task.ts"
 import { Event } from "../core/taskMachine.ts"
 import type { TestReport } from "../core/testHarness.ts"
@@ -25,8 +27,9 @@ import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
 import { Llm } from "../layers/Llm.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
-import { Skills } from "../layers/Skills.ts"
-import { askModel } from "./llmCall.ts"
+import { MetadataInvalid, Skills } from "../layers/Skills.ts"
+import { askModel, type CallPurpose } from "./llmCall.ts"
+import { librarySkills } from "./planning.ts"
 import type { ProgressListener } from "./progress.ts"
 
 const draftContext = (task: Task, draft: SkillDraft, allowedPaths: ReadonlyArray<string>): SkillDraftContext => ({
@@ -79,7 +82,28 @@ const checkDraft = (name: string, file: string) =>
     return checked
   })
 
-/** `DraftSkill` and `ReworkSkill`: write the code (and, the first time, the tests). */
+/**
+ * A human must be able to read exactly what runs, so a draft may not hold characters a reader
+ * cannot see (line separators, bidi controls, zero-width and other invisible characters):
+ * the model is told which and where, and writes it again. `undefined` when there are none.
+ */
+const hiddenCharacterFeedback = (what: "code" | "tests", text: string): string | undefined => {
+  const found = describeHiddenCharacters(findHiddenCharacters(text))
+  if (found.length === 0) return undefined
+  return `The ${what === "code" ? "code holds" : "tests hold"} characters a reviewer cannot see (no draft may hold any): ${found.join("; ")}. ` +
+    "Write the whole file again with visible characters only (inside a string, write such a character as an escape, e.g. \\u00a0)."
+}
+
+
+/** The shapes drafting answers are constrained to, where the server enforces a schema. */
+export const draftSchema = answerJsonSchema(Schema.Struct({ code: Schema.String, tests: Schema.String }))
+export const codeSchema = answerJsonSchema(Schema.Struct({ code: Schema.String }))
+export const testsSchema = answerJsonSchema(Schema.Struct({ tests: Schema.String }))
+
+/**
+ * `DraftSkill` and `ReworkSkill`: write the code (and, the first time, the tests). A first
+ * draft asks for both in one answer; a model that sent only the code is asked for the tests.
+ */
 export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progress: ProgressListener) =>
   Effect.gen(function*() {
     const llm = yield* Llm
@@ -88,35 +112,43 @@ export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progr
     const files = yield* draftPaths(draft.skill.name)
     const context = draftContext(task, draft, app.config.allowed_paths)
     const model = yield* llm.resolveModel("code")
+    const skills = yield* librarySkills
+    const ask = (purpose: CallPurpose, user: (shrink: PromptShrink) => string, schema: JsonSchema, name: string) =>
+      askModel({
+        purpose,
+        model,
+        taskId: task.id,
+        prompt: (shrink) => ({ system: agentSystemPrompt({ skills, catalogue: shrink.catalogue }), user: user(shrink) }),
+        temperature: 0.2,
+        output: { name, schema }
+      }, progress)
     const previousTests = rework ? yield* fs.readFileString(files.test).pipe(Effect.orElseSucceed(() => "")) : ""
     const previousCode = rework ? yield* fs.readFileString(files.code).pipe(Effect.orElseSucceed(() => "")) : ""
-    const codeAnswer = yield* askModel({
-      purpose: rework ? "skill.rework" : "skill.draft",
-      model,
-      system: skillCodeSystemPrompt(),
-      user: rework
-        ? skillReworkUserPrompt(context, previousCode, previousTests, draft.feedback ?? "the tests failed")
-        : skillCodeUserPrompt(context),
-      temperature: 0.2
-    }, progress)
-    const code = extractCode(codeAnswer.content)
-    if (code.trim() === "") return Event.DraftRejected({ feedback: "The answer held no code. Answer with the whole skill file, header first." })
-    yield* writeFile(files.code, code)
+    const answer = rework
+      ? yield* ask(
+        "skill.rework",
+        (shrink) => skillReworkUserPrompt(context, previousCode, previousTests, draft.feedback ?? "the tests failed", shrink),
+        codeSchema,
+        "skill_code"
+      )
+      : yield* ask("skill.draft", () => skillCodeUserPrompt(context), draftSchema, "skill_draft")
+    const drafted = parseDraftAnswer(answer.content, rework ? "code" : "both")
+    if (drafted.code.trim() === "") return Event.DraftRejected({ feedback: "The answer held no code. Answer with the whole skill file, header first." })
+    const hiddenInCode = hiddenCharacterFeedback("code", drafted.code)
+    if (hiddenInCode !== undefined) return Event.DraftRejected({ feedback: hiddenInCode })
+    yield* writeFile(files.code, drafted.code)
     const problem = yield* checkDraft(draft.skill.name, files.code)
     if (problem !== undefined) return Event.DraftRejected({ feedback: problem })
     // Tests are written once, from the first version; a rework keeps them, so passing means
     // the code changed to meet them, not the other way round. Tests that could not run at
     // all (no report) are written again.
     if (!rework || previousTests.trim() === "" || draft.test_report === null) {
-      const testAnswer = yield* askModel({
-        purpose: "skill.test",
-        model,
-        system: skillTestSystemPrompt(),
-        user: skillTestUserPrompt(context, code),
-        temperature: 0.2
-      }, progress)
-      const tests = extractCode(testAnswer.content)
+      const tests = !rework && drafted.tests.trim() !== ""
+        ? drafted.tests
+        : parseDraftAnswer((yield* ask("skill.test", () => skillTestUserPrompt(context, drafted.code), testsSchema, "skill_tests")).content, "tests").tests
       if (tests.trim() === "") return Event.DraftRejected({ feedback: "The tests answer held no code." })
+      const hiddenInTests = hiddenCharacterFeedback("tests", tests)
+      if (hiddenInTests !== undefined) return Event.DraftRejected({ feedback: hiddenInTests })
       yield* writeFile(files.test, tests)
     }
     return Event.Drafted({ codePath: files.code, testPath: files.test })
@@ -130,36 +162,49 @@ export const describeFailures = (report: TestReport, output: string): string => 
   return `${report.failed} of ${report.total} tests failed:\n${lines.join("\n")}${printed}`
 }
 
-/** `TestSkill`: the draft's tests, in draft mode. */
+/**
+ * `TestSkill`: the draft's tests, in draft mode. When they pass, the code and tests exactly as
+ * this run read them are kept by `Approvals`: that copy, not the draft file, is what a human
+ * reviews and what is promoted.
+ */
 export const testDraft = (draft: SkillDraft) =>
   Effect.gen(function*() {
     const runner = yield* SkillRunner
-    return yield* runner.runTests(draft.skill.name, { draft: true }).pipe(
-      Effect.map((run) =>
-        run.failed === 0 && run.total > 0
-          ? Event.TestsPassed({ report: { total: run.total, passed: run.passed, failed: run.failed, results: run.results } })
-          : Event.TestsFailed({
-            report: { total: run.total, passed: run.passed, failed: run.failed, results: run.results },
-            feedback: run.total === 0 ? "The test file registers no tests. Write tests with test(name, fn)." : describeFailures(run, run.output)
-          })
-      ),
+    const approvals = yield* Approvals
+    // A test file that cannot run at all is feedback for the model, like failing tests.
+    const couldNotRun = (error: { readonly message: string }) => Effect.succeed(Either.left(error.message))
+    const run = yield* runner.runTests(draft.skill.name, { draft: true }).pipe(
+      Effect.map((result) => Either.right(result)),
       Effect.catchTags({
-        TestFileFailed: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
-        TestFileMissing: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
-        MetadataInvalid: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
-        DependencyMissing: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message })),
-        DependencyCycle: (error) => Effect.succeed(Event.TestsFailed({ report: null, feedback: error.message }))
+        TestFileFailed: couldNotRun,
+        TestFileMissing: couldNotRun,
+        MetadataInvalid: couldNotRun,
+        DependencyMissing: couldNotRun,
+        DependencyCycle: couldNotRun
       })
     )
+    if (Either.isLeft(run)) return Event.TestsFailed({ report: null, feedback: run.left })
+    const { failed, passed, results, total } = run.right
+    const report = { total, passed, failed, results }
+    if (failed > 0 || total === 0) {
+      return Event.TestsFailed({
+        report,
+        feedback: total === 0 ? "The test file registers no tests. Write tests with test(name, fn)." : describeFailures(run.right, run.right.output)
+      })
+    }
+    return Event.TestsPassed({ report, tested: yield* approvals.keepTested(run.right.tested) })
   })
 
 /** `RequestApproval`: file the record and pause with the commands that continue. */
 export const requestApproval = (task: Task, draft: SkillDraft) =>
   Effect.gen(function*() {
     const approvals = yield* Approvals
-    const skills = yield* Skills
     const files = yield* draftPaths(draft.skill.name)
-    const metadata = yield* skills.parseMetadata(files.code)
+    // commandFor asks for a test run first when there is no tested copy.
+    if (draft.tested === null) return yield* Effect.dieMessage(`approval requested for ${draft.skill.name} without a tested copy`)
+    const tested = yield* approvals.tested(draft.tested)
+    // The header a reviewer is shown is the tested copy's, not the draft file's as it is now.
+    const metadata = yield* Either.mapLeft(parseMetadata(tested.code, files.code), (problem) => new MetadataInvalid(problem))
     const report = draft.test_report ?? { total: 0, passed: 0, failed: 0, results: [] }
     const record = yield* approvals.create({
       skillName: draft.skill.name,
@@ -167,6 +212,7 @@ export const requestApproval = (task: Task, draft: SkillDraft) =>
       codePath: files.code,
       testPath: files.test,
       testReport: report,
+      tested: draft.tested,
       taskId: task.id
     })
     return Event.ApprovalRequested({

@@ -5,19 +5,24 @@
  * saver (one fsync covers the changes that arrive while it runs), so a killed process resumes
  * without re-running the nodes whose completion was saved.
  */
-import { Clock, Effect } from "effect"
+import { Clock, Data, Effect, Either, Option } from "effect"
 import type { Json } from "../core/config.ts"
 import { executeGraph } from "../core/executor.ts"
+import { jsonDepth, MAX_JSON_DEPTH } from "../core/jsonText.ts"
 import { type ActionNode, dependantsIndex, type Graph, type Node, resultLookup } from "../core/graph.ts"
-import { nodeSystemPrompt } from "../core/prompts.ts"
+import { jsonSchemaProblems } from "../core/jsonSchema.ts"
+import { extractJsonValue } from "../core/llmOutput.ts"
+import { agentSystemPrompt, excerpt, nodeUserPrompt } from "../core/prompts.ts"
 import type { Task } from "../core/task.ts"
 import { Event, type FailedNode } from "../core/taskMachine.ts"
-import { interpolate, interpolateValue } from "../core/template.ts"
+import { interpolate, interpolateValue, type Results } from "../core/template.ts"
 import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
+import { ResultNotJson } from "../layers/Sandbox.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
 import { State } from "../layers/State.ts"
 import { askModel } from "./llmCall.ts"
+import { librarySkills } from "./planning.ts"
 import { makeWriteBehind } from "./writeBehind.ts"
 import type { ProgressListener } from "./progress.ts"
 
@@ -43,17 +48,45 @@ const runNode = (task: Task, progress: ProgressListener) => (node: ActionNode, g
       const app = yield* AppConfig
       const args = asJson(interpolateValue(node.skill_args, results))
       const run = yield* runner.execute(node.skill_name, args, { grantExec: app.approvalTier("skill_exec") === "auto" })
+      // The result is saved with the task, and a saved task is read back through the depth check.
+      if (jsonDepth(run.result) > MAX_JSON_DEPTH) {
+        return yield* new ResultNotJson({ skill: node.skill_name, reason: `it nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels` })
+      }
       return run.result
     }
+    const skills = yield* librarySkills
+    const outputSchema = node.output_schema
     const completion = yield* askModel({
       purpose: "node",
       nodeId: node.id,
+      taskId: task.id,
       model: node.model ?? task.model ?? "default",
-      system: nodeSystemPrompt(),
-      user: interpolate(node.prompt_template, results)
+      prompt: (shrink) => ({
+        system: agentSystemPrompt({ skills, catalogue: shrink.catalogue }),
+        user: nodeUserPrompt({ id: node.id, prompt: interpolate(node.prompt_template, excerptResults(results, shrink.excerpt)), outputSchema })
+      }),
+      ...(outputSchema === undefined ? {} : { output: { name: `node_${node.id.replace(/[^A-Za-z0-9_-]/g, "_")}`, schema: outputSchema } })
     }, progress)
-    return completion.content
+    if (outputSchema === undefined) return completion.content
+    const value = extractJsonValue(completion.content)
+    const problems = Either.isLeft(value) ? [value.left.message] : jsonSchemaProblems(outputSchema, value.right)
+    if (problems.length > 0 || Either.isLeft(value)) return yield* new NodeAnswerInvalid({ node: node.id, problems })
+    return value.right
   })
+
+/** Each result a prompt quotes, cut to `max` characters around a note (none when `max` is null). */
+const excerptResults = (results: Results, max: number | null): Results =>
+  max === null ? results : (id) =>
+    Option.map(results(id), (value) => excerpt(typeof value === "string" ? value : (JSON.stringify(value) ?? ""), max))
+
+export class NodeAnswerInvalid extends Data.TaggedError("NodeAnswerInvalid")<{
+  readonly node: string
+  readonly problems: ReadonlyArray<string>
+}> {
+  override get message() {
+    return `The answer of node "${this.node}" does not match its output_schema: ${this.problems.join("; ")}. The node is retried up to its max_retries; if it keeps failing, use a simpler output_schema, or a server that enforces schemas (llama-server) with llm.constrained "auto" or "on".`
+  }
+}
 
 /** Announces a node's new status when it changed between two snapshots. */
 const statusChanges = (before: Graph, after: Graph): ReadonlyArray<Node> => {

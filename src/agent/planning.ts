@@ -3,8 +3,8 @@
  * skills there are, and turn its answer into `Planned` or `PlanRejected`.
  */
 import { Clock, Effect } from "effect"
-import { parsePlan } from "../core/plan.ts"
-import { planningSystemPrompt, planningUserPrompt, type SkillSummary } from "../core/prompts.ts"
+import { parsePlan, planJsonSchema } from "../core/plan.ts"
+import { agentSystemPrompt, planningUserPrompt, type SkillSummary } from "../core/prompts.ts"
 import type { Task } from "../core/task.ts"
 import { Event } from "../core/taskMachine.ts"
 import { Audit } from "../layers/Audit.ts"
@@ -15,13 +15,19 @@ import { Skills } from "../layers/Skills.ts"
 import { askModel } from "./llmCall.ts"
 import type { ProgressListener } from "./progress.ts"
 
-/** The skills in the library (promoted first, then shipped: the first of a name wins). */
+/**
+ * The skills in the library: a promoted skill wins over a shipped one of the same name. Listed
+ * in reverse search order (shipped first, then promoted), so a skill promoted mid-task joins the
+ * end of the catalogue and the prompt prefix before it stays the same (the server's cache keeps it).
+ */
 export const librarySkills = Effect.gen(function*() {
   const skills = yield* Skills
   const byName = new Map<string, SkillSummary>()
-  for (const dir of skills.trustedDirs) {
+  // Shipped first; a promoted skill of the same name replaces it where it stands (a Map keeps
+  // the first insertion's position), a new one is appended.
+  for (const dir of [...skills.trustedDirs].reverse()) {
     for (const entry of yield* skills.list(dir)) {
-      if (entry._tag === "Valid" && !byName.has(entry.meta.name)) {
+      if (entry._tag === "Valid") {
         byName.set(entry.meta.name, { name: entry.meta.name, description: entry.meta.description, args: entry.meta.args ?? {} })
       }
     }
@@ -97,9 +103,13 @@ export const plan = (task: Task, attempt: number, feedback: string | null, progr
     const completion = yield* askModel({
       purpose: "plan",
       model,
-      system: planningSystemPrompt({ skills, models: running }),
-      user: planningUserPrompt(task.prompt, feedback),
-      temperature: 0.2
+      taskId: task.id,
+      prompt: (shrink) => ({
+        system: agentSystemPrompt({ skills, catalogue: shrink.catalogue }),
+        user: planningUserPrompt({ request: task.prompt, feedback, models: running, shrink })
+      }),
+      temperature: 0.2,
+      output: { name: "plan", schema: planJsonSchema }
     }, progress)
     const createdAt = new Date(yield* Clock.currentTimeMillis).toISOString()
     const parsed = parsePlan(completion.content, {

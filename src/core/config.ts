@@ -3,14 +3,14 @@
  * defaults ← file ← environment, then one Schema decode that names every bad key.
  * The I/O (finding and reading the file, resolving symlinks) is in `src/layers/Config.ts`.
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
+import { type Json, type JsonObject, parseJsonText, previewValue } from "./jsonText.ts"
+import { parseIssues } from "./schemaIssues.ts"
 import { normalizePath } from "./pathGlob.ts"
-
-const got = (actual: unknown): string => (actual === undefined ? "nothing" : JSON.stringify(actual))
 
 /** A message that replaces the inner ones too: "expected X, got Y" whatever part failed. */
 const expected = (what: string) => ({
-  message: (issue: { readonly actual: unknown }) => ({ message: `expected ${what}, got ${got(issue.actual)}`, override: true })
+  message: (issue: { readonly actual: unknown }) => ({ message: `expected ${what}, got ${previewValue(issue.actual)}`, override: true })
 })
 
 const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations(expected("a positive integer"))
@@ -18,6 +18,7 @@ const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).an
 const PathString = Schema.String.pipe(Schema.minLength(1)).annotations(expected("a non-empty path"))
 const OptionalString = Schema.NullOr(Schema.String).annotations(expected("a string or null"))
 const Flag = Schema.Boolean.annotations(expected("true or false"))
+const EndpointUrl = Schema.String.pipe(Schema.pattern(/^https?:\/\/[^/\s]+/)).annotations(expected("a URL like http://127.0.0.1:8080"))
 
 /**
  * Where tasks and the audit log are kept: `"file"` (in `state_dir` and `audit.path`, the
@@ -49,7 +50,19 @@ export const ConfigSchema = Schema.Struct({
   llm: Schema.Struct({
     /** An OpenAI-compatible server (`http://host:port` or `http://host:port/v1`); skips discovery. */
     base_url: OptionalString,
-    api_key: OptionalString
+    api_key: OptionalString,
+    /** Several servers (with base_url, if set): each call goes to a healthy one serving its model, with a free slot. */
+    endpoints: Schema.Array(EndpointUrl),
+    /** Whether structured answers are requested as a JSON schema the server enforces: where supported (`auto`), always, never. */
+    constrained: Schema.Literal("auto", "on", "off").annotations(expected(`"auto", "on" or "off"`)),
+    /** The model's context in tokens, for servers that do not report it (llama-server's /props does); 0: unknown. */
+    context_tokens: NonNegativeInt,
+    /** The longest answer asked for, per kind of call. */
+    max_tokens: Schema.Struct({ plan: PositiveInt, code: PositiveInt, node: PositiveInt }),
+    /** How often a refused connection, 429 or 5xx is asked again. */
+    max_retries: NonNegativeInt,
+    /** The longest wait before asking again (a server's Retry-After is capped to it). */
+    retry_max_seconds: PositiveInt
   }),
   /** Globs of paths skills may touch; a skill's own `paths` must also match. */
   allowed_paths: Schema.Array(PathString),
@@ -72,7 +85,12 @@ export const ConfigSchema = Schema.Struct({
     max_task_steps: PositiveInt,
     max_plan_retries: NonNegativeInt,
     max_skill_retries: NonNegativeInt,
+    /** The longest silence from the model: no byte of its answer for this long ends the call. */
     llm_timeout_seconds: PositiveInt,
+    /** The longest one model call may take, however steadily it streams. */
+    llm_call_max_seconds: PositiveInt,
+    /** The most tokens (prompt + answer) all model calls of one task may use. */
+    max_task_tokens: PositiveInt,
     skill_timeout_seconds: PositiveInt,
     skill_memory_mb: PositiveInt,
     max_parallel_nodes: PositiveInt,
@@ -110,28 +128,50 @@ export interface ConfigEnvironment {
   readonly builtinSkillsDir: string
 }
 
+/**
+ * The keys whose default lives under `state_dir` (README: `<state_dir>/audit.jsonl`,
+ * `<state_dir>/drafts`): they follow `state_dir` wherever it is set, unless set themselves.
+ */
+const underStateDir: ReadonlyArray<{ readonly key: ReadonlyArray<string>; readonly child: string }> = [
+  { key: ["audit", "path"], child: "audit.jsonl" },
+  { key: ["skills", "agent_dir"], child: "drafts" }
+]
+
+const joinUnder = (dir: string, child: string): string => `${dir.replace(/\/+$/, "")}/${child}`
+
 export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
   const stateHome = env.xdgStateHome ?? `${env.home}/.local/state`
   const dataHome = env.xdgDataHome ?? `${env.home}/.local/share`
   const cacheHome = env.xdgCacheHome ?? `${env.home}/.cache`
   const stateDir = `${stateHome}/luallm-agent`
-  return {
+  return followStateDir({
     luallm: { binary: "luallm", model: null, state_file: `${cacheHome}/luallm/state.json` },
-    llm: { base_url: null, api_key: null },
+    llm: {
+      base_url: null,
+      api_key: null,
+      endpoints: [],
+      constrained: "auto",
+      context_tokens: 0,
+      max_tokens: { plan: 4096, code: 4096, node: 2048 },
+      max_retries: 3,
+      retry_max_seconds: 30
+    },
     allowed_paths: [],
     skills: {
       allowed_dir: `${dataHome}/luallm-agent/skills`,
-      agent_dir: `${stateDir}/drafts`,
+      agent_dir: "", // under state_dir: filled in by followStateDir
       builtin_dir: env.builtinSkillsDir
     },
     state_dir: stateDir,
     store: "file",
-    audit: { path: `${stateDir}/audit.jsonl`, max_size_mb: 10, max_files: 5 },
+    audit: { path: "", /* under state_dir, likewise */ max_size_mb: 10, max_files: 5 },
     limits: {
       max_task_steps: 100,
       max_plan_retries: 3,
       max_skill_retries: 3,
       llm_timeout_seconds: 120,
+      llm_call_max_seconds: 1800,
+      max_task_tokens: 1_000_000,
       skill_timeout_seconds: 10,
       skill_memory_mb: 64,
       max_parallel_nodes: 4,
@@ -140,7 +180,7 @@ export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
     },
     model_policy: { planning: null, code: null, default: null, auto_start: false },
     approval_tiers: { task_confirmation: "prompt", skill_promotion: "human", model_start: "prompt", skill_exec: "human" }
-  }
+  }, new Map()).config
 }
 
 /**
@@ -162,21 +202,59 @@ export const configInside = (
   }
 }
 
-/** Where one effective value came from, for `luallm-agent config`. */
+/** A place the loading looks for a config file, and the rule that names it. */
+export interface ConfigFileCandidate {
+  readonly path: string
+  /** `--config`, `$LUALLM_AGENT_CONFIG`, `./luallm-agent.json` or `~/.config/luallm-agent/config.json`. */
+  readonly via: string
+  /** Named by the user (flag or environment): it must exist, and the default places are not read. */
+  readonly named: boolean
+}
+
+/**
+ * Every place a config file is looked for, in SPEC order, whether or not a file is there: the
+ * one named on the command line (which wins) or in the environment, then the two default
+ * places. A file at any of them would be trusted by the next run, so no skill may write one
+ * (SPEC part 18).
+ */
+export const configFileCandidates = (
+  named: { readonly flag?: string | undefined; readonly variable?: string | undefined },
+  env: Pick<ConfigEnvironment, "home" | "cwd">
+): ReadonlyArray<ConfigFileCandidate> => [
+  ...(named.flag === undefined ? [] : [{ path: normalizePath(named.flag, env.cwd, env.home), via: "--config", named: true }]),
+  ...(named.variable === undefined ? [] : [{ path: normalizePath(named.variable, env.cwd, env.home), via: "$LUALLM_AGENT_CONFIG", named: true }]),
+  { path: normalizePath("luallm-agent.json", env.cwd, env.home), via: "./luallm-agent.json", named: false },
+  { path: normalizePath("~/.config/luallm-agent/config.json", env.cwd, env.home), via: "~/.config/luallm-agent/config.json", named: false }
+]
+
+/** Where one effective value came from, for `luallm-agent config` and `ConfigInvalid`. */
 export type ConfigSource =
   | { readonly _tag: "default" }
+  /** The default, placed under another key's value (`audit.path` under `state_dir`). */
+  | { readonly _tag: "follows"; readonly key: string }
   | { readonly _tag: "file"; readonly file: string }
   | { readonly _tag: "env"; readonly variable: string }
+  /** Settings an embedding app gave in code (`createAgent({ config })`). */
+  | { readonly _tag: "app" }
+  /** A command-line option (`--store`). */
   | { readonly _tag: "option"; readonly option: string }
 
-export const describeSource = (source: ConfigSource): string =>
-  source._tag === "default"
-    ? "default"
-    : source._tag === "file"
-    ? source.file
-    : source._tag === "env"
-    ? `$${source.variable}`
-    : source.option
+export const describeSource = (source: ConfigSource): string => {
+  switch (source._tag) {
+    case "default":
+      return "default"
+    case "follows":
+      return `default (follows ${source.key})`
+    case "file":
+      return source.file
+    case "env":
+      return `$${source.variable}`
+    case "app":
+      return "the app's settings"
+    case "option":
+      return source.option
+  }
+}
 
 /** One problem with the configuration, addressed by its key path (`limits.max_task_steps`). */
 export interface ConfigIssue {
@@ -184,9 +262,6 @@ export interface ConfigIssue {
   readonly message: string
   readonly source: ConfigSource
 }
-
-type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
-type JsonObject = { readonly [key: string]: Json }
 
 const isObject = (value: unknown): value is JsonObject =>
   typeof value === "object" && value !== null && !Array.isArray(value)
@@ -237,12 +312,9 @@ const coerceEnv = (text: string, defaultValue: unknown): Json => {
   if (Array.isArray(defaultValue)) {
     const trimmed = text.trim()
     if (trimmed.startsWith("[")) {
-      try {
-        const parsed: unknown = JSON.parse(trimmed)
-        if (Array.isArray(parsed)) return parsed.map((item) => (typeof item === "string" ? item : JSON.stringify(item)))
-      } catch {
-        // Not JSON: fall through to the PATH-style list below.
-      }
+      // Not JSON (or too deep): the PATH-style list below, which the schema then checks.
+      const parsed = Either.getOrUndefined(parseJsonText(trimmed))
+      if (Array.isArray(parsed)) return parsed.map((item) => (typeof item === "string" ? item : previewValue(item)))
     }
     return trimmed === "" ? [] : trimmed.split(":").filter((item) => item !== "")
   }
@@ -308,6 +380,25 @@ export const absolutizePaths = (
   return out as unknown as AgentConfig
 }
 
+/**
+ * Places the keys that were not set under `state_dir` (`<state_dir>/audit.jsonl`,
+ * `<state_dir>/drafts`), recording that they follow it when `state_dir` itself was set.
+ * Runs after `absolutizePaths`, so they follow the resolved `state_dir`.
+ */
+export const followStateDir = (
+  config: AgentConfig,
+  sources: ReadonlyMap<string, ConfigSource>
+): { readonly config: AgentConfig; readonly sources: ReadonlyMap<string, ConfigSource> } => {
+  let out: JsonObject = config as unknown as JsonObject
+  const followed = new Map(sources)
+  for (const { child, key } of underStateDir) {
+    if (sources.has(key.join("."))) continue
+    out = setIn(out, key, joinUnder(config.state_dir, child))
+    if (sources.has("state_dir")) followed.set(key.join("."), { _tag: "follows", key: "state_dir" })
+  }
+  return { config: out as unknown as AgentConfig, sources: followed }
+}
+
 /** Decodes the merged object, returning every problem addressed by key path. */
 export const decodeConfig = (
   merged: unknown,
@@ -315,21 +406,20 @@ export const decodeConfig = (
 ): Either.Either<AgentConfig, ReadonlyArray<ConfigIssue>> =>
   Schema.decodeUnknownEither(ConfigSchema, { errors: "all", onExcessProperty: "error" })(merged).pipe(
     Either.mapLeft((error) =>
-      ParseResult.ArrayFormatter.formatErrorSync(error).map((issue): ConfigIssue => {
-        const key = issue.path.map(String).join(".")
-        const unexpected = issue._tag === "Unexpected"
-        return {
-          key,
-          message: unexpected ? "unknown key (check its spelling against `luallm-agent config`)" : issue.message,
-          source: sourceOf(key, sources)
-        }
-      })
+      parseIssues(error).map((issue): ConfigIssue => ({
+        key: issue.path,
+        message: issue.kind === "Unexpected" ? `${issue.message} (check its spelling against \`luallm-agent config\`)` : issue.message,
+        source: sourceOf(issue.path, sources)
+      }))
     )
   )
 
+/** The key that holds `key`: `limits.max_task_steps` → `limits`, `allowed_paths[1]` → `allowed_paths`. */
+const parentKey = (key: string): string => key.replace(/(?:\[\d+\]|\.?[^.[\]]+)$/, "")
+
 /** The source of a key, or of the nearest enclosing key that has one (arrays, objects). */
 const sourceOf = (key: string, sources: ReadonlyMap<string, ConfigSource>): ConfigSource => {
-  for (let k = key; k !== ""; k = k.includes(".") ? k.slice(0, k.lastIndexOf(".")) : "") {
+  for (let k = key; k !== ""; k = parentKey(k)) {
     const found = sources.get(k)
     if (found !== undefined) return found
   }
@@ -338,4 +428,4 @@ const sourceOf = (key: string, sources: ReadonlyMap<string, ConfigSource>): Conf
 }
 
 export const isJsonObject = isObject
-export type { Json, JsonObject }
+export type { Json, JsonObject } from "./jsonText.ts"

@@ -8,6 +8,9 @@
  */
 import { Array as Arr, Data, Either, Graph as Digraph, Option, ParseResult, Schema } from "effect"
 import { parseCondition, referencedNodes, usesResult } from "./conditions.ts"
+import { fromJsonText } from "./jsonText.ts"
+import { formatIssue, parseIssues } from "./schemaIssues.ts"
+import { unsupportedJsonSchema } from "./jsonSchema.ts"
 import { isNodeId, type Results, templateReferences, valueReferences } from "./template.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -24,6 +27,11 @@ export const defaultMaxRetries = 2
 
 const SkillArgs = Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({
   message: () => `Expected an object of named arguments, e.g. {"path": "notes.txt"}`
+})
+
+/** A JSON schema an `llm_call` node's answer must match (checked against llama.cpp's subset by `validate`). */
+const OutputSchema = Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({
+  message: () => `Expected a JSON schema object, e.g. {"type": "object", "properties": {"total": {"type": "number"}}, "required": ["total"]}`
 })
 
 /** The three node kinds over a set of common fields, so the strict and plan forms cannot drift. */
@@ -49,7 +57,9 @@ const nodeKinds = <
       ...common,
       action: Schema.Literal("llm_call"),
       prompt_template: Schema.String,
-      model: Schema.optional(Schema.String)
+      model: Schema.optional(Schema.String),
+      /** When set, the answer is JSON matching this schema (requested from the server as a constraint). */
+      output_schema: Schema.optional(OutputSchema)
     }),
     Schema.Struct({
       ...common,
@@ -108,6 +118,19 @@ export const PlanNode = nodeKinds(
   Schema.optionalWith(SkillArgs, { exact: true, default: () => ({}) })
 ).annotations({
   message: () => `Expected a node: an object with an "id" and an "action" ("skill", "llm_call" or "decision")`
+})
+
+/**
+ * The plan a model is asked to write, for the JSON schema that constrains its answer: only the
+ * fields a model writes, all of them spelled out (the grammar makes it write `depends_on` and
+ * `skill_args` even when empty). Its answers decode with `PlanGraph`.
+ */
+export const PlanAnswer = Schema.Struct({
+  nodes: Schema.Array(nodeKinds(
+    { id: Schema.String, depends_on: Schema.Array(Schema.String), max_retries: Schema.optional(Schema.NonNegativeInt) },
+    Schema.String,
+    SkillArgs
+  ))
 })
 
 /** A plan as a model writes it; the caller supplies the metadata (see `fromJson`). */
@@ -476,9 +499,14 @@ const kindErrors = (node: Node, nodes: ReadonlyMap<string, Node>): ReadonlyArray
         ...referenceErrors(node, "skill_args", valueReferences(node.skill_args), nodes)
       ]
     case "llm_call":
-      return isBlank(node.prompt_template) ?
-        [invalidField(node, "has an empty prompt_template; write the prompt to send to the model")] :
-        referenceErrors(node, "prompt_template", templateReferences(node.prompt_template), nodes)
+      return [
+        ...(isBlank(node.prompt_template) ?
+          [invalidField(node, "has an empty prompt_template; write the prompt to send to the model")] :
+          referenceErrors(node, "prompt_template", templateReferences(node.prompt_template), nodes)),
+        ...(node.output_schema === undefined ? [] : unsupportedJsonSchema(node.output_schema, "output_schema").map((problem) =>
+          invalidField(node, `has an output_schema the model server cannot enforce: ${problem}`)
+        ))
+      ]
     case "decision":
       return [...branchErrors(node, nodes), ...conditionErrors(node, nodes)]
   }
@@ -554,22 +582,12 @@ export const validate = (graph: Graph): ReadonlyArray<GraphError> => {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-const decodePlanJson = Schema.decodeEither(Schema.parseJson(PlanGraph), { errors: "all" })
+const decodePlanJson = Schema.decodeEither(fromJsonText(PlanGraph), { errors: "all" })
 const decodePlanValue = Schema.decodeUnknownEither(PlanGraph, { errors: "all" })
 
-const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>(
-    (text, key) => typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`,
-    ""
-  )
-
 const decodeErrors = (error: ParseResult.ParseError): ReadonlyArray<GraphError> =>
-  ParseResult.ArrayFormatter.formatErrorSync(error).map(({ message, path }) =>
-    graphError(
-      "decode",
-      [],
-      path.length === 0 ? `The plan is not valid: ${message}` : `At ${formatPath(path)}: ${message}`
-    )
+  parseIssues(error).map((issue) =>
+    graphError("decode", [], issue.path === "" ? `The plan is not valid: ${issue.message}` : formatIssue(issue))
   )
 
 const validated = (

@@ -3,7 +3,20 @@
  * open with "Here is the code:" and close with a paragraph about it, even when told not to.
  * Small named steps, each testable alone; the JSON extraction for plans joins them here.
  */
-import { Either } from "effect"
+import { Either, Predicate } from "effect"
+import { parseJsonText } from "./jsonText.ts"
+
+/**
+ * A reasoning model's thinking, when the server leaves it in the answer (`<think>…</think>` at
+ * the start, or everything up to a lone `</think>` when the opening tag was in the prompt): not
+ * part of what it answers.
+ */
+export const stripThinking = (text: string): string => {
+  const closed = /^\s*<(think|thinking)>[\s\S]*?<\/\1>/.exec(text)
+  if (closed !== null) return text.slice(closed[0].length)
+  const lone = /^[^<]*?<\/(think|thinking)>/.exec(text)
+  return lone === null ? text : text.slice(lone[0].length)
+}
 
 /** A fenced block: its info string (` ```js ` → `js`) and its lines without the fences. */
 export interface FencedBlock {
@@ -108,7 +121,8 @@ const asFileContent = (text: string): string => {
  * it goes with the fences), otherwise the answer without the prose paragraphs before and
  * after the code. Ends with exactly one newline; empty when the answer holds no code.
  */
-export const extractCode = (text: string): string => {
+export const extractCode = (answer: string): string => {
+  const text = stripThinking(answer)
   const block = longestBlock(fencedBlocks(text))
   return asFileContent(block !== undefined ? block.body : stripSurroundingProse(text))
 }
@@ -163,7 +177,7 @@ export const firstJsonObject = (text: string): { readonly body: string; readonly
 
 /**
  * Removes what models add to JSON and JSON forbids: `//` and `/* *\/` comments and trailing
- * commas, outside strings only.
+ * commas outside strings, raw line breaks and tabs inside them.
  */
 export const relaxJson = (text: string): string => {
   let out = ""
@@ -172,7 +186,8 @@ export const relaxJson = (text: string): string => {
     const c = text[i] ?? ""
     const next = text[i + 1]
     if (inString) {
-      out += c
+      // A raw line break or tab inside a string (code written into JSON by hand) is escaped.
+      out += c === "\n" ? "\\n" : c === "\r" ? "\\r" : c === "\t" ? "\\t" : c
       if (c === "\\") out += text[++i] ?? ""
       else if (c === "\"") inString = false
     } else if (c === "\"") {
@@ -199,7 +214,8 @@ export const relaxJson = (text: string): string => {
  * one, else the first balanced `{…}`; comments and trailing commas removed; then `JSON.parse`.
  * Fails with a message meant for the model (what was wrong, what to send instead).
  */
-export const extractJson = (text: string): Either.Either<unknown, JsonExtractionError> => {
+export const extractJson = (answer: string): Either.Either<unknown, JsonExtractionError> => {
+  const text = stripThinking(answer)
   if (text.trim() === "") return Either.left({ message: "The answer was empty. Answer with one JSON object." })
   const fenced = fencedBlocks(text).find((block) => block.info === "json" || block.body.trim().startsWith("{"))
   const found = firstJsonObject(fenced !== undefined ? fenced.body : text)
@@ -212,12 +228,65 @@ export const extractJson = (text: string): Either.Either<unknown, JsonExtraction
         "The JSON object is cut off before its closing `}` (the answer may have hit the token limit). Answer with a shorter, complete JSON object."
     })
   }
-  try {
-    return Either.right(JSON.parse(relaxJson(found.body)))
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error)
-    return Either.left({
-      message: `The JSON object does not parse (${reason}). Answer with strictly valid JSON: double-quoted keys and strings, no comments.`
-    })
+  return Either.mapLeft(parseJsonText(relaxJson(found.body)), (reason) => ({
+    message: `The JSON object does not parse (${reason}). Answer with strictly valid JSON: double-quoted keys and strings, no comments.`
+  }))
+}
+
+/**
+ * Any JSON value in an answer (an `llm_call` node's declared output may be a list or a number):
+ * the whole answer when it parses, else the object `extractJson` finds.
+ */
+export const extractJsonValue = (answer: string): Either.Either<unknown, JsonExtractionError> => {
+  const text = stripThinking(answer).trim()
+  const fenced = fencedBlocks(text).find((block) => block.info === "json")
+  const candidate = fenced !== undefined ? fenced.body.trim() : text
+  return Either.orElse(parseJsonText(relaxJson(candidate)), () => extractJson(answer))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drafts (code and tests)
+
+/** A skill draft as the model answered it: `{"code": …, "tests": …}`, or either part alone. */
+export interface DraftParts {
+  readonly code: string
+  readonly tests: string
+}
+
+const stringField = (value: unknown, field: string): string | undefined => {
+  const found = Predicate.hasProperty(value, field) ? value[field] : undefined
+  return typeof found === "string" ? found : undefined
+}
+
+/** Test files call `test(`; the skill's own code does not. */
+const looksLikeTests = (code: string): boolean => /(^|[^\w.])(test|describe)\s*\(/.test(code)
+
+/**
+ * The code and tests in a drafting answer. Asked for (and, on a server that enforces it,
+ * constrained to) `{"code": "…", "tests": "…"}`; a model that answered with fenced blocks or
+ * with the bare file instead is read leniently: a block that calls `test(` is the tests, the
+ * longest other block is the code; a bare file is the part `asked` for (with `both`, tests when it
+ * calls `test(` and has no skill header). A part the answer lacks is "" (each file ends with one newline).
+ */
+export const parseDraftAnswer = (answer: string, asked: "both" | "code" | "tests" = "both"): DraftParts => {
+  const json = extractJson(answer)
+  if (Either.isRight(json)) {
+    const code = stringField(json.right, "code")
+    const tests = stringField(json.right, "tests")
+    if (code !== undefined || tests !== undefined) {
+      return { code: code === undefined ? "" : extractCode(code), tests: tests === undefined ? "" : extractCode(tests) }
+    }
   }
+  const blocks = fencedBlocks(stripThinking(answer)).filter((block) => block.body.trim() !== "")
+  if (blocks.length >= 2) {
+    const testBlocks = blocks.filter((block) => looksLikeTests(block.body))
+    const codeBlock = longestBlock(blocks.filter((block) => !looksLikeTests(block.body)))
+    return {
+      code: codeBlock === undefined ? "" : asFileContent(codeBlock.body),
+      tests: testBlocks[0] === undefined ? "" : asFileContent(testBlocks[0].body)
+    }
+  }
+  const code = extractCode(answer)
+  const isTests = asked === "tests" || (asked === "both" && looksLikeTests(code) && !/@skill/.test(code))
+  return isTests ? { code: "", tests: code } : { code, tests: "" }
 }

@@ -4,7 +4,8 @@
  * exist). Every problem comes back as a sentence the model can act on in its next attempt.
  */
 import { Either } from "effect"
-import { fromUnknown, type Graph, type GraphMetadata, type SkillNode } from "./graph.ts"
+import { fromUnknown, type Graph, type GraphMetadata, PlanAnswer, type SkillNode } from "./graph.ts"
+import { answerJsonSchema } from "./jsonSchema.ts"
 import { extractJson } from "./llmOutput.ts"
 import type { MissingSkill } from "./task.ts"
 
@@ -15,6 +16,9 @@ export interface PlanContext {
   /** `limits.max_plan_nodes`: every node costs a model call or a sandboxed run. */
   readonly maxNodes: number
 }
+
+/** The JSON schema a planning answer is constrained to, where the server enforces one. */
+export const planJsonSchema = answerJsonSchema(PlanAnswer)
 
 /** Models sometimes answer with the bare list of nodes; that is a plan too. */
 const asPlanObject = (value: unknown): unknown => (Array.isArray(value) ? { nodes: value } : value)

@@ -76,7 +76,12 @@ export const contextPrompt = (files: ReadonlyArray<ContextFile>, userPrompt: str
   ].join("")
 
 // ---------------------------------------------------------------------------------------------
-// Planning
+// One task's calls: plan, draft, tests, rework and graph nodes
+//
+// Every call of a task sends the same system prompt (`agentSystemPrompt`) and puts what is
+// particular to the call in the user message. The long stable part comes first and is byte for
+// byte the same from the plan to the last node, so a server with a prompt cache (llama-server's
+// `cache_prompt`, Ollama, vLLM's prefix caching) processes it once per task.
 
 /** A skill as the planner sees it. */
 export interface SkillSummary {
@@ -92,7 +97,7 @@ export const graphSchemaDescription = `A plan is one JSON object: {"nodes": [ ..
 - "depends_on": the ids of nodes that must finish first (may be []). No cycles.
 - "action": one of
   - "skill": run a skill. Fields: "skill_name" (an existing skill, or a new one written as a lowercase identifier like "csv_sum"), "skill_args" (an object of arguments), and for a skill that does not exist yet "description" (what it must do, precisely: inputs, output, edge cases).
-  - "llm_call": ask the language model. Field: "prompt_template", a text where {node_id} is replaced by that node's result; every node it names must be in its depends_on (directly or through other nodes).
+  - "llm_call": ask the language model. Field: "prompt_template", a text where {node_id} is replaced by that node's result; every node it names must be in its depends_on (directly or through other nodes). Optional "output_schema": a JSON schema (type, properties, required, items, enum) when the answer must be JSON of that shape.
   - "decision": choose a branch. Fields: "condition" (an expression over "result" (the result of its first dependency) or {node_id}: comparisons == != < <= > >=, length, length({id}), contains, starts_with, ends_with, and/or/not, parentheses, numbers and "strings"), "if_true" and "if_false" (ids of nodes that list the decision in their depends_on; the branch not taken is skipped).
 - Optional: "max_retries" (default 2).
 Use as few nodes as the task needs. Prefer existing skills. Use llm_call for reasoning over text and skills for files, data and exact computation.`
@@ -101,49 +106,13 @@ export const planningFewShot = `Example. Request: "Summarise the sales in ~/data
 Skills: read_csv, write_markdown.
 Plan:
 {"nodes": [
-  {"id": "rows", "action": "skill", "skill_name": "read_csv", "skill_args": {"path": "~/data/sales.csv", "has_header": true}, "depends_on": []},
-  {"id": "total", "action": "skill", "skill_name": "sum_column", "skill_args": {"path": "~/data/sales.csv", "column": "amount"}, "description": "Read a CSV file with a header row and return the sum of the numeric values in the named column as a number; skip empty cells; throw an error naming the column if it does not exist.", "depends_on": []},
-  {"id": "summary", "action": "llm_call", "prompt_template": "Write a three-sentence summary of these sales rows: {rows}. The total is {total}.", "depends_on": ["rows", "total"]},
-  {"id": "big", "action": "decision", "condition": "{total} > 10000", "if_true": "write", "if_false": "note", "depends_on": ["total"]},
-  {"id": "write", "action": "skill", "skill_name": "write_markdown", "skill_args": {"title": "Sales", "sections": [{"heading": "Summary", "body": "{summary}"}], "output_path": "~/data/summary.md"}, "depends_on": ["big", "summary"]},
-  {"id": "note", "action": "llm_call", "prompt_template": "Say in one sentence that sales of {total} were below target.", "depends_on": ["big"]}
+  {"id": "rows", "depends_on": [], "action": "skill", "skill_name": "read_csv", "skill_args": {"path": "~/data/sales.csv", "has_header": true}},
+  {"id": "total", "depends_on": [], "action": "skill", "skill_name": "sum_column", "skill_args": {"path": "~/data/sales.csv", "column": "amount"}, "description": "Read a CSV file with a header row and return the sum of the numeric values in the named column as a number; skip empty cells; throw an error naming the column if it does not exist."},
+  {"id": "summary", "depends_on": ["rows", "total"], "action": "llm_call", "prompt_template": "Write a three-sentence summary of these sales rows: {rows}. The total is {total}."},
+  {"id": "big", "depends_on": ["total"], "action": "decision", "condition": "{total} > 10000", "if_true": "write", "if_false": "note"},
+  {"id": "write", "depends_on": ["big", "summary"], "action": "skill", "skill_name": "write_markdown", "skill_args": {"title": "Sales", "sections": [{"heading": "Summary", "body": "{summary}"}], "output_path": "~/data/summary.md"}},
+  {"id": "note", "depends_on": ["big"], "action": "llm_call", "prompt_template": "Say in one sentence that sales of {total} were below target."}
 ]}`
-
-const describeSkill = (skill: SkillSummary): string => {
-  const args = Object.entries(skill.args)
-  const argText = args.length === 0 ? "" : ` Args: ${args.map(([name, about]) => `${name} (${about})`).join(", ")}.`
-  return `- ${skill.name}: ${skill.description}${argText}`
-}
-
-/** The planning system prompt: the skills there are, the models running, the format, an example. */
-export const planningSystemPrompt = (context: {
-  readonly skills: ReadonlyArray<SkillSummary>
-  readonly models: ReadonlyArray<string>
-}): string =>
-  [
-    "You are the planner of luallm-agent. You turn a user's request into a task graph that the agent executes. You never execute anything yourself.",
-    "",
-    "Available skills:",
-    context.skills.length === 0 ? "(none yet)" : context.skills.map(describeSkill).join("\n"),
-    "If the request needs a capability no skill has, use a new skill name with a precise \"description\"; the agent will write that skill, test it and ask a human to approve it.",
-    "",
-    `Models running: ${context.models.length === 0 ? "(unknown)" : context.models.join(", ")}.`,
-    "",
-    graphSchemaDescription,
-    "",
-    planningFewShot,
-    "",
-    "Answer with the JSON plan only: no prose, no markdown fences."
-  ].join("\n")
-
-/** The user message of a planning call; after a rejected plan, the errors to fix. */
-export const planningUserPrompt = (request: string, feedback: string | null): string =>
-  feedback === null
-    ? `Request: ${request}`
-    : `Request: ${request}\n\nYour previous plan was rejected with these errors:\n${feedback}\nAnswer with a corrected JSON plan only.`
-
-// ---------------------------------------------------------------------------------------------
-// Skill drafting
 
 /** What a skill's code can use: the sandbox's contract, told to the model that writes one. */
 export const skillEnvironment = `A skill is one JavaScript file that runs in a QuickJS sandbox: plain ECMAScript 2023 only. There is no Node.js, no process, no Buffer, no network, no import of modules other than declared skills. These globals exist:
@@ -156,6 +125,95 @@ Then export the entry point, either as an ES module (export function run(args) {
 
 /** What a skill's test file can use. */
 export const skillTestEnvironment = `Tests are one JavaScript file, <name>.test.js, run in the same sandbox. Get the skill with const skill = require("<name>") (or import { run } from "<name>" for an ES module skill). Globals: test(name, fn) (fn may be async), describe(name, fn), assert.equal(actual, expected), assert.notEqual, assert.deepEqual, assert.ok(value), assert.throws(fn, /message pattern/), assert.rejects(asyncFn), assert.match(text, /pattern/). Tests must not depend on files existing unless the skill creates them itself; prefer testing the skill's pure logic and its error messages. Writes during tests go to a scratch copy, never to the user's files.`
+
+/**
+ * How much of a prompt's shrinkable parts is kept. A prompt that would not fit the model's
+ * context is built again with the next of `shrinkSteps`, each shorter than the one before.
+ */
+export interface PromptShrink {
+  /** `full`: each skill with its description and arguments; `brief`: its name and one line. */
+  readonly catalogue: "full" | "brief"
+  /** The most characters kept of a node's input, earlier feedback or test output (head and tail); `null`: all. */
+  readonly excerpt: number | null
+}
+
+export const shrinkSteps: ReadonlyArray<PromptShrink> = [
+  { catalogue: "full", excerpt: null },
+  { catalogue: "brief", excerpt: null },
+  { catalogue: "brief", excerpt: 8_000 },
+  { catalogue: "brief", excerpt: 2_000 },
+  { catalogue: "brief", excerpt: 500 }
+]
+
+/** What a shrink step left out, for the audit log and for a failure message. */
+export const describeShrink = (shrink: PromptShrink): ReadonlyArray<string> => [
+  ...(shrink.catalogue === "brief" ? ["the skill catalogue cut to names and one line each"] : []),
+  ...(shrink.excerpt === null ? [] : [`node inputs and earlier feedback cut to ${shrink.excerpt} characters each`])
+]
+
+/**
+ * `text` cut to at most `max` characters: its head and its tail around a note saying how much
+ * was left out, so the model knows it sees an excerpt. `null` keeps it whole.
+ */
+export const excerpt = (text: string, max: number | null): string => {
+  if (max === null || text.length <= max) return text
+  const head = Math.ceil(max * 0.6)
+  const tail = Math.floor(max * 0.4)
+  return `${text.slice(0, head)}\n[… ${text.length - head - tail} characters left out here to fit the model's context …]\n${text.slice(text.length - tail)}`
+}
+
+/** The first sentence of a description, for the brief catalogue. */
+const firstSentence = (text: string): string => /^.*?[.!?](?=\s|$)/.exec(text.trim())?.[0] ?? text.trim()
+
+const describeSkill = (skill: SkillSummary, catalogue: PromptShrink["catalogue"]): string => {
+  if (catalogue === "brief") return `- ${skill.name}: ${firstSentence(skill.description)}`
+  const args = Object.entries(skill.args)
+  const argText = args.length === 0 ? "" : ` Args: ${args.map(([name, about]) => `${name} (${about})`).join(", ")}.`
+  return `- ${skill.name}: ${skill.description}${argText}`
+}
+
+/**
+ * The system prompt of every call of a task: who the model is in this agent, the graph format
+ * with its example, the sandbox skills run in, and the skill catalogue last (a skill promoted
+ * mid-task changes only the end of it).
+ */
+export const agentSystemPrompt = (context: {
+  readonly skills: ReadonlyArray<SkillSummary>
+  readonly catalogue: PromptShrink["catalogue"]
+}): string =>
+  [
+    "You are the model inside luallm-agent. In one task you are asked, one request at a time, to plan (turn the user's request into a task graph that the agent executes), to write a missing skill and its tests, to fix a skill whose tests failed, and to answer single steps of the plan. Each request says which job it is; do only that job. You never execute anything yourself.",
+    "",
+    "# Task graphs",
+    graphSchemaDescription,
+    "",
+    planningFewShot,
+    "",
+    "# Skills",
+    skillEnvironment,
+    "",
+    skillTestEnvironment,
+    "",
+    "# Available skills",
+    context.skills.length === 0 ? "(none yet)" : context.skills.map((skill) => describeSkill(skill, context.catalogue)).join("\n"),
+    "If the request needs a capability no skill has, use a new skill name with a precise \"description\"; the agent will write that skill, test it and ask a human to approve it."
+  ].join("\n")
+
+/** The user message of a planning call; after a rejected plan, the errors to fix. */
+export const planningUserPrompt = (context: {
+  readonly request: string
+  readonly feedback: string | null
+  readonly models: ReadonlyArray<string>
+  readonly shrink: PromptShrink
+}): string =>
+  [
+    `Job: plan. Models running: ${context.models.length === 0 ? "(unknown)" : context.models.join(", ")}.`,
+    "",
+    `Request: ${context.request}`,
+    ...(context.feedback === null ? [] : ["", `Your previous plan was rejected with these errors:\n${excerpt(context.feedback, context.shrink.excerpt)}`]),
+    "",
+    "Answer with the JSON plan only: no prose, no markdown fences."
+  ].join("\n")
 
 export interface SkillDraftContext {
   readonly name: string
@@ -175,41 +233,54 @@ const describeDraft = (context: SkillDraftContext): string =>
     `Paths the user allows skills to touch: ${context.allowedPaths.length === 0 ? "(none: the skill must not use fs)" : context.allowedPaths.join(", ")}`
   ].join("\n")
 
-/** System prompt for writing a skill's code (first draft and rework). */
-export const skillCodeSystemPrompt = (): string =>
-  [
-    "You write skills for luallm-agent: small, correct, well-tested JavaScript functions that a human will review before they are trusted.",
-    skillEnvironment,
-    "Output ONLY the JavaScript file, starting with the /* @skill ... */ header. No markdown fences, no explanations."
-  ].join("\n\n")
-
+/** The user message of a first draft: the skill file and its tests, as one JSON object. */
 export const skillCodeUserPrompt = (context: SkillDraftContext): string =>
-  `${describeDraft(context)}\n\nWrite the skill file for "${context.name}". Declare in "paths" only what it needs, within the allowed paths.`
-
-/** System prompt for writing a skill's tests. */
-export const skillTestSystemPrompt = (): string =>
   [
-    "You write the tests of luallm-agent skills.",
-    skillTestEnvironment,
-    "Output ONLY the JavaScript test file. No markdown fences, no explanations."
+    "Job: write a missing skill and its tests.",
+    describeDraft(context),
+    `Write the skill file for "${context.name}" and its tests. Declare in "paths" only what it needs, within the allowed paths. The tests (${context.name}.test.js): 3 to 8 focused tests of its behaviour and its errors.`,
+    `Answer with one JSON object and nothing else: {"code": "<the whole ${context.name}.js, header first>", "tests": "<the whole ${context.name}.test.js>"}.`
   ].join("\n\n")
 
+/** The user message of a call for tests alone (when a draft came without usable tests). */
 export const skillTestUserPrompt = (context: SkillDraftContext, code: string): string =>
-  `${describeDraft(context)}\n\nThe skill's code:\n${code}\n\nWrite ${context.name}.test.js: 3 to 8 focused tests of its behaviour and its errors.`
+  [
+    "Job: write the tests of a skill.",
+    describeDraft(context),
+    `The skill's code:\n${code}`,
+    `Write ${context.name}.test.js: 3 to 8 focused tests of its behaviour and its errors.`,
+    `Answer with one JSON object and nothing else: {"tests": "<the whole ${context.name}.test.js>"}.`
+  ].join("\n\n")
 
 /** The user message of a rework: the code, its tests and exactly how they failed. */
-export const skillReworkUserPrompt = (context: SkillDraftContext, code: string, tests: string, failure: string): string =>
+export const skillReworkUserPrompt = (
+  context: SkillDraftContext,
+  code: string,
+  tests: string,
+  failure: string,
+  shrink: PromptShrink
+): string =>
   [
+    "Job: fix a skill whose tests failed.",
     describeDraft(context),
     `The current code of ${context.name}.js:\n${code}`,
     `Its tests (${context.name}.test.js):\n${tests}`,
-    `The tests failed like this:\n${failure}`,
-    `Fix the skill so the tests pass; if a test is clearly wrong about what the skill must do, still fix the code to match the purpose above. Output ONLY the corrected ${context.name}.js file, header first.`
+    `The tests failed like this:\n${excerpt(failure, shrink.excerpt)}`,
+    `Fix the skill so the tests pass; if a test is clearly wrong about what the skill must do, still fix the code to match the purpose above.`,
+    `Answer with one JSON object and nothing else: {"code": "<the whole corrected ${context.name}.js, header first>"}.`
   ].join("\n\n")
 
-// ---------------------------------------------------------------------------------------------
-// Graph nodes
-
-/** The system prompt of an `llm_call` node; its user message is the interpolated template. */
-export const nodeSystemPrompt = (): string =>
-  "You are a careful assistant inside an automated task. Answer the request directly, without preamble."
+/** The user message of an `llm_call` node: its interpolated prompt, and the answer's shape when it declares one. */
+export const nodeUserPrompt = (context: {
+  readonly id: string
+  readonly prompt: string
+  readonly outputSchema: unknown
+}): string =>
+  [
+    `Job: answer step "${context.id}" of the plan directly, without preamble.`,
+    ...(context.outputSchema === undefined
+      ? []
+      : [`Answer with one JSON value and nothing else, matching this JSON schema: ${JSON.stringify(context.outputSchema)}`]),
+    "",
+    context.prompt
+  ].join("\n")

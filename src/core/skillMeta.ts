@@ -9,30 +9,30 @@
  * JSON's `\/` escape. Also here: which module form the code uses, and whether a declared
  * glob lies inside an allowed one (for `Skills.validate`).
  */
-import { Either, ParseResult, Schema } from "effect"
-import type { Json } from "./config.ts"
+import { Either, Schema } from "effect"
+import { JsonValue, parseJsonText, previewValue } from "./jsonText.ts"
+import { formatParseError } from "./schemaIssues.ts"
 
-const got = (actual: unknown): string => (actual === undefined ? "nothing" : JSON.stringify(actual))
 
 /** Skill names are identifiers, never paths (SPEC part 14). */
 export const SkillName = Schema.String.pipe(Schema.pattern(/^[a-z][a-z0-9_]{0,63}$/)).annotations({
-  message: (issue) => `expected a skill name ([a-z][a-z0-9_]*, at most 64 characters), got ${got(issue.actual)}`
+  message: (issue) => `expected a skill name ([a-z][a-z0-9_]*, at most 64 characters), got ${previewValue(issue.actual)}`
 })
 export type SkillName = typeof SkillName.Type
 
 export const isSkillName = Schema.is(SkillName)
 
 const FunctionName = Schema.String.pipe(Schema.pattern(/^[A-Za-z_$][\w$]*$/)).annotations({
-  message: (issue) => `expected a JavaScript function name, got ${got(issue.actual)}`
+  message: (issue) => `expected a JavaScript function name, got ${previewValue(issue.actual)}`
 })
 
 const NonEmptyString = Schema.String.pipe(Schema.minLength(1)).annotations({
-  message: (issue) => `expected a non-empty string, got ${got(issue.actual)}`
+  message: (issue) => `expected a non-empty string, got ${previewValue(issue.actual)}`
 })
 
 /** Host capabilities a skill may ask for; the sandbox grants them only with the caller's consent. */
 export const Capability = Schema.Literal("exec").annotations({
-  message: (issue) => `expected a known capability ("exec"), got ${got(issue.actual)}`
+  message: (issue) => `expected a known capability ("exec"), got ${previewValue(issue.actual)}`
 })
 export type Capability = typeof Capability.Type
 
@@ -50,7 +50,7 @@ export const SkillMetadata = Schema.Struct({
   paths: list(NonEmptyString),
   urls: list(Schema.String),
   public_functions: Schema.Array(FunctionName).pipe(Schema.minItems(1)).annotations({
-    message: (issue) => `expected a non-empty list of function names, got ${got(issue.actual)}`
+    message: (issue) => `expected a non-empty list of function names, got ${previewValue(issue.actual)}`
   }),
   capabilities: list(Capability),
   /** What `run` expects, for the planner: argument name → description. */
@@ -58,14 +58,9 @@ export const SkillMetadata = Schema.Struct({
 })
 export type SkillMetadata = typeof SkillMetadata.Type
 
-/** A JSON value: what a skill receives and returns. */
-export const JsonValue: Schema.Schema<Json> = Schema.suspend(() =>
-  Schema.Union(Schema.Null, Schema.Boolean, Schema.Number, Schema.String, Schema.Array(JsonValue), Schema.Record({ key: Schema.String, value: JsonValue }))
-)
-
 /** `run`'s arguments as given on a command line or in a plan: a JSON object. */
 export const SkillArgs = Schema.Record({ key: Schema.String, value: JsonValue }).annotations({
-  message: (issue) => `expected a JSON object, got ${got(issue.actual)}`
+  message: (issue) => `expected a JSON object, got ${previewValue(issue.actual)}`
 })
 
 /** Why a skill's header could not be read; `line` is 1-based in the skill file when known. */
@@ -102,11 +97,9 @@ export const parseMetadata = (text: string, file: string): Either.Either<SkillMe
     return Either.left({ file, line: lineAt(text, start.index), reason: "the /* @skill header is never closed with */" })
   }
   const body = text.slice(bodyStart, end)
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(body)
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error)
+  const parsed = parseJsonText(body)
+  if (Either.isLeft(parsed)) {
+    const message = parsed.left
     const position = jsonErrorPosition(message)
     const line = position === undefined ? lineAt(text, bodyStart) : lineAt(text, bodyStart + position)
     // A glob such as "**/*.csv" closes the comment early, leaving JSON cut off mid-string.
@@ -115,17 +108,11 @@ export const parseMetadata = (text: string, file: string): Either.Either<SkillMe
       : " (the header ends early: a glob containing */ must be written with JSON's \\/ escape, e.g. \"**\\/*.csv\")"
     return Either.left({ file, line, reason: `the header is not JSON: ${message}${hint}` })
   }
-  return decodeMetadata(parsed).pipe(
+  return decodeMetadata(parsed.right).pipe(
     Either.mapLeft((error): MetadataProblem => ({
       file,
       line: lineAt(text, start.index),
-      reason: ParseResult.ArrayFormatter.formatErrorSync(error)
-        .map((issue) => {
-          const key = issue.path.map(String).join(".")
-          const message = issue._tag === "Unexpected" ? "unknown key" : issue._tag === "Missing" ? "is required" : issue.message
-          return key === "" ? message : `${key}: ${message}`
-        })
-        .join("; ")
+      reason: formatParseError(error)
     }))
   )
 }

@@ -14,6 +14,10 @@
  *   errors of their model and add no latency.
  * - Tokens: the sums of `prompt_tokens` and `completion_tokens` of `llm.call`, per model and in
  *   total (a server that reports no usage is logged as 0).
+ * - Prompt cache and speed, per model, from the server's `timings` (llama-server sends them):
+ *   cache hit rate = Σ cache_n / Σ (cache_n + prompt_n), the share of prompt tokens taken from
+ *   the server's cache instead of processed; tokens/s = Σ predicted_n / Σ predicted_ms, the
+ *   generation speed. Both count only calls whose timings carry those fields; `null` without any.
  * - Drafts: a draft starts when a task enters `skill_draft` from any state but `model_wait`
  *   (coming back from a model wait continues the same draft). Which skill it drafts is read
  *   from the task's last `plan.accepted` (`missing`, drafted in order): entering from
@@ -82,6 +86,10 @@ export interface ModelStats extends Timing {
   readonly errors: number
   readonly prompt_tokens: number
   readonly completion_tokens: number
+  /** Share of prompt tokens the server took from its prompt cache; `null` without timings. */
+  readonly cache_hit_rate: number | null
+  /** Generated tokens per second; `null` without timings. */
+  readonly tokens_per_second: number | null
 }
 
 export interface DraftStats {
@@ -139,7 +147,13 @@ const LlmCallData = Schema.Struct({
   model: Schema.String,
   duration_ms: Schema.Number,
   prompt_tokens: Schema.Number,
-  completion_tokens: Schema.Number
+  completion_tokens: Schema.Number,
+  timings: Schema.optional(Schema.NullOr(Schema.Struct({
+    cache_n: Schema.optional(Schema.Number),
+    prompt_n: Schema.optional(Schema.Number),
+    predicted_n: Schema.optional(Schema.Number),
+    predicted_ms: Schema.optional(Schema.Number)
+  })))
 })
 const LlmErrorData = Schema.Struct({ model: Schema.String })
 const TransitionData = Schema.Struct({ from: Schema.String, to: Schema.String })
@@ -241,6 +255,12 @@ interface Durations {
 interface ModelTally extends Durations {
   prompt: number
   completion: number
+  /** Prompt tokens from the server's cache, and processed, in calls that said both. */
+  cached: number
+  processed: number
+  /** Tokens generated and the milliseconds it took, in calls that said both. */
+  predicted: number
+  predictedMs: number
 }
 
 interface DraftProgress {
@@ -260,7 +280,16 @@ interface DraftTally {
 }
 
 export const computeStats = (entries: ReadonlyArray<AuditLine>, since?: Date): Stats => {
-  const llm = tally((): ModelTally => ({ durations: [], failures: 0, prompt: 0, completion: 0 }))
+  const llm = tally((): ModelTally => ({
+    durations: [],
+    failures: 0,
+    prompt: 0,
+    completion: 0,
+    cached: 0,
+    processed: 0,
+    predicted: 0,
+    predictedMs: 0
+  }))
   const runs = tally((): Durations => ({ durations: [], failures: 0 }))
   const tests = tally((): Durations => ({ durations: [], failures: 0 }))
   const drafts = new Map<string, DraftTally>()
@@ -302,6 +331,15 @@ export const computeStats = (entries: ReadonlyArray<AuditLine>, since?: Date): S
           model.durations.push(call.duration_ms)
           model.prompt += call.prompt_tokens
           model.completion += call.completion_tokens
+          const timings = call.timings
+          if (timings?.cache_n !== undefined && timings.prompt_n !== undefined) {
+            model.cached += timings.cache_n
+            model.processed += timings.prompt_n
+          }
+          if (timings?.predicted_n !== undefined && timings.predicted_ms !== undefined && timings.predicted_ms > 0) {
+            model.predicted += timings.predicted_n
+            model.predictedMs += timings.predicted_ms
+          }
         }),
       LlmError: (error) =>
         counted(() => {
@@ -356,7 +394,9 @@ export const computeStats = (entries: ReadonlyArray<AuditLine>, since?: Date): S
     ...timing(m.durations),
     errors: m.failures,
     prompt_tokens: m.prompt,
-    completion_tokens: m.completion
+    completion_tokens: m.completion,
+    cache_hit_rate: ratio(m.cached, m.cached + m.processed),
+    tokens_per_second: m.predictedMs === 0 ? null : m.predicted / (m.predictedMs / 1000)
   }))
   const draftList: ReadonlyArray<DraftStats> = [...drafts.values()].flatMap(({ inWindow, ...draft }) => (inWindow ? [draft] : []))
   const started = draftList.length

@@ -31,6 +31,13 @@ export const MissingSkill = Schema.Struct({
 })
 export type MissingSkill = typeof MissingSkill.Type
 
+/**
+ * The SHA-256 of the code and the tests exactly as a passing test run read them: the keys of
+ * the tested copy that `Approvals` keeps, which is what a human reviews and what is promoted.
+ */
+export const TestedFiles = Schema.Struct({ code_sha256: Schema.String, test_sha256: Schema.String })
+export type TestedFiles = typeof TestedFiles.Type
+
 /** The skill being drafted now, across draft → test → rework → approval. */
 export const SkillDraft = Schema.Struct({
   skill: MissingSkill,
@@ -41,6 +48,8 @@ export const SkillDraft = Schema.Struct({
   /** What went wrong with the last version, fed back to the model on rework. */
   feedback: Schema.NullOr(Schema.String),
   test_report: Schema.NullOr(TestReport),
+  /** Set by a passing test run; a task saved before it existed reads as null and is tested again. */
+  tested: Schema.optionalWith(Schema.NullOr(TestedFiles), { exact: true, default: () => null }),
   approval_id: Schema.NullOr(Schema.String)
 })
 export type SkillDraft = typeof SkillDraft.Type
@@ -79,7 +88,9 @@ export const Task = Schema.Struct({
   /** The sink nodes' results, for a complete task. */
   result: Schema.optional(Schema.Unknown),
   /** What went wrong, for a failed task: what happened, what was tried, what to do. */
-  error: Schema.NullOr(Schema.String)
+  error: Schema.NullOr(Schema.String),
+  /** Tokens (prompt + answer) its model calls used, for limits.max_task_tokens; absent in tasks saved before it was counted. */
+  tokens_used: Schema.optionalWith(Schema.NonNegative, { default: () => 0, exact: true })
 })
 export type Task = typeof Task.Type
 
@@ -113,7 +124,8 @@ export const newTask = (id: string, prompt: string, now: string): Task => ({
   resume_state: null,
   wait_model: null,
   paused: null,
-  error: null
+  error: null,
+  tokens_used: 0
 })
 
 /** The command that continues this task and no other (the shell's; an app calls `Agent.resume({ task: id })`). */

@@ -13,7 +13,7 @@
  */
 import { Data } from "effect"
 import type { Graph } from "./graph.ts"
-import { type MissingSkill, resumeCommand, type SkillDraft, type Task, type TaskStateName } from "./task.ts"
+import { type MissingSkill, resumeCommand, type SkillDraft, type Task, type TaskStateName, type TestedFiles } from "./task.ts"
 import type { TestReport } from "./testHarness.ts"
 
 export type Command = Data.TaggedEnum<{
@@ -52,7 +52,8 @@ export type Event = Data.TaggedEnum<{
   Drafted: { readonly codePath: string; readonly testPath: string }
   /** The draft is unusable before any test runs (no metadata, wrong name, paths outside). */
   DraftRejected: { readonly feedback: string }
-  TestsPassed: { readonly report: TestReport }
+  /** `tested`: the hashes of the code and tests this run read, kept by `Approvals`. */
+  TestsPassed: { readonly report: TestReport; readonly tested: TestedFiles }
   TestsFailed: { readonly report: TestReport | null; readonly feedback: string }
   ApprovalRequested: { readonly approvalId: string; readonly nextCommand: string }
   ApprovalPending: {}
@@ -92,9 +93,9 @@ export const commandFor = (task: Task): Command => {
       if (task.state === "skill_draft") return Command.DraftSkill({ draft })
       if (task.state === "rework") return Command.ReworkSkill({ draft })
       if (task.state === "skill_test") return Command.TestSkill({ draft })
-      return draft.approval_id === null
-        ? Command.RequestApproval({ draft })
-        : Command.CheckApproval({ draft, approvalId: draft.approval_id })
+      if (draft.approval_id !== null) return Command.CheckApproval({ draft, approvalId: draft.approval_id })
+      // No tested copy to file (a task saved by an older version): test again to take one.
+      return draft.tested === null ? Command.TestSkill({ draft }) : Command.RequestApproval({ draft })
     }
     case "graph_exec":
       return task.graph === null
@@ -113,6 +114,7 @@ const startDraft = (skill: MissingSkill): SkillDraft => ({
   test_path: null,
   feedback: null,
   test_report: null,
+  tested: null,
   approval_id: null
 })
 
@@ -213,7 +215,7 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
         task: {
           ...task,
           state: "skill_test",
-          draft: { ...draft, attempt: draft.attempt + 1, code_path: event.codePath, test_path: event.testPath, feedback: null }
+          draft: { ...draft, attempt: draft.attempt + 1, code_path: event.codePath, test_path: event.testPath, feedback: null, tested: null }
         },
         reason: `draft ${draft.attempt + 1} of ${draft.skill.name} written`
       }
@@ -228,7 +230,7 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
     case "TestsPassed":
       if (draft === null) return { task, reason: "no draft in progress" }
       return {
-        task: { ...task, state: "approval", draft: { ...draft, test_report: event.report, feedback: null } },
+        task: { ...task, state: "approval", draft: { ...draft, test_report: event.report, tested: event.tested, feedback: null } },
         reason: `tests of ${draft.skill.name} pass (${event.report.passed}/${event.report.total})`
       }
     case "TestsFailed":

@@ -10,6 +10,7 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Data, Deferred, Effect, Exit, FiberRef, Layer, Option, Queue, Ref, Schema, Scope } from "effect"
+import { fromJsonText } from "../core/jsonText.ts"
 import { AppConfig } from "./Config.ts"
 import { StoreBackend, StoreBackendLive, type StoreUnavailable } from "./store/backend.ts"
 
@@ -324,7 +325,7 @@ export interface AuditReaderShape {
 /** Reads the audit log back: for the `log` and `stats` commands only. */
 export class AuditReader extends Context.Tag("AuditReader")<AuditReader, AuditReaderShape>() {}
 
-const decodeEntry = Schema.decodeUnknownOption(Schema.parseJson(AuditEntry))
+const decodeEntry = Schema.decodeUnknownOption(fromJsonText(AuditEntry))
 
 /**
  * Reads the log file and its rotated files, oldest first. For the `log` and `stats` commands only.
@@ -401,7 +402,7 @@ export const AuditTest: Layer.Layer<Audit | AuditMemory | AuditReader> = Layer.e
       log: (event, data) =>
         Effect.gen(function*() {
           const entry = yield* makeEntry(event, data)
-          const roundTripped = Schema.decodeUnknownSync(AuditEntry)(JSON.parse(formatAuditLine(entry)))
+          const roundTripped = Schema.decodeUnknownSync(fromJsonText(AuditEntry))(formatAuditLine(entry))
           yield* Ref.update(entries, (all) => [...all, roundTripped])
         }),
       flush: Effect.void,

@@ -11,6 +11,9 @@ import {
   absolutizePaths,
   type AgentConfig,
   type ConfigEnvironment,
+  type ConfigFileCandidate,
+  configFileCandidates,
+  configInside as configInsideWith,
   type ConfigIssue,
   type ConfigSource,
   decodeConfig,
@@ -21,11 +24,14 @@ import {
   envVariableFor,
   leafKeys,
   fileSources,
+  followStateDir,
   isJsonObject,
   type JsonObject,
   type Tier
 } from "../core/config.ts"
+import { parseJsonText } from "../core/jsonText.ts"
 import { globBase, matchesAnyGlob, normalizePath } from "../core/pathGlob.ts"
+import { builtinSkillsDir } from "../packageRoot.ts"
 
 export class ConfigFileNotFound extends Data.TaggedError("ConfigFileNotFound")<{
   readonly path: string
@@ -77,6 +83,8 @@ export interface AppConfigShape {
   readonly sources: ReadonlyMap<string, ConfigSource>
   /** The file that was loaded, if any. */
   readonly file: Option.Option<string>
+  /** Every place a config file was looked for (the loaded one among them): skills may not write them. */
+  readonly configFiles: ReadonlyArray<ConfigFileCandidate>
   /** Resolves `~`, `..` and symlinks, then matches against `allowed_paths`. */
   readonly isPathAllowed: (path: string) => Effect.Effect<boolean>
   /** Resolves `path` and matches it against `globs` (themselves resolved); used by the sandbox. */
@@ -108,6 +116,7 @@ const makeShape = (
   config: AgentConfig,
   sources: ReadonlyMap<string, ConfigSource>,
   file: Option.Option<string>,
+  configFiles: ReadonlyArray<ConfigFileCandidate>,
   resolve: (absolute: string) => Effect.Effect<string>,
   env: Pick<ConfigEnvironment, "home" | "cwd">
 ): AppConfigShape => {
@@ -126,6 +135,7 @@ const makeShape = (
     config,
     sources,
     file,
+    configFiles,
     checkPath,
     isPathAllowed: (path) => checkPath(path, config.allowed_paths).pipe(Effect.map((verdict) => verdict.allowed)),
     modelPolicy: (purpose) =>
@@ -139,41 +149,51 @@ const readJsonObject = (fs: FileSystem.FileSystem, file: string) =>
     const text = yield* fs.readFileString(file).pipe(
       Effect.mapError((error: PlatformError) => new ConfigFileUnreadable({ path: file, reason: error.message }))
     )
-    const parsed = yield* Effect.try({
-      try: (): unknown => JSON.parse(text),
-      catch: (error) =>
-        new ConfigFileUnreadable({ path: file, reason: `not JSON (${error instanceof Error ? error.message : String(error)})` })
-    })
+    const parsed = yield* Either.mapLeft(parseJsonText(text), (reason) => new ConfigFileUnreadable({ path: file, reason: `not JSON (${reason})` }))
     if (!isJsonObject(parsed)) {
       return yield* new ConfigFileUnreadable({ path: file, reason: "the top level is not a JSON object" })
     }
     return parsed
   })
 
+/** A config file's keys, all or some: the settings an embedding app gives in code. */
+export type ConfigSettings = {
+  readonly [Key in keyof AgentConfig]?: AgentConfig[Key] extends ReadonlyArray<unknown> ? AgentConfig[Key]
+    : { readonly [Leaf in keyof AgentConfig[Key]]?: AgentConfig[Key][Leaf] }
+}
+
 export interface LoadOptions {
   /** `--config` from the command line. */
   readonly configPath?: string | undefined
-  /** Directory of the shipped skills. */
-  readonly builtinSkillsDir: string
-  /** `--store` from the command line: overrides `store` from the file and the environment. */
+  /** Directory of the shipped skills; by default the installed package's own `skills/`. */
+  readonly builtinSkillsDir?: string | undefined
+  /**
+   * Settings an embedding app gives in code, with a config file's keys (all or some): laid
+   * over the defaults, the file and the environment, and validated like them.
+   */
+  readonly settings?: unknown
+  /** `--store` from the command line: overrides `store` from the file, the environment and the app. */
   readonly store?: string | undefined
 }
 
-/** Finds the config file in SPEC order; an explicitly named file must exist. */
-const findConfigFile = (options: LoadOptions, env: ConfigEnvironment, envFile: Option.Option<string>) =>
+/** The app's settings as an object of config keys, with where each came from. */
+const appSettings = (settings: unknown): Effect.Effect<{ readonly values: JsonObject; readonly keys: ReadonlyArray<string> }, ConfigInvalid> =>
+  settings === undefined
+    ? Effect.succeed({ values: {}, keys: [] })
+    : isJsonObject(settings)
+    ? Effect.succeed({ values: settings, keys: leafKeys(settings).map((key) => key.join(".")) })
+    : new ConfigInvalid({
+      file: null,
+      issues: [{ key: "(settings)", message: `expected an object with a config file's keys, got ${JSON.stringify(settings) ?? String(settings)}`, source: { _tag: "app" } }]
+    })
+
+/** Finds the config file in SPEC order; a file named by `--config` or the environment must exist. */
+const findConfigFile = (candidates: ReadonlyArray<ConfigFileCandidate>) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const explicit = options.configPath !== undefined
-      ? Option.some({ path: options.configPath, via: "--config" })
-      : Option.map(envFile, (path) => ({ path, via: "$LUALLM_AGENT_CONFIG" }))
-    if (Option.isSome(explicit)) {
-      const path = normalizePath(explicit.value.path, env.cwd, env.home)
-      const exists = yield* fs.exists(path).pipe(Effect.orElseSucceed(() => false))
-      if (!exists) return yield* new ConfigFileNotFound({ path, via: explicit.value.via })
-      return Option.some(path)
-    }
-    for (const candidate of [`${env.cwd}/luallm-agent.json`, `${env.home}/.config/luallm-agent/config.json`]) {
-      if (yield* fs.exists(candidate).pipe(Effect.orElseSucceed(() => false))) return Option.some(candidate)
+    for (const candidate of candidates) {
+      if (yield* fs.exists(candidate.path).pipe(Effect.orElseSucceed(() => false))) return Option.some(candidate.path)
+      if (candidate.named) return yield* new ConfigFileNotFound({ path: candidate.path, via: candidate.via })
     }
     return Option.none<string>()
   })
@@ -191,10 +211,12 @@ export const loadConfig = (options: LoadOptions) =>
       xdgStateHome: Option.getOrUndefined(yield* optionalEnv("XDG_STATE_HOME")),
       xdgDataHome: Option.getOrUndefined(yield* optionalEnv("XDG_DATA_HOME")),
       xdgCacheHome: Option.getOrUndefined(yield* optionalEnv("XDG_CACHE_HOME")),
-      builtinSkillsDir: options.builtinSkillsDir
+      builtinSkillsDir: options.builtinSkillsDir ?? builtinSkillsDir
     }
     const defaults = defaultConfig(env)
-    const file = yield* findConfigFile(options, env, yield* optionalEnv("LUALLM_AGENT_CONFIG"))
+    const envFile = yield* optionalEnv("LUALLM_AGENT_CONFIG")
+    const configFiles = configFileCandidates({ flag: options.configPath, variable: Option.getOrUndefined(envFile) }, env)
+    const file = yield* findConfigFile(configFiles)
     const fromFile: JsonObject = Option.isSome(file) ? yield* readJsonObject(fs, file.value) : {}
 
     // Environment lookups go through Effect's ConfigProvider so tests can supply a map.
@@ -204,25 +226,30 @@ export const loadConfig = (options: LoadOptions) =>
       if (Option.isSome(value)) variables.set(name, value.value)
     }
     const fromEnv = envOverrides(defaults, (name) => variables.get(name))
+    const fromApp = yield* appSettings(options.settings)
 
     const sources = new Map<string, ConfigSource>()
     if (Option.isSome(file)) for (const [key, source] of fileSources(file.value, fromFile)) sources.set(key, source)
     for (const [key, source] of fromEnv.sources) sources.set(key, source)
+    for (const key of fromApp.keys) sources.set(key, { _tag: "app" })
 
     if (options.store !== undefined) sources.set("store", { _tag: "option", option: "--store" })
     const fromOptions: JsonObject = options.store === undefined ? {} : { store: options.store }
-    const merged = deepMerge(deepMerge(deepMerge(defaults as unknown as JsonObject, fromFile), fromEnv.values), fromOptions)
+    const merged = deepMerge(
+      deepMerge(deepMerge(deepMerge(defaults as unknown as JsonObject, fromFile), fromEnv.values), fromApp.values),
+      fromOptions
+    )
     const decoded = decodeConfig(merged, sources)
     if (Either.isLeft(decoded)) {
       return yield* new ConfigInvalid({ file: Option.getOrNull(file), issues: decoded.left })
     }
-    const config = absolutizePaths(decoded.right, sources, env, (f) => path.dirname(f))
+    const { config, sources: followed } = followStateDir(absolutizePaths(decoded.right, sources, env, (f) => path.dirname(f)), sources)
     const resolve = (absolute: string) => resolveRealPath(fs, path, absolute)
-    return makeShape(config, sources, file, resolve, env)
+    return makeShape(config, followed, file, configFiles, resolve, env)
   })
 
 /** The live layer: reads the file system and the environment. */
-export const AppConfigLive = (options: LoadOptions): Layer.Layer<AppConfig, ConfigError, FileSystem.FileSystem | Path.Path> =>
+export const AppConfigLive = (options: LoadOptions = {}): Layer.Layer<AppConfig, ConfigError, FileSystem.FileSystem | Path.Path> =>
   Layer.effect(AppConfig, loadConfig(options))
 
 /**
@@ -238,8 +265,17 @@ export const AppConfigFrom = (
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       const path = yield* Path.Path
-      return makeShape(config, new Map(), Option.none(), (absolute) => resolveRealPath(fs, path, absolute), env)
+      const configFiles = configFileCandidates({}, env)
+      return makeShape(config, new Map(), Option.none(), configFiles, (absolute) => resolveRealPath(fs, path, absolute), env)
     })
   )
+
+/**
+ * A configuration that keeps everything the agent writes inside `dir`, for an app that embeds
+ * it: the core `configInside`, with the installed package's shipped skills as
+ * `skills.builtin_dir` unless `options.builtinSkillsDir` names others.
+ */
+export const configInside = (dir: string, options: Parameters<typeof configInsideWith>[1] = {}): AgentConfig =>
+  configInsideWith(dir, { ...options, builtinSkillsDir: options.builtinSkillsDir ?? builtinSkillsDir })
 
 export { type AgentConfig, defaultConfig, type Tier } from "../core/config.ts"

@@ -15,12 +15,13 @@ import {
   Either,
   Layer,
   Option,
-  ParseResult,
   Ref,
   Schedule,
   Schema,
   Stream
 } from "effect"
+import { fromJsonText } from "../core/jsonText.ts"
+import { formatParseError } from "../core/schemaIssues.ts"
 import { AppConfig, type AppConfigShape, type ModelPurpose } from "./Config.ts"
 
 export const LuallmServer = Schema.Struct({
@@ -157,10 +158,16 @@ const runningServers = (status: LuallmStatus): ReadonlyArray<RunningModel> =>
       : []
   )
 
-/** luallm's own rule: the exact name, else the first running model whose name contains it. */
-const findRunning = (running: ReadonlyArray<RunningModel>, model: string): RunningModel | undefined =>
-  running.find((server) => server.model === model) ??
-    running.find((server) => server.model.toLowerCase().includes(model.toLowerCase()))
+/**
+ * luallm's own rule: the servers running exactly `model`, else those whose model name contains
+ * it. Several servers of one model (on several ports) are all endpoints for it.
+ */
+export const serversFor = (running: ReadonlyArray<RunningModel>, model: string): ReadonlyArray<RunningModel> => {
+  const exact = running.filter((server) => server.model === model)
+  return exact.length > 0 ? exact : running.filter((server) => server.model.toLowerCase().includes(model.toLowerCase()))
+}
+
+const findRunning = (running: ReadonlyArray<RunningModel>, model: string): RunningModel | undefined => serversFor(running, model)[0]
 
 /** What a `/health` probe saw. */
 export type Health = { readonly ready: true } | { readonly ready: false; readonly seen: string }
@@ -233,11 +240,9 @@ const makeLuallm = (app: AppConfigShape, backend: LuallmBackend): LuallmShape =>
   }
 }
 
-const describeParseError = (error: ParseResult.ParseError): string => ParseResult.TreeFormatter.formatErrorSync(error)
-
 const decodeStatus = (source: string, text: string) =>
-  Schema.decodeUnknown(Schema.parseJson(LuallmStatus))(text).pipe(
-    Effect.mapError((error) => new LuallmStatusInvalid({ source, reason: describeParseError(error) }))
+  Schema.decodeUnknown(fromJsonText(LuallmStatus))(text).pipe(
+    Effect.mapError((error) => new LuallmStatusInvalid({ source, reason: formatParseError(error) }))
   )
 
 interface CliOutput {

@@ -6,26 +6,38 @@
  * ends. Every run is either trusted (a promoted or shipped skill) or a draft (SPEC part 14:
  * writes go to a scratch directory); the caller says which.
  *
- * The engine (a WebAssembly module) is loaded once per process and per memory limit, lazily,
- * and replaced when a run leaves it full or broken. Runs on one engine are serialised: host
- * calls are synchronous anyway, and the engine's memory cap must belong to one run at a time.
- * The engine mechanics live in `sandbox/run.ts`, the host functions in `sandbox/globals.ts`,
- * the path rules in `sandbox/paths.ts`, the node port in `sandbox/host.ts`.
+ * Runs happen in worker threads (`sandbox/pool.ts`), one run per worker at a time and up to
+ * `limits.max_parallel_nodes` at once, so skills in parallel graph nodes run in parallel and
+ * this thread stays free: it enforces `limits.skill_timeout_seconds` as wall time (a run past
+ * it is terminated, however the time was spent) and answers Ctrl-C at once. The pool, with its
+ * engines, belongs to the layer's scope. A run's audit events stream to `Audit` as they happen,
+ * within a budget per call (or per test run) that keeps one run from flooding the host's memory
+ * or rotating the log's history away.
+ *
+ * Inside a worker: the messages in `sandbox/protocol.ts`, the serving loop in `sandbox/worker.ts`,
+ * the engine in `sandbox/engine.ts`, a run in `sandbox/run.ts`, the host functions in
+ * `sandbox/globals.ts`, the path rules and trust roots in `sandbox/paths.ts`, each file
+ * operation and command argument (checked on the descriptor it opened) in
+ * `sandbox/fileAccess.ts`, the option tables of `exec` in `sandbox/execPolicy.ts`, the node
+ * port in `sandbox/host.ts`. SECURITY.md states what a skill can reach, with the test of each part.
  */
 import { Context, Data, Duration, Effect, Either, Layer } from "effect"
 import type { Json } from "../core/config.ts"
 import { summarize, type TestReport, type TestResult } from "../core/testHarness.ts"
 import { Audit, type AuditWriteError } from "./Audit.ts"
 import { AppConfig } from "./Config.ts"
-import { SandboxCrashed, type SandboxError } from "./sandbox/errors.ts"
-import { nodeSandboxHost, type SandboxHost } from "./sandbox/host.ts"
-import type { ProtectedPath } from "./sandbox/paths.ts"
-import { type Engine, engineFull, makeEngine } from "./sandbox/engine.ts"
-import type { RunRequest, RunSettings, TestSource } from "./sandbox/instance.ts"
-import { SandboxRun } from "./sandbox/run.ts"
+import { SandboxCrashed, type SandboxError, type SandboxWorkerMissing } from "./sandbox/errors.ts"
+import { parseGuestJson } from "./sandbox/globals.ts"
+import { nodeSandboxHost } from "./sandbox/host.ts"
+import type { RunRequest, TestSource } from "./sandbox/instance.ts"
+import { trustRoots } from "./sandbox/paths.ts"
+import { packageRoot as installedPackageRoot } from "../packageRoot.ts"
+import { makeWorkerPool, sandboxWorkerScript } from "./sandbox/pool.ts"
+import type { AuditBudget, HostEnvironment, Job, JobValue } from "./sandbox/protocol.ts"
 
 export * from "./sandbox/errors.ts"
 export type { RunRequest, SkillSource, TestSource } from "./sandbox/instance.ts"
+export type { HostEnvironment } from "./sandbox/protocol.ts"
 export { draft, type RunMode, trusted } from "./sandbox/paths.ts"
 
 export interface CallResult {
@@ -64,134 +76,186 @@ export interface SandboxShape {
 
 export class Sandbox extends Context.Tag("Sandbox")<Sandbox, SandboxShape>() {}
 
-/** Fixed limits; the configurable ones (time, memory) come from `limits.*`. */
+/** Fixed limits; the configurable ones (time, memory, parallel runs) come from `limits.*`. */
 export const sandboxLimits = {
   stackBytes: 256 * 1024,
   maxOutputChars: 1024 * 1024,
   maxResultChars: 1024 * 1024,
   maxHandles: 10,
+  /** Bytes one run may write (a draft's append counts the copy of the original it makes). */
+  maxWriteBytes: 256 * 1024 * 1024,
   maxTests: 100,
   /** The whole test run may take this many times `skill_timeout_seconds`. */
-  testBudgetFactor: 5
+  testBudgetFactor: 5,
+  /** Audit lines one call (or one whole test run) may write; the rest is counted in one closing line. */
+  maxAuditEvents: 5_000,
+  /** Audit bytes one call (or test run) may write… */
+  maxAuditBytes: 1024 * 1024,
+  /** …and never more than this share of the history the log keeps (`max_size_mb` × `max_files`). */
+  auditHistoryShare: 0.1,
+  /** After a run's deadline, how long its worker has to stop by itself before it is terminated. */
+  killGraceMs: 500
 } as const
 
-// One engine per memory limit for the whole process, and one lock per engine slot.
-const engines = new Map<number, Engine>()
-const locks = new Map<number, Effect.Semaphore>()
-
-const engineFor = (memoryMb: number): Engine => {
-  const current = engines.get(memoryMb)
-  if (current !== undefined && !current.poisoned) return current
-  const fresh = makeEngine(memoryMb)
-  engines.set(memoryMb, fresh)
-  return fresh
+/** What a call or a test run may still write to the audit log, and what it held back. */
+interface AuditTally {
+  remaining: AuditBudget
+  dropped: { events: number; bytes: number }
 }
 
-const lockFor = (memoryMb: number): Effect.Semaphore => {
-  const existing = locks.get(memoryMb)
-  if (existing !== undefined) return existing
-  const lock = Effect.unsafeMakeSemaphore(1)
-  locks.set(memoryMb, lock)
-  return lock
+const isJobValue = <T extends JobValue["_tag"]>(value: JobValue, tag: T): value is Extract<JobValue, { readonly _tag: T }> =>
+  value._tag === tag
+
+/** What a host or a test may set beyond the config. */
+export interface SandboxOptions {
+  /** luallm-agent's own package, which no skill may change: the installed one by default (null: none). */
+  readonly packageRoot?: string | null
+  /** Bytes one run may write; `sandboxLimits.maxWriteBytes` by default. */
+  readonly maxWriteBytes?: number
 }
 
-const retire = (memoryMb: number, engine: Engine) => {
-  if (engines.get(memoryMb) === engine) engines.delete(memoryMb)
-}
-
-export const makeSandbox = (host: SandboxHost) =>
+/** The sandbox over worker threads whose host port uses `environment`'s home and cwd. */
+export const makeSandbox = (environment: HostEnvironment, workerScript: string = sandboxWorkerScript, options: SandboxOptions = {}) =>
   Effect.gen(function*() {
-    const { config } = yield* AppConfig
+    const app = yield* AppConfig
+    const { config } = app
     const audit = yield* Audit
-    const protectedPaths: ReadonlyArray<ProtectedPath> = [
-      { key: "skills.allowed_dir", path: config.skills.allowed_dir, hiddenFromDrafts: true },
-      { key: "skills.builtin_dir", path: config.skills.builtin_dir, hiddenFromDrafts: false },
-      { key: "skills.agent_dir", path: config.skills.agent_dir, hiddenFromDrafts: false },
-      { key: "state_dir", path: config.state_dir, hiddenFromDrafts: false },
-      { key: "audit.path", path: config.audit.path, hiddenFromDrafts: false }
-    ]
-    const settings: RunSettings = {
-      host,
-      timeoutSeconds: config.limits.skill_timeout_seconds,
-      memoryMb: config.limits.skill_memory_mb,
-      stackBytes: sandboxLimits.stackBytes,
-      maxOutputChars: sandboxLimits.maxOutputChars,
-      maxResultChars: sandboxLimits.maxResultChars,
-      maxHandles: sandboxLimits.maxHandles,
-      allowedPaths: config.allowed_paths,
-      protectedPaths
-    }
-    const memoryMb = settings.memoryMb
+    const packageRoot = options.packageRoot === undefined ? installedPackageRoot : options.packageRoot
+    const protectedPaths = trustRoots({ config, configFiles: app.configFiles, packageRoot })
+    const timeoutSeconds = config.limits.skill_timeout_seconds
+    const pool = yield* makeWorkerPool({
+      script: workerScript,
+      size: config.limits.max_parallel_nodes,
+      graceMs: sandboxLimits.killGraceMs,
+      auditCapacity: sandboxLimits.maxAuditBytes,
+      settings: {
+        ...environment,
+        timeoutSeconds,
+        memoryMb: config.limits.skill_memory_mb,
+        stackBytes: sandboxLimits.stackBytes,
+        maxOutputChars: sandboxLimits.maxOutputChars,
+        maxResultChars: sandboxLimits.maxResultChars,
+        maxHandles: sandboxLimits.maxHandles,
+        maxWriteBytes: options.maxWriteBytes ?? sandboxLimits.maxWriteBytes,
+        allowedPaths: config.allowed_paths,
+        protectedPaths
+      }
+    })
 
-    /**
-     * One run: a fresh `SandboxRun` (released however `use` ends), then its audit events
-     * written in order. `use` is synchronous: QuickJS host calls cannot wait for an Effect.
-     */
-    const withRun = <A>(request: RunRequest, use: (run: SandboxRun) => Either.Either<A, SandboxError>) =>
-      lockFor(memoryMb).withPermits(1)(
-        Effect.gen(function*() {
-          const engine = engineFor(memoryMb)
-          const loaded = yield* Effect.either(Effect.tryPromise(() => engine.load))
-          if (Either.isLeft(loaded)) {
-            retire(memoryMb, engine)
-            const reason = `the QuickJS engine did not load (${String(loaded.left.error)})`
-            return { value: Either.left<SandboxError>(new SandboxCrashed({ skill: request.skill.meta.name, reason })), output: "" }
-          }
-          const module = loaded.right
-          const { events, output, value } = yield* Effect.acquireUseRelease(
-            Effect.sync(() => new SandboxRun(engine, () => module.newRuntime(), request, settings)),
-            (run) => Effect.sync(() => ({ value: use(run), output: run.output.text(), events: run.auditEvents })),
-            (run) =>
-              Effect.sync(() => {
-                run.dispose()
-                if (engine.poisoned || engineFull(engine)) retire(memoryMb, engine)
-              })
-          )
-          yield* Effect.forEach(events, (event) => audit.log(event.event, event.data), { discard: true })
-          return { value, output }
-        })
-      )
+    // The log keeps max_files rotated files of max_size_mb besides the current one.
+    const history = config.audit.max_size_mb * 1024 * 1024 * Math.max(1, config.audit.max_files)
+    const newTally = (): AuditTally => ({
+      remaining: {
+        events: sandboxLimits.maxAuditEvents,
+        bytes: Math.floor(Math.min(sandboxLimits.maxAuditBytes, history * sandboxLimits.auditHistoryShare))
+      },
+      dropped: { events: 0, bytes: 0 }
+    })
 
-    const call: SandboxShape["call"] = (request, fn, args) =>
-      withRun(request, (run) => run.call(fn, args)).pipe(
-        Effect.flatMap(({ output, value }) => Either.map(value, (result): CallResult => ({ result, output })))
-      )
-
-    const exportedFunctions: SandboxShape["exportedFunctions"] = (request) =>
-      withRun(request, (run) => run.exportedFunctions()).pipe(Effect.flatMap(({ value }) => value))
-
-    const runTests: SandboxShape["runTests"] = (request, tests) =>
+    /** One run of `job` in a worker, its audit events written as they come, charged to `tally`. */
+    const withRun = (tally: AuditTally, request: RunRequest, job: Job) =>
       Effect.gen(function*() {
-        const skill = request.skill.meta.name
-        const listed = yield* withRun(request, (run) => run.testNames(tests))
-        const names = yield* Either.mapLeft(listed.value, (error) => new TestFileFailed({ skill, file: tests.file, reason: error.message }))
-        if (names.length > sandboxLimits.maxTests) {
-          return yield* new TestFileFailed({ skill, file: tests.file, reason: `it registers ${names.length} tests, more than the ${sandboxLimits.maxTests} allowed.` })
+        const report = yield* pool.run({ request, job, budget: tally.remaining }, (event, data) => audit.log(event, data))
+        tally.remaining = {
+          events: Math.max(0, tally.remaining.events - report.written.events),
+          bytes: Math.max(0, tally.remaining.bytes - report.written.bytes)
         }
-        const budget = Duration.seconds(settings.timeoutSeconds * sandboxLimits.testBudgetFactor)
-        const results: Array<TestResult> = []
-        const outputs: Array<string> = []
-        let spent = Duration.zero
-        for (const [index, name] of names.entries()) {
-          if (Duration.greaterThanOrEqualTo(spent, budget)) {
-            results.push({ name, status: "fail", error: `not run: the tests took longer than their ${Duration.format(budget)} budget`, duration_ms: 0 })
-            continue
-          }
-          const [elapsed, ran] = yield* Effect.timed(withRun(request, (run) => run.runTest(tests, index)))
-          spent = Duration.sum(spent, elapsed)
-          const outcome = Either.getOrElse(ran.value, (error) => ({ status: "fail" as const, error: error.message }))
-          results.push({ name, ...outcome, duration_ms: Math.round(Duration.toMillis(elapsed)) })
-          if (ran.output !== "") outputs.push(`# ${name}\n${ran.output}`)
-        }
-        return { report: summarize(results), output: outputs.join("") }
+        tally.dropped = { events: tally.dropped.events + report.dropped.events, bytes: tally.dropped.bytes + report.dropped.bytes }
+        return { value: report.outcome, output: report.output }
       })
+
+    /** Runs `body` with a fresh tally, then says in one line what the budget held back, if anything. */
+    const budgeted = <A, E>(skill: string, body: (tally: AuditTally) => Effect.Effect<A, E>) =>
+      Effect.gen(function*() {
+        const tally = newTally()
+        const result = yield* Effect.either(body(tally))
+        if (tally.dropped.events > 0) {
+          const initial = newTally().remaining
+          yield* audit.log("sandbox.audit_capped", {
+            skill,
+            dropped_events: tally.dropped.events,
+            dropped_bytes: tally.dropped.bytes,
+            max_events: initial.events,
+            max_bytes: initial.bytes
+          })
+        }
+        return yield* result
+      })
+
+    /** The value a job must produce, or a crash report when the worker answered with another. */
+    const expect = <T extends JobValue["_tag"]>(skill: string, tag: T) =>
+    (value: JobValue): Either.Either<Extract<JobValue, { readonly _tag: T }>, SandboxCrashed> =>
+      isJobValue(value, tag)
+        ? Either.right(value)
+        : Either.left(new SandboxCrashed({ skill, reason: `the sandbox worker answered a ${tag} job with ${value._tag}` }))
+
+    const call: SandboxShape["call"] = (request, fn, args) => {
+      const skill = request.skill.meta.name
+      return budgeted(skill, (tally) => withRun(tally, request, { _tag: "Call", fn, args: JSON.stringify(args) })).pipe(
+        Effect.flatMap(({ output, value }) =>
+          Either.flatMap(Either.flatMap(value, expect(skill, "Json")), ({ json }): Either.Either<CallResult, SandboxError> =>
+            Either.right({ result: parseGuestJson(json), output }))
+        )
+      )
+    }
+
+    const exportedFunctions: SandboxShape["exportedFunctions"] = (request) => {
+      const skill = request.skill.meta.name
+      return budgeted(skill, (tally) => withRun(tally, request, { _tag: "ExportedFunctions" })).pipe(
+        Effect.flatMap(({ value }) => Either.map(Either.flatMap(value, expect(skill, "Names")), ({ names }) => names))
+      )
+    }
+
+    const runTests: SandboxShape["runTests"] = (request, tests) => {
+      const skill = request.skill.meta.name
+      return budgeted(skill, (tally) =>
+        Effect.gen(function*() {
+          const listed = yield* withRun(tally, request, { _tag: "TestNames", tests })
+          const names = yield* Either.mapLeft(
+            Either.flatMap(listed.value, expect(skill, "Names")),
+            (error) => new TestFileFailed({ skill, file: tests.file, reason: error.message })
+          )
+          if (names.names.length > sandboxLimits.maxTests) {
+            return yield* new TestFileFailed({ skill, file: tests.file, reason: `it registers ${names.names.length} tests, more than the ${sandboxLimits.maxTests} allowed.` })
+          }
+          const budget = Duration.seconds(timeoutSeconds * sandboxLimits.testBudgetFactor)
+          const results: Array<TestResult> = []
+          const outputs: Array<string> = []
+          let spent = Duration.zero
+          for (const [index, name] of names.names.entries()) {
+            if (Duration.greaterThanOrEqualTo(spent, budget)) {
+              results.push({ name, status: "fail", error: `not run: the tests took longer than their ${Duration.format(budget)} budget`, duration_ms: 0 })
+              continue
+            }
+            const [elapsed, ran] = yield* Effect.timed(withRun(tally, request, { _tag: "RunTest", tests, index }))
+            spent = Duration.sum(spent, elapsed)
+            const outcome = Either.match(Either.flatMap(ran.value, expect(skill, "TestOutcome")), {
+              onLeft: (error) => ({ status: "fail" as const, error: error.message }),
+              onRight: ({ outcome }) => outcome
+            })
+            results.push({ name, ...outcome, duration_ms: Math.round(Duration.toMillis(elapsed)) })
+            if (ran.output !== "") outputs.push(`# ${name}\n${ran.output}`)
+          }
+          return { report: summarize(results), output: outputs.join("") }
+        }))
+    }
 
     return Sandbox.of({ call, exportedFunctions, runTests })
   })
 
-/** A sandbox over a given host port (tests may pass one with their own home and cwd). */
-export const sandboxLayer = (host: SandboxHost): Layer.Layer<Sandbox, never, AppConfig | Audit> =>
-  Layer.effect(Sandbox, makeSandbox(host))
+/**
+ * A sandbox whose skills see `environment`'s home (for `~`) and cwd (tests give their own);
+ * `workerScript` is the worker bundle to run (the built one by default); `options` what tests
+ * set beyond the config. Fails with `SandboxWorkerMissing` when the bundle is not there.
+ */
+export const sandboxLayer = (
+  environment: HostEnvironment,
+  workerScript?: string,
+  options: SandboxOptions = {}
+): Layer.Layer<Sandbox, SandboxWorkerMissing, AppConfig | Audit> => Layer.scoped(Sandbox, makeSandbox(environment, workerScript, options))
 
 /** The live sandbox: node's file system and processes, `~` from $HOME. */
-export const SandboxLive: Layer.Layer<Sandbox, never, AppConfig | Audit> = Layer.suspend(() => sandboxLayer(nodeSandboxHost()))
+export const SandboxLive: Layer.Layer<Sandbox, SandboxWorkerMissing, AppConfig | Audit> = Layer.suspend(() => {
+  const { cwd, home } = nodeSandboxHost()
+  return sandboxLayer({ home, cwd })
+})

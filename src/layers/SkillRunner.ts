@@ -47,6 +47,8 @@ export interface ExecuteResult {
 
 export interface TestsResult extends TestReport {
   readonly output: string
+  /** The code and the tests exactly as this run read and ran them (what an approval keeps). */
+  readonly tested: { readonly code: string; readonly tests: string }
 }
 
 export type RunnerError = SkillLoadError | DependencyError | AuditWriteError
@@ -127,7 +129,7 @@ export const makeSkillRunner = Effect.gen(function*() {
       failed: report.failed,
       duration_ms: Math.round(Duration.toMillis(elapsed))
     })
-    return { ...report, output: run.output }
+    return { ...report, output: run.output, tested: { code: skill.code, tests: code } }
   }, Effect.scoped)
 
   return SkillRunner.of({ execute, runTests })

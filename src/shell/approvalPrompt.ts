@@ -1,20 +1,26 @@
 /**
  * The human side of an approval: the summary a reviewer reads (name, version, files, test
- * results ✅/❌, declared paths, dependencies, capabilities, the promotion commands) and the
- * interactive prompt `[V]iew code [R]erun tests [E]dit [Y]es [N]o`, one key at a time.
+ * results ✅/❌, declared paths, dependencies, capabilities, a warning for any character a
+ * reader cannot see, the promotion commands) and the interactive prompt
+ * `[V]iew code [R]erun tests [E]dit [Y]es [N]o`, one key at a time. Both show the tested copy
+ * (what will be installed), never the live draft file.
  */
-import { FileSystem } from "@effect/platform"
 import { Console, Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import { sanitizeForTerminal } from "../core/terminalText.ts"
-import { type ApprovalRecord, Approvals } from "../layers/Approvals.ts"
+import { type ApprovalRecord, Approvals, type TestedCopy } from "../layers/Approvals.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
+import { codeView, hiddenCharacterWarnings, reviewed } from "./codeReview.ts"
 import { bold, dim, green, red } from "./ui.ts"
 
-const list = (items: ReadonlyArray<string>): string => (items.length === 0 ? "(none)" : items.map(sanitizeForTerminal).join(", "))
+const list = (items: ReadonlyArray<string>): string => (items.length === 0 ? "(none)" : items.map(reviewed).join(", "))
 
-/** The reviewer's summary of a record. */
-export const describeApproval = (record: ApprovalRecord, commands: ReadonlyArray<string>): string => {
+/** The tested code and tests as the reviewer reads them (the `[V]iew`). */
+export const viewTested = (copy: TestedCopy): string =>
+  [codeView("code", copy.codePath, copy.code), codeView("tests", copy.testPath, copy.tests)].join("\n")
+
+/** The reviewer's summary of a record and its tested copy. */
+export const describeApproval = (record: ApprovalRecord, copy: TestedCopy, commands: ReadonlyArray<string>): string => {
   const report = record.test_report
   const tests = report.results.map((result) =>
     result.status === "pass"
@@ -22,16 +28,18 @@ export const describeApproval = (record: ApprovalRecord, commands: ReadonlyArray
       : `    ❌ ${sanitizeForTerminal(result.name)}: ${red(sanitizeForTerminal(result.error ?? "failed"))}`
   )
   return [
-    `${bold(`Skill ${record.skill_name} ${sanitizeForTerminal(record.version)}`)}  ${dim(`approval ${record.id} (${record.status})`)}`,
-    `  ${sanitizeForTerminal(record.metadata.description)}`,
-    `  code:  ${record.code_path}`,
-    `  tests: ${record.test_path}`,
+    `${bold(`Skill ${record.skill_name} ${reviewed(record.version)}`)}  ${dim(`approval ${record.id} (${record.status})`)}`,
+    `  ${reviewed(record.metadata.description)}`,
+    `  code:  ${copy.codePath}  ${dim(`(the tested copy of ${reviewed(record.code_path)}; this is what is installed)`)}`,
+    `  tests: ${copy.testPath}  ${dim(`(the tested copy of ${reviewed(record.test_path)})`)}`,
     `  test results: ${report.failed === 0 ? green(`${report.passed}/${report.total} passed`) : red(`${report.failed}/${report.total} failed`)}`,
     ...tests,
     `  declared paths: ${list(record.metadata.paths)}`,
     `  dependencies:   ${list(record.metadata.dependencies)}`,
     `  capabilities:   ${list(record.metadata.capabilities)}`,
-    "  to promote by hand instead:",
+    ...hiddenCharacterWarnings("code", copy.code),
+    ...hiddenCharacterWarnings("tests", copy.tests),
+    "  to promote by hand instead (copies the tested copy, then checks the hashes):",
     ...commands.map((command) => `    ${command}`)
   ].join("\n")
 }
@@ -83,30 +91,29 @@ export const reviewInteractively = (approvalId: string) =>
   Effect.gen(function*() {
     const approvals = yield* Approvals
     const runner = yield* SkillRunner
-    const fs = yield* FileSystem.FileSystem
     const rerun = (record: ApprovalRecord) =>
       Effect.gen(function*() {
         yield* Console.log(dim(`running the tests of ${record.skill_name}…`))
         const run = yield* runner.runTests(record.skill_name, { draft: true })
-        return yield* approvals.updateTests(record.id, { total: run.total, passed: run.passed, failed: run.failed, results: run.results })
+        return yield* approvals.updateTests(record.id, { total: run.total, passed: run.passed, failed: run.failed, results: run.results }, run.tested)
       })
+    const summary = (record: ApprovalRecord) =>
+      Effect.flatMap(approvals.tested(record), (copy) => Console.log(describeApproval(record, copy, approvals.promotionCommands(record))))
     let record = yield* approvals.get(approvalId)
-    yield* Console.log(describeApproval(record, approvals.promotionCommands(record)))
+    yield* summary(record)
     for (;;) {
       yield* Console.log(`\n${bold("[V]")}iew code  ${bold("[R]")}erun tests  ${bold("[E]")}dit  ${bold("[Y]")}es (promote)  ${bold("[N]")}o (reject)  ${dim("[Q]uit")}`)
       const key = (yield* readKey).toLowerCase()
       if (key === "v") {
-        yield* Console.log(sanitizeForTerminal(yield* fs.readFileString(record.code_path)))
-        yield* Console.log(dim(`--- ${record.test_path} ---`))
-        yield* Console.log(sanitizeForTerminal(yield* fs.readFileString(record.test_path)))
+        yield* Console.log(viewTested(yield* approvals.tested(record)))
       } else if (key === "r") {
         record = yield* rerun(record)
-        yield* Console.log(describeApproval(record, approvals.promotionCommands(record)))
+        yield* summary(record)
       } else if (key === "e") {
         const editor = process.env["VISUAL"] ?? process.env["EDITOR"] ?? "vi"
         spawnSync(editor, [record.code_path], { stdio: "inherit" })
         record = yield* rerun(record)
-        yield* Console.log(describeApproval(record, approvals.promotionCommands(record)))
+        yield* summary(record)
       } else if (key === "y") {
         yield* approvals.resolve(record.id, true, "approved interactively")
         yield* approvals.promote(record.id)

@@ -11,7 +11,9 @@ export const ExitCodes = {
   /** The command line was wrong (unknown option, bad argument). */
   usage: 2,
   /** The task paused: it waits for an approval or a model; `resume` continues it. */
-  paused: 3
+  paused: 3,
+  /** Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it); a task is saved and `resume` continues it. */
+  interrupted: 130
 } as const
 
 /** Fails a command with a given exit code after it has already printed what the user needs. */

@@ -1,11 +1,13 @@
 /**
  * Process entry point. Expected failures (tagged errors) become one message on stderr and
- * a meaningful exit code; only defects (bugs) print a trace.
+ * a meaningful exit code; only defects (bugs) print a trace. Ctrl-C and SIGTERM interrupt the
+ * command at once (skills run in worker threads, so this thread is always free to hear them):
+ * what it holds is released, a task keeps its last saved state, and the exit code says so.
  */
 import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Console, Effect } from "effect"
+import { Console, Effect, Exit } from "effect"
 import { runCli } from "./cli.ts"
 import { renderError } from "./errors.ts"
 import { ExitCodes } from "./exit.ts"
@@ -26,4 +28,6 @@ const program = Effect.suspend(() => runCli(process.argv)).pipe(
   Effect.provide(NodeContext.layer)
 )
 
-NodeRuntime.runMain(program)
+NodeRuntime.runMain(program, {
+  teardown: (exit, onExit) => onExit(Exit.isInterrupted(exit) ? ExitCodes.interrupted : Exit.isFailure(exit) ? ExitCodes.failure : ExitCodes.ok)
+})

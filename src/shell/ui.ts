@@ -5,7 +5,7 @@
 import { Console, Effect } from "effect"
 import { sanitizeForTerminal } from "../core/terminalText.ts"
 
-const colourEnabled = (): boolean => process.stdout.isTTY === true && process.env["NO_COLOR"] === undefined
+export const colourEnabled = (): boolean => process.stdout.isTTY === true && process.env["NO_COLOR"] === undefined
 
 const paint = (code: number) => (text: string): string => (colourEnabled() ? `\u001b[${code}m${text}\u001b[0m` : text)
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { Agent } from "../../src/Agent.ts"
+import { MAX_JSON_DEPTH } from "../../src/core/jsonText.ts"
 import { newTask, type Task } from "../../src/core/task.ts"
 import { Approvals } from "../../src/layers/Approvals.ts"
 import { AuditMemory } from "../../src/layers/Audit.ts"
@@ -30,6 +31,12 @@ test("doubles 0", () => { assert.equal(run({ n: 0 }), 0) })
 const doublePlan = plan([
   { id: "d", action: "skill", skill_name: "double", skill_args: { n: 21 }, description: "Return twice the number n." }
 ])
+/** A model that plans with a missing `double` and drafts it right the first time. */
+const draftsDouble = [
+  FakeReply.content(doublePlan, { when: "Request:" }),
+  FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
+  FakeReply.content(doubleTests, { when: "Write double.test.js" })
+]
 
 /** "Double 21" drafts a skill and pauses for its approval; "Add 2 and 3" completes. */
 const pausedAndDoneReplies = [
@@ -64,6 +71,75 @@ describe("agent", () => {
       expect(outcome.events).toEqual(expect.arrayContaining(["task.start", "task.transition", "llm.call", "skill.start", "skill.end", "node.complete", "task.complete"]))
     }).pipe(Effect.provide(TestPlatform)))
 
+  it.scoped("fails a node whose skill returns data nested deeper than a saved task may hold, and the task stays loadable", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      installSkill(config, "nest", `/* @skill {"name": "nest", "version": "1.0.0", "public_functions": ["run"]} */
+export function run({ depth }) { let v = 1; for (let i = 0; i < depth; i++) v = [v]; return v }
+`)
+      const nestPlan = (depth: number) => plan([{ id: "n", action: "skill", skill_name: "nest", skill_args: { depth }, max_retries: 0 }])
+      const outcome = yield* Effect.gen(function*() {
+        const outcome = yield* (yield* Agent).run("Nest deeply")
+        const saved = yield* (yield* State).load(outcome.task.id)
+        return { outcome, saved }
+      }).pipe(Effect.provide(agentLayer(config, [FakeReply.content(nestPlan(MAX_JSON_DEPTH + 1))], home)))
+      expect(outcome.outcome.task.state).toBe("failed")
+      expect(outcome.outcome.task.error).toContain(`Skill nest returned a value that is not JSON (it nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels)`)
+      expect(Option.getOrThrow(outcome.saved).state).toBe("failed")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("counts the tokens a task uses in the saved task, and fails a node whose call would pass limits.max_task_tokens", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const base = testConfig(home)
+      // Enough for the plan (its prompt, some 2k tokens, and 100 for the answer), not for the node call after it.
+      const config = {
+        ...base,
+        llm: { ...base.llm, max_tokens: { plan: 100, code: 100, node: 100 } },
+        limits: { ...base.limits, max_task_tokens: 4_000 }
+      }
+      installSkill(config, "add", addSkill)
+      const replies = [
+        FakeReply.content(sumPlan, { when: "Request:", usage: { prompt_tokens: 3_000, completion_tokens: 500 } }),
+        FakeReply.content("five", { when: "The sum is 5" })
+      ]
+      const result = yield* Effect.gen(function*() {
+        const agent = yield* Agent
+        const outcome = yield* agent.run("Add 2 and 3 and say it")
+        const saved = yield* (yield* State).load(outcome.task.id)
+        return { outcome, saved }
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      // The node's call is refused before it is sent: the node fails, and with it the task.
+      expect(result.outcome.task.state).toBe("failed")
+      expect(result.outcome.task.error).toMatch(/The task has used 3500 tokens; the next node call would add up to \d+, past limits\.max_task_tokens \(4000\)\./)
+      expect(Option.getOrThrow(result.saved).tokens_used).toBe(3_500)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("an llm_call node with an output_schema asks for that schema and stores the parsed JSON; a wrong shape fails it", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      const totals = { type: "object", properties: { total: { type: "number" } }, required: ["total"] }
+      const schemaPlan = plan([{ id: "count", action: "llm_call", prompt_template: "Count to five.", output_schema: totals }])
+      const run = (answers: ReadonlyArray<string>) =>
+        Effect.gen(function*() {
+          const outcome = yield* (yield* Agent).run("Count")
+          const requests = yield* (yield* LlmRequests).requests
+          return { outcome, requests }
+        }).pipe(Effect.provide(agentLayer(config, [
+          FakeReply.content(schemaPlan, { when: "Request:" }),
+          ...answers.map((answer) => FakeReply.content(answer, { when: "Count to five" }))
+        ], home)))
+      const good = yield* run(["```json\n{\"total\": 5}\n```"])
+      expect(good.outcome.task.result).toEqual({ count: { total: 5 } })
+      expect(good.requests.at(-1)?.output).toEqual({ name: "node_count", schema: totals })
+      expect(good.requests.at(-1)?.messages[1]?.content).toContain(`matching this JSON schema: ${JSON.stringify(totals)}`)
+      const bad = yield* run(["{\"sum\": 5}", "{\"sum\": 5}", "{\"sum\": 5}"])
+      expect(bad.outcome.task.state).toBe("failed")
+      expect(bad.outcome.task.error).toContain(`The answer of node "count" does not match its output_schema: answer.total: is missing.`)
+    }).pipe(Effect.provide(TestPlatform)))
+
   it.scoped("retries an invalid plan with the validation errors, then succeeds", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
@@ -74,7 +150,7 @@ describe("agent", () => {
         { id: "b", action: "llm_call", prompt_template: "y", depends_on: ["a"] }
       ])
       const replies = [
-        FakeReply.content(`Sure! ${cyclic}`, { when: /^Request: [^\n]*$/ }),
+        FakeReply.content(`Sure! ${cyclic}`, { when: /^(?![\s\S]*previous plan was rejected)Job: plan/ }),
         FakeReply.content(sumPlan, { when: "previous plan was rejected" }),
         FakeReply.content("five", { when: "The sum is 5" })
       ]
@@ -139,16 +215,60 @@ describe("agent", () => {
       expect(readFileSync(`${config.skills.allowed_dir}/double.js`, "utf8")).toContain("n * 2")
     }).pipe(Effect.provide(TestPlatform)))
 
+  it.scoped("sends back a draft whose code or tests hold a hidden character, naming it and its line, and never writes it", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      // A U+2028 ends the comment for JavaScript: the "comment" is code that runs.
+      const hiddenCode = doubleSkill(2).replace("export function run", "// harmless\u2028globalThis.x = 1\nexport function run")
+      const hiddenTests = doubleTests.replace("doubles 0", "doubles\u202e 0")
+      const replies = [
+        FakeReply.content(doublePlan, { when: "Request:" }),
+        FakeReply.content(hiddenCode, { when: "Write the skill file" }),
+        FakeReply.content(doubleSkill(2), { when: "line break U+2028 LINE SEPARATOR at line 2" }),
+        FakeReply.content(hiddenTests, { when: "Write double.test.js" }),
+        FakeReply.content(doubleSkill(2), { when: "bidi control U+202E RIGHT-TO-LEFT OVERRIDE at line 3" }),
+        FakeReply.content(doubleTests, { when: "Write double.test.js" })
+      ]
+      const outcome = yield* Effect.gen(function*() {
+        const outcome = yield* (yield* Agent).run("Double 21")
+        const requests = yield* (yield* LlmRequests).requests
+        return { outcome, requests }
+      }).pipe(Effect.provide(agentLayer(config, replies, home)))
+      expect(outcome.outcome.task.state).toBe("approval")
+      const prompts = outcome.requests.map((r) => r.messages.at(-1)?.content ?? "")
+      expect(prompts.some((p) => p.includes("The code holds characters a reviewer cannot see (no draft may hold any): line break U+2028 LINE SEPARATOR at line 2"))).toBe(true)
+      expect(prompts.some((p) => p.includes("The tests hold characters a reviewer cannot see (no draft may hold any): bidi control U+202E RIGHT-TO-LEFT OVERRIDE at line 3"))).toBe(true)
+      expect(readFileSync(`${config.skills.agent_dir}/double.js`, "utf8")).toBe(doubleSkill(2))
+      expect(readFileSync(`${config.skills.agent_dir}/double.test.js`, "utf8")).toBe(doubleTests)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("promotes the tested code and tests even when the draft files are swapped after the human approved", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const config = testConfig(home)
+      const layer = agentLayer(config, draftsDouble, home)
+      const done = yield* Effect.gen(function*() {
+        const agent = yield* Agent
+        const approvals = yield* Approvals
+        yield* agent.run("Double 21")
+        const [pending] = yield* approvals.listPending
+        yield* approvals.resolve(pending?.id ?? "", true, "reviewed")
+        writeFileSync(`${config.skills.agent_dir}/double.test.js`, "test('owned', () => {})\n")
+        writeFileSync(`${config.skills.agent_dir}/double.js`, doubleSkill(1000))
+        return yield* agent.resume()
+      }).pipe(Effect.provide(layer))
+      expect(done.task.state).toBe("complete")
+      expect(done.task.result).toEqual({ d: 42 })
+      expect(readFileSync(`${config.skills.allowed_dir}/double.js`, "utf8")).toBe(doubleSkill(2))
+      expect(readFileSync(`${config.skills.allowed_dir}/double.test.js`, "utf8")).toBe(doubleTests)
+    }).pipe(Effect.provide(TestPlatform)))
+
   it.scoped("fails with the reason when a human rejects the draft", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
       const config = testConfig(home)
-      const replies = [
-        FakeReply.content(doublePlan, { when: "Request:" }),
-        FakeReply.content(doubleSkill(2), { when: "Write the skill file" }),
-        FakeReply.content(doubleTests, { when: "Write double.test.js" })
-      ]
-      const layer = agentLayer(config, replies, home)
+      const layer = agentLayer(config, draftsDouble, home)
       const done = yield* Effect.gen(function*() {
         const agent = yield* Agent
         yield* agent.run("Double 21")

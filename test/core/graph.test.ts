@@ -387,12 +387,12 @@ describe("fromJson", () => {
       ]
     })
     expect(errorsOf(plan).map(({ kind, message }) => `${kind}: ${message}`)).toEqual([
-        `decode: At nodes[0].action: Expected "skill" | "llm_call" | "decision", actual "skil"`,
-        `decode: At nodes[1].depends_on: Expected a list of node ids, e.g. ["fetch"]`,
-        `decode: At nodes[1].prompt_template: is missing`,
-        `decode: At nodes[2].status: Expected "pending", "running", "complete", "failed" or "skipped"`,
-        `decode: At nodes[2].if_true: Expected a node id (a string)`,
-        `decode: At nodes[3]: Expected a node: an object with an "id" and an "action" ("skill", "llm_call" or ` +
+        `decode: nodes[0].action: Expected "skill" | "llm_call" | "decision", actual "skil"`,
+        `decode: nodes[1].depends_on: Expected a list of node ids, e.g. ["fetch"]`,
+        `decode: nodes[1].prompt_template: is missing`,
+        `decode: nodes[2].status: Expected "pending", "running", "complete", "failed" or "skipped"`,
+        `decode: nodes[2].if_true: Expected a node id (a string)`,
+        `decode: nodes[3]: Expected a node: an object with an "id" and an "action" ("skill", "llm_call" or ` +
         `"decision")`
     ])
   })

@@ -1,6 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { extractCode, extractJson, fencedBlocks, isProseParagraph, stripSurroundingProse, unwrapFence } from "../../src/core/llmOutput.ts"
+import {
+  extractCode,
+  extractJson,
+  extractJsonValue,
+  fencedBlocks,
+  isProseParagraph,
+  parseDraftAnswer,
+  relaxJson,
+  stripSurroundingProse,
+  stripThinking,
+  unwrapFence
+} from "../../src/core/llmOutput.ts"
 
 const code = `export function run(args) {\n  return args.a + args.b\n}`
 
@@ -115,5 +126,39 @@ describe("extractJson", () => {
     expect(error("I cannot do that.")).toContain("holds no JSON object")
     expect(error(`{"nodes": [{"id": "1"`)).toContain("cut off before its closing")
     expect(error(`{nodes: 1}`)).toContain("does not parse")
+  })
+})
+
+describe("reasoning models, code in JSON, drafts", () => {
+  it("stripThinking drops a leading thinking block, or everything up to a lone closing tag", () => {
+    expect(stripThinking("<think>\nthe plan needs two nodes\n</think>\n{\"nodes\": []}")).toBe("\n{\"nodes\": []}")
+    expect(stripThinking("it needs two nodes</think>{\"nodes\": []}")).toBe("{\"nodes\": []}")
+    expect(stripThinking("{\"a\": \"<think>\"}")).toBe("{\"a\": \"<think>\"}")
+  })
+
+  it("extractJson reads the answer after a thinking block", () => {
+    expect(extractJson("<think>{\"nodes\": \"no\"}</think>\n{\"nodes\": []}")).toEqual(Either.right({ nodes: [] }))
+  })
+
+  it("relaxJson escapes raw line breaks and tabs inside strings (code written into JSON by hand)", () => {
+    expect(JSON.parse(relaxJson("{\"code\": \"a\n\tb\"}"))).toEqual({ code: "a\n\tb" })
+  })
+
+  it("parseDraftAnswer reads {code, tests}, or fenced blocks, or a bare file as the part asked for", () => {
+    const code = "/* @skill {\"name\": \"x\"} */\nexport function run() { return 1 }"
+    const tests = "const x = require(\"x\")\ntest(\"one\", () => { assert.equal(x.run(), 1) })"
+    expect(parseDraftAnswer(JSON.stringify({ code, tests }))).toEqual({ code: `${code}\n`, tests: `${tests}\n` })
+    expect(parseDraftAnswer(`Here:\n\`\`\`js\n${code}\n\`\`\`\nAnd tests:\n\`\`\`js\n${tests}\n\`\`\``)).toEqual({ code: `${code}\n`, tests: `${tests}\n` })
+    expect(parseDraftAnswer(code)).toEqual({ code: `${code}\n`, tests: "" })
+    expect(parseDraftAnswer(tests)).toEqual({ code: "", tests: `${tests}\n` })
+    expect(parseDraftAnswer("while (true) {}", "tests")).toEqual({ code: "", tests: "while (true) {}\n" })
+    expect(parseDraftAnswer(JSON.stringify({ code }), "code")).toEqual({ code: `${code}\n`, tests: "" })
+  })
+
+  it("extractJsonValue reads any JSON value, or falls back to the first object", () => {
+    expect(extractJsonValue("[1, 2, 3]")).toEqual(Either.right([1, 2, 3]))
+    expect(extractJsonValue("42")).toEqual(Either.right(42))
+    expect(extractJsonValue("The totals: {\"total\": 5}.")).toEqual(Either.right({ total: 5 }))
+    expect(Either.isLeft(extractJsonValue("no json here"))).toBe(true)
   })
 })

@@ -1,17 +1,20 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
+  agentSystemPrompt,
   codeGeneratorSystemPrompt,
   contextPrompt,
+  describeShrink,
+  excerpt,
   graphSchemaDescription,
   languageForPath,
-  nodeSystemPrompt,
+  nodeUserPrompt,
   planningFewShot,
-  planningSystemPrompt,
   planningUserPrompt,
-  skillCodeSystemPrompt,
+  type PromptShrink,
+  shrinkSteps,
   skillCodeUserPrompt,
+  skillEnvironment,
   skillReworkUserPrompt,
-  skillTestSystemPrompt,
   type SkillSummary,
   skillTestUserPrompt
 } from "../../src/core/prompts.ts"
@@ -58,9 +61,11 @@ describe("contextPrompt", () => {
   })
 })
 
+const full: PromptShrink = { catalogue: "full", excerpt: null }
+
 describe("agent prompts (snapshots: a changed prompt is a reviewed change)", () => {
   const skills: ReadonlyArray<SkillSummary> = [
-    { name: "read_csv", description: "Parses a CSV file", args: { path: "string: the file", has_header: "boolean" } },
+    { name: "read_csv", description: "Parses a CSV file. Handles quoted fields and headers.", args: { path: "string: the file", has_header: "boolean" } },
     { name: "write_file", description: "Writes a text file", args: {} }
   ]
   const draft = {
@@ -71,32 +76,68 @@ describe("agent prompts (snapshots: a changed prompt is a reviewed change)", () 
     allowedPaths: ["/data/**"]
   }
 
-  it("planning: the system prompt lists skills, models, the graph schema and the example", () => {
-    const prompt = planningSystemPrompt({ skills, models: ["qwen2.5-7b"] })
-    expect(prompt).toContain("- read_csv: Parses a CSV file Args: path (string: the file), has_header (boolean).")
-    expect(prompt).toContain("Models running: qwen2.5-7b.")
+  it("every call of a task shares one system prompt: role, graph format, example, sandbox, then the skills", () => {
+    const prompt = agentSystemPrompt({ skills, catalogue: "full" })
+    expect(prompt).toContain("- read_csv: Parses a CSV file. Handles quoted fields and headers. Args: path (string: the file), has_header (boolean).")
     expect(prompt).toContain(graphSchemaDescription)
     expect(prompt).toContain(planningFewShot)
+    expect(prompt).toContain(skillEnvironment)
+    // The catalogue comes last: a skill promoted mid-task changes only the end of the prefix.
+    expect(prompt.indexOf("# Available skills")).toBeGreaterThan(prompt.indexOf(skillEnvironment))
     expect(prompt).toMatchSnapshot()
-    expect(planningSystemPrompt({ skills: [], models: [] })).toContain("(none yet)")
+    expect(agentSystemPrompt({ skills: [], catalogue: "full" })).toContain("(none yet)")
   })
 
-  it("planning: the user prompt carries the previous errors on a retry", () => {
-    expect(planningUserPrompt("Sum the sales", null)).toBe("Request: Sum the sales")
-    expect(planningUserPrompt("Sum the sales", "- cycle a → b → a")).toMatchSnapshot()
+  it("the brief catalogue keeps each skill's name and first sentence", () => {
+    const prompt = agentSystemPrompt({ skills, catalogue: "brief" })
+    expect(prompt).toContain("- read_csv: Parses a CSV file.\n- write_file: Writes a text file")
+    expect(prompt).not.toContain("Handles quoted fields")
+    expect(prompt.length).toBeLessThan(agentSystemPrompt({ skills, catalogue: "full" }).length)
+  })
+
+  it("planning: the user prompt names the job, the models, the request, and the errors on a retry", () => {
+    expect(planningUserPrompt({ request: "Sum the sales", feedback: null, models: ["qwen2.5-7b"], shrink: full })).toBe(
+      "Job: plan. Models running: qwen2.5-7b.\n\nRequest: Sum the sales\n\nAnswer with the JSON plan only: no prose, no markdown fences."
+    )
+    expect(planningUserPrompt({ request: "Sum the sales", feedback: "- cycle a → b → a", models: [], shrink: full })).toMatchSnapshot()
   })
 
   it("skill drafting, tests and rework", () => {
-    expect(skillCodeSystemPrompt()).toMatchSnapshot()
     expect(skillCodeUserPrompt(draft)).toMatchSnapshot()
-    expect(skillTestSystemPrompt()).toMatchSnapshot()
     expect(skillTestUserPrompt(draft, "export function run() {}")).toMatchSnapshot()
-    expect(skillReworkUserPrompt(draft, "CODE", "TESTS", "1 of 2 tests failed")).toMatchSnapshot()
+    expect(skillReworkUserPrompt(draft, "CODE", "TESTS", "1 of 2 tests failed", full)).toMatchSnapshot()
     expect(skillCodeUserPrompt({ ...draft, allowedPaths: [] })).toContain("(none: the skill must not use fs)")
   })
 
   it("graph nodes and the code generator", () => {
-    expect(nodeSystemPrompt()).toMatchSnapshot()
+    expect(nodeUserPrompt({ id: "summary", prompt: "Summarise: x", outputSchema: undefined })).toMatchSnapshot()
+    expect(nodeUserPrompt({ id: "totals", prompt: "Sum: 1 2", outputSchema: { type: "object" } })).toContain(
+      `matching this JSON schema: {"type":"object"}`
+    )
     expect(codeGeneratorSystemPrompt(languageForPath("a.js"))).toMatchSnapshot()
   })
 })
+
+describe("shrinking a prompt to fit the context", () => {
+  it("excerpt keeps the head and the tail around a note of what was left out", () => {
+    const text = "a".repeat(600) + "b".repeat(400)
+    const cut = excerpt(text, 100)
+    expect(cut).toBe(`${"a".repeat(60)}\n[… 900 characters left out here to fit the model's context …]\n${"b".repeat(40)}`)
+    expect(excerpt(text, null)).toBe(text)
+    expect(excerpt("short", 100)).toBe("short")
+  })
+
+  it("each step is shorter than the one before and says what it shortened", () => {
+    expect(shrinkSteps[0]).toEqual({ catalogue: "full", excerpt: null })
+    expect(describeShrink(shrinkSteps[0] ?? full)).toEqual([])
+    expect(describeShrink(shrinkSteps.at(-1) ?? full)).toEqual([
+      "the skill catalogue cut to names and one line each",
+      "node inputs and earlier feedback cut to 500 characters each"
+    ])
+    const feedback = "x".repeat(20_000)
+    const lengths = shrinkSteps.map((shrink) => skillReworkUserPrompt(draft(), "CODE", "TESTS", feedback, shrink).length)
+    expect(lengths.slice(2).every((length, i) => length < (lengths[i + 1] ?? Infinity))).toBe(true)
+  })
+})
+
+const draft = () => ({ name: "w", purpose: "p", exampleArgs: {}, request: "r", allowedPaths: [] })

@@ -60,7 +60,7 @@ describe("parseMetadata", () => {
   })
 
   it("names every missing required field", () => {
-    expect(problem(header(`{"description": "x"}`)).reason).toBe("name: is required; version: is required; public_functions: is required")
+    expect(problem(header(`{"description": "x"}`)).reason).toBe("name: is missing; version: is missing; public_functions: is missing")
   })
 
   it("refuses an empty public_functions, a path-like name and an unknown key", () => {
@@ -72,7 +72,7 @@ describe("parseMetadata", () => {
 
   it("refuses an unknown capability", () => {
     expect(problem(header(`{"name": "a", "version": "1", "capabilities": ["network"], "public_functions": ["run"]}`)).reason)
-      .toBe("capabilities.0: expected a known capability (\"exec\"), got \"network\"")
+      .toBe("capabilities[0]: expected a known capability (\"exec\"), got \"network\"")
   })
 })
 

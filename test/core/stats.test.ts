@@ -111,8 +111,8 @@ describe("computeStats", () => {
     // qwen-7b: 1000, 800, 1200 → mean 3000/3 = 1000; p95 rank ⌈0.95·3⌉ = 3 → 1200.
     // coder: 1000 1400 1500 1800 2000 2200 2500 2600 3000 → mean 18000/9 = 2000; rank ⌈8.55⌉ = 9 → 3000.
     expect(stats.llm.models).toEqual([
-      { model: CODER, count: 9, mean_ms: 2000, p95_ms: 3000, errors: 1, prompt_tokens: 3300, completion_tokens: 2920 },
-      { model: PLANNER, count: 3, mean_ms: 1000, p95_ms: 1200, errors: 0, prompt_tokens: 1350, completion_tokens: 270 }
+      { model: CODER, count: 9, mean_ms: 2000, p95_ms: 3000, errors: 1, prompt_tokens: 3300, completion_tokens: 2920, cache_hit_rate: null, tokens_per_second: null },
+      { model: PLANNER, count: 3, mean_ms: 1000, p95_ms: 1200, errors: 0, prompt_tokens: 1350, completion_tokens: 270, cache_hit_rate: null, tokens_per_second: null }
     ])
   })
 
@@ -169,10 +169,26 @@ describe("computeStats", () => {
     expect(JSON.stringify(empty)).not.toContain("NaN")
   })
 
+  it("gives each model's prompt-cache hit rate and tokens/s from the server's timings, over the calls that sent them", () => {
+    const call = (model: string, timings: unknown) =>
+      ["T", "llm.call", { purpose: "node", model, node: null, duration_ms: 10, prompt_tokens: 1, completion_tokens: 1, timings }] as const
+    const timed = computeStats(log(
+      call("llama", { cache_n: 900, prompt_n: 100, predicted_n: 50, predicted_ms: 1000 }),
+      call("llama", { cache_n: 0, prompt_n: 1000, predicted_n: 150, predicted_ms: 1000 }),
+      call("llama", null),
+      call("ollama", null)
+    ))
+    // (900 + 0) / (900 + 100 + 0 + 1000) = 45%; (50 + 150) tokens in 2 s = 100 tokens/s.
+    expect(timed.llm.models.map((m) => [m.model, m.count, m.cache_hit_rate, m.tokens_per_second])).toEqual([
+      ["llama", 3, 0.45, 100],
+      ["ollama", 1, null, null]
+    ])
+  })
+
   it("counts a model that only failed as zero calls with null latency", () => {
     const onlyErrors = computeStats(log(["T", "llm.error", { purpose: "plan", model: "m", node: null, error: "LlmTimeout" }]))
     expect(onlyErrors.llm.models).toEqual([
-      { model: "m", count: 0, mean_ms: null, p95_ms: null, errors: 1, prompt_tokens: 0, completion_tokens: 0 }
+      { model: "m", count: 0, mean_ms: null, p95_ms: null, errors: 1, prompt_tokens: 0, completion_tokens: 0, cache_hit_rate: null, tokens_per_second: null }
     ])
     expect(onlyErrors.llm.calls).toEqual({ count: 0, mean_ms: null, p95_ms: null })
   })
@@ -203,8 +219,8 @@ describe("computeStats with --since", () => {
     expect(stats.lines).toBe(fullLog.length - startOfB)
     // qwen-7b: B 800, D 1200 → mean 1000, p95 1200. coder: D 1800, 1400 → mean 1600, p95 1800.
     expect(stats.llm.models).toEqual([
-      { model: CODER, count: 2, mean_ms: 1600, p95_ms: 1800, errors: 0, prompt_tokens: 580, completion_tokens: 640 },
-      { model: PLANNER, count: 2, mean_ms: 1000, p95_ms: 1200, errors: 0, prompt_tokens: 850, completion_tokens: 170 }
+      { model: CODER, count: 2, mean_ms: 1600, p95_ms: 1800, errors: 0, prompt_tokens: 580, completion_tokens: 640, cache_hit_rate: null, tokens_per_second: null },
+      { model: PLANNER, count: 2, mean_ms: 1000, p95_ms: 1200, errors: 0, prompt_tokens: 850, completion_tokens: 170, cache_hit_rate: null, tokens_per_second: null }
     ])
     expect(stats.drafts).toMatchObject({ started: 1, reached_approval: 1, success_rate: 1, reworks: 0, retries_per_skill: 0 })
     expect(stats.tasks).toEqual({ total: 3, complete: 1, failed: 0, paused: 1, unfinished: 1 })

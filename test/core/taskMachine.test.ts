@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { Graph } from "../../src/core/graph.ts"
-import { newTask, type Task } from "../../src/core/task.ts"
+import { Schema } from "effect"
+import { newTask, Task as TaskSchema, type Task } from "../../src/core/task.ts"
 import { Command, commandFor, Event, type Limits, transition } from "../../src/core/taskMachine.ts"
 
 const limits: Limits = { max_task_steps: 50, max_plan_retries: 2, max_skill_retries: 1 }
@@ -12,6 +13,7 @@ const graph: Graph = {
 const skill = { name: "csv_sum", purpose: "sum a column", example_args: { path: "/d/a.csv" } }
 const passing = { total: 2, passed: 2, failed: 0, results: [] }
 const failing = { total: 2, passed: 1, failed: 1, results: [] }
+const tested = { code_sha256: "c".repeat(64), test_sha256: "d".repeat(64) }
 
 /** Applies events in order, returning every intermediate task. */
 const run = (start: Task, events: ReadonlyArray<Event>, lim: Limits = limits) =>
@@ -67,7 +69,7 @@ describe("task machine", () => {
       Event.Drafted({ codePath: "/d/csv_sum.js", testPath: "/d/csv_sum.test.js" }),
       Event.TestsFailed({ report: failing, feedback: "expected 3, got 2" }),
       Event.Drafted({ codePath: "/d/csv_sum.js", testPath: "/d/csv_sum.test.js" }),
-      Event.TestsPassed({ report: passing }),
+      Event.TestsPassed({ report: passing, tested }),
       Event.ApprovalRequested({ approvalId: "ap-1", nextCommand: "luallm-agent resume" }),
       Event.ApprovalPending(),
       Event.Approved(),
@@ -93,6 +95,31 @@ describe("task machine", () => {
     expect(commandFor(requested)).toEqual(Command.CheckApproval({ draft: requested.draft as NonNullable<Task["draft"]>, approvalId: "ap-1" }))
     expect((tasks[7] as Task).steps).toBe((tasks[6] as Task).steps)
     expect((tasks[8] as Task).paused).toBeNull()
+  })
+
+  /** A task whose draft passed its tests: it waits to file its approval. */
+  const awaitingApproval = () =>
+    last(run(newTask("t", "sum", now), [
+      Event.ModelReady({ model: "m" }),
+      Event.Planned({ graph, missing: [skill] }),
+      Event.Drafted({ codePath: "/d/csv_sum.js", testPath: "/d/csv_sum.test.js" }),
+      Event.TestsPassed({ report: passing, tested })
+    ]))
+
+  it("keeps the tested copy's hashes for the approval, and forgets them when a new version is drafted", () => {
+    const approval = awaitingApproval()
+    expect(approval.draft?.tested).toEqual(tested)
+    expect(commandFor(approval)._tag).toBe("RequestApproval")
+    const redrafted = transition(approval, Event.Drafted({ codePath: "/d/csv_sum.js", testPath: "/d/csv_sum.test.js" }), limits, now).task
+    expect(redrafted.draft?.tested).toBeNull()
+  })
+
+  it("tests again before filing an approval when a saved task has no tested copy (saved by an older version)", () => {
+    const approval = awaitingApproval()
+    const { tested: _, ...older } = approval.draft ?? { tested: null }
+    const legacy = Schema.decodeUnknownSync(TaskSchema)({ ...Schema.encodeSync(TaskSchema)(approval), draft: older })
+    expect(legacy.draft?.tested).toBeNull()
+    expect(commandFor(legacy)._tag).toBe("TestSkill")
   })
 
   it("fails a draft that still fails after max_skill_retries reworks, naming the draft and the last failure", () => {
@@ -124,7 +151,7 @@ describe("task machine", () => {
       Event.ModelReady({ model: "m" }),
       Event.Planned({ graph, missing: [skill] }),
       Event.Drafted({ codePath: "/d/c.js", testPath: "/d/t.js" }),
-      Event.TestsPassed({ report: passing }),
+      Event.TestsPassed({ report: passing, tested }),
       Event.ApprovalRequested({ approvalId: "ap", nextCommand: "x" }),
       Event.Rejected({ reason: "reads too much" })
     ])
@@ -138,7 +165,7 @@ describe("task machine", () => {
       Event.ModelReady({ model: "m" }),
       Event.Planned({ graph, missing: [skill, other] }),
       Event.Drafted({ codePath: "/d/c.js", testPath: "/d/t.js" }),
-      Event.TestsPassed({ report: passing }),
+      Event.TestsPassed({ report: passing, tested }),
       Event.ApprovalRequested({ approvalId: "ap", nextCommand: "x" }),
       Event.Approved()
     ])

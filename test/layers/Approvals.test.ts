@@ -1,7 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
-import { configInside } from "../../src/core/config.ts"
+import { spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { type AgentConfig, configInside } from "../../src/core/config.ts"
 import { Approvals, ApprovalsLive } from "../../src/layers/Approvals.ts"
 import { AuditMemory, AuditTest } from "../../src/layers/Audit.ts"
 import { AppConfigFrom } from "../../src/layers/Config.ts"
@@ -19,23 +21,36 @@ const metadata = {
 }
 const passing = { total: 1, passed: 1, failed: 0, results: [{ name: "adds", status: "pass" as const, error: null, duration_ms: 1 }] }
 
-/** Approvals over a temp state dir, with a draft and its test written to the drafts dir. */
-const setup = Effect.gen(function*() {
-  const home = yield* tempDir
-  const config = configInside(home)
-  mkdirSync(config.skills.agent_dir, { recursive: true })
-  const codePath = `${config.skills.agent_dir}/csv_sum.js`
-  const testPath = `${config.skills.agent_dir}/csv_sum.test.js`
-  writeFileSync(codePath, "/* @skill {} */\nexport function run() { return 1 }\n")
-  writeFileSync(testPath, "test('adds', () => {})\n")
-  const layer = ApprovalsLive.pipe(Layer.provideMerge(AuditTest), Layer.provide(AppConfigFrom(config, { home, cwd: home })))
-  const { approvals, audit } = yield* Effect.provide(
-    Effect.all({ approvals: Approvals, audit: AuditMemory }),
-    layer
-  )
-  const create = approvals.create({ skillName: "csv_sum", metadata, codePath, testPath, testReport: passing, taskId: "task-1" })
-  return { approvals, audit, config, codePath, testPath, create }
-})
+const testedCode = "/* @skill {} */\nexport function run() { return 1 }\n"
+const testedTests = "test('adds', () => {})\n"
+
+/**
+ * Approvals over a temp state dir, with a draft and its test written to the drafts dir;
+ * `create` keeps the tested copy (as a passing test run does) and files the record.
+ */
+const setupIn = (configFor: (home: string) => AgentConfig) =>
+  Effect.gen(function*() {
+    const home = yield* tempDir
+    const config = configFor(home)
+    mkdirSync(config.skills.agent_dir, { recursive: true })
+    const codePath = `${config.skills.agent_dir}/csv_sum.js`
+    const testPath = `${config.skills.agent_dir}/csv_sum.test.js`
+    writeFileSync(codePath, testedCode)
+    writeFileSync(testPath, testedTests)
+    const layer = ApprovalsLive.pipe(Layer.provideMerge(AuditTest), Layer.provide(AppConfigFrom(config, { home, cwd: home })))
+    const { approvals, audit } = yield* Effect.provide(
+      Effect.all({ approvals: Approvals, audit: AuditMemory }),
+      layer
+    )
+    const create = Effect.flatMap(
+      approvals.keepTested({ code: testedCode, tests: testedTests }),
+      (tested) => approvals.create({ skillName: "csv_sum", metadata, codePath, testPath, testReport: passing, tested, taskId: "task-1" })
+    )
+    const installed = (name: string) => `${config.skills.allowed_dir}/${name}`
+    return { approvals, audit, config, codePath, testPath, create, installed }
+  })
+
+const setup = setupIn((home) => configInside(home))
 
 describe("approvals", () => {
   it.scoped("creates a pending record file named after the skill, found by id or prefix", () =>
@@ -62,8 +77,10 @@ describe("approvals", () => {
       const target = `${config.skills.allowed_dir}/csv_sum.js`
       expect(promoted.promoted_to).toBe(target)
       expect(readFileSync(target, "utf8")).toBe(readFileSync(codePath, "utf8"))
-      expect(existsSync(`${config.skills.allowed_dir}/csv_sum.test.js`)).toBe(true)
+      expect(readFileSync(`${config.skills.allowed_dir}/csv_sum.test.js`, "utf8")).toBe(testedTests)
       expect(statSync(target).mode & 0o777).toBe(0o644)
+      // Written under a temporary name and renamed: nothing else is left behind.
+      expect(readdirSync(config.skills.allowed_dir).sort()).toEqual(["csv_sum.js", "csv_sum.test.js"])
       expect(yield* approvals.checkPromotion(promoted)).toBe(true)
       expect(yield* approvals.listPending).toEqual([])
       const events = (yield* audit.entries).map((e) => e.event)
@@ -90,30 +107,120 @@ describe("approvals", () => {
       const refused = yield* Effect.flip(approvals.resolve(record.id, true))
       expect(refused._tag).toBe("PromotionRefused")
       expect(refused.message).toContain("the draft changed after its tests ran")
-      yield* approvals.updateTests(record.id, passing)
+      const edited = readFileSync(codePath, "utf8")
+      yield* approvals.updateTests(record.id, passing, { code: edited, tests: testedTests })
       expect((yield* approvals.resolve(record.id, true)).status).toBe("approved")
+      expect((yield* approvals.tested(yield* approvals.get(record.id))).code).toBe(edited)
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("refuses to approve a draft whose last test run failed", () =>
     Effect.gen(function*() {
       const { approvals, create } = yield* setup
       const record = yield* create
-      yield* approvals.updateTests(record.id, { total: 1, passed: 0, failed: 1, results: [] })
+      yield* approvals.updateTests(record.id, { total: 1, passed: 0, failed: 1, results: [] }, { code: testedCode, tests: testedTests })
       const refused = yield* Effect.flip(approvals.resolve(record.id, true))
       expect(refused.message).toContain("its last test run did not pass (0/1)")
     }).pipe(Effect.provide(TestPlatform)))
 
-  it.scoped("prints promotion commands a human can paste, quoting paths with spaces", () =>
+  it.scoped("prints promotion commands that copy the tested copy, quote paths with spaces, and check the hashes", () =>
+    Effect.gen(function*() {
+      const { approvals, config, create } = yield* setupIn((home) => ({ ...configInside(home), state_dir: `${home}/my state` }))
+      const record = yield* create
+      const tested = `'${config.state_dir}/pending_approvals/tested`
+      const dir = config.skills.allowed_dir
+      expect(approvals.promotionCommands(record)).toEqual([
+        `mkdir -p ${dir}`,
+        `cp ${tested}/${record.code_sha256}.js' ${dir}/csv_sum.js`,
+        `cp ${tested}/${record.test_sha256}.js' ${dir}/csv_sum.test.js`,
+        `chmod 644 ${dir}/csv_sum.js ${dir}/csv_sum.test.js`,
+        `printf '%s  %s\\n' ${record.code_sha256} ${dir}/csv_sum.js ${record.test_sha256} ${dir}/csv_sum.test.js | sha256sum -c`
+      ])
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("a human who runs the printed commands installs exactly the tested copy, and the hash check says so", () =>
+    Effect.gen(function*() {
+      const { approvals, codePath, create, installed } = yield* setup
+      const record = yield* create
+      writeFileSync(codePath, "export function run() { return 'swapped' }\n")
+      const shell = spawnSync("sh", ["-c", approvals.promotionCommands(record).join(" && ")], { encoding: "utf8" })
+      expect(shell.status).toBe(0)
+      expect(shell.stdout).toContain(`${installed("csv_sum.js")}: OK`)
+      expect(shell.stdout).toContain(`${installed("csv_sum.test.js")}: OK`)
+      expect(readFileSync(installed("csv_sum.js"), "utf8")).toBe(testedCode)
+      expect(yield* approvals.checkPromotion(record)).toBe(true)
+      // A test file that differs from the approved one is not an approved installation.
+      writeFileSync(installed("csv_sum.test.js"), "test('x', () => {})\n")
+      expect(yield* approvals.checkPromotion(record)).toBe(false)
+      const check = spawnSync("sh", ["-c", approvals.promotionCommands(record).at(-1) ?? ""], { encoding: "utf8" })
+      expect(check.status).not.toBe(0)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("promotes the tested bytes when the draft's files are swapped after approval", () =>
+    Effect.gen(function*() {
+      const { approvals, codePath, create, installed, testPath } = yield* setup
+      const record = yield* create
+      yield* approvals.resolve(record.id, true, "reviewed")
+      writeFileSync(testPath, "test('adds', () => { fs.writeFile('/home/ada/.bashrc', 'evil') })\n")
+      writeFileSync(codePath, "export function run() { return 'swapped' }\n")
+      yield* approvals.promote(record.id)
+      expect(readFileSync(installed("csv_sum.js"), "utf8")).toBe(testedCode)
+      expect(readFileSync(installed("csv_sum.test.js"), "utf8")).toBe(testedTests)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("refuses to approve when the draft's test file was swapped after the tests ran; nothing is installed", () =>
+    Effect.gen(function*() {
+      const { approvals, config, create, testPath } = yield* setup
+      const record = yield* create
+      writeFileSync(testPath, "test('adds', () => {})\nrequire('evil')\n")
+      const refused = yield* Effect.flip(approvals.resolve(record.id, true))
+      expect(refused._tag).toBe("PromotionRefused")
+      expect(refused.message).toContain("the draft changed after its tests ran")
+      expect(existsSync(config.skills.allowed_dir)).toBe(false)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("refuses to promote a tampered tested copy with PromotionRefused, installing nothing", () =>
     Effect.gen(function*() {
       const { approvals, config, create } = yield* setup
       const record = yield* create
-      const commands = approvals.promotionCommands({ ...record, code_path: "/tmp/my drafts/csv_sum.js" })
-      expect(commands).toEqual([
-        `mkdir -p ${config.skills.allowed_dir}`,
-        `cp '/tmp/my drafts/csv_sum.js' ${config.skills.allowed_dir}/csv_sum.js`,
-        `cp ${record.test_path} ${config.skills.allowed_dir}/csv_sum.test.js`,
-        `chmod 644 ${config.skills.allowed_dir}/csv_sum.js ${config.skills.allowed_dir}/csv_sum.test.js`
-      ])
+      yield* approvals.resolve(record.id, true, "reviewed")
+      const copy = `${config.state_dir}/pending_approvals/tested/${record.test_sha256}.js`
+      chmodSync(copy, 0o644)
+      writeFileSync(copy, "test('adds', () => {})\nrequire('evil')\n")
+      const refused = yield* Effect.flip(approvals.promote(record.id))
+      expect(refused._tag).toBe("PromotionRefused")
+      expect(refused.message).toBe(
+        `Skill csv_sum (approval ${record.id}) was not promoted: its tested copy ${copy} no longer has the SHA-256 recorded when its tests ran (${record.test_sha256}): it was changed since. ` +
+          `Nothing was copied to skills.allowed_dir; check the draft with \`luallm-agent approvals show ${record.id.slice(0, 8)}\`.`
+      )
+      expect(existsSync(`${config.skills.allowed_dir}/csv_sum.js`)).toBe(false)
+      expect(existsSync(`${config.skills.allowed_dir}/csv_sum.test.js`)).toBe(false)
+      const shown = yield* Effect.flip(approvals.tested(record))
+      expect(shown._tag).toBe("ApprovalCorrupt")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("keeps the tested copy read-only, named by its SHA-256, once per content; the review reads it", () =>
+    Effect.gen(function*() {
+      const { approvals, codePath, config, create } = yield* setup
+      const record = yield* create
+      const again = yield* approvals.keepTested({ code: testedCode, tests: testedTests })
+      expect(again).toEqual({ code_sha256: record.code_sha256, test_sha256: record.test_sha256 })
+      const file = `${config.state_dir}/pending_approvals/tested/${record.code_sha256}.js`
+      expect(createHash("sha256").update(readFileSync(file)).digest("hex")).toBe(record.code_sha256)
+      expect(statSync(file).mode & 0o777).toBe(0o444)
+      writeFileSync(codePath, "export function run() { return 'live' }\n")
+      const copy = yield* approvals.tested(record)
+      expect(copy).toEqual({ code: testedCode, tests: testedTests, codePath: file, testPath: `${config.state_dir}/pending_approvals/tested/${record.test_sha256}.js` })
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("refuses to file or promote a record whose tested copy is missing, saying to rerun the tests", () =>
+    Effect.gen(function*() {
+      const { approvals, codePath, testPath } = yield* setup
+      const missing = { code_sha256: "0".repeat(64), test_sha256: "1".repeat(64) }
+      const refused = yield* Effect.flip(
+        approvals.create({ skillName: "csv_sum", metadata, codePath, testPath, testReport: passing, tested: missing, taskId: null })
+      )
+      expect(refused._tag).toBe("PromotionRefused")
+      expect(refused.message).toContain("is missing; rerun its tests")
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("names unknown and damaged records", () =>

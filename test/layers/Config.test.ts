@@ -1,8 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Option } from "effect"
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs"
-import { defaultConfig } from "../../src/core/config.ts"
-import { AppConfig, AppConfigFrom, loadConfig } from "../../src/layers/Config.ts"
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { defaultConfig, describeSource } from "../../src/core/config.ts"
+import { AppConfig, AppConfigFrom, configInside, loadConfig } from "../../src/layers/Config.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
 
 const load = (env: Record<string, string>, configPath?: string) =>
@@ -77,6 +78,38 @@ describe("config loading", () => {
       expect(json.config.allowed_paths).toEqual(["/a/**", "/b"])
     }).pipe(Effect.provide(TestPlatform)))
 
+  it.scoped("puts audit.path and skills.agent_dir under state_dir when only state_dir is set (file or env)", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      mkdirSync(`${home}/proj`)
+      writeJson(`${home}/proj/c.json`, { state_dir: "./state" })
+      const fromFile = yield* load({ HOME: home }, `${home}/proj/c.json`)
+      expect(fromFile.config.audit.path).toBe(`${home}/proj/state/audit.jsonl`)
+      expect(fromFile.config.skills.agent_dir).toBe(`${home}/proj/state/drafts`)
+      expect(fromFile.sources.get("audit.path")).toEqual({ _tag: "follows", key: "state_dir" })
+      expect(describeSource(fromFile.sources.get("skills.agent_dir") ?? { _tag: "default" })).toBe("default (follows state_dir)")
+
+      const fromEnv = yield* load({ HOME: home, LUALLM_AGENT_STATE_DIR: "/srv/agent/" })
+      expect(fromEnv.config.audit.path).toBe("/srv/agent/audit.jsonl")
+      expect(fromEnv.config.skills.agent_dir).toBe("/srv/agent/drafts")
+
+      // Without state_dir they stay plain defaults, under the default state dir.
+      const plain = yield* load({ HOME: home })
+      expect(plain.config.skills.agent_dir).toBe(`${home}/.local/state/luallm-agent/drafts`)
+      expect(plain.sources.get("audit.path")).toBeUndefined()
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("keeps an explicitly set audit.path or skills.agent_dir when state_dir is set too", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      writeJson(`${home}/c.json`, { state_dir: "/srv/state", audit: { path: "/var/log/agent.jsonl" } })
+      const app = yield* load({ HOME: home, LUALLM_AGENT_SKILLS_AGENT_DIR: "/srv/drafts" }, `${home}/c.json`)
+      expect(app.config.audit.path).toBe("/var/log/agent.jsonl")
+      expect(app.config.skills.agent_dir).toBe("/srv/drafts")
+      expect(app.sources.get("audit.path")).toEqual({ _tag: "file", file: `${home}/c.json` })
+      expect(app.sources.get("skills.agent_dir")).toEqual({ _tag: "env", variable: "LUALLM_AGENT_SKILLS_AGENT_DIR" })
+    }).pipe(Effect.provide(TestPlatform)))
+
   it.scoped("resolves relative paths in a file against the file's directory, and ~ against $HOME", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
@@ -119,7 +152,7 @@ describe("config validation errors", () => {
       expect(error._tag).toBe("ConfigInvalid")
       if (error._tag !== "ConfigInvalid") return
       expect(error.issues.map((i) => i.key).sort()).toEqual([
-        "allowed_paths.1",
+        "allowed_paths[1]",
         "approval_tiers.task_confirmation",
         "audit.max_files",
         "audit.max_size_mb",
@@ -177,6 +210,51 @@ describe("config validation errors", () => {
       expect(error.message).toContain(`${home}/nope.json (given by $LUALLM_AGENT_CONFIG) does not exist`)
       const viaFlag = yield* Effect.flip(load({ HOME: home }, `${home}/missing.json`))
       expect(viaFlag.message).toContain("given by --config")
+    }).pipe(Effect.provide(TestPlatform)))
+})
+
+describe("settings from an embedding app", () => {
+  const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+  it.scoped("lays the app's settings over the defaults, the file and the environment, and says they are the app's", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const file = `${home}/c.json`
+      writeJson(file, { limits: { max_task_steps: 7, max_plan_retries: 1 } })
+      const settings = { limits: { max_task_steps: 5 }, llm: { base_url: "http://127.0.0.1:9", api_key: "k" }, state_dir: "app-state" }
+      const app = yield* loadConfig({ configPath: file, settings }).pipe(
+        withEnv({ HOME: home, LUALLM_AGENT_LIMITS_MAX_TASK_STEPS: "9", LUALLM_AGENT_LLM_BASE_URL: "http://127.0.0.1:8" })
+      )
+      expect(app.config.limits.max_task_steps).toBe(5)
+      expect(app.config.limits.max_plan_retries).toBe(1)
+      expect(app.config.llm).toMatchObject({ base_url: "http://127.0.0.1:9", api_key: "k", constrained: "auto" }) // the other llm keys keep their defaults
+      expect(app.config.state_dir).toBe(join(process.cwd(), "app-state"))
+      expect(app.sources.get("limits.max_task_steps")).toEqual({ _tag: "app" })
+      expect(app.sources.get("limits.max_plan_retries")).toEqual({ _tag: "file", file })
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("names the key and the app's settings for a bad value, and refuses settings that are not an object", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const bad = yield* Effect.flip(loadConfig({ settings: { limits: { max_task_steps: "ten" }, skills: { alowed_dir: "/x" } } }).pipe(withEnv({ HOME: home })))
+      expect(bad._tag).toBe("ConfigInvalid")
+      expect(bad.message).toContain(`limits.max_task_steps: expected a positive integer, got "ten" (from the app's settings)`)
+      expect(bad.message).toContain("skills.alowed_dir: unknown key")
+      const notObject = yield* Effect.flip(loadConfig({ settings: "/etc/agent.json" }).pipe(withEnv({ HOME: home })))
+      expect(notObject._tag).toBe("ConfigInvalid")
+      expect(notObject.message).toContain(`(settings): expected an object with a config file's keys, got "/etc/agent.json" (from the app's settings)`)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("finds the shipped skills in the package itself, whatever the working directory", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const shipped = join(import.meta.dirname, "..", "..", "skills")
+      const app = yield* loadConfig({}).pipe(withEnv({ HOME: home }))
+      expect(app.config.skills.builtin_dir).toBe(shipped)
+      expect(existsSync(join(shipped, "read_file.js"))).toBe(true)
+      const inside = configInside(home)
+      expect(inside.skills).toEqual({ allowed_dir: `${home}/skills`, agent_dir: `${home}/drafts`, builtin_dir: shipped })
+      expect(configInside(home, { builtinSkillsDir: "/opt/mine" }).skills.builtin_dir).toBe("/opt/mine")
     }).pipe(Effect.provide(TestPlatform)))
 })
 

@@ -1,41 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { NodeHttpClient } from "@effect/platform-node"
-import { Chunk, Context, Effect, Layer, Stream } from "effect"
+import { Chunk, Effect, Stream } from "effect"
 import { writeFileSync } from "node:fs"
-import { type AgentConfig, defaultConfig } from "../../src/core/config.ts"
-import { AppConfigFrom } from "../../src/layers/Config.ts"
-import { type CompletionRequest, Llm, LlmLive, type StreamPart } from "../../src/layers/Llm.ts"
-import { LuallmLive } from "../../src/layers/Luallm.ts"
+import type { AgentConfig } from "../../src/core/config.ts"
+import type { CompletionRequest, StreamPart } from "../../src/layers/Llm.ts"
+import { configFor, liveLlm } from "../support/liveLlm.ts"
 import { Behaviour, openAiServer } from "../support/openaiServer.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
-
-const configFor = (
-  dir: string,
-  llm: Partial<AgentConfig["llm"]>,
-  change: (config: AgentConfig) => AgentConfig = (c) => c
-): AgentConfig => {
-  const config = defaultConfig({ home: dir, cwd: dir, builtinSkillsDir: `${dir}/skills` })
-  return change({
-    ...config,
-    // No luallm here: discovery must not be needed unless a test sets up a state file.
-    luallm: { ...config.luallm, binary: `${dir}/no-luallm`, state_file: `${dir}/state.json` },
-    llm: { base_url: null, api_key: null, ...llm },
-    limits: { ...config.limits, llm_timeout_seconds: 1 }
-  })
-}
-
-/** The Live layer as the CLI builds it, over real HTTP, kept for the test's scope. */
-const liveLlm = (config: AgentConfig) =>
-  Effect.map(
-    Layer.build(
-      LlmLive.pipe(
-        Layer.provide(LuallmLive),
-        Layer.provide(AppConfigFrom(config)),
-        Layer.provide(Layer.merge(NodeHttpClient.layer, TestPlatform))
-      )
-    ),
-    Context.get(Llm)
-  )
 
 /** An Llm talking to a fresh loopback server at `base` (as a function of its URL). */
 const setup = (
@@ -56,8 +26,7 @@ const ask = (model: string, text = "hello there"): CompletionRequest => ({
   temperature: 0.2
 })
 
-const chatRequests = (server: { received: () => ReadonlyArray<{ path: string }> }) =>
-  server.received().filter((r) => r.path === "/v1/chat/completions").length
+const chatRequests = (server: { chats: () => ReadonlyArray<unknown> }) => server.chats().length
 
 describe("Llm Live over HTTP", () => {
   it.scopedLive("returns the answer with the model, token usage and latency", () =>
@@ -69,12 +38,9 @@ describe("Llm Live over HTTP", () => {
       expect(result.usage).toEqual({ prompt_tokens: 4, completion_tokens: 4 })
       expect(result.latency_ms).toBeGreaterThanOrEqual(0)
       expect(result.notes).toEqual([])
-      expect(server.received()).toEqual([{
-        method: "POST",
-        path: "/v1/chat/completions",
-        authorization: undefined,
-        body: ask("test-model")
-      }])
+      expect(server.chats().map((r) => r.body)).toEqual([
+        { ...ask("test-model"), stream: true, stream_options: { include_usage: true } }
+      ])
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scopedLive("accepts the base URL as http://host:port/v1 and with a trailing slash", () =>
@@ -89,7 +55,7 @@ describe("Llm Live over HTTP", () => {
     Effect.gen(function*() {
       const { server, llm } = yield* setup(undefined, { apiKey: "sk-local" }, { api_key: "sk-local" })
       yield* llm.complete(ask("test-model"))
-      expect(server.received()[0]?.authorization).toBe("Bearer sk-local")
+      expect(server.chats()[0]?.authorization).toBe("Bearer sk-local")
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scopedLive("fails a 401 with LlmHttpError pointing at llm.api_key, without retrying", () =>
@@ -136,7 +102,7 @@ describe("Llm Live over HTTP", () => {
       const { server, llm } = yield* setup(undefined, { slowMs: 5_000 })
       const error = yield* Effect.flip(llm.complete(ask(Behaviour.slow)))
       expect(error._tag).toBe("LlmTimeout")
-      expect(error.message).toContain(`The LLM at ${server.url}/v1/chat/completions did not answer within 1s (limits.llm_timeout_seconds).`)
+      expect(error.message).toContain(`The LLM at ${server.url}/v1/chat/completions sent nothing for 1s (limits.llm_timeout_seconds, the longest silence allowed).`)
       expect(chatRequests(server)).toBe(1)
     }).pipe(Effect.provide(TestPlatform)))
 
@@ -192,7 +158,7 @@ describe("Llm Live over HTTP", () => {
       const { llm } = yield* setup()
       const error = yield* Effect.flip(llm.complete(ask(Behaviour.wrongShape)))
       expect(error._tag).toBe("LlmBadResponse")
-      expect(error.message).toContain("answered, but its body is not a chat completion (choices.0: is missing)")
+      expect(error.message).toContain("answered, but its body is not a chat completion (choices[0]: is missing)")
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scopedLive("streams the answer as deltas, then the same result with usage", () =>
@@ -208,9 +174,12 @@ describe("Llm Live over HTTP", () => {
         model: "test-model",
         usage: { prompt_tokens: 4, completion_tokens: 4 },
         latency_ms: 0,
-        notes: []
+        notes: [],
+        timings: null,
+        constrained: false,
+        endpoint: server.url
       })
-      expect(server.received()[0]?.body).toMatchObject({ stream: true, stream_options: { include_usage: true } })
+      expect(server.chats()[0]?.body).toMatchObject({ stream: true, stream_options: { include_usage: true } })
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scopedLive("fails a stream the server refuses with the same tagged error", () =>

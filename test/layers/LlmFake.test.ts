@@ -13,7 +13,7 @@ describe("LlmFake", () => {
       const llm = yield* Llm
       const first = yield* llm.complete(ask("one"))
       const second = yield* llm.complete(ask("two"))
-      expect(first).toEqual({ content: "first", model: "fake-model", usage: { prompt_tokens: 0, completion_tokens: 0 }, latency_ms: 0, notes: [] })
+      expect(first).toEqual({ content: "first", model: "fake-model", usage: { prompt_tokens: 0, completion_tokens: 0 }, latency_ms: 0, notes: [], timings: null, constrained: false, endpoint: "scripted fake" })
       expect(second.content).toBe("second")
       expect(second.usage).toEqual({ prompt_tokens: 10, completion_tokens: 2 })
     }).pipe(Effect.provide(LlmFake([FakeReply.content("first"), FakeReply.content("second", { usage: { prompt_tokens: 10, completion_tokens: 2 } })]))))
@@ -38,7 +38,7 @@ describe("LlmFake", () => {
       expect(error).toBeInstanceOf(LlmHttpError)
       expect(error.message).toContain("answered HTTP 503")
     }).pipe(
-      Effect.provide(LlmFake([FakeReply.fail(new LlmHttpError({ url: "http://fake", status: 503, body: "loading", attempts: 1 }))]))
+      Effect.provide(LlmFake([FakeReply.fail(new LlmHttpError({ url: "http://fake", status: 503, body: "loading", attempts: 1, retryAfter: null }))]))
     ))
 
   it.effect("waits the scripted delay on the Effect clock and reports it as latency", () =>

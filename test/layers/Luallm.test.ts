@@ -138,8 +138,9 @@ describe("luallm discovery", () => {
   it.scoped("with llm.base_url set, serves every model from it without asking luallm", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
+      const base = configIn(dir)
       const config = configIn(dir, withLuallm({ binary: `${dir}/missing`, state_file: `${dir}/missing.json` }, {
-        llm: { base_url: "http://127.0.0.1:1234/v1/", api_key: null }
+        llm: { ...base.llm, base_url: "http://127.0.0.1:1234/v1/" }
       }))
       expect(yield* (yield* liveLuallm(config)).endpoint("anything")).toBe("http://127.0.0.1:1234")
     }).pipe(Effect.provide(TestPlatform)))

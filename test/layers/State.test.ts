@@ -31,6 +31,7 @@ describe("file store: journal", () => {
         test_path: "/d/csv_sum.test.js",
         feedback: null,
         test_report: { total: 1, passed: 1, failed: 0, results: [{ name: "sums", status: "pass", error: null, duration_ms: 3 }] },
+        tested: { code_sha256: "a".repeat(64), test_sha256: "b".repeat(64) },
         approval_id: "ap-1"
       },
       paused: { reason: "approval", message: "waits", next_command: "luallm-agent resume --task 5f0c2d4e" },

@@ -6,14 +6,14 @@
  * its task for as long as the test wants: its skill waits for a release file (no timing).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
+import { Effect } from "effect"
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
-import { cliBin, prepareWorkspace, type ScriptedTask, type Workspace } from "../../scripts/soak.ts"
+import { prepareWorkspace, type ScriptedTask, type Workspace } from "../../scripts/soak.ts"
 import { Audit, AuditTest } from "../../src/layers/Audit.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
 import { makeFileStateStore } from "../../src/layers/store/fileState.ts"
 import { runCli } from "../support/cli.ts"
+import { exited, startCli, waitUntil } from "../support/cliProcess.ts"
 import { postgresForSuite, postgresMissing } from "../support/postgresSuite.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
 
@@ -70,25 +70,6 @@ const setUp = (store: string) =>
   })
 
 const cli = (ws: Workspace, args: ReadonlyArray<string>) => runCli([...ws.globalArgs, ...args], { env: { HOME: ws.dir }, timeoutMs: 60_000 })
-
-const startCli = (ws: Workspace, args: ReadonlyArray<string>): ChildProcess =>
-  spawn(process.execPath, [cliBin, ...ws.globalArgs, ...args], { env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: ws.dir, NO_COLOR: "1" }, stdio: "ignore" })
-
-const exited = (child: ChildProcess) =>
-  Effect.async<number | null>((resume) => {
-    if (child.exitCode !== null) return resume(Effect.succeed(child.exitCode))
-    child.once("exit", (code) => resume(Effect.succeed(code)))
-  })
-
-/** Polls `ready` until it holds; a generous limit turns a stuck process into a failure, not a hang. */
-const waitUntil = <A>(what: string, ready: () => A | undefined) =>
-  Effect.suspend(() => {
-    const value = ready()
-    return value === undefined ? Effect.fail(what) : Effect.succeed(value)
-  }).pipe(
-    Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("40 seconds"))),
-    Effect.orDieWith((what) => new Error(`timed out waiting until ${what}`))
-  )
 
 interface Listed {
   readonly id: string

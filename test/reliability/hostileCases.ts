@@ -48,8 +48,8 @@ const say = { id: "say", action: "llm_call", prompt_template: "The sum is {sum}.
 const goodPlan = plan([sum, say])
 
 const sumPrompt = "Add 2 and 3 and say the sum in words."
-/** Only the first planning request: a retry carries the errors on more lines. */
-const firstPlanRequest = /^Request: [^\n]*$/
+/** Only the first planning request: a retry carries the errors. */
+const firstPlanRequest = /^(?![\s\S]*previous plan was rejected)Job: plan/
 const sayFive = FakeReply.content("five", { when: "The sum is 5" })
 
 /** A hostile first plan, then the good plan once the errors were sent back. */

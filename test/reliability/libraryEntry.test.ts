@@ -1,7 +1,9 @@
 /**
  * The library entry is enough to embed the agent: everything below comes from the package's
- * own name, nothing from src/ paths. package.json `exports` sends TypeScript-aware tools and
- * Deno to src/index.ts, and plain Node's `import` to dist/index.js (built by `prepare`).
+ * own name, nothing from src/ paths. package.json `exports` gives runtimes dist/index.js (built
+ * by `prepare` and the tests' global setup) and TypeScript dist/types; in this repository tsc
+ * reads the sources instead (tsconfig `paths`). test/reliability/packInstall.test.ts checks the
+ * same from a tarball installed into an app.
  */
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"

@@ -26,6 +26,7 @@ const soak = (store: Effect.Effect<string>) =>
   }).pipe(Effect.provide(TestPlatform))
 
 describe("crash-safety soak", () => {
+  // A time budget for a dozen CLI processes, each starting its sandbox worker threads.
   it.scopedLive("file store: a task killed with SIGKILL at 5+ random points resumes to the uninterrupted result, losing and duplicating nothing", () =>
     soak(Effect.succeed("file")), 120_000)
 

@@ -1,8 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { runCli } from "../support/cli.ts"
+import { runCli, runCliAsync } from "../support/cli.ts"
+import { openAiServer } from "../support/openaiServer.ts"
 
 const freshHome = () => mkdtempSync(join(tmpdir(), "luallm-agent-home-"))
 
@@ -17,6 +19,20 @@ describe("luallm-agent doctor", () => {
     expect(run.stdout).toContain("fix: Install luallm")
     expect(`${run.stdout}${run.stderr}`).not.toMatch(/\n\s+at /)
   })
+
+  it.scopedLive("checks each endpoint of llm.endpoints: kind, models, context and slots, or why it failed", () =>
+    Effect.gen(function*() {
+      const home = freshHome()
+      const llama = yield* openAiServer({ kind: "llama-server", models: ["qwen2.5-7b"], contextTokens: 8192, slots: 4 })
+      const closed = yield* Effect.scoped(openAiServer())
+      const run = yield* Effect.promise(() =>
+        runCliAsync(["doctor"], { env: { HOME: home, LUALLM_AGENT_LLM_ENDPOINTS: JSON.stringify([llama.url, closed.url]) }, cwd: home })
+      )
+      expect(run.stdout).toContain(`✓ LLM endpoint ${llama.url}: llama-server, serves qwen2.5-7b, context 8192 tokens, 4 slots`)
+      expect(run.stdout).toMatch(new RegExp(`✗ LLM endpoint ${closed.url}: Could not reach the LLM at ${closed.url}/props: connect ECONNREFUSED`))
+      expect(run.stdout).toContain("✓ models running: qwen2.5-7b")
+      expect(run.code).toBe(1)
+    }))
 
   it("reports an invalid config file as a failed check naming the key and the file", () => {
     const home = freshHome()
@@ -45,6 +61,14 @@ describe("luallm-agent config", () => {
     expect(run.code).toBe(0)
     expect(run.stdout).toContain("limits.max_task_steps = 12  ($LUALLM_AGENT_LIMITS_MAX_TASK_STEPS)")
     expect(run.stdout).toContain("limits.max_plan_retries = 3  (default)")
+  })
+
+  it("says that audit.path and skills.agent_dir follow a state_dir that was set", () => {
+    const home = freshHome()
+    const run = runCli(["config"], { env: { HOME: home, LUALLM_AGENT_STATE_DIR: join(home, "state") }, cwd: home })
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain(`audit.path = "${join(home, "state", "audit.jsonl")}"  (default (follows state_dir))`)
+    expect(run.stdout).toContain(`skills.agent_dir = "${join(home, "state", "drafts")}"  (default (follows state_dir))`)
   })
 
   it("exits non-zero with one clear message for a config file that does not exist", () => {

@@ -1,18 +1,21 @@
 /**
  * Every tagged error the CLI can meet, rendered the way a user sees it: one line starting with
  * `error: `, the facts the user gave (path, model, skill…), what to do next, no stack trace,
- * and the exit code. A `Data.TaggedError` added anywhere in src without a row here fails the
- * completeness test at the bottom.
+ * and the exit code. A `Data.TaggedError` (or `Schema.TaggedError`) added anywhere in src without
+ * a row here fails the completeness test at the bottom.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
+import { NodeAnswerInvalid } from "../../src/agent/execution.ts"
 import { NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
+import { AgentClosed, ApprovalCallbackFailed } from "../../src/createAgent.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
 import { fromJson } from "../../src/core/graph.ts"
+import { MAX_JSON_DEPTH } from "../../src/core/jsonText.ts"
 import { SinceInvalid } from "../../src/core/stats.ts"
 import { newTask } from "../../src/core/task.ts"
 import { Event, transition } from "../../src/core/taskMachine.ts"
@@ -26,8 +29,17 @@ import {
 } from "../../src/layers/Approvals.ts"
 import { AuditReadError, AuditWriteError } from "../../src/layers/Audit.ts"
 import { ConfigFileNotFound, ConfigFileUnreadable, ConfigInvalid } from "../../src/layers/Config.ts"
-import { LlmBadResponse, LlmHttpError, LlmScriptExhausted, LlmTimeout, LlmUnreachable } from "../../src/layers/Llm.ts"
-import { CassetteInvalid, CassetteMismatch, CassetteWriteError, LlmSpecInvalid } from "../../src/layers/LlmCassette.ts"
+import {
+  LlmBadResponse,
+  LlmContextOverflow,
+  LlmHttpError,
+  LlmScriptExhausted,
+  LlmSpecInvalid,
+  LlmTimeout,
+  LlmUnreachable,
+  TaskTokenBudgetExceeded
+} from "../../src/layers/Llm.ts"
+import { CassetteInvalid, CassetteMismatch, CassetteWriteError } from "../../src/layers/llm/cassette.ts"
 import {
   LuallmCommandFailed,
   LuallmNotFound,
@@ -41,16 +53,19 @@ import {
   CapabilityDenied,
   CommandNotAllowed,
   FunctionNotExported,
+  NotARegularFile,
   OutputTooLarge,
   PathNotAllowed,
   ResultNotJson,
   SandboxCrashed,
+  SandboxWorkerMissing,
   SkillMemoryExceeded,
   SkillStalled,
   SkillThrew,
   SkillTimeout,
   TooManyHandles,
-  UndeclaredDependency
+  UndeclaredDependency,
+  WriteLimitExceeded
 } from "../../src/layers/sandbox/errors.ts"
 import { RunNotDeclared, TestFileMissing } from "../../src/layers/SkillRunner.ts"
 import {
@@ -93,9 +108,13 @@ const STATE_DIR = "/home/ada/.local/state/luallm-agent"
 const PG_URL = "postgres://agent:***@db.internal:5432/agent"
 const DRAFT = "/home/ada/.local/state/luallm-agent/drafts/csv_sum.js"
 const request = (user: string) => ({
-  model: "qwen2.5-7b-instruct",
-  messages: [{ role: "system" as const, content: "You plan." }, { role: "user" as const, content: user }],
-  temperature: 0.2
+  method: "POST",
+  url: "http://127.0.0.1:8080/v1/chat/completions",
+  body: {
+    model: "qwen2.5-7b-instruct",
+    messages: [{ role: "system" as const, content: "You plan." }, { role: "user" as const, content: user }],
+    temperature: 0.2
+  }
 })
 const metadata = { prompt: "p", created_at: "2026-01-01T00:00:00.000Z", model: "qwen2.5-7b-instruct" }
 
@@ -146,6 +165,12 @@ const rows: ReadonlyArray<Row> = [
     error: new DraftWriteError({ path: `${STATE_DIR}/drafts/csv_sum.js`, reason: "ENOSPC: no space left on device" }),
     facts: [`${STATE_DIR}/drafts/csv_sum.js`, "ENOSPC", "skills.agent_dir", "luallm-agent resume"]
   },
+  // The Promise facade (createAgent)
+  {
+    error: new ApprovalCallbackFailed({ skill: "csv_sum", approvalId: ID, reason: "it threw review service down" }),
+    facts: ["onApproval", "csv_sum", "3f2a9c1e", "review service down", "stays paused", "resume()"]
+  },
+  { error: new AgentClosed({ method: "run" }), facts: ["run()", "close()", "createAgent"] },
   // Config
   { error: new ConfigFileNotFound({ path: "/home/ada/agent.json", via: "--config" }), facts: ["/home/ada/agent.json", "--config"] },
   {
@@ -226,25 +251,34 @@ const rows: ReadonlyArray<Row> = [
     error: new LlmUnreachable({ url: "http://127.0.0.1:8080/v1/chat/completions", reason: "connect ECONNREFUSED 127.0.0.1:8080", attempts: 3, startCommand: "luallm start qwen" }),
     facts: ["http://127.0.0.1:8080/v1/chat/completions", "ECONNREFUSED", "3 attempts", "`luallm start qwen`"]
   },
-  { error: new LlmTimeout({ url: "http://127.0.0.1:8080/v1/chat/completions", seconds: 120 }), facts: ["http://127.0.0.1:8080", "120s", "limits.llm_timeout_seconds"] },
-  { variant: "401", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 401, body: "invalid api key", attempts: 1 }), facts: ["HTTP 401", "invalid api key", "llm.api_key"] },
-  { variant: "404", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/v1/chat/completions", status: 404, body: "", attempts: 1 }), facts: ["HTTP 404", "/v1/v1/", "llm.base_url"] },
-  { variant: "400", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 400, body: "the request exceeds the available context size", attempts: 1 }), facts: ["HTTP 400", "context size"] },
-  { variant: "500", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 500, body: "CUDA out of memory", attempts: 3 }), facts: ["HTTP 500", "3 attempts", "CUDA out of memory"] },
+  { variant: "idle", error: new LlmTimeout({ url: "http://127.0.0.1:8080/v1/chat/completions", limit: "idle", seconds: 120 }), facts: ["http://127.0.0.1:8080", "nothing for 120s", "limits.llm_timeout_seconds"] },
+  { variant: "total", error: new LlmTimeout({ url: "http://127.0.0.1:8080/v1/chat/completions", limit: "total", seconds: 1800 }), facts: ["http://127.0.0.1:8080", "1800s", "limits.llm_call_max_seconds"] },
+  { variant: "401", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 401, body: "invalid api key", attempts: 1, retryAfter: null }), facts: ["HTTP 401", "invalid api key", "llm.api_key"] },
+  { variant: "404", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/v1/chat/completions", status: 404, body: "", attempts: 1, retryAfter: null }), facts: ["HTTP 404", "/v1/v1/", "llm.base_url"] },
+  { variant: "400", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 400, body: "the request exceeds the available context size", attempts: 1, retryAfter: null }), facts: ["HTTP 400", "context size", "llm.context_tokens"] },
+  { variant: "429", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 429, body: "too many requests", attempts: 4, retryAfter: 20 }), facts: ["HTTP 429", "4 attempts", "busy or rate-limiting", "wait 20s", "llm.max_retries"] },
+  { variant: "503", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 503, body: "Loading model", attempts: 4, retryAfter: null }), facts: ["HTTP 503", "loading its model", "llm.retry_max_seconds"] },
+  { variant: "500", error: new LlmHttpError({ url: "http://127.0.0.1:8080/v1/chat/completions", status: 500, body: "CUDA out of memory", attempts: 3, retryAfter: null }), facts: ["HTTP 500", "3 attempts", "CUDA out of memory"] },
   { error: new LlmBadResponse({ url: "http://127.0.0.1:8080/v1/chat/completions", problem: "its body is not JSON", excerpt: "<html>502 Bad Gateway</html>" }), facts: ["http://127.0.0.1:8080", "not JSON", "502 Bad Gateway", "llm.base_url"] },
   { error: new LlmScriptExhausted({ request: 4, model: "fake", lastUserMessage: "Write the skill csv_sum", scripted: 3 }), facts: ["#4", "fake", "csv_sum", "3 replies"] },
+  {
+    error: new LlmContextOverflow({ model: "qwen2.5-7b-instruct", purpose: "plan", promptTokens: 9000, exact: true, answerTokens: 1024, contextTokens: 8192, shortened: ["the skill catalogue cut to names and one line each"] }),
+    facts: ["9000 tokens", "1024", "8192-token context", "qwen2.5-7b-instruct", "skill catalogue", "llm.context_tokens"]
+  },
+  { error: new TaskTokenBudgetExceeded({ used: 998_000, next: 6_000, limit: 1_000_000, purpose: "node" }), facts: ["998000", "6000", "limits.max_task_tokens", "1000000", "resume"] },
+  { error: new NodeAnswerInvalid({ node: "totals", problems: ["answer.total: is missing"] }), facts: ["totals", "output_schema", "answer.total: is missing", "max_retries"] },
   // Cassettes
   {
     variant: "different request",
     error: new CassetteMismatch({ cassette: "test/fixtures/demo.jsonl", request: 2, expected: request("Sum the sales"), actual: request("Sum the costs"), recorded: 5 }),
-    facts: ["#2", "test/fixtures/demo.jsonl", "--llm record:test/fixtures/demo.jsonl"]
+    facts: ["#2", "test/fixtures/demo.jsonl", "Sum the sales", "Sum the costs", "--llm record:test/fixtures/demo.jsonl"]
   },
   {
     variant: "past the end",
     error: new CassetteMismatch({ cassette: "test/fixtures/demo.jsonl", request: 6, expected: null, actual: request("One more"), recorded: 5 }),
-    facts: ["#6", "qwen2.5-7b-instruct", "5 recorded", "--llm record:test/fixtures/demo.jsonl"]
+    facts: ["#6", "POST /v1/chat/completions", "qwen2.5-7b-instruct", "5 recorded", "--llm record:test/fixtures/demo.jsonl"]
   },
-  { error: new CassetteInvalid({ path: "test/fixtures/demo.jsonl", line: 3, reason: "response.content is missing" }), facts: ["test/fixtures/demo.jsonl", "line 3", "response.content"] },
+  { error: new CassetteInvalid({ path: "test/fixtures/demo.jsonl", line: 3, reason: "response.body is missing" }), facts: ["test/fixtures/demo.jsonl", "line 3", "response.body"] },
   { error: new CassetteWriteError({ path: "/readonly/demo.jsonl", reason: "EACCES: permission denied" }), facts: ["/readonly/demo.jsonl", "EACCES"] },
   { error: new LlmSpecInvalid({ spec: "replay" }), facts: [`"replay"`, "replay:<cassette.jsonl>"] },
   // Approvals
@@ -269,6 +303,22 @@ const rows: ReadonlyArray<Row> = [
   { variant: "not declared", error: pathRefusal("not_declared", ["~/reports/*.md"]), facts: ["csv_sum", "/home/ada/secrets.txt", "~/reports/*.md"] },
   { variant: "not allowed", error: pathRefusal("not_allowed", ["~/data/**"]), facts: ["csv_sum", "/home/ada/secrets.txt", "~/data/**", "allowed_paths"] },
   { variant: "symlink escape", error: pathRefusal("symlink_escape", ["~/reports/**"]), facts: ["csv_sum", "/home/ada/secrets.txt", "symlink"] },
+  { variant: "system", error: pathRefusal("system", ["/proc"]), facts: ["csv_sum", "/home/ada/secrets.txt", "/proc", "allowed_paths"] },
+  { variant: "swapped", error: pathRefusal("swapped", ["~/reports/**"]), facts: ["csv_sum", "/home/ada/secrets.txt", "~/reports/**", "replaced by a symlink"] },
+  { variant: "recursion uncovered", error: pathRefusal("recursion_uncovered", ["~/reports/*"]), facts: ["csv_sum", "/home/ada/secrets.txt", "~/reports/*", "dir/**"] },
+  {
+    variant: "recursion protected",
+    error: pathRefusal("recursion_protected", ["the config file (./luallm-agent.json) (/home/ada/luallm-agent.json)"]),
+    facts: ["csv_sum", "/home/ada/secrets.txt", "/home/ada/luallm-agent.json"]
+  },
+  {
+    error: new NotARegularFile({ skill: "csv_sum", operation: "fs.readFile", path: "~/data/pipe", resolved: "/home/ada/data/pipe", kind: "FIFO" }),
+    facts: ["csv_sum", "fs.readFile", "~/data/pipe", "/home/ada/data/pipe", "FIFO", "regular file"]
+  },
+  {
+    error: new WriteLimitExceeded({ skill: "csv_sum", operation: "fs.appendFile", path: "~/data/huge.bin", attempted: 4_294_967_297, limit: 268_435_456 }),
+    facts: ["csv_sum", "fs.appendFile", "~/data/huge.bin", "4294967297", "268435456"]
+  },
   { error: new UndeclaredDependency({ skill: "csv_sum", requested: `require("child_process")`, declared: [] }), facts: ["csv_sum", `require("child_process")`, "dependencies"] },
   { error: new SkillTimeout({ skill: "csv_sum", seconds: 30 }), facts: ["csv_sum", "30 s", "limits.skill_timeout_seconds"] },
   { variant: "heap", error: new SkillMemoryExceeded({ skill: "csv_sum", kind: "heap", limit: 64 }), facts: ["csv_sum", "64 MB", "limits.skill_memory_mb"] },
@@ -284,6 +334,7 @@ const rows: ReadonlyArray<Row> = [
   { error: new FunctionNotExported({ skill: "csv_sum", function: "run", exported: ["main"] }), facts: ["csv_sum", "run", "main"] },
   { error: new SkillStalled({ skill: "csv_sum", function: "run" }), facts: ["csv_sum", "run"] },
   { error: new SandboxCrashed({ skill: "csv_sum", reason: "the QuickJS engine did not load (out of memory)" }), facts: ["csv_sum", "QuickJS engine did not load"] },
+  { error: new SandboxWorkerMissing({ script: "/opt/luallm-agent/dist/sandboxWorker.cjs" }), facts: ["/opt/luallm-agent/dist/sandboxWorker.cjs", "`npm run build`"] },
   { error: new TestFileFailed({ skill: "csv_sum", file: DRAFT.replace(".js", ".test.js"), reason: "it registers 150 tests, more than the 100 allowed." }), facts: ["csv_sum", "csv_sum.test.js", "150 tests", "luallm-agent skills test csv_sum"] },
   // SkillRunner
   { error: new TestFileMissing({ skill: "csv_sum", file: "/home/ada/skills/csv_sum.test.js" }), facts: ["csv_sum", "/home/ada/skills/csv_sum.test.js"] },
@@ -341,7 +392,98 @@ describe("every failure message", () => {
 })
 
 // ---------------------------------------------------------------------------------------------
-// Completeness: every `Data.TaggedError` class in src has a row (or a reason above why not).
+// JSON from outside: however deep it nests, one clear line and never a stack.
+
+describe("deeply nested JSON from outside", () => {
+  const freshHome = () => mkdtempSync(join(tmpdir(), "luallm-agent-home-"))
+  const oneClearLine = (run: { readonly stderr: string; readonly stdout: string }) => {
+    const lines = run.stderr.trim().split("\n")
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^error: /)
+    expect(lines[0]).toContain(`deeper than ${MAX_JSON_DEPTH} levels`)
+    expect(`${run.stdout}${run.stderr}`).not.toMatch(/RangeError|Maximum call stack|\n\s+at /)
+  }
+
+  it.each([
+    ["100000 opening brackets", "[".repeat(100_000)],
+    ["balanced arrays 60000 deep", `${"[".repeat(60_000)}${"]".repeat(60_000)}`],
+    ["objects 20000 deep", `{"a":${`{"a":`.repeat(20_000)}1${"}".repeat(20_001)}`]
+  ])("--args of %s is refused in one line with the usage exit code", (_, args) => {
+    const home = freshHome()
+    const run = runCli(["skills", "run", "read_file", "--args", args], { env: { HOME: home }, cwd: home })
+    expect(run.code).toBe(ExitCodes.usage)
+    oneClearLine(run)
+    expect(run.stderr).toContain("--args is not a JSON object")
+  })
+
+  it("a config file nested 100000 deep is named in one line", () => {
+    const home = freshHome()
+    writeFileSync(join(home, "luallm-agent.json"), `{"limits":${"[".repeat(100_000)}`)
+    const run = runCli(["config"], { env: { HOME: home }, cwd: home })
+    expect(run.code).toBe(ExitCodes.failure)
+    oneClearLine(run)
+    expect(run.stderr).toContain(join(home, "luallm-agent.json"))
+  })
+
+  it("an approval record nested 100000 deep is reported as damaged in one line", () => {
+    const home = freshHome()
+    const dir = join(home, "state", "pending_approvals")
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, `skill_csv_sum_${ID}.json`), `{"id":${"[".repeat(100_000)}${"]".repeat(100_000)}}`)
+    const run = runCli(["approvals", "list"], { env: { HOME: home, LUALLM_AGENT_STATE_DIR: join(home, "state") }, cwd: home })
+    expect(run.code).toBe(ExitCodes.failure)
+    oneClearLine(run)
+    expect(run.stderr).toContain(`skill_csv_sum_${ID}.json`)
+  })
+
+  it("a saved task nested 100000 deep is reported as damaged in one line", () => {
+    const home = freshHome()
+    const dir = join(home, "state")
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, "current_task.json"), `{"id":${"[".repeat(100_000)}`)
+    const run = runCli(["status"], { env: { HOME: home, LUALLM_AGENT_STATE_DIR: dir }, cwd: home })
+    expect(run.code).toBe(ExitCodes.failure)
+    oneClearLine(run)
+    expect(run.stderr).toContain(join(dir, "current_task.json"))
+  })
+
+  it("a luallm state file nested 100000 deep is a failed doctor check, not a stack", () => {
+    const home = freshHome()
+    writeFileSync(join(home, "state.json"), `{"servers":${"[".repeat(100_000)}`)
+    const env = { HOME: home, LUALLM_AGENT_LUALLM_BINARY: join(home, "no-luallm"), LUALLM_AGENT_LUALLM_STATE_FILE: join(home, "state.json") }
+    const run = runCli(["doctor"], { env, cwd: home })
+    expect(run.stdout).toContain(`${join(home, "state.json")} did not hold a valid luallm status: it nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`)
+    expect(`${run.stdout}${run.stderr}`).not.toMatch(/RangeError|Maximum call stack|\n\s+at /)
+  })
+
+  it("a cassette line nested 100000 deep is named by its line in one line", () => {
+    const home = freshHome()
+    const cassette = join(home, "deep.jsonl")
+    writeFileSync(cassette, `{"request":${"[".repeat(100_000)}\n`)
+    const run = runCli(["--llm", `replay:${cassette}`, "quick-prompt", "hi"], { env: { HOME: home }, cwd: home })
+    expect(run.code).toBe(ExitCodes.failure)
+    oneClearLine(run)
+    expect(run.stderr).toContain(`The cassette ${cassette}, line 1, cannot be replayed`)
+  })
+
+  it("an audit line nested 100000 deep is listed as not valid, never printed as a stack", () => {
+    const home = freshHome()
+    const audit = join(home, "audit.jsonl")
+    const deep = `{"ts":"2026-01-01T00:00:00.000Z","event":"e","task_id":null,"data":{"a":${"[".repeat(100_000)}${"]".repeat(100_000)}}}`
+    writeFileSync(audit, `${deep}\n`)
+    const env = { HOME: home, LUALLM_AGENT_AUDIT_PATH: audit }
+    const log = runCli(["log"], { env, cwd: home })
+    const stats = runCli(["stats"], { env, cwd: home })
+    expect([log.code, stats.code]).toEqual([0, 0])
+    expect(`${log.stdout}${log.stderr}`).toContain(`${audit}:1 is not a valid audit line`)
+    expect(`${stats.stdout}${stats.stderr}`).toContain(`not valid audit lines and were skipped (first: ${audit}:1)`)
+    for (const run of [log, stats]) expect(`${run.stdout}${run.stderr}`).not.toMatch(/RangeError|Maximum call stack|\n\s+at /)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Completeness: every `Data.TaggedError` or `Schema.TaggedError` class in src has a row (or a reason
+// above why not).
 
 const srcDir = join(import.meta.dirname, "..", "..", "src")
 const sourceFiles = (dir: string): Array<string> =>
@@ -356,24 +498,23 @@ interface Declared {
 }
 
 const declared: ReadonlyArray<Declared> = sourceFiles(srcDir).flatMap((file) =>
-  Array.from(readFileSync(file, "utf8").matchAll(/^(export\s+)?class\s+\w+\s+extends\s+Data\.TaggedError\("(\w+)"\)/gm), (match) => ({
-    tag: match[2] ?? "",
-    file: relative(srcDir, file),
-    exported: match[1] !== undefined
-  }))
+  Array.from(
+    readFileSync(file, "utf8").matchAll(/^(export\s+)?class\s+\w+\s+extends\s+(?:Data\.TaggedError\("(\w+)"\)|Schema\.TaggedError<\w+>\(\)\("(\w+)")/gm),
+    (match) => ({ tag: match[2] ?? match[3] ?? "", file: relative(srcDir, file), exported: match[1] !== undefined })
+  )
 )
 
 /** Classes a test cannot construct, and how they are covered instead. */
 const coveredElsewhere: Readonly<Record<string, string>> = {
   ExitWith: "renders as no message; tested above",
-  ArgsNotJson: "private to the skills command, which prints it itself; tested above through the CLI",
-  UnexpectedStatus: "private to Llm.ts, where every one becomes an LlmHttpError (tested in test/layers/Llm.test.ts)"
+  ArgsNotJson: "private to the skills command, which prints it itself; tested above through the CLI"
 }
 
 describe("the table of failure messages", () => {
   it("finds the tagged errors in src", () => {
     expect(declared.length).toBeGreaterThan(50)
     expect(declared.map((d) => d.tag)).toContain("ConfigInvalid")
+    expect(declared.map((d) => d.tag)).toContain("SkillTimeout")
   })
 
   it("has a row for every tagged error class in src", () => {

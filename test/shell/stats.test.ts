@@ -19,7 +19,15 @@ const writeLog = (home: string) => {
     line(3, "task.transition", { from: "planning", to: "skill_draft", reason: "r", step: 2 })
   ].join("\n") + "\n")
   writeFileSync(path, [
-    line(4, "llm.call", { purpose: "skill.draft", model: "m-a", node: null, duration_ms: 300, prompt_tokens: 20, completion_tokens: 7 }),
+    line(4, "llm.call", {
+      purpose: "skill.draft",
+      model: "m-a",
+      node: null,
+      duration_ms: 300,
+      prompt_tokens: 20,
+      completion_tokens: 7,
+      timings: { cache_n: 15, prompt_n: 5, predicted_n: 7, predicted_ms: 350 }
+    }),
     line(5, "approval.create", { id: "ap", skill: "word_count", tests: 3 }),
     line(6, "task.paused", { reason: "approval", next: "luallm-agent resume" }),
     "not json"
@@ -33,7 +41,9 @@ describe("luallm-agent stats", () => {
     const run = runCli(["stats"], { env: writeLog(home), cwd: home })
     expect(run.code).toBe(0)
     expect(run.stdout).toContain("LLM calls: 2, avg 200 ms, p95 300 ms; tokens: 30 prompt + 12 completion")
-    expect(run.stdout).toMatch(/m-a\s+2\s+0\s+200 ms\s+300 ms\s+30\s+12/)
+    expect(run.stdout).toMatch(/model\s+calls\s+failed\s+avg\s+p95\s+prompt tok\s+completion tok\s+cache hit\s+tok\/s/)
+    // The draft call's timings: 15 of 20 prompt tokens from the cache, 7 tokens in 0.35 s.
+    expect(run.stdout).toMatch(/m-a\s+2\s+0\s+200 ms\s+300 ms\s+30\s+12\s+75%\s+20\.0/)
     expect(run.stdout).toContain("Skill drafts: 1 started, 1 reached approval (100%); 0 reworks, 0.00 retries per skill")
     expect(run.stdout).toContain("Tasks: 1 (0 complete, 0 failed, 1 paused, 0 unfinished)")
     expect(run.stderr).toContain("1 line(s) of the audit log are not valid audit lines")

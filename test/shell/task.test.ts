@@ -6,7 +6,7 @@ import { runCli } from "../support/cli.ts"
 
 // Both tests use the demo's fixed directory, so they run in order in this one file.
 const demoDir = "/tmp/luallm-agent-demo"
-const cassette = `${process.cwd()}/test/fixtures/demo/cassette.jsonl`
+const cassette = `${process.cwd()}/demo/cassette.jsonl`
 const prompt = `How many words are in ${demoDir}/data/notes.txt? Tell me in one sentence.`
 const env = { HOME: tmpdir() }
 

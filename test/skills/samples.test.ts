@@ -17,10 +17,9 @@ import type { Json } from "../../src/core/config.ts"
 import { AuditMemory, AuditTest } from "../../src/layers/Audit.ts"
 import { type AgentConfig, AppConfigFrom, defaultConfig } from "../../src/layers/Config.ts"
 import { sandboxLayer } from "../../src/layers/Sandbox.ts"
-import { nodeSandboxHost } from "../../src/layers/sandbox/host.ts"
 import { type RunOptions, SkillRunner, SkillRunnerLive } from "../../src/layers/SkillRunner.ts"
 import { Skills, SkillsLive } from "../../src/layers/Skills.ts"
-import { builtinSkillsDir } from "../../src/shell/packageRoot.ts"
+import { builtinSkillsDir } from "../../src/packageRoot.ts"
 
 const root = realpathSync(mkdtempSync(join(tmpdir(), "luallm-samples-")))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -42,7 +41,7 @@ const config: AgentConfig = {
 
 const samplesLayer = SkillRunnerLive.pipe(
   Layer.provideMerge(SkillsLive),
-  Layer.provideMerge(sandboxLayer(nodeSandboxHost({ home: root, cwd: root }))),
+  Layer.provideMerge(sandboxLayer({ home: root, cwd: root })),
   Layer.provideMerge(AuditTest),
   Layer.provideMerge(AppConfigFrom(config, { home: root, cwd: root })),
   Layer.provideMerge(NodeContext.layer)
@@ -110,9 +109,9 @@ layer(samplesLayer, { timeout: 120_000 })("shipped sample skills", (it) => {
       Effect.gen(function*() {
         const report = yield* (yield* SkillRunner).runTests("shell_safe")
         const failed = report.results.filter((r) => r.status === "fail")
-        expect(failed.map((r) => r.name.split(" > ")[0])).toEqual(Array(4).fill("real commands (exec granted)"))
+        expect(failed.map((r) => r.name.split(" > ")[0])).toEqual(Array(7).fill("real commands (exec granted)"))
         for (const result of failed) expect(result.error).toContain("Refused exec by skill shell_safe: the approval tier (approval_tiers.skill_exec) did not grant it")
-        expect(report.passed).toBe(report.total - 4)
+        expect(report.passed).toBe(report.total - 7)
       }))
   })
 
@@ -295,7 +294,7 @@ layer(samplesLayer, { timeout: 120_000 })("shipped sample skills", (it) => {
       Effect.gen(function*() {
         const error = yield* refusal("shell_safe", { command: "find", args: [files, "-exec", "rm", "{}", ";"] }, { grantExec: true })
         expect(error._tag).toBe("CommandNotAllowed")
-        expect(error.message).toBe("Refused exec(\"find\") by skill shell_safe: find's -exec runs programs, deletes or writes files. The whitelist is fixed: change the skill to do this another way.")
+        expect(error.message).toBe("Refused exec(\"find\") by skill shell_safe: find's -exec runs programs. The whitelist is fixed: change the skill to do this another way.")
         expect(existsSync(join(files, "lines.txt"))).toBe(true)
       }))
 

@@ -1,12 +1,14 @@
 /**
  * What one sandboxed run is made of: the request, the limits, and one `Instance` (a runtime +
- * context with the bridge, the host functions and the skill's modules) per skill it loads.
+ * context with the bridge, the host functions and the skill's modules) per skill it loads;
+ * and `RunScope`, the part of the run the host functions (`globals.ts`) use, which the run
+ * (`run.ts`) implements — so the host functions depend on this file, never on the run.
  */
+import type { Either } from "effect"
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten"
 import type { SkillMetadata } from "../../core/skillMeta.ts"
 import type { SandboxError } from "./errors.ts"
 import type { SandboxHost } from "./host.ts"
-import type { OpenFile } from "./globals.ts"
 import type { PathGuard, ProtectedPath, RunMode } from "./paths.ts"
 
 export interface SkillSource {
@@ -37,13 +39,9 @@ export interface RunSettings {
   readonly maxOutputChars: number
   readonly maxResultChars: number
   readonly maxHandles: number
+  readonly maxWriteBytes: number
   readonly allowedPaths: ReadonlyArray<string>
   readonly protectedPaths: ReadonlyArray<ProtectedPath>
-}
-
-export interface AuditEvent {
-  readonly event: string
-  readonly data: Readonly<Record<string, unknown>>
 }
 
 /** An exception the skill's code threw, read out of the VM. */
@@ -94,6 +92,15 @@ export const bridgeSource = `(() => {
 
 /** Handles to the bridge's functions, kept by the host for the life of the instance. */
 export type Bridge = Record<"toJson" | "fromJson" | "format" | "describe" | "functionNames" | "invoke" | "loadCommonJs", QuickJSHandle>
+
+/** A file a skill opened with `fs.open`, by the handle number the skill holds. */
+export interface OpenFile {
+  readonly fd: number
+  readonly requested: string
+  readonly resolved: string
+  readonly flags: "r" | "w" | "a"
+  readonly decoder: InstanceType<typeof TextDecoder>
+}
 
 /** One skill in its own runtime and context. */
 export class Instance {
@@ -150,6 +157,35 @@ export class OutputBuffer {
   }
 }
 
+/**
+ * What the host functions need from the run they serve: its request and limits, its stop
+ * reason, its audit and output, and the value crossings in and out of a VM. Implemented by
+ * `SandboxRun` (`run.ts`).
+ */
+export interface RunScope {
+  readonly request: RunRequest
+  readonly settings: RunSettings
+  readonly output: OutputBuffer
+  /** The error that ends the run, once there is one (passing the deadline is one). */
+  readonly stopped: SandboxError | undefined
+  /** Records the error that ends the run; the first one wins and is returned. */
+  readonly stop: (error: SandboxError) => SandboxError
+  readonly audit: (event: string, data: Readonly<Record<string, unknown>>) => void
+  /** Milliseconds left before the deadline. */
+  readonly remainingMs: () => number
+  /** An empty directory commands run in, made on first use and removed with the run. */
+  readonly commandDirectory: () => string
+  /** A host exception raised while the engine ran, as the error that ends the run. */
+  readonly hostFailure: (skill: string, error: unknown) => SandboxError
+  readonly readString: (instance: Instance, handle: QuickJSHandle) => Either.Either<string, Failure>
+  readonly newString: (instance: Instance, text: string) => Either.Either<QuickJSHandle, Failure>
+  readonly callForString: (instance: Instance, fn: QuickJSHandle, args: ReadonlyArray<QuickJSHandle>) => Either.Either<string, Failure>
+  readonly toJson: (instance: Instance, value: QuickJSHandle) => Either.Either<string, Failure>
+  readonly fromJson: (instance: Instance, json: string) => Either.Either<QuickJSHandle, Failure>
+  readonly invoke: (instance: Instance, target: QuickJSHandle, fn: string, argsJson: string) => Either.Either<string, Failure>
+  /** The sandbox of a dependency, created on first `require`. */
+  readonly dependencyInstance: (name: string) => Either.Either<Instance, Failure>
+}
 
 const isIdentifier = (name: string): boolean => /^[A-Za-z_$][\w$]*$/.test(name) && name !== "default"
 

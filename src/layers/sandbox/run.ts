@@ -1,10 +1,12 @@
 /**
  * One sandboxed run (`SandboxRun`): a fresh runtime + context for the skill and one more for
  * each dependency it `require`s, each with its own declared paths. Everything here is
- * synchronous because QuickJS host calls are.
+ * synchronous because QuickJS host calls are; it runs inside a worker thread (`worker.ts`).
  *
  * Limits: the interrupt handler stops the run at its deadline (shared by the skill, its
- * dependencies, its promise jobs and its commands); memory is the engine's capped WebAssembly
+ * dependencies, its promise jobs and its commands), and every host call made after the deadline
+ * is refused; what neither can catch (a host call that blocks) is the main thread's to stop, by
+ * terminating the worker (`pool.ts`). Memory is the engine's capped WebAssembly
  * memory (`sandbox/engine.ts`); `setMaxStackSize` catches ordinary recursion, and the native
  * paths that exhaust the host's stack first (deeply nested JSON, parser nesting) surface as a
  * host RangeError, after which the engine is poisoned and replaced.
@@ -12,11 +14,11 @@
  */
 import { Either, Schema } from "effect"
 import type { QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten"
-import type { Json } from "../../core/config.ts"
 import { detectModuleForm } from "../../core/skillMeta.ts"
 import { harnessFileName, harnessSource, TestNames, TestOutcome as TestOutcomeSchema, type TestOutcome } from "../../core/testHarness.ts"
 import { type Engine, engineFull } from "./engine.ts"
 import {
+  clip,
   FunctionNotExported,
   OutputTooLarge,
   ResultNotJson,
@@ -30,7 +32,6 @@ import {
 } from "./errors.ts"
 import { GuestError, installGlobals, moduleName, parseGuestJson } from "./globals.ts"
 import {
-  type AuditEvent,
   type Bridge,
   bridgeSource,
   type Failure,
@@ -38,6 +39,7 @@ import {
   OutputBuffer,
   reexportSource,
   type RunRequest,
+  type RunScope,
   type RunSettings,
   type SkillSource,
   type TestSource
@@ -53,9 +55,11 @@ const decodeTestNames = Schema.decodeUnknownEither(Schema.parseJson(TestNames))
 const decodeTestOutcome = Schema.decodeUnknownEither(Schema.parseJson(TestOutcomeSchema))
 const decodeNames = Schema.decodeUnknownEither(Schema.parseJson(Schema.Array(Schema.String)))
 
-export class SandboxRun {
+/** Where a run's audit events go, one by one as they happen. */
+export type AuditSink = (event: string, data: Readonly<Record<string, unknown>>) => void
+
+export class SandboxRun implements RunScope {
   readonly output: OutputBuffer
-  readonly auditEvents: Array<AuditEvent> = []
   readonly deadline: number
   private stopReason: SandboxError | undefined
   private readonly instances: Array<Instance> = []
@@ -67,7 +71,8 @@ export class SandboxRun {
     readonly engine: Engine,
     private readonly newRuntime: () => QuickJSRuntime,
     readonly request: RunRequest,
-    readonly settings: RunSettings
+    readonly settings: RunSettings,
+    private readonly sink: AuditSink
   ) {
     this.deadline = Date.now() + settings.timeoutSeconds * 1000
     this.output = new OutputBuffer(settings.maxOutputChars)
@@ -75,16 +80,18 @@ export class SandboxRun {
       host: settings.host,
       allowedPaths: settings.allowedPaths,
       protectedPaths: settings.protectedPaths,
-      mode: request.mode
+      mode: request.mode,
+      maxWriteBytes: settings.maxWriteBytes
     })
   }
 
   audit(event: string, data: Readonly<Record<string, unknown>>): void {
-    this.auditEvents.push({ event, data })
+    this.sink(event, data)
   }
 
+  /** The reason the run must stop; past the deadline that is a timeout, so host calls stop too. */
   get stopped(): SandboxError | undefined {
-    return this.stopReason
+    return this.stopIfOverdue(this.request.skill.meta.name)
   }
 
   /** Records the error that ends the run; the interrupt handler then stops every VM. */
@@ -317,7 +324,8 @@ export class SandboxRun {
       skill: instance.name,
       file: location.file,
       line: location.line,
-      error: name === "" ? `the value ${message}` : `${name}: ${message}`
+      // The skill's own text, kept readable: it travels in reports, test results and the log.
+      error: clip(name === "" ? `the value ${message}` : `${name}: ${message}`)
     }
   }
 
@@ -383,19 +391,18 @@ export class SandboxRun {
 
   // ---- what a run does ----------------------------------------------------------------------
 
-  /** Loads the skill and calls one of its exported functions with `args`. */
-  call(fn: string, args: Json): Either.Either<Json, SandboxError> {
+  /**
+   * Loads the skill and calls one of its exported functions with the argument given as JSON
+   * text; returns the result as JSON text, for the host to parse with `parseGuestJson`.
+   */
+  call(fn: string, argJson: string): Either.Either<string, SandboxError> {
     return this.guarded(() =>
       Either.flatMap(this.loadSkill(this.request.skill), (instance) => {
         const exports = instance.localModules.get(instance.name) ?? instance.ctx.undefined
-        return this.functionNames(instance, exports).pipe(
-          Either.flatMap((names) =>
-            names.includes(fn)
-              ? this.invoke(instance, exports, fn, JSON.stringify([args]))
-              : Either.left(new FunctionNotExported({ skill: instance.name, function: fn, exported: names }))
-          ),
-          Either.map(parseGuestJson)
-        )
+        return Either.flatMap(this.functionNames(instance, exports), (names) =>
+          names.includes(fn)
+            ? this.invoke(instance, exports, fn, `[${argJson}]`)
+            : Either.left(new FunctionNotExported({ skill: instance.name, function: fn, exported: names })))
       })
     )
   }

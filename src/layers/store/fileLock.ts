@@ -9,6 +9,7 @@
 import { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Option, Schema } from "effect"
+import { fromJsonText } from "../../core/jsonText.ts"
 import { StateIoError, StateLocked } from "../State.ts"
 
 export const LockRecord = Schema.Struct({
@@ -21,7 +22,7 @@ export const LockRecord = Schema.Struct({
   token: Schema.optional(Schema.String)
 })
 export type LockRecord = typeof LockRecord.Type
-const decodeLock = Schema.decodeUnknownOption(Schema.parseJson(LockRecord))
+const decodeLock = Schema.decodeUnknownOption(fromJsonText(LockRecord))
 
 /** Whether a process is alive. Signal 0 checks existence; EPERM means it exists but is not ours. */
 export const isProcessAlive = (pid: number): boolean => {

@@ -18,6 +18,8 @@
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Exit, Option, Ref, Schema, Scope } from "effect"
+import { fromJsonText } from "../../core/jsonText.ts"
+import { formatParseError } from "../../core/schemaIssues.ts"
 import { Task, TaskSummary } from "../../core/task.ts"
 import { type AuditEvent, type AuditShape, inTask } from "../Audit.ts"
 import { StateCorrupt, StateIoError, StateLocked, type StateShape, type TaskList } from "../State.ts"
@@ -37,12 +39,12 @@ export interface FileStateOptions {
 }
 
 const JournalRecord = Schema.Struct({ seq: Schema.Number, task: Task })
-const decodeRecord = Schema.decodeUnknownEither(Schema.parseJson(JournalRecord))
+const decodeRecord = Schema.decodeUnknownEither(fromJsonText(JournalRecord))
 const decodeSummary = Schema.decodeUnknownEither(
-  Schema.parseJson(Schema.Struct({ seq: Schema.Number, task: TaskSummary.pipe(Schema.omit("seq")) }))
+  fromJsonText(Schema.Struct({ seq: Schema.Number, task: TaskSummary.pipe(Schema.omit("seq")) }))
 )
-const decodeLegacy = Schema.decodeUnknownEither(Schema.parseJson(Task))
-const decodeLegacyLock = Schema.decodeUnknownOption(Schema.parseJson(LockRecord))
+const decodeLegacy = Schema.decodeUnknownEither(fromJsonText(Task))
+const decodeLegacyLock = Schema.decodeUnknownOption(fromJsonText(LockRecord))
 
 /**
  * A record's line: the task as JSON. Every field of a task is plain JSON, so its JSON decodes
@@ -55,7 +57,6 @@ const isSafeId = (id: string): boolean => /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.t
 
 const isNotFound = (error: PlatformError): boolean => error._tag === "SystemError" && error.reason === "NotFound"
 
-const reasonOf = (error: { readonly message: string }) => error.message.split("\n").slice(0, 6).join("; ")
 
 /** The end of a journal: its size, and its last whole line with the offset just past it. */
 interface Tail {
@@ -119,7 +120,7 @@ export const makeFileStateStore = (options: FileStateOptions) =>
           return yield* new StateCorrupt({ path: file, reason: "it holds no whole record", taskId: id })
         }
         const decoded = decodeRecord(tail.lastLine.value)
-        if (decoded._tag === "Left") return yield* new StateCorrupt({ path: file, reason: reasonOf(decoded.left), taskId: id })
+        if (decoded._tag === "Left") return yield* new StateCorrupt({ path: file, reason: formatParseError(decoded.left), taskId: id })
         if (decoded.right.task.id !== id) {
           return yield* new StateCorrupt({ path: file, reason: `it holds task ${decoded.right.task.id}, not ${id}`, taskId: id })
         }
@@ -227,7 +228,7 @@ export const makeFileStateStore = (options: FileStateOptions) =>
         const line = tail.value.lastLine
         if (Option.isNone(line)) return Option.some(new StateCorrupt({ path: file, reason: "it holds no whole record", taskId: id }))
         const decoded = decodeSummary(line.value)
-        if (decoded._tag === "Left") return Option.some(new StateCorrupt({ path: file, reason: reasonOf(decoded.left), taskId: id }))
+        if (decoded._tag === "Left") return Option.some(new StateCorrupt({ path: file, reason: formatParseError(decoded.left), taskId: id }))
         return Option.some<TaskSummary | StateCorrupt>({ ...decoded.right.task, seq: decoded.right.seq })
       })
 
@@ -297,7 +298,7 @@ export const makeFileStateStore = (options: FileStateOptions) =>
       if (Option.isNone(text)) return Option.none<Task>()
       const decoded = decodeLegacy(text.value)
       if (decoded._tag === "Left") {
-        const reason = text.value.trim() === "" ? "the file is empty" : reasonOf(decoded.left)
+        const reason = text.value.trim() === "" ? "the file is empty" : formatParseError(decoded.left)
         return yield* new StateCorrupt({ path: legacyFile, reason, taskId: null })
       }
       return Option.some(decoded.right)

@@ -18,6 +18,8 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { Effect, Option, Redacted, Ref, Schema } from "effect"
 import { hostname } from "node:os"
 import { describeStore } from "../../core/config.ts"
+import { fromJsonText } from "../../core/jsonText.ts"
+import { formatParseError } from "../../core/schemaIssues.ts"
 import { Task, TaskSummary } from "../../core/task.ts"
 import {
   Audit,
@@ -86,8 +88,11 @@ const asJsonArray = (entries: ReadonlyArray<AuditEntry>): string => `[${entries.
 
 const Rows = <A, I>(row: Schema.Schema<A, I>) => Schema.decodeUnknown(Schema.Array(row))
 const decodeSeq = Rows(Schema.Struct({ seq: Schema.Number }))
-const decodeDoc = Rows(Schema.Struct({ doc: Schema.Unknown }))
-const decodeTask = Schema.decodeUnknownEither(Task)
+const decodeDoc = Rows(Schema.Struct({ doc: Schema.String }))
+/** A task's `doc`, read back as text (`doc::text`) and decoded like any JSON from outside. */
+const decodeTask = Schema.decodeUnknownEither(fromJsonText(Task))
+/** An audit row, its `data` read back as text (`data::text`) and decoded like a log file's line. */
+const decodeEntry = Schema.decodeUnknownEither(Schema.Struct({ ...AuditEntry.fields, data: fromJsonText(AuditEntry.fields.data) }))
 const decodeSummary = Schema.decodeUnknownEither(TaskSummary)
 const decodeHolder = Rows(Schema.Struct({ pid: Schema.Number, host: Schema.String, command: Schema.String, since: Schema.String }))
 const decodeFlag = Schema.decodeUnknown(Schema.Array(Schema.Tuple(Schema.Boolean)))
@@ -168,7 +173,7 @@ export const makePostgresStore = (options: PostgresStoreOptions) =>
 
     const load = (id: string) =>
       Effect.gen(function*() {
-        const rows = yield* sql`SELECT doc FROM luallm_tasks WHERE id = ${id}`.pipe(
+        const rows = yield* sql`SELECT doc::text AS doc FROM luallm_tasks WHERE id = ${id}`.pipe(
           Effect.mapError(ioError(taskPath(id), "read")),
           Effect.flatMap((rows) => Effect.mapError(decodeDoc(rows), rowError(taskPath(id), "read")))
         )
@@ -176,7 +181,7 @@ export const makePostgresStore = (options: PostgresStoreOptions) =>
         if (row === undefined) return Option.none<Task>()
         const decoded = decodeTask(row.doc)
         if (decoded._tag === "Left") {
-          return yield* new StateCorrupt({ path: taskPath(id), reason: decoded.left.message.split("\n").slice(0, 6).join("; "), taskId: id })
+          return yield* new StateCorrupt({ path: taskPath(id), reason: formatParseError(decoded.left), taskId: id })
         }
         return Option.some(decoded.right)
       })
@@ -193,7 +198,7 @@ export const makePostgresStore = (options: PostgresStoreOptions) =>
         if (decoded._tag === "Right") tasks.push(decoded.right)
         else {
           const id = typeof row === "object" && row !== null && "id" in row && typeof row.id === "string" ? row.id : null
-          damaged.push(new StateCorrupt({ path: taskPath(id ?? "?"), reason: decoded.left.message.split("\n")[0] ?? "invalid", taskId: id }))
+          damaged.push(new StateCorrupt({ path: taskPath(id ?? "?"), reason: formatParseError(decoded.left), taskId: id }))
         }
       }
       return { tasks, damaged } satisfies TaskList
@@ -271,14 +276,13 @@ export const makePostgresStore = (options: PostgresStoreOptions) =>
       sync: Effect.void
     })
 
-    const decodeEntry = Schema.decodeUnknownEither(AuditEntry)
     const reader = AuditReader.of({
       read: (filter) =>
         Effect.gen(function*() {
           const prefix = filter?.taskPrefix
           const rows: ReadonlyArray<unknown> = yield* (prefix === undefined
-            ? sql`SELECT ts, event, task_id, data FROM luallm_audit ORDER BY id`
-            : sql`SELECT ts, event, task_id, data FROM luallm_audit WHERE starts_with(task_id, ${prefix}) ORDER BY id`).pipe(
+            ? sql`SELECT ts, event, task_id, data::text AS data FROM luallm_audit ORDER BY id`
+            : sql`SELECT ts, event, task_id, data::text AS data FROM luallm_audit WHERE starts_with(task_id, ${prefix}) ORDER BY id`).pipe(
               Effect.mapError((error) => new AuditReadError({ path: `${location} (luallm_audit)`, reason: reasonOf(error) }))
             )
           const entries: Array<AuditEntry> = []

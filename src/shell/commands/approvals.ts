@@ -6,11 +6,12 @@
  */
 import { Args, Command as Cli, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
+import { findHiddenCharacters } from "../../core/reviewText.ts"
 import { resumeCommand } from "../../core/task.ts"
-import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { Approvals } from "../../layers/Approvals.ts"
 import { State } from "../../layers/State.ts"
-import { describeApproval } from "../approvalPrompt.ts"
+import { describeApproval, viewTested } from "../approvalPrompt.ts"
+import { hiddenCharacterWarnings, reviewed } from "../codeReview.ts"
 import { dim, green, printJson } from "../ui.ts"
 import { provideAgent } from "../runtime.ts"
 
@@ -33,25 +34,40 @@ const id = Args.text({ name: "id" }).pipe(Args.withDescription("The approval id 
 
 const listCommand = Cli.make("list", { json }, ({ json: asJson }) =>
   Effect.gen(function*() {
-    const pending = yield* (yield* Approvals).listPending
+    const approvals = yield* Approvals
+    const pending = yield* approvals.listPending
     if (asJson) return yield* printJson(pending)
     if (pending.length === 0) return yield* Console.log("no pending approvals")
     for (const record of pending) {
       const tests = `${record.test_report.passed}/${record.test_report.total} tests pass`
+      const copy = yield* approvals.tested(record)
+      const hidden = [...hiddenCharacterWarnings("code", copy.code, "    "), ...hiddenCharacterWarnings("tests", copy.tests, "    ")]
       const task = record.task_id === null ? "" : `  task ${record.task_id.slice(0, 8)}`
       yield* Console.log(
-        `${record.id.slice(0, 8)}  ${record.skill_name} ${sanitizeForTerminal(record.version)}  ${tests}${task}  ${dim(record.created_at)}`
+        [`${record.id.slice(0, 8)}  ${record.skill_name} ${reviewed(record.version)}  ${tests}${task}  ${dim(record.created_at)}`, ...hidden].join("\n")
       )
     }
-  }).pipe(provideAgent)).pipe(Cli.withDescription("List the drafts waiting for a human"))
+  }).pipe(provideAgent)).pipe(Cli.withDescription("List the drafts waiting for a human (with a warning for characters a reader cannot see)"))
 
 const showCommand = Cli.make("show", { id, json }, ({ id, json: asJson }) =>
   Effect.gen(function*() {
     const approvals = yield* Approvals
     const record = yield* approvals.get(id)
-    if (asJson) return yield* printJson({ ...record, promotion_commands: approvals.promotionCommands(record) })
-    yield* Console.log(describeApproval(record, approvals.promotionCommands(record)))
-  }).pipe(provideAgent)).pipe(Cli.withDescription("Show a draft's tests, declared paths and the promotion commands"))
+    const copy = yield* approvals.tested(record)
+    if (asJson) {
+      return yield* printJson({
+        ...record,
+        tested_code_path: copy.codePath,
+        tested_test_path: copy.testPath,
+        hidden_characters: { code: findHiddenCharacters(copy.code), tests: findHiddenCharacters(copy.tests) },
+        promotion_commands: approvals.promotionCommands(record)
+      })
+    }
+    yield* Console.log(describeApproval(record, copy, approvals.promotionCommands(record)))
+    yield* Console.log(`\n${viewTested(copy)}`)
+  }).pipe(provideAgent)).pipe(
+    Cli.withDescription("Show a draft as it will be installed: summary, tests, declared paths, the code and tests with hidden characters marked, the promotion commands")
+  )
 
 const approveCommand = Cli.make("approve", { id }, ({ id }) =>
   Effect.gen(function*() {

@@ -7,7 +7,7 @@ import { FileSystem, Path } from "@effect/platform"
 import { Console, Effect, Either, Option } from "effect"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { AppConfig, type AppConfigShape } from "../../layers/Config.ts"
-import { Llm } from "../../layers/Llm.ts"
+import { type EndpointInfo, Llm } from "../../layers/Llm.ts"
 import { Luallm } from "../../layers/Luallm.ts"
 import { ExitWith } from "../exit.ts"
 import { root } from "../root.ts"
@@ -83,9 +83,18 @@ const checkLuallmBinary = (app: AppConfigShape) =>
 /** Model names come from the server or luallm's state: printed only sanitised. */
 const names = (models: ReadonlyArray<string>): string => sanitizeForTerminal(models.join(", "))
 
+/** What a probe found at an endpoint: its kind, models, context and slots. */
+const describeEndpoint = (info: EndpointInfo): string =>
+  [
+    info.kind + (info.version === null ? "" : ` ${info.version}`),
+    `serves ${names(info.models) || "no listed model"}`,
+    info.contextTokens === null ? "context unknown (set llm.context_tokens)" : `context ${info.contextTokens} tokens`,
+    info.slots === null ? "slots unknown" : `${info.slots} slot${info.slots === 1 ? "" : "s"}`
+  ].join(", ")
+
 /**
- * The live endpoint the default model is served from (`GET /v1/models`, a short wait) and
- * which models run: luallm's running servers, or what `llm.base_url` serves.
+ * Each endpoint the agent would use (`llm.endpoints`, `llm.base_url`, or luallm's running
+ * servers), probed now, and which models run.
  */
 const checkLlm = (app: AppConfigShape) =>
   Effect.gen(function*() {
@@ -93,36 +102,37 @@ const checkLlm = (app: AppConfigShape) =>
     const luallm = yield* Luallm
     const model = Option.getOrUndefined(app.modelPolicy("default"))
     const start = model === undefined ? `${app.config.luallm.binary} start <model>` : luallm.startCommand(model)
-    const fix = `Start a model with \`${start}\`, or set llm.base_url (LUALLM_AGENT_LLM_BASE_URL) to an OpenAI-compatible server.`
-    const listing = yield* llm.listModels.pipe(
-      Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => ({ message: "no answer within 5 s" }) }),
+    const fix = `Start a model with \`${start}\`, or set llm.base_url / llm.endpoints (LUALLM_AGENT_LLM_BASE_URL) to an OpenAI-compatible server.`
+    const reports = yield* llm.endpoints.pipe(
+      Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => ({ message: "no answer within 15 s" }) }),
       Effect.either
     )
-    const endpoint = Either.match(listing, {
-      onLeft: (error) => failed("LLM endpoint reachable", error.message, fix),
-      onRight: ({ models, source }) => passed("LLM endpoint reachable", `${source} (lists ${names(models) || "no model"})`)
+    const configured = app.config.llm.base_url !== null || app.config.llm.endpoints.length > 0
+    const endpoints = Either.match(reports, {
+      onLeft: (error) => [failed("LLM endpoints", error.message, fix)],
+      onRight: (found) =>
+        found.length === 0
+          ? [failed("LLM endpoints", configured ? "none configured" : "luallm reports no running server", fix)]
+          : found.map((report) =>
+            report.info === null
+              // The problem may quote the server's answer: printed only sanitised.
+              ? failed(`LLM endpoint ${report.url}`, sanitizeForTerminal(report.problem ?? "no answer"), fix)
+              : passed(`LLM endpoint ${report.url}`, describeEndpoint(report.info))
+          )
     })
-    const served = Either.match(listing, {
-      onLeft: () => failed("models running", "unknown: the endpoint did not answer", fix),
-      onRight: ({ models, source }) =>
-        models.length > 0
-          ? passed("models running", `${names(models)} at ${source}`)
-          : failed("models running", `${source} serves no model`, "Load a model on that server, or point llm.base_url at one that has one.")
+    const served = Either.match(reports, {
+      onLeft: () => failed("models running", "unknown: no endpoint answered", fix),
+      onRight: (found) => {
+        const models = found.flatMap((report) => report.info?.models ?? [])
+        return models.length > 0
+          ? passed("models running", names([...new Set(models)]))
+          : failed("models running", "no endpoint lists a model", "Load a model on the server, or point llm.base_url / llm.endpoints at one that has one.")
+      }
     })
-    const running = app.config.llm.base_url !== null ? served : yield* luallm.runningModels.pipe(
-      Effect.match({
-        // The endpoint check read the same status and has shown why it failed.
-        onFailure: () => failed("models running", "unknown: luallm's status could not be read (see above)", fix),
-        onSuccess: (models) =>
-          models.length > 0
-            ? passed("models running", names(models.map((m) => `${m.model} (port ${m.port})`)))
-            : failed("models running", "luallm reports no running model", fix)
-      })
-    )
-    return [endpoint, running]
+    return [...endpoints, served]
   }).pipe(
     Effect.provide(llmServices("live")),
-    Effect.catchAll((error) => Effect.succeed([failed("LLM endpoint reachable", error.message, "Fix the LLM settings as the message says.")]))
+    Effect.catchAll((error) => Effect.succeed([failed("LLM endpoints", error.message, "Fix the LLM settings as the message says.")]))
   )
 
 /** Checks that need a loaded configuration, the LLM checks last. */
@@ -163,4 +173,4 @@ export const doctorCommand = Cli.make(
       else yield* printResults(results)
       if (results.some((r) => !r.ok && r.required)) return yield* new ExitWith({ code: 1 })
     })
-).pipe(Cli.withDescription("Check the configuration, directories, luallm and the LLM endpoint"))
+).pipe(Cli.withDescription("Check the configuration, directories, luallm and each LLM endpoint (kind, models, context, slots)"))

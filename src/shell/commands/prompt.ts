@@ -12,7 +12,7 @@ import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import type { ModelPurpose } from "../../layers/Config.ts"
 import { type Completion, type CompletionRequest, Llm } from "../../layers/Llm.ts"
 import { provideLlm } from "../runtime.ts"
-import { dim, printJson, printUntrusted } from "../ui.ts"
+import { dim, printJson } from "../ui.ts"
 
 export class ContextFileUnreadable extends Data.TaggedError("ContextFileUnreadable")<{
   readonly path: string
@@ -84,11 +84,13 @@ const completeWithProgress = (request: CompletionRequest) =>
   Effect.gen(function*() {
     if (process.stderr.isTTY !== true) return yield* Effect.flatMap(Llm, (llm) => llm.complete(request))
     let received = 0
+    const clearLine = write(process.stderr, "\r\u001b[K")
+    // The progress line is cleared before an error too, so the error starts a line of its own.
     const completion = yield* streamed(request, (text) => {
       received += text.length
       return write(process.stderr, `\r${dim(`${request.model}: ${received} characters…`)}`)
-    })
-    yield* write(process.stderr, "\r\u001b[K")
+    }).pipe(Effect.tapError(() => clearLine))
+    yield* clearLine
     return completion
   })
 
@@ -102,16 +104,18 @@ export const quickPromptCommand = Cli.make(
         messages: [{ role: "user", content: text }]
       }
       if (json) return yield* printJson(yield* Effect.flatMap(Llm, (llm) => llm.complete(request)))
-      if (process.stdout.isTTY === true) {
-        const completion = yield* streamed(request, (piece) => write(process.stdout, sanitizeForTerminal(piece)))
-        yield* write(process.stdout, "\n")
-        return yield* Console.error(dim(describeCall(completion)))
-      }
-      const completion = yield* Effect.flatMap(Llm, (llm) => llm.complete(request))
-      yield* printUntrusted(completion.content)
-      yield* Console.error(describeCall(completion))
+      // The answer is printed as it arrives. If the call fails mid-answer (a server that went
+      // silent), a newline comes first, so the error never shares a line with the answer.
+      let midLine = false
+      const endLine = Effect.suspend(() => (midLine ? write(process.stdout, "\n") : Effect.void))
+      const completion = yield* streamed(request, (piece) => {
+        midLine = !piece.endsWith("\n")
+        return write(process.stdout, sanitizeForTerminal(piece))
+      }).pipe(Effect.tapError(() => endLine))
+      yield* endLine
+      yield* Console.error(process.stdout.isTTY === true ? dim(describeCall(completion)) : describeCall(completion))
     }).pipe(provideLlm)
-).pipe(Cli.withDescription("Send one prompt to the model and print its answer (streamed on a terminal)"))
+).pipe(Cli.withDescription("Send one prompt to the model and print its answer as it streams"))
 
 /** Asks the code generator for `out`, strips the chatter, writes the file and reports. */
 const generate = (out: string, userPrompt: string, options: { readonly model: Option.Option<string>; readonly json: boolean }) =>

@@ -6,13 +6,17 @@
  */
 import { Args, Command as Cli, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
-import { Console, Data, Effect, Either, ParseResult, Schema } from "effect"
+import { Console, Data, Effect, Either, Schema } from "effect"
+import { fromJsonText } from "../../core/jsonText.ts"
+import { formatParseError } from "../../core/schemaIssues.ts"
+import { findHiddenCharacters } from "../../core/reviewText.ts"
 import { SkillArgs, type SkillMetadata } from "../../core/skillMeta.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import type { TestResult } from "../../core/testHarness.ts"
 import { AppConfig } from "../../layers/Config.ts"
 import { SkillRunner } from "../../layers/SkillRunner.ts"
-import { Skills } from "../../layers/Skills.ts"
+import { Skills, SkillUnreadable } from "../../layers/Skills.ts"
+import { codeView, hiddenCharacterWarnings, reviewed } from "../codeReview.ts"
 import { ExitCodes, ExitWith } from "../exit.ts"
 import { provideSkills } from "../runtime.ts"
 import { bold, dim, fail, ok, printJson, printUntrusted } from "../ui.ts"
@@ -62,18 +66,19 @@ const listCommand = Cli.make("list", { json }, ({ json: asJson }) =>
     }
   }).pipe(provideSkills)).pipe(Cli.withDescription("List approved, shipped and drafted skills; broken files are listed with their error"))
 
+/** The header's fields; they come from the file under review, so hidden characters are shown. */
 const describeSkill = (meta: SkillMetadata, file: string, tests: string | null): ReadonlyArray<string> => {
-  const list = (items: ReadonlyArray<string>) => (items.length === 0 ? dim("none") : items.map(text).join(", "))
+  const list = (items: ReadonlyArray<string>) => (items.length === 0 ? dim("none") : items.map(reviewed).join(", "))
   return [
-    `${bold(meta.name)} ${text(meta.version)}  ${dim(text(file))}`,
-    ...(meta.description === "" ? [] : [`  ${text(meta.description)}`]),
+    `${bold(meta.name)} ${reviewed(meta.version)}  ${dim(reviewed(file))}`,
+    ...(meta.description === "" ? [] : [`  ${reviewed(meta.description)}`]),
     `  functions:    ${list(meta.public_functions)}`,
-    ...(meta.args === undefined ? [] : [`  run's args:   ${Object.entries(meta.args).map(([key, about]) => `${text(key)} (${text(about)})`).join(", ")}`]),
+    ...(meta.args === undefined ? [] : [`  run's args:   ${Object.entries(meta.args).map(([key, about]) => `${reviewed(key)} (${reviewed(about)})`).join(", ")}`]),
     `  paths:        ${list(meta.paths)}`,
     `  dependencies: ${list(meta.dependencies)}`,
     `  capabilities: ${list(meta.capabilities)}`,
     `  urls:         ${list(meta.urls)}`,
-    `  tests:        ${tests === null ? dim("none") : text(tests)}`
+    `  tests:        ${tests === null ? dim("none") : reviewed(tests)}`
   ]
 }
 
@@ -83,10 +88,29 @@ const showCommand = Cli.make("show", { name, draft, json }, ({ draft: fromDrafts
     const fs = yield* FileSystem.FileSystem
     const skill = yield* skills.load(name, fromDrafts ? skills.draftDirs : skills.trustedDirs)
     const testFile = skill.file.replace(/\.js$/, ".test.js")
-    const tests = (yield* fs.exists(testFile).pipe(Effect.orElseSucceed(() => false))) ? testFile : null
-    if (asJson) return yield* printJson({ file: skill.file, tests, ...skill.meta })
-    yield* Console.log(describeSkill(skill.meta, skill.file, tests).join("\n"))
-  }).pipe(provideSkills)).pipe(Cli.withDescription("Show a skill's metadata: functions, arguments, paths, dependencies, capabilities, tests"))
+    const testCode = yield* fs.readFileString(testFile).pipe(
+      Effect.map((code): string | null => code),
+      Effect.catchIf((error) => error._tag === "SystemError" && error.reason === "NotFound", () => Effect.succeed(null)),
+      Effect.mapError((error) => new SkillUnreadable({ file: testFile, reason: error.message }))
+    )
+    const tests = testCode === null ? null : testFile
+    if (asJson) {
+      const hidden_characters = { code: findHiddenCharacters(skill.code), tests: findHiddenCharacters(testCode ?? "") }
+      return yield* printJson({ file: skill.file, tests, ...skill.meta, hidden_characters })
+    }
+    yield* Console.log(
+      [
+        ...describeSkill(skill.meta, skill.file, tests),
+        ...hiddenCharacterWarnings("code", skill.code),
+        ...hiddenCharacterWarnings("tests", testCode ?? ""),
+        "",
+        codeView("code", skill.file, skill.code),
+        ...(testCode === null ? [] : [codeView("tests", testFile, testCode)])
+      ].join("\n")
+    )
+  }).pipe(provideSkills)).pipe(
+    Cli.withDescription("Show a skill: its header (functions, arguments, paths, dependencies, capabilities), then its code and tests with hidden characters marked")
+  )
 
 class ArgsNotJson extends Data.TaggedError("ArgsNotJson")<{ readonly reason: string }> {
   override get message() {
@@ -94,7 +118,7 @@ class ArgsNotJson extends Data.TaggedError("ArgsNotJson")<{ readonly reason: str
   }
 }
 
-const decodeArgs = Schema.decodeUnknownEither(Schema.parseJson(SkillArgs))
+const decodeArgs = Schema.decodeUnknownEither(fromJsonText(SkillArgs))
 
 /** Whether this run may use `exec`: the approval tier, or the human's --allow-exec. */
 const execGranted = (flag: boolean) => Effect.map(AppConfig, (app) => flag || app.approvalTier("skill_exec") === "auto")
@@ -112,7 +136,7 @@ const runCommand = Cli.make(
     Effect.gen(function*() {
       const decoded = decodeArgs(args)
       if (Either.isLeft(decoded)) {
-        const reason = ParseResult.ArrayFormatter.formatErrorSync(decoded.left).map((issue) => issue.message).join("; ")
+        const reason = formatParseError(decoded.left)
         yield* Console.error(`error: ${sanitizeForTerminal(new ArgsNotJson({ reason }).message)}`)
         return yield* new ExitWith({ code: ExitCodes.usage })
       }

@@ -34,7 +34,7 @@ const llmSection = ({ llm }: Stats): Array<string> => {
     `${bold("LLM calls")}: ${count(llm.calls.count)}${errors}, avg ${ms(llm.calls.mean_ms)}, p95 ${ms(llm.calls.p95_ms)}; ` +
     `tokens: ${count(llm.prompt_tokens)} prompt + ${count(llm.completion_tokens)} completion`,
     ...table(
-      ["model", "calls", "failed", "avg", "p95", "prompt tok", "completion tok"],
+      ["model", "calls", "failed", "avg", "p95", "prompt tok", "completion tok", "cache hit", "tok/s"],
       llm.models.map((m) => [
         name(m.model),
         count(m.count),
@@ -42,7 +42,9 @@ const llmSection = ({ llm }: Stats): Array<string> => {
         ms(m.mean_ms),
         ms(m.p95_ms),
         count(m.prompt_tokens),
-        count(m.completion_tokens)
+        count(m.completion_tokens),
+        percent(m.cache_hit_rate),
+        m.tokens_per_second === null ? "—" : m.tokens_per_second.toFixed(1)
       ])
     )
   ]
@@ -128,4 +130,4 @@ export const statsCommand = Cli.make(
         ))
       }
     }).pipe(provideAuditReader)
-).pipe(Cli.withDescription("Figures from the audit log: LLM latency and tokens, skill drafting success and retries, tasks by state (--json, --since DATE)"))
+).pipe(Cli.withDescription("Figures from the audit log: LLM latency, tokens, prompt-cache hit rate and tokens/s, skill drafting success and retries, tasks by state (--json, --since DATE)"))

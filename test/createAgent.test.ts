@@ -1,0 +1,200 @@
+/**
+ * The Promise facade, used as an app without Effect uses it: `createAgent(options)` over a
+ * real OpenAI-compatible server on 127.0.0.1 (or a replayed cassette), callbacks for progress
+ * and approvals, tagged errors as rejections.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { Agent, AgentDefault } from "../src/Agent.ts"
+import { createAgent, type ApprovalRequest, type CreateAgentOptions } from "../src/createAgent.ts"
+import type { AgentConfig } from "../src/core/config.ts"
+import { AuditTest } from "../src/layers/Audit.ts"
+import { AppConfigFrom, configInside } from "../src/layers/Config.ts"
+import { FakeReply, LlmLive } from "../src/layers/Llm.ts"
+import { HttpClientRecord } from "../src/layers/llm/cassette.ts"
+import { ScriptedServer } from "../src/layers/llm/scripted.ts"
+import { LuallmTest } from "../src/layers/Luallm.ts"
+import type { Progress } from "../src/Agent.ts"
+import { openAiServer } from "./support/openaiServer.ts"
+import { tempDir, TestPlatform } from "./support/tmp.ts"
+
+const doubleSkill = `/* @skill {"name": "double", "version": "1.0.0", "description": "Doubles a number", "public_functions": ["run"], "args": {"n": "number"}} */
+export function run({ n }) { return n * 2 }
+`
+const doubleTests = `const { run } = require("double")
+test("doubles 2", () => { assert.equal(run({ n: 2 }), 4) })
+test("doubles 0", () => { assert.equal(run({ n: 0 }), 0) })
+`
+const doublePlan = JSON.stringify({
+  nodes: [{ id: "d", action: "skill", skill_name: "double", skill_args: { n: 21 }, description: "Return twice the number n." }]
+})
+
+/** The model's side of drafting `double`, by what each prompt asks for. */
+const draftingModel = (message: string): string =>
+  message.includes("Request:")
+    ? doublePlan
+    : message.includes("Write the skill file")
+    ? "```js\n" + doubleSkill + "```"
+    : message.includes("Write double.test.js")
+    ? doubleTests
+    : `You said: ${message.slice(0, 40)}`
+
+const appConfig = (home: string): AgentConfig => configInside(home, { allowedPaths: [`${home}/data/**`] })
+
+const promise = <A>(make: () => Promise<A>) => Effect.promise(make)
+const rejection = (make: () => Promise<unknown>) =>
+  Effect.promise(() => make().then(() => ({ _tag: "resolved", message: "" }), (error: { _tag: string; message: string }) => error))
+
+/** An agent that is closed when the test's scope closes. */
+const scopedAgent = (options: CreateAgentOptions) =>
+  Effect.acquireRelease(Effect.sync(() => createAgent(options)), (agent) => Effect.promise(() => agent.close()))
+
+describe("createAgent (Promises and callbacks)", () => {
+  it.scoped("asks onApproval about a draft with its code and tests; true promotes it and the task completes", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const server = yield* openAiServer({ reply: draftingModel })
+      const asked: Array<ApprovalRequest> = []
+      const progress: Array<Progress> = []
+      const agent = yield* scopedAgent({
+        config: appConfig(home),
+        llm: { baseUrl: server.url },
+        onApproval: (request) => {
+          asked.push(request)
+          return Promise.resolve(true)
+        },
+        onProgress: (event) => progress.push(event)
+      })
+      const outcome = yield* promise(() => agent.run("Double 21"))
+      expect(outcome.task.state).toBe("complete")
+      expect(outcome.task.result).toEqual({ d: 42 })
+      expect(asked.map((request) => request.approval.skill_name)).toEqual(["double"])
+      expect(asked[0]?.code).toBe(doubleSkill)
+      expect(asked[0]?.tests).toBe(doubleTests)
+      expect(asked[0]?.approval.test_report).toMatchObject({ total: 2, passed: 2, failed: 0 })
+      expect(readFileSync(`${home}/skills/double.js`, "utf8")).toBe(doubleSkill)
+      const transitions = progress.flatMap((event) => (event._tag === "Transition" ? [event.to] : []))
+      expect(transitions).toEqual(expect.arrayContaining(["planning", "skill_draft", "approval", "graph_exec", "complete"]))
+      expect(progress.some((event) => event._tag === "LlmCall" && event.model === "test-model")).toBe(true)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("false rejects the draft: the task fails with the app's no and nothing is promoted", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const server = yield* openAiServer({ reply: draftingModel })
+      const agent = yield* scopedAgent({ config: appConfig(home), llm: { baseUrl: server.url }, onApproval: () => false })
+      const outcome = yield* promise(() => agent.run("Double 21"))
+      expect(outcome.task.state).toBe("failed")
+      expect(outcome.task.error).toContain("rejected by the app (onApproval)")
+      expect(existsSync(`${home}/skills/double.js`)).toBe(false)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("without onApproval the task pauses; resume() on an agent with onApproval asks and completes it", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const server = yield* openAiServer({ reply: draftingModel })
+      const first = createAgent({ config: appConfig(home), llm: { baseUrl: server.url } })
+      const paused = yield* promise(() => first.run("Double 21"))
+      yield* promise(() => first.close())
+      expect(paused.task.state).toBe("approval")
+      expect(paused.paused?.reason).toBe("approval")
+      expect(existsSync(`${home}/skills/double.js`)).toBe(false)
+
+      const asked: Array<string> = []
+      const second = yield* scopedAgent({
+        config: appConfig(home),
+        llm: { baseUrl: server.url },
+        onApproval: ({ approval }) => asked.push(approval.skill_name) > 0
+      })
+      const done = yield* promise(() => second.resume())
+      expect(asked).toEqual(["double"])
+      expect(done.task.id).toBe(paused.task.id)
+      expect(done.task.state).toBe("complete")
+      expect(done.task.result).toEqual({ d: 42 })
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("an onApproval that throws or answers other than true/false leaves the draft pending, with ApprovalCallbackFailed", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const server = yield* openAiServer({ reply: draftingModel })
+      const throwing = createAgent({
+        config: appConfig(home),
+        llm: { baseUrl: server.url },
+        onApproval: () => Promise.reject(new Error("review service down"))
+      })
+      const thrown = yield* rejection(() => throwing.run("Double 21"))
+      yield* promise(() => throwing.close())
+      expect(thrown._tag).toBe("ApprovalCallbackFailed")
+      expect(thrown.message).toContain("onApproval failed for skill double")
+      expect(thrown.message).toContain("it threw review service down")
+      expect(thrown.message).toContain("call resume()")
+
+      const vague = yield* scopedAgent({
+        config: appConfig(home),
+        llm: { baseUrl: server.url },
+        // A JavaScript app can return anything: only true or false decides.
+        onApproval: (() => "yes") as unknown as () => boolean
+      })
+      const answered = yield* rejection(() => vague.resume())
+      expect(answered._tag).toBe("ApprovalCallbackFailed")
+      expect(answered.message).toContain(`it returned "yes", not true or false`)
+      expect(existsSync(`${home}/skills/double.js`)).toBe(false)
+      const pending = readFileSync(`${home}/state/current_task.json`, "utf8")
+      expect(JSON.parse(pending)).toMatchObject({ state: "approval" })
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("rejects with the tagged error itself: a bad setting, a second task, a closed agent", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const server = yield* openAiServer({ reply: draftingModel })
+
+      const misconfigured = createAgent({ config: { limits: { max_task_steps: 0 } }, llm: { baseUrl: server.url } })
+      const invalid = yield* rejection(() => misconfigured.run("Double 21"))
+      yield* promise(() => misconfigured.close())
+      expect(invalid._tag).toBe("ConfigInvalid")
+      expect(invalid.message).toContain("limits.max_task_steps: expected a positive integer, got 0 (from the app's settings)")
+
+      const agent = createAgent({ config: appConfig(home), llm: { baseUrl: server.url } })
+      yield* promise(() => agent.run("Double 21"))
+      const second = yield* rejection(() => agent.run("Double 22"))
+      expect(second._tag).toBe("TaskInProgress")
+      expect(second.message).toContain("in state approval")
+      yield* promise(() => agent.close())
+      const closed = yield* rejection(() => agent.resume())
+      expect(closed._tag).toBe("AgentClosed")
+      expect(closed.message).toContain("resume() was called after close()")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("reads a config file given by path, and replays a recorded session with llm.replay", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      // Any URL: the scripted server answers every host, and the replay matches what was recorded.
+      const config = { ...appConfig(home), llm: { ...appConfig(home).llm, base_url: "http://127.0.0.1:9" } }
+      const cassette = `${home}/session.jsonl`
+      const replies = [
+        FakeReply.content(JSON.stringify({ nodes: [{ id: "say", action: "llm_call", prompt_template: "Say hello." }] }), { when: "Request:" }),
+        FakeReply.content("Hello!", { when: "Say hello." })
+      ]
+      // Record the session through the Effect API, then forget the task it left behind.
+      const recorded = yield* Effect.flatMap(Agent, (agent) => agent.run("Greet me")).pipe(
+        Effect.provide(AgentDefault.pipe(
+          Layer.provideMerge(LlmLive.pipe(Layer.provide(HttpClientRecord(cassette)), Layer.provide(ScriptedServer(replies, { model: "test-model" })))),
+          Layer.provideMerge(LuallmTest({ servers: [] })),
+          Layer.provideMerge(AuditTest),
+          Layer.provideMerge(AppConfigFrom(config, { home, cwd: home })),
+          Layer.provideMerge(TestPlatform)
+        ))
+      )
+      expect(recorded.task.result).toEqual({ say: "Hello!" })
+      rmSync(`${home}/state`, { recursive: true })
+
+      mkdirSync(`${home}/etc`)
+      writeFileSync(`${home}/etc/agent.json`, JSON.stringify(config))
+      const agent = yield* scopedAgent({ config: `${home}/etc/agent.json`, llm: { replay: cassette } })
+      const replayed = yield* promise(() => agent.run("Greet me"))
+      expect(replayed.task.state).toBe("complete")
+      expect(replayed.task.result).toEqual({ say: "Hello!" })
+      expect(replayed.task.id).not.toBe(recorded.task.id)
+    }).pipe(Effect.provide(TestPlatform)))
+})
