@@ -47,7 +47,9 @@ export {
   type ApprovalRequest,
   createAgent,
   type CreateAgentOptions,
-  type PromiseAgent
+  type PromiseAgent,
+  type PromiseTaskHandle,
+  type StartOptions
 } from "./createAgent.ts"
 
 // Configuration

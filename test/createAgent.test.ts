@@ -128,7 +128,7 @@ describe("createAgent (Promises and callbacks)", () => {
       expect(thrown._tag).toBe("ApprovalCallbackFailed")
       expect(thrown.message).toContain("onApproval failed for skill double")
       expect(thrown.message).toContain("it threw review service down")
-      expect(thrown.message).toContain("call resume()")
+      expect(thrown.message).toContain(`call resume("`)
 
       const vague = yield* scopedAgent({
         config: appConfig(home),
@@ -136,15 +136,16 @@ describe("createAgent (Promises and callbacks)", () => {
         // A JavaScript app can return anything: only true or false decides.
         onApproval: (() => "yes") as unknown as () => boolean
       })
-      const answered = yield* rejection(() => vague.resume())
+      const [paused] = (yield* promise(() => vague.tasks())).tasks
+      expect(thrown.message).toContain(`call resume("${paused?.id.slice(0, 8)}")`)
+      const answered = yield* rejection(() => vague.resume(paused?.id))
       expect(answered._tag).toBe("ApprovalCallbackFailed")
       expect(answered.message).toContain(`it returned "yes", not true or false`)
       expect(existsSync(`${home}/skills/double.js`)).toBe(false)
-      const pending = readFileSync(`${home}/state/current_task.json`, "utf8")
-      expect(JSON.parse(pending)).toMatchObject({ state: "approval" })
+      expect((yield* promise(() => vague.tasks())).tasks.map((task) => task.state)).toEqual(["approval"])
     }).pipe(Effect.provide(TestPlatform)))
 
-  it.scoped("rejects with the tagged error itself: a bad setting, a second task, a closed agent", () =>
+  it.scoped("rejects with the tagged error itself: a bad setting, an unknown task, a closed agent", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
       const server = yield* openAiServer({ reply: draftingModel })
@@ -157,13 +158,46 @@ describe("createAgent (Promises and callbacks)", () => {
 
       const agent = createAgent({ config: appConfig(home), llm: { baseUrl: server.url } })
       yield* promise(() => agent.run("Double 21"))
-      const second = yield* rejection(() => agent.run("Double 22"))
-      expect(second._tag).toBe("TaskInProgress")
-      expect(second.message).toContain("in state approval")
+      const unknown = yield* rejection(() => agent.resume("ffffffff"))
+      expect(unknown._tag).toBe("TaskNotFound")
+      expect(unknown.message).toContain("No task ffffffff")
       yield* promise(() => agent.close())
       const closed = yield* rejection(() => agent.resume())
       expect(closed._tag).toBe("AgentClosed")
       expect(closed.message).toContain("resume() was called after close()")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("start resolves with the task's id at once; two tasks run side by side, each with its own progress and outcome; reset discards one by id", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      // Each task plans one llm_call node whose answer names the task.
+      const server = yield* openAiServer({
+        reply: (message) => {
+          const name = /Greet as \[(\w+)\]/.exec(message)?.[1] ?? /Say hello as \[(\w+)\]/.exec(message)?.[1] ?? "?"
+          return message.includes("Request:")
+            ? JSON.stringify({ nodes: [{ id: "say", action: "llm_call", prompt_template: `Say hello as [${name}].` }] })
+            : `hello from ${name}`
+        }
+      })
+      const everything: Array<Progress> = []
+      const agent = yield* scopedAgent({ config: appConfig(home), llm: { baseUrl: server.url }, onProgress: (event) => everything.push(event) })
+      const own = { a: [] as Array<Progress>, b: [] as Array<Progress> }
+      const a = yield* promise(() => agent.start("Greet as [a]", { onProgress: (event) => own.a.push(event) }))
+      const b = yield* promise(() => agent.start("Greet as [b]", { onProgress: (event) => own.b.push(event) }))
+      expect(a.id).not.toBe(b.id)
+      const [doneA, doneB] = yield* promise(() => Promise.all([a.outcome, b.outcome]))
+      expect([doneA.task.id, doneA.task.result]).toEqual([a.id, { say: "hello from a" }])
+      expect([doneB.task.id, doneB.task.result]).toEqual([b.id, { say: "hello from b" }])
+      for (const events of [own.a, own.b]) {
+        expect(events.flatMap((event) => (event._tag === "Transition" ? [event.to] : []))).toEqual(["planning", "graph_exec", "complete"])
+      }
+      // The agent's callback heard both tasks.
+      expect(everything.filter((event) => event._tag === "Transition" && event.to === "complete")).toHaveLength(2)
+      expect((yield* promise(() => agent.tasks())).tasks.map((task) => task.id).sort()).toEqual([a.id, b.id].sort())
+
+      const reset = yield* promise(() => agent.reset(a.id.slice(0, 8)))
+      expect(reset).toEqual({ id: a.id, state: "complete", rejectedApprovals: [] })
+      expect((yield* promise(() => agent.tasks())).tasks.map((task) => task.id)).toEqual([b.id])
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("reads a config file given by path, and replays a recorded session with llm.replay", () =>

@@ -167,8 +167,8 @@ const rows: ReadonlyArray<Row> = [
   },
   // The Promise facade (createAgent)
   {
-    error: new ApprovalCallbackFailed({ skill: "csv_sum", approvalId: ID, reason: "it threw review service down" }),
-    facts: ["onApproval", "csv_sum", "3f2a9c1e", "review service down", "stays paused", "resume()"]
+    error: new ApprovalCallbackFailed({ skill: "csv_sum", approvalId: "ab12cd34-0000", taskId: ID, reason: "it threw review service down" }),
+    facts: ["onApproval", "csv_sum", "ab12cd34", "review service down", "task 3f2a9c1e stays paused", "resume(\"3f2a9c1e\")"]
   },
   { error: new AgentClosed({ method: "run" }), facts: ["run()", "close()", "createAgent"] },
   // Config
