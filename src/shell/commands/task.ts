@@ -157,6 +157,9 @@ export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ j
     const state = yield* State
     const list = yield* state.list
     const id = yield* chosenTask(wanted, list)
+    // With nothing readable to show, a damaged task is what the user has: say so, as `resume` would.
+    const [damaged] = list.damaged
+    if (Option.isNone(id) && damaged !== undefined) return yield* damaged
     const saved = Option.isNone(id) ? Option.none<Task>() : yield* state.load(id.value)
     const others = unfinishedTasks(list).filter((other) => Option.isNone(id) || other.id !== id.value)
     if (asJson) return yield* printJson({ task: Option.getOrNull(saved), other_unfinished: others.map((other) => other.id) })
