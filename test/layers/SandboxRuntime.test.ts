@@ -226,6 +226,8 @@ layer(smallLogLayer, { excludeTestServices: true })("a flood against a small, ro
       for (let n = 0; n < 50; n++) yield* audit.log("test.earlier", { n })
       const { exit } = yield* timed(call(flood, {}))
       expectTimeout(exit)
+      // The log's writer appends what is queued a moment later: wait for every line logged so far.
+      yield* audit.flush
       const { audit: { max_files, max_size_mb, path } } = smallLog.config
       const { bad, entries } = yield* readAuditLog({ path, maxFiles: max_files })
       expect(bad).toEqual([])
