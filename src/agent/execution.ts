@@ -5,14 +5,14 @@
  * saver (one fsync covers the changes that arrive while it runs), so a killed process resumes
  * without re-running the nodes whose completion was saved.
  */
-import { Clock, Data, Effect, Either, Option } from "effect"
+import { Clock, Data, Effect, Either, Option, Ref } from "effect"
 import type { Json } from "../core/config.ts"
 import { executeGraph } from "../core/executor.ts"
 import { jsonDepth, MAX_JSON_DEPTH } from "../core/jsonText.ts"
 import { type ActionNode, dependantsIndex, type Graph, type Node, resultLookup } from "../core/graph.ts"
 import { jsonSchemaProblems } from "../core/jsonSchema.ts"
 import { extractJsonValue } from "../core/llmOutput.ts"
-import { agentSystemPrompt, excerpt, nodeUserPrompt } from "../core/prompts.ts"
+import { agentSystemPrompt, excerpt, nodeUserPrompt, type SkillSummary } from "../core/prompts.ts"
 import type { Task } from "../core/task.ts"
 import { Event, type FailedNode } from "../core/taskMachine.ts"
 import { interpolate, interpolateValue, type Results } from "../core/template.ts"
@@ -20,6 +20,7 @@ import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
 import { ResultNotJson } from "../layers/Sandbox.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
+import type { Skills, SkillUnreadable } from "../layers/Skills.ts"
 import { State } from "../layers/State.ts"
 import { askModel } from "./llmCall.ts"
 import { librarySkills } from "./planning.ts"
@@ -39,7 +40,12 @@ export const sinkResults = (graph: Graph): Record<string, unknown> => {
 /** A JSON-compatible copy of interpolated arguments (results are JSON already; this proves it). */
 const asJson = (value: unknown): Json => JSON.parse(JSON.stringify(value ?? null))
 
-const runNode = (task: Task, progress: ProgressListener) => (node: ActionNode, graph: Graph) =>
+/**
+ * Runs one node. `skills` is the library for the task-wide system prompt of llm_call nodes: read
+ * once per graph run, not per call (a listing reads every skill file; the prompt only needs to
+ * stay the same across the task's calls, which a skill promoted mid-run would change anyway).
+ */
+const runNode = (task: Task, progress: ProgressListener, library: Effect.Effect<ReadonlyArray<SkillSummary>, SkillUnreadable, Skills>) => (node: ActionNode, graph: Graph) =>
   Effect.gen(function*() {
     const results = resultLookup(graph)
     yield* progress({ _tag: "Node", id: node.id, action: node.action, status: "running" })
@@ -54,7 +60,7 @@ const runNode = (task: Task, progress: ProgressListener) => (node: ActionNode, g
       }
       return run.result
     }
-    const skills = yield* librarySkills
+    const skills = yield* library
     const outputSchema = node.output_schema
     const completion = yield* askModel({
       purpose: "node",
@@ -119,8 +125,14 @@ export const execute = (task: Task, graph: Graph, progress: ProgressListener) =>
         last = next
         yield* persist.offer(next)
       })
+    // The first listing that succeeds serves the rest of the run; a failed one is tried again.
+    const listed = yield* Ref.make(Option.none<ReadonlyArray<SkillSummary>>())
+    const library = Effect.flatMap(Ref.get(listed), Option.match({
+      onSome: Effect.succeed,
+      onNone: () => Effect.tap(librarySkills, (skills) => Ref.set(listed, Option.some(skills)))
+    }))
     const finished = yield* executeGraph(graph, {
-      runNode: runNode(task, progress),
+      runNode: runNode(task, progress, library),
       maxParallel: app.config.limits.max_parallel_nodes,
       onUpdate
     })
