@@ -168,7 +168,18 @@ const rows: ReadonlyArray<Row> = [
       file: "/home/ada/agent.json",
       issues: [{ key: "limits.max_task_steps", message: `expected a positive integer, got "ten"`, source: { _tag: "file", file: "/home/ada/agent.json" } }]
     }),
-    facts: ["/home/ada/agent.json", "limits.max_task_steps", `got "ten"`, "luallm-agent config"]
+    facts: ["/home/ada/agent.json", "limits.max_task_steps", `got "ten"`, "luallm-agent doctor"]
+  },
+  {
+    variant: "two keys",
+    error: new ConfigInvalid({
+      file: "/home/ada/agent.json",
+      issues: [
+        { key: "limits.max_task_steps", message: `expected a positive integer, got "ten"`, source: { _tag: "file", file: "/home/ada/agent.json" } },
+        { key: "llm.base_url", message: `expected an http:// or https:// URL, got "localhost:8089"; write it as "http://localhost:8089"`, source: { _tag: "env", variable: "LUALLM_AGENT_LLM_BASE_URL" } }
+      ]
+    }),
+    facts: ["limits.max_task_steps", "llm.base_url", `"http://localhost:8089"`, "$LUALLM_AGENT_LLM_BASE_URL", "luallm-agent doctor"]
   },
   // Audit
   { error: new AuditWriteError({ path: `${STATE_DIR}/audit.jsonl`, reason: "ENOSPC: no space left on device" }), facts: [`${STATE_DIR}/audit.jsonl`, "ENOSPC", "audit.path"] },
