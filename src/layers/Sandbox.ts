@@ -100,6 +100,15 @@ interface AuditTally {
 const isJobValue = <T extends JobValue["_tag"]>(value: JobValue, tag: T): value is Extract<JobValue, { readonly _tag: T }> =>
   value._tag === tag
 
+/**
+ * A test that stopped only because this run was not granted a capability (`exec` without
+ * `--allow-exec`) neither passed nor failed: it is skipped, with the way to grant it.
+ */
+const skippedFor = (error: SandboxError): Pick<TestResult, "status" | "error"> | undefined =>
+  error._tag === "CapabilityDenied" && error.reason === "not_granted"
+    ? { status: "skip", error: `it needs the ${error.capability} capability, which this run was not granted (--allow-${error.capability} grants it)` }
+    : undefined
+
 /** The sandbox over worker threads whose host port uses `environment`'s home and cwd. */
 export const makeSandbox = (environment: HostEnvironment, workerScript: string = sandboxWorkerScript) =>
   Effect.gen(function*() {
@@ -219,7 +228,7 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
             const [elapsed, ran] = yield* Effect.timed(withRun(tally, request, { _tag: "RunTest", tests, index }))
             spent = Duration.sum(spent, elapsed)
             const outcome = Either.match(Either.flatMap(ran.value, expect(skill, "TestOutcome")), {
-              onLeft: (error) => ({ status: "fail" as const, error: error.message }),
+              onLeft: (error): Pick<TestResult, "status" | "error"> => skippedFor(error) ?? { status: "fail", error: error.message },
               onRight: ({ outcome }) => outcome
             })
             results.push({ name, ...outcome, duration_ms: Math.round(Duration.toMillis(elapsed)) })

@@ -2,6 +2,8 @@
  * The `luallm-agent` command tree. Each subcommand lives in `src/shell/commands/<name>.ts`.
  */
 import { Command } from "@effect/cli"
+import { Effect, Option } from "effect"
+import { findUnknownOption } from "./argv.ts"
 import { approvalsCommand } from "./commands/approvals.ts"
 import { configCommand } from "./commands/config.ts"
 import { demoCommand } from "./commands/demo.ts"
@@ -11,28 +13,43 @@ import { generateCommand, generateWithContextCommand, quickPromptCommand } from 
 import { skillsCommand } from "./commands/skills.ts"
 import { statsCommand } from "./commands/stats.ts"
 import { resetCommand, resumeCommand, runCommand, statusCommand } from "./commands/task.ts"
+import { ExitCodes, ExitWith } from "./exit.ts"
 import { root } from "./root.ts"
+
+const subcommands = [
+  runCommand,
+  resumeCommand,
+  statusCommand,
+  resetCommand,
+  approvalsCommand,
+  skillsCommand,
+  demoCommand,
+  doctorCommand,
+  configCommand,
+  logCommand,
+  statsCommand,
+  quickPromptCommand,
+  generateCommand,
+  generateWithContextCommand
+] as const
 
 export const cli = root.pipe(
   Command.withDescription(
     "An auditable, resumable agent for local LLMs: plans a task graph, drafts missing skills as sandboxed code, and asks a human before trusting them."
   ),
-  Command.withSubcommands([
-    runCommand,
-    resumeCommand,
-    statusCommand,
-    resetCommand,
-    approvalsCommand,
-    skillsCommand,
-    demoCommand,
-    doctorCommand,
-    configCommand,
-    logCommand,
-    statsCommand,
-    quickPromptCommand,
-    generateCommand,
-    generateWithContextCommand
-  ])
+  Command.withSubcommands(subcommands)
 )
 
-export const runCli = Command.run(cli, { name: "luallm-agent", version: "0.1.0" })
+export const programName = "luallm-agent"
+
+const runParsed = Command.run(cli, { name: programName, version: "0.1.0" })
+
+/**
+ * Runs the command line `argv` (with node and the script first, as `process.argv` has them).
+ * An option the command does not have is refused first, by name, with the closest one it has.
+ */
+export const runCli = (argv: ReadonlyArray<string>) =>
+  Option.match(findUnknownOption(programName, root.descriptor, subcommands.map((command) => command.descriptor), argv.slice(2)), {
+    onNone: () => runParsed(argv),
+    onSome: (error) => Effect.fail(new ExitWith({ code: ExitCodes.usage, error }))
+  })

@@ -78,8 +78,9 @@ import {
 import { StateCorrupt, StateIoError, StateLocked } from "../../src/layers/State.ts"
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
 import { ConfirmationRequired } from "../../src/shell/commands/task.ts"
-import { renderError } from "../../src/shell/errors.ts"
-import { ExitCodes, ExitWith } from "../../src/shell/exit.ts"
+import { UnknownOption } from "../../src/shell/argv.ts"
+import { ArgsNotJson, NoTestsRegistered } from "../../src/shell/commands/skills.ts"
+import { ExitCodes, ExitWith, renderError } from "../../src/shell/exit.ts"
 import { runCli } from "../support/cli.ts"
 
 interface Row {
@@ -292,7 +293,23 @@ const rows: ReadonlyArray<Row> = [
   { error: new ContextFileUnreadable({ path: "/home/ada/notes.md", reason: "ENOENT: no such file or directory" }), facts: ["/home/ada/notes.md", "ENOENT"] },
   { error: new NoCodeInAnswer({ out: "sum.py", model: "qwen2.5-7b-instruct", answer: "I cannot help with that." }), facts: ["sum.py", "qwen2.5-7b-instruct", "I cannot help with that."] },
   { error: new OutputNotWritten({ path: "/readonly/sum.py", reason: "EACCES: permission denied" }), facts: ["/readonly/sum.py", "EACCES"] },
-  { error: new SinceInvalid({ value: "last tuesday" }), facts: [`"last tuesday"`, "2024-05-01"] }
+  { error: new SinceInvalid({ value: "last tuesday" }), facts: [`"last tuesday"`, "2024-05-01"] },
+  {
+    error: new ArgsNotJson({ reason: "expected a JSON object, got [1]" }),
+    shown: new ExitWith({ code: ExitCodes.usage, error: new ArgsNotJson({ reason: "expected a JSON object, got [1]" }) }),
+    code: ExitCodes.usage,
+    facts: ["--args", "got [1]", `--args '{"path": "~/data/file.csv"}'`]
+  },
+  {
+    error: new NoTestsRegistered({ skill: "csv_sum", file: `${STATE_DIR}/drafts/csv_sum.test.js` }),
+    facts: ["csv_sum", `${STATE_DIR}/drafts/csv_sum.test.js`, "register no tests", "test(name, fn)"]
+  },
+  {
+    error: new UnknownOption({ option: "--yse", command: "luallm-agent run", suggestion: "--yes" }),
+    shown: new ExitWith({ code: ExitCodes.usage, error: new UnknownOption({ option: "--yse", command: "luallm-agent run", suggestion: "--yes" }) }),
+    code: ExitCodes.usage,
+    facts: ["--yse", "`luallm-agent run`", "Did you mean --yes?", "`luallm-agent run --help`"]
+  }
 ]
 
 /** A command to type, or a word that starts a step a human can take. */
@@ -446,8 +463,7 @@ const declared: ReadonlyArray<Declared> = sourceFiles(srcDir).flatMap((file) =>
 
 /** Classes a test cannot construct, and how they are covered instead. */
 const coveredElsewhere: Readonly<Record<string, string>> = {
-  ExitWith: "renders as no message; tested above",
-  ArgsNotJson: "private to the skills command, which prints it itself; tested above through the CLI"
+  ExitWith: "renders as no message, or as the error it carries; tested above"
 }
 
 describe("the table of failure messages", () => {

@@ -79,10 +79,16 @@ const streamed = <E, R>(request: CompletionRequest, onText: (text: string) => Ef
       }))
     ))
 
-/** A call that may take a minute: on a terminal, stderr shows how much has arrived. */
+/**
+ * A call that may take a minute: on a terminal, one line on stderr counts what has arrived;
+ * anywhere else a plain log line says what is being asked (no cursor movement in a file or pipe).
+ */
 const completeWithProgress = (request: CompletionRequest) =>
   Effect.gen(function*() {
-    if (process.stderr.isTTY !== true) return yield* Effect.flatMap(Llm, (llm) => llm.complete(request))
+    if (process.stdout.isTTY !== true || process.stderr.isTTY !== true) {
+      yield* Effect.logInfo(`asking ${sanitizeForTerminal(request.model)}…`)
+      return yield* Effect.flatMap(Llm, (llm) => llm.complete(request))
+    }
     let received = 0
     const clearLine = write(process.stderr, "\r\u001b[K")
     // The progress line is cleared before an error too, so the error starts a line of its own.

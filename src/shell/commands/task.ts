@@ -2,7 +2,7 @@
  * The task commands: `run "<request>" [--yes]`, `resume`, `status`, `reset`.
  * Exit codes: 0 complete, 1 failed, 3 paused (an approval or a model; `resume` continues).
  */
-import { Args, Command as Cli, Options } from "@effect/cli"
+import { Args, Command as Cli, Options, Prompt } from "@effect/cli"
 import { Console, Data, Effect, Option } from "effect"
 import { Agent, type AgentOutcome } from "../../Agent.ts"
 import type { Task } from "../../core/task.ts"
@@ -57,16 +57,10 @@ const confirmTask = (prompt: string, yes: boolean) =>
     const tier = app.approvalTier("task_confirmation")
     if (tier === "auto" || (tier === "prompt" && yes)) return true
     if (!isInteractive()) return yield* new ConfirmationRequired({ tier })
-    process.stdout.write(`Run this task? ${dim(sanitizeForTerminal(prompt))} [y/N] `)
-    const answer = yield* Effect.async<string>((resume) => {
-      process.stdin.setEncoding("utf8")
-      process.stdin.resume()
-      process.stdin.once("data", (data: string) => {
-        process.stdin.pause()
-        resume(Effect.succeed(data.trim().toLowerCase()))
-      })
-    })
-    return answer === "y" || answer === "yes"
+    // One key (y or n; Enter is no); Ctrl-C is no as well.
+    return yield* Prompt.run(Prompt.confirm({ message: `Run this task? ${sanitizeForTerminal(prompt)}`, initial: false })).pipe(
+      Effect.catchTag("QuitException", () => Effect.succeed(false))
+    )
   })
 
 export const runCommand = Cli.make(
