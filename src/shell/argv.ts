@@ -5,11 +5,15 @@
  *
  * The known options come from the command tree itself (each command's usage, and
  * @effect/cli's built-ins), so a new option needs no change here.
+ *
+ * `--log-level` is taken out here too and applied to the whole command: @effect/cli's own
+ * handling of it depends on where it stands (before a subcommand, or after a flag at the end,
+ * it is refused), and our progress lines are log lines it filters.
  */
 import { BuiltInOptions, CommandDescriptor, HelpDoc, Options, Usage } from "@effect/cli"
 import { levensteinDistance } from "@effect/cli/AutoCorrect"
 import * as CliConfig from "@effect/cli/CliConfig"
-import { Data, HashMap, Option } from "effect"
+import { Data, Either, HashMap, LogLevel, Option } from "effect"
 
 export class UnknownOption extends Data.TaggedError("UnknownOption")<{
   readonly option: string
@@ -105,3 +109,39 @@ const closest = (name: string, known: ReadonlyArray<KnownOption>): string | null
     .map((candidate) => ({ candidate, distance: levensteinDistance(name, candidate, CliConfig.defaultConfig) }))
     .filter(({ distance }) => distance <= 2)
     .sort((a, b) => a.distance - b.distance)[0]?.candidate ?? null
+
+export class LogLevelInvalid extends Data.TaggedError("LogLevelInvalid")<{ readonly value: string }> {
+  override get message() {
+    return `--log-level ${JSON.stringify(this.value)} is not a level. Give one of ${levelNames.join(", ")} (warning hides the progress lines, debug shows everything).`
+  }
+}
+
+const levelNames = LogLevel.allLevels.map((level) => level._tag.toLowerCase())
+
+/**
+ * `--log-level LEVEL` (or `--log-level=LEVEL`), wherever it stands before a `--`, taken out of
+ * `args`: the level, if one was given, and the words left for the command line parser.
+ */
+export const takeLogLevel = (
+  args: ReadonlyArray<string>
+): Either.Either<{ readonly level: Option.Option<LogLevel.LogLevel>; readonly rest: ReadonlyArray<string> }, LogLevelInvalid> => {
+  const rest: Array<string> = []
+  let value: string | undefined
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i] ?? ""
+    if (word === "--") {
+      rest.push(...args.slice(i))
+      break
+    }
+    if (word === "--log-level") {
+      value = args[++i] ?? ""
+    } else if (word.startsWith("--log-level=")) {
+      value = word.slice("--log-level=".length)
+    } else {
+      rest.push(word)
+    }
+  }
+  if (value === undefined) return Either.right({ level: Option.none(), rest })
+  const level = LogLevel.allLevels.find((candidate) => candidate._tag.toLowerCase() === value?.toLowerCase())
+  return level === undefined ? Either.left(new LogLevelInvalid({ value })) : Either.right({ level: Option.some(level), rest })
+}

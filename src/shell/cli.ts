@@ -2,8 +2,8 @@
  * The `luallm-agent` command tree. Each subcommand lives in `src/shell/commands/<name>.ts`.
  */
 import { Command } from "@effect/cli"
-import { Effect, Option } from "effect"
-import { findUnknownOption } from "./argv.ts"
+import { Effect, Either, Logger, Option } from "effect"
+import { findUnknownOption, takeLogLevel } from "./argv.ts"
 import { approvalsCommand } from "./commands/approvals.ts"
 import { configCommand } from "./commands/config.ts"
 import { demoCommand } from "./commands/demo.ts"
@@ -46,10 +46,18 @@ const runParsed = Command.run(cli, { name: programName, version: "0.1.0" })
 
 /**
  * Runs the command line `argv` (with node and the script first, as `process.argv` has them).
- * An option the command does not have is refused first, by name, with the closest one it has.
+ * An option the command does not have is refused first, by name, with the closest one it has;
+ * `--log-level` applies to the whole command wherever it stands.
  */
-export const runCli = (argv: ReadonlyArray<string>) =>
-  Option.match(findUnknownOption(programName, root.descriptor, subcommands.map((command) => command.descriptor), argv.slice(2)), {
-    onNone: () => runParsed(argv),
-    onSome: (error) => Effect.fail(new ExitWith({ code: ExitCodes.usage, error }))
+export const runCli = (argv: ReadonlyArray<string>) => {
+  const [node = "node", script = programName, ...args] = argv
+  const unknown = findUnknownOption(programName, root.descriptor, subcommands.map((command) => command.descriptor), args)
+  if (Option.isSome(unknown)) return Effect.fail(new ExitWith({ code: ExitCodes.usage, error: unknown.value }))
+  return Either.match(takeLogLevel(args), {
+    onLeft: (error) => Effect.fail(new ExitWith({ code: ExitCodes.usage, error })),
+    onRight: ({ level, rest }) => {
+      const run = runParsed([node, script, ...rest])
+      return Option.match(level, { onNone: () => run, onSome: (minimum) => Logger.withMinimumLogLevel(run, minimum) })
+    }
   })
+}

@@ -78,7 +78,7 @@ import {
 import { StateCorrupt, StateIoError, StateLocked } from "../../src/layers/State.ts"
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
 import { ConfirmationRequired } from "../../src/shell/commands/task.ts"
-import { UnknownOption } from "../../src/shell/argv.ts"
+import { LogLevelInvalid, UnknownOption } from "../../src/shell/argv.ts"
 import { ArgsNotJson, NoTestsRegistered } from "../../src/shell/commands/skills.ts"
 import { ExitCodes, ExitWith, renderError } from "../../src/shell/exit.ts"
 import { runCli } from "../support/cli.ts"
@@ -303,6 +303,12 @@ const rows: ReadonlyArray<Row> = [
   {
     error: new NoTestsRegistered({ skill: "csv_sum", file: `${STATE_DIR}/drafts/csv_sum.test.js` }),
     facts: ["csv_sum", `${STATE_DIR}/drafts/csv_sum.test.js`, "register no tests", "test(name, fn)"]
+  },
+  {
+    error: new LogLevelInvalid({ value: "quiet" }),
+    shown: new ExitWith({ code: ExitCodes.usage, error: new LogLevelInvalid({ value: "quiet" }) }),
+    code: ExitCodes.usage,
+    facts: [`--log-level "quiet"`, "warning", "debug"]
   },
   {
     error: new UnknownOption({ option: "--yse", command: "luallm-agent run", suggestion: "--yes" }),
