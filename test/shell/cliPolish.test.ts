@@ -111,7 +111,7 @@ describe("progress", () => {
           ? "```python\nprint(\"hello\")\n```"
           : "Hello."
     })
-    const base = configInside(home)
+    const base = configInside(home, { allowedPaths: [`${home}/**`] })
     const configFile = join(home, "config.json")
     writeFileSync(configFile, JSON.stringify({
       ...base,

@@ -79,6 +79,7 @@ import { StateCorrupt, StateIoError, StateLocked } from "../../src/layers/State.
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
 import { ConfirmationRequired } from "../../src/shell/commands/task.ts"
 import { LogLevelInvalid, UnknownOption } from "../../src/shell/argv.ts"
+import { OutputExists, OutputNotAllowed, OutputProtected } from "../../src/shell/outputPath.ts"
 import { ArgsNotJson, NoTestsRegistered } from "../../src/shell/commands/skills.ts"
 import { ExitCodes, ExitWith, renderError } from "../../src/shell/exit.ts"
 import { runCli } from "../support/cli.ts"
@@ -294,6 +295,15 @@ const rows: ReadonlyArray<Row> = [
   { error: new NoCodeInAnswer({ out: "sum.py", model: "qwen2.5-7b-instruct", answer: "I cannot help with that." }), facts: ["sum.py", "qwen2.5-7b-instruct", "I cannot help with that."] },
   { error: new OutputNotWritten({ path: "/readonly/sum.py", reason: "EACCES: permission denied" }), facts: ["/readonly/sum.py", "EACCES"] },
   { error: new SinceInvalid({ value: "last tuesday" }), facts: [`"last tuesday"`, "2024-05-01"] },
+  {
+    error: new OutputNotAllowed({ path: "../sum.py", resolved: "/home/ada/sum.py", allowed: ["~/projects/**"] }),
+    facts: ["../sum.py", "/home/ada/sum.py", "~/projects/**", `"/home/ada/**"`]
+  },
+  {
+    error: new OutputProtected({ path: "notes.py", resolved: `${STATE_DIR}/current_task.json`, root: `state_dir (${STATE_DIR})` }),
+    facts: ["notes.py", `${STATE_DIR}/current_task.json`, `state_dir (${STATE_DIR})`, "whatever allowed_paths says"]
+  },
+  { error: new OutputExists({ path: "/home/ada/projects/sum.py" }), facts: ["/home/ada/projects/sum.py", "--force"] },
   {
     error: new ArgsNotJson({ reason: "expected a JSON object, got [1]" }),
     shown: new ExitWith({ code: ExitCodes.usage, error: new ArgsNotJson({ reason: "expected a JSON object, got [1]" }) }),
