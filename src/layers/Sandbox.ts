@@ -76,7 +76,6 @@ export class Sandbox extends Context.Tag("Sandbox")<Sandbox, SandboxShape>() {}
 export const sandboxLimits = {
   stackBytes: 256 * 1024,
   maxOutputChars: 1024 * 1024,
-  maxResultChars: 1024 * 1024,
   maxHandles: 10,
   maxTests: 100,
   /** The whole test run may take this many times `skill_timeout_seconds`. */
@@ -90,6 +89,14 @@ export const sandboxLimits = {
   /** After a run's deadline, how long its worker has to stop by itself before it is terminated. */
   killGraceMs: 500
 } as const
+
+/**
+ * The most characters of JSON a skill's result may have, and a skill node's arguments: as many
+ * as the megabytes it runs in (`limits.skill_memory_mb`), since a value that crosses into or out
+ * of the sandbox must fit there. Between skills nothing smaller applies; what reaches a model is
+ * cut far shorter (`maxNodeInputChars`, `core/prompts.ts`).
+ */
+export const maxResultChars = (memoryMb: number): number => memoryMb * 1024 * 1024
 
 /** What a call or a test run may still write to the audit log, and what it held back. */
 interface AuditTally {
@@ -133,7 +140,7 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
         memoryMb: config.limits.skill_memory_mb,
         stackBytes: sandboxLimits.stackBytes,
         maxOutputChars: sandboxLimits.maxOutputChars,
-        maxResultChars: sandboxLimits.maxResultChars,
+        maxResultChars: maxResultChars(config.limits.skill_memory_mb),
         maxHandles: sandboxLimits.maxHandles,
         allowedPaths: config.allowed_paths,
         protectedPaths

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
-import { NodeAnswerInvalid } from "../../src/agent/execution.ts"
+import { NodeAnswerInvalid, NodeDataTooLarge } from "../../src/agent/execution.ts"
 import { NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
 import { AgentClosed, ApprovalCallbackFailed } from "../../src/createAgent.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
@@ -224,6 +224,16 @@ const rows: ReadonlyArray<Row> = [
     facts: ["9000 tokens", "1024", "8192-token context", "qwen2.5-7b-instruct", "skill catalogue", "llm.context_tokens"]
   },
   { error: new TaskTokenBudgetExceeded({ used: 998_000, next: 6_000, limit: 1_000_000, purpose: "node" }), facts: ["998000", "6000", "limits.max_task_tokens", "1000000", "resume"] },
+  {
+    variant: "result",
+    error: new NodeDataTooLarge({ node: "rows", skill: "read_csv", direction: "result", size: 70_000_000, limit: 67_108_864 }),
+    facts: [`Node "rows"`, "read_csv", "70000000", "67108864", "64 MB of limits.skill_memory_mb"]
+  },
+  {
+    variant: "arguments",
+    error: new NodeDataTooLarge({ node: "stats", skill: "column_stats", direction: "arguments", size: 70_000_000, limit: 67_108_864 }),
+    facts: [`Node "stats"`, "column_stats", "as its arguments", "70000000", "67108864", "limits.skill_memory_mb"]
+  },
   { error: new NodeAnswerInvalid({ node: "totals", problems: ["answer.total: is missing"] }), facts: ["totals", "output_schema", "answer.total: is missing", "max_retries"] },
   // Cassettes
   {
