@@ -52,9 +52,11 @@ export class TestFileFailed extends Data.TaggedError("TestFileFailed")<{
   readonly skill: string
   readonly file: string
   readonly reason: string
+  /** The tests were a draft's (`skills test NAME --draft` runs them again). */
+  readonly draft: boolean
 }> {
   override get message() {
-    return `The tests of skill ${this.skill} (${this.file}) could not run: ${this.reason.replace(/\.$/, "")}. Fix the test file (tests register with test(name, fn)), then run \`luallm-agent skills test ${this.skill}\`.`
+    return `The tests of skill ${this.skill} (${this.file}) could not run: ${this.reason.replace(/\.$/, "")}. Fix the test file (tests register with test(name, fn)), then run \`luallm-agent skills test ${this.skill}${this.draft ? " --draft" : ""}\`.`
   }
 }
 
@@ -218,10 +220,15 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
           const listed = yield* withRun(tally, request, { _tag: "TestNames", tests })
           const names = yield* Either.mapLeft(
             Either.flatMap(listed.value, expect(skill, "Names")),
-            (error) => new TestFileFailed({ skill, file: tests.file, reason: error.message })
+            (error) => new TestFileFailed({ skill, file: tests.file, reason: error.message, draft: request.mode._tag === "Draft" })
           )
           if (names.names.length > sandboxLimits.maxTests) {
-            return yield* new TestFileFailed({ skill, file: tests.file, reason: `it registers ${names.names.length} tests, more than the ${sandboxLimits.maxTests} allowed.` })
+            return yield* new TestFileFailed({
+              skill,
+              file: tests.file,
+              reason: `it registers ${names.names.length} tests, more than the ${sandboxLimits.maxTests} allowed.`,
+              draft: request.mode._tag === "Draft"
+            })
           }
           const budget = Duration.seconds(timeoutSeconds * sandboxLimits.testBudgetFactor)
           const results: Array<TestResult> = []

@@ -23,7 +23,7 @@ export class UnknownOption extends Data.TaggedError("UnknownOption")<{
 }> {
   override get message() {
     const guess = this.suggestion === null ? "" : ` Did you mean ${this.suggestion}?`
-    return `\`${this.command}\` has no option ${this.option}.${guess} \`${this.command} --help\` lists its options.`
+    return `${this.command} has no option ${this.option}.${guess} \`${this.command} --help\` lists its options.`
   }
 }
 

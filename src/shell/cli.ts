@@ -44,6 +44,10 @@ export const programName = "luallm-agent"
 
 const runParsed = Command.run(cli, { name: programName, version: "0.1.0" })
 
+/** The first option in `args` (the words after `luallm-agent`) that its command does not have. */
+export const unknownOption = (args: ReadonlyArray<string>) =>
+  findUnknownOption(programName, root.descriptor, subcommands.map((command) => command.descriptor), args)
+
 /**
  * Runs the command line `argv` (with node and the script first, as `process.argv` has them).
  * An option the command does not have is refused first, by name, with the closest one it has;
@@ -51,7 +55,7 @@ const runParsed = Command.run(cli, { name: programName, version: "0.1.0" })
  */
 export const runCli = (argv: ReadonlyArray<string>) => {
   const [node = "node", script = programName, ...args] = argv
-  const unknown = findUnknownOption(programName, root.descriptor, subcommands.map((command) => command.descriptor), args)
+  const unknown = unknownOption(args)
   if (Option.isSome(unknown)) return Effect.fail(new ExitWith({ code: ExitCodes.usage, error: unknown.value }))
   return Either.match(takeLogLevel(args), {
     onLeft: (error) => Effect.fail(new ExitWith({ code: ExitCodes.usage, error })),

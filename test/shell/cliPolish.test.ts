@@ -69,17 +69,17 @@ describe("an option the command does not have", () => {
     const run = runCli(["run", "--yse", "count the words"], { env: { HOME: home }, cwd: home })
     expect(run.code).toBe(ExitCodes.usage)
     expect(run.stdout).toBe("")
-    expect(run.stderr.trim()).toBe("error: `luallm-agent run` has no option --yse. Did you mean --yes? `luallm-agent run --help` lists its options.")
+    expect(run.stderr.trim()).toBe("error: luallm-agent run has no option --yse. Did you mean --yes? `luallm-agent run --help` lists its options.")
   })
 
   it("is found after the request, in nested commands and among global options, with or without a close match", () => {
     const home = freshHome()
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
-      [["run", "count the words", "--jsn"], "`luallm-agent run` has no option --jsn. Did you mean --json?"],
-      [["skills", "test", "shell_safe", "--allow-exe"], "`luallm-agent skills test` has no option --allow-exe. Did you mean --allow-exec?"],
-      [["--confg", "x.json", "doctor"], "`luallm-agent` has no option --confg. Did you mean --config?"],
-      [["approvals", "list", "--reason=x"], "`luallm-agent approvals list` has no option --reason. `luallm-agent approvals list --help`"],
-      [["status", "--frobnicate"], "`luallm-agent status` has no option --frobnicate. `luallm-agent status --help`"]
+      [["run", "count the words", "--jsn"], "luallm-agent run has no option --jsn. Did you mean --json?"],
+      [["skills", "test", "shell_safe", "--allow-exe"], "luallm-agent skills test has no option --allow-exe. Did you mean --allow-exec?"],
+      [["--confg", "x.json", "doctor"], "luallm-agent has no option --confg. Did you mean --config?"],
+      [["approvals", "list", "--reason=x"], "luallm-agent approvals list has no option --reason. `luallm-agent approvals list --help`"],
+      [["status", "--frobnicate"], "luallm-agent status has no option --frobnicate. `luallm-agent status --help`"]
     ]
     for (const [args, message] of cases) {
       const run = runCli(args, { env: { HOME: home }, cwd: home })

@@ -4,8 +4,10 @@
  * and the exit code. A `Data.TaggedError` (or `Schema.TaggedError`) added anywhere in src without
  * a row here fails the completeness test at the bottom.
  */
+import { CliConfig, CommandDescriptor, HelpDoc } from "@effect/cli"
+import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Either } from "effect"
+import { Effect, Either, HashMap, Option } from "effect"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
@@ -79,6 +81,7 @@ import { StateCorrupt, StateIoError, StateLocked } from "../../src/layers/State.
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
 import { ConfirmationRequired } from "../../src/shell/commands/task.ts"
 import { LogLevelInvalid, UnknownOption } from "../../src/shell/argv.ts"
+import { cli, unknownOption } from "../../src/shell/cli.ts"
 import { OutputExists, OutputNotAllowed, OutputProtected } from "../../src/shell/outputPath.ts"
 import { ArgsNotJson, NoTestsRegistered } from "../../src/shell/commands/skills.ts"
 import { ExitCodes, ExitWith, renderError } from "../../src/shell/exit.ts"
@@ -287,7 +290,12 @@ const rows: ReadonlyArray<Row> = [
   { error: new SkillStalled({ skill: "csv_sum", function: "run" }), facts: ["csv_sum", "run"] },
   { error: new SandboxCrashed({ skill: "csv_sum", reason: "the QuickJS engine did not load (out of memory)" }), facts: ["csv_sum", "QuickJS engine did not load"] },
   { error: new SandboxWorkerMissing({ script: "/opt/luallm-agent/dist/sandboxWorker.cjs" }), facts: ["/opt/luallm-agent/dist/sandboxWorker.cjs", "`npm run build`"] },
-  { error: new TestFileFailed({ skill: "csv_sum", file: DRAFT.replace(".js", ".test.js"), reason: "it registers 150 tests, more than the 100 allowed." }), facts: ["csv_sum", "csv_sum.test.js", "150 tests", "luallm-agent skills test csv_sum"] },
+  { variant: "draft", error: new TestFileFailed({ skill: "csv_sum", file: DRAFT.replace(".js", ".test.js"), reason: "it registers 150 tests, more than the 100 allowed.", draft: true }), facts: ["luallm-agent skills test csv_sum --draft", "csv_sum", "csv_sum.test.js", "150 tests", "luallm-agent skills test csv_sum"] },
+  {
+    variant: "shipped",
+    error: new TestFileFailed({ skill: "read_csv", file: "/opt/luallm-agent/skills/read_csv.test.js", reason: "SyntaxError: unexpected token", draft: false }),
+    facts: ["read_csv", "SyntaxError", "`luallm-agent skills test read_csv`"]
+  },
   // SkillRunner
   { error: new TestFileMissing({ skill: "csv_sum", file: "/home/ada/skills/csv_sum.test.js" }), facts: ["csv_sum", "/home/ada/skills/csv_sum.test.js"] },
   { error: new RunNotDeclared({ skill: "csv_sum", declared: ["summarise"] }), facts: ["csv_sum", "summarise", "public_functions"] },
@@ -334,7 +342,7 @@ const rows: ReadonlyArray<Row> = [
     error: new UnknownOption({ option: "--yse", command: "luallm-agent run", suggestion: "--yes" }),
     shown: new ExitWith({ code: ExitCodes.usage, error: new UnknownOption({ option: "--yse", command: "luallm-agent run", suggestion: "--yes" }) }),
     code: ExitCodes.usage,
-    facts: ["--yse", "`luallm-agent run`", "Did you mean --yes?", "`luallm-agent run --help`"]
+    facts: ["--yse", "luallm-agent run has no option", "Did you mean --yes?", "`luallm-agent run --help`"]
   }
 ]
 
@@ -514,5 +522,99 @@ describe("the table of failure messages", () => {
   it("covers elsewhere only classes that cannot be constructed here (or that render as no message)", () => {
     const privateTags = declared.filter((d) => !d.exported).map((d) => d.tag)
     expect(Object.keys(coveredElsewhere).filter((tag) => tag !== "ExitWith").sort()).toEqual([...privateTags].sort())
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Every command a message suggests works as printed: it parses against the CLI's own command tree
+// (subcommands, options, arguments), the way `luallm-agent` itself would parse it.
+
+/** The words of a command as a shell splits them (quotes grouped, `&&` ends a command). */
+const shellWords = (command: string): ReadonlyArray<ReadonlyArray<string>> =>
+  command.split("&&").map((part) => Array.from(part.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g), (m) => m[1] ?? m[2] ?? m[3] ?? ""))
+
+/** Why `words` (after `luallm-agent`) would not run, or undefined when they parse. */
+const whyNotParsed = (words: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const unknown = unknownOption(words)
+    if (Option.isSome(unknown)) return unknown.value.message
+    const parsed = yield* Effect.either(CommandDescriptor.parse(cli.descriptor, ["luallm-agent", ...words], CliConfig.defaultConfig))
+    if (Either.isLeft(parsed)) return HelpDoc.toAnsiText(parsed.left.error).trim()
+    const directive = parsed.right
+    return directive._tag === "UserDefined" && directive.leftover.length > 0 ? `left over: ${directive.leftover.join(" ")}` : undefined
+  }).pipe(Effect.provide(NodeContext.layer))
+
+/** The `luallm-agent …` commands quoted in `text` (between backticks), each as the words after the program. */
+const suggestedIn = (text: string): ReadonlyArray<ReadonlyArray<string>> =>
+  Array.from(text.matchAll(/`luallm-agent ([^`]+)`/g), (m) => m[1] ?? "")
+    .flatMap(shellWords)
+    .map((words) => (words[0] === "luallm-agent" ? words.slice(1) : words))
+
+describe("suggested commands", () => {
+  it.effect("every command a failure message suggests parses against the CLI's command tree", () =>
+    Effect.gen(function*() {
+      const suggestions = rows.flatMap((row) => suggestedIn(renderError(row.shown ?? row.error).message).map((words) => ({ row: row.error._tag, words })))
+      expect(suggestions.length).toBeGreaterThan(10)
+      const broken: Array<string> = []
+      for (const { row, words } of suggestions) {
+        const why = yield* whyNotParsed(words)
+        if (why !== undefined) broken.push(`${row}: luallm-agent ${words.join(" ")} — ${why}`)
+      }
+      expect(broken).toEqual([])
+    }))
+
+  it.effect("so does every `luallm-agent …` command written in src's strings, with its ${…} values filled in", () =>
+    Effect.gen(function*() {
+      const commandNames = new Set(Array.from(HashMap.keys(CommandDescriptor.getSubcommands(cli.descriptor))))
+      const commands = sourceFiles(srcDir).flatMap((file) =>
+        readFileSync(file, "utf8")
+          .split("\n")
+          // Code, not comments: what a user can be shown.
+          .filter((line) => !/^\s*(\*|\/\/|\/\*)/.test(line))
+          .map((line) => line.replace(/\$\{[^}]*\}/g, "3f2a9c1e"))
+          .flatMap((line) =>
+            Array.from(
+              line.matchAll(/luallm-agent((?: +(?:"[^"]*"|'[^']*'|[^\s`"'()&\\—]+))+)/g),
+              (m) => shellWords((m[1] ?? "").trim().replace(/[.,;:]$/, ""))[0] ?? []
+            )
+          )
+          // A run of words after the program that starts with a command, not prose ("the luallm-agent package").
+          .filter((words) => commandNames.has(words[0] ?? "") || (words[0] ?? "").startsWith("-"))
+          .map((words) => ({ file: relative(srcDir, file), words }))
+      )
+      expect(commands.length).toBeGreaterThan(20)
+      const broken: Array<string> = []
+      for (const { file, words } of commands) {
+        const why = yield* whyNotParsed(words)
+        if (why !== undefined) broken.push(`${file}: luallm-agent ${words.join(" ")} — ${why}`)
+      }
+      expect(broken).toEqual([])
+    }))
+
+  it.effect("a wrong suggestion is caught: an unknown subcommand, option or missing argument", () =>
+    Effect.gen(function*() {
+      expect(yield* whyNotParsed(["skills", "tset", "csv_sum"])).toBeDefined()
+      expect(yield* whyNotParsed(["skills", "test", "csv_sum", "--drafts"])).toContain("Did you mean --draft?")
+      expect(yield* whyNotParsed(["approvals", "approve"])).toBeDefined()
+      expect(yield* whyNotParsed(["skills", "test", "csv_sum", "--draft"])).toBeUndefined()
+    }))
+
+  it("a failed draft's message points at the draft's own tests (`--draft`), which the printed command runs", () => {
+    const task = {
+      ...newTask(ID, "Sum the sales", now),
+      state: "skill_test" as const,
+      draft: {
+        skill: { name: "csv_sum", purpose: "sum", example_args: {} },
+        attempt: 4,
+        code_path: DRAFT,
+        test_path: DRAFT.replace(".js", ".test.js"),
+        feedback: null,
+        test_report: null,
+        tested: null,
+        approval_id: null
+      }
+    }
+    const failed = transition(task, Event.TestsFailed({ report: null, feedback: "1 of 1 tests failed" }), { ...limits, max_skill_retries: 3 }, now).task
+    expect(suggestedIn(failed.error ?? "")).toEqual([["skills", "test", "csv_sum", "--draft"]])
   })
 })
