@@ -4,7 +4,7 @@
  * happened, what was tried, what to do next); this module only decides the presentation and
  * the code. Defects (bugs) are left to crash with their trace.
  */
-import { Data, Effect } from "effect"
+import { Data } from "effect"
 import { sanitizeForTerminal } from "../core/terminalText.ts"
 
 export const ExitCodes = {
@@ -33,10 +33,6 @@ export class ExitWith extends Data.TaggedError("ExitWith")<{
     return this.error?.message ?? `exit ${this.code}`
   }
 }
-
-/** Gives every failure of `effect` the exit code `code` (e.g. a command line that is wrong). */
-export const exitCodeOnFailure = (code: ExitCode) => <A, E extends { readonly message: string }, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.mapError(effect, (error) => new ExitWith({ code, error }))
 
 export interface RenderedError {
   /** What goes to stderr; empty when the command already said it. */

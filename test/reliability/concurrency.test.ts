@@ -106,7 +106,7 @@ describe("two agent processes on one state directory", () => {
       // A holder that died without releasing (SIGKILL) leaves its lock behind.
       const dead = spawnSync(process.execPath, ["-e", ""]).pid
       writeFileSync(`${ws.config.state_dir}/agent.lock`, JSON.stringify({ pid: dead, since: "2026-01-01T00:00:00.000Z", command: "run" }))
-      const run = cli(ws, ["run", ws.prompt, "--yes", "--json"])
+      const run = cli(ws, ["run", ws.prompt, "--yes", "--json", "--log-level", "warning"])
       expect(run.stderr).toBe("")
       expect(JSON.parse(run.stdout)).toMatchObject({ state: "complete", result: { wait: "released" } })
       expect(existsSync(`${ws.config.state_dir}/agent.lock`)).toBe(false)

@@ -73,7 +73,7 @@ describe("signals during a skill run", () => {
       expect(existsSync(`${ws.config.state_dir}/agent.lock`)).toBe(false)
 
       writeFileSync(`${ws.dataDir}/release`, "")
-      const resume = runCli([...ws.globalArgs, "resume", "--json"], { env: { HOME: ws.dir }, timeoutMs: 60_000 })
+      const resume = runCli([...ws.globalArgs, "resume", "--json", "--log-level", "warning"], { env: { HOME: ws.dir }, timeoutMs: 60_000 })
       expect(resume.stderr).toBe("")
       expect(JSON.parse(resume.stdout)).toMatchObject({ state: "complete", result: { spin: "released" } })
     }).pipe(Effect.provide(TestPlatform)), 90_000)
