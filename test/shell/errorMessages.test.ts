@@ -550,17 +550,19 @@ const suggestedIn = (text: string): ReadonlyArray<ReadonlyArray<string>> =>
     .flatMap(shellWords)
     .map((words) => (words[0] === "luallm-agent" ? words.slice(1) : words))
 
+/** Each command that does not parse, where it was found and why. */
+const unparsed = (commands: ReadonlyArray<{ readonly where: string; readonly words: ReadonlyArray<string> }>) =>
+  Effect.map(
+    Effect.forEach(commands, ({ where, words }) => Effect.map(whyNotParsed(words), (why) => (why === undefined ? [] : [`${where}: luallm-agent ${words.join(" ")} — ${why}`]))),
+    (found) => found.flat()
+  )
+
 describe("suggested commands", () => {
   it.effect("every command a failure message suggests parses against the CLI's command tree", () =>
     Effect.gen(function*() {
       const suggestions = rows.flatMap((row) => suggestedIn(renderError(row.shown ?? row.error).message).map((words) => ({ row: row.error._tag, words })))
       expect(suggestions.length).toBeGreaterThan(10)
-      const broken: Array<string> = []
-      for (const { row, words } of suggestions) {
-        const why = yield* whyNotParsed(words)
-        if (why !== undefined) broken.push(`${row}: luallm-agent ${words.join(" ")} — ${why}`)
-      }
-      expect(broken).toEqual([])
+      expect(yield* unparsed(suggestions.map(({ row, words }) => ({ where: row, words })))).toEqual([])
     }))
 
   it.effect("so does every `luallm-agent …` command written in src's strings, with its ${…} values filled in", () =>
@@ -580,15 +582,10 @@ describe("suggested commands", () => {
           )
           // A run of words after the program that starts with a command, not prose ("the luallm-agent package").
           .filter((words) => commandNames.has(words[0] ?? "") || (words[0] ?? "").startsWith("-"))
-          .map((words) => ({ file: relative(srcDir, file), words }))
+          .map((words) => ({ where: relative(srcDir, file), words }))
       )
       expect(commands.length).toBeGreaterThan(20)
-      const broken: Array<string> = []
-      for (const { file, words } of commands) {
-        const why = yield* whyNotParsed(words)
-        if (why !== undefined) broken.push(`${file}: luallm-agent ${words.join(" ")} — ${why}`)
-      }
-      expect(broken).toEqual([])
+      expect(yield* unparsed(commands)).toEqual([])
     }))
 
   it.effect("a wrong suggestion is caught: an unknown subcommand, option or missing argument", () =>

@@ -5,18 +5,14 @@
  * with the same code as the review's `[R]erun`, keeping the new report in the approval.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { mkdirSync, mkdtempSync, realpathSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { configInside } from "../../src/core/config.ts"
 import { allPassed, summarize } from "../../src/core/testHarness.ts"
-import { Approvals, ApprovalsLive } from "../../src/layers/Approvals.ts"
-import { AuditTest } from "../../src/layers/Audit.ts"
-import { AppConfigFrom } from "../../src/layers/Config.ts"
 import { ExitCodes } from "../../src/shell/exit.ts"
 import { runCli } from "../support/cli.ts"
+import { draftWorkspace, fileApproval } from "../support/draftApproval.ts"
 
 const freshHome = () => realpathSync(mkdtempSync(join(tmpdir(), "luallm-agent-skilltests-")))
 
@@ -82,47 +78,13 @@ const passingCode = `${header}export function sum(xs) { return xs.reduce((a, b) 
 const failingCode = `${header}export function sum(xs) { return xs.length }\nexport function run({ xs }) { return sum(xs) }\n`
 const tests = `const { sum } = require("csv_sum")\n\ntest("adds the numbers", () => {\n  assert.equal(sum([2, 3]), 5)\n})\n`
 
-const setup = () => {
-  const home = freshHome()
-  const config = configInside(home)
-  mkdirSync(config.skills.agent_dir, { recursive: true })
-  const codePath = join(config.skills.agent_dir, "csv_sum.js")
-  const testPath = join(config.skills.agent_dir, "csv_sum.test.js")
-  writeFileSync(codePath, passingCode)
-  writeFileSync(testPath, tests)
-  const env = {
-    HOME: home,
-    LUALLM_AGENT_STATE_DIR: config.state_dir,
-    LUALLM_AGENT_SKILLS_AGENT_DIR: config.skills.agent_dir,
-    LUALLM_AGENT_SKILLS_ALLOWED_DIR: config.skills.allowed_dir
-  }
-  return { home, config, codePath, testPath, env }
-}
-
-/** Files an approval as a passing test run of the agent would (the report says what the caller says). */
-const fileApproval = (context: ReturnType<typeof setup>, report: { total: number; passed: number; failed: number; skipped?: number }) =>
-  Effect.gen(function*() {
-    const approvals = yield* Approvals
-    const tested = yield* approvals.keepTested({ code: passingCode, tests })
-    return yield* approvals.create({
-      skillName: "csv_sum",
-      metadata: { name: "csv_sum", version: "1.0.0", description: "sums", dependencies: [], paths: [], urls: [], public_functions: ["run", "sum"], capabilities: [] },
-      codePath: context.codePath,
-      testPath: context.testPath,
-      testReport: { ...report, results: [] },
-      tested,
-      taskId: null
-    })
-  }).pipe(
-    Effect.provide(ApprovalsLive.pipe(Layer.provide(AuditTest), Layer.provide(AppConfigFrom(context.config, { home: context.home, cwd: context.home })))),
-    Effect.provide(NodeContext.layer)
-  )
+const setup = () => draftWorkspace(passingCode, tests)
 
 describe("approvals retest", () => {
   it.effect("reruns the draft's tests, keeps the new report in the approval, and exits 1 while a test fails", () =>
     Effect.gen(function*() {
       const context = setup()
-      const record = yield* fileApproval(context, { total: 1, passed: 1, failed: 0 })
+      const record = yield* fileApproval(context, { total: 1, passed: 1, failed: 0, results: [] }, ["run", "sum"])
       const id = record.id.slice(0, 8)
       const cli = (args: ReadonlyArray<string>) => runCli(args, { env: context.env, cwd: context.home, timeoutMs: 60_000 })
 
@@ -157,7 +119,7 @@ describe("approvals retest", () => {
   it.effect("an approval whose report has a skipped test cannot be approved", () =>
     Effect.gen(function*() {
       const context = setup()
-      const record = yield* fileApproval(context, { total: 2, passed: 1, failed: 0, skipped: 1 })
+      const record = yield* fileApproval(context, { total: 2, passed: 1, failed: 0, skipped: 1, results: [] }, ["run", "sum"])
       const approve = runCli(["approvals", "approve", record.id.slice(0, 8)], { env: context.env, cwd: context.home })
       expect(approve.code).toBe(ExitCodes.failure)
       expect(approve.stderr).toContain("its last test run did not pass (1/2)")
