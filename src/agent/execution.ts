@@ -54,8 +54,8 @@ export class NodeDataTooLarge extends Data.TaggedError("NodeDataTooLarge")<{
     const what = this.direction === "result"
       ? `Node "${this.node}": skill ${this.skill} returned ${this.size} characters of JSON`
       : `Node "${this.node}" would give skill ${this.skill} ${this.size} characters of JSON as its arguments`
-    const memory = Math.round(this.limit / (1024 * 1024))
-    return `${what}, more than the ${this.limit} a value passed between skills may have (as many as the ${memory} MB of limits.skill_memory_mb). ` +
+    const memory = Math.round((this.limit * 4) / (1024 * 1024))
+    return `${what}, more than the ${this.limit} a value passed between skills may have (a quarter of the ${memory} MB of limits.skill_memory_mb). ` +
       "Let a skill aggregate what it hands on (or write the data to a file and pass its path), or raise limits.skill_memory_mb."
   }
 }

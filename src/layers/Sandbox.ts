@@ -93,12 +93,13 @@ export const sandboxLimits = {
 } as const
 
 /**
- * The most characters of JSON a skill's result may have, and a skill node's arguments: as many
- * as the megabytes it runs in (`limits.skill_memory_mb`), since a value that crosses into or out
- * of the sandbox must fit there. Between skills nothing smaller applies; what reaches a model is
- * cut far shorter (`maxNodeInputChars`, `core/prompts.ts`).
+ * The most characters of JSON a skill's result may have, and a skill node's arguments: a quarter
+ * of the memory a skill runs in (`limits.skill_memory_mb`, 16 MiB of the default 64), because the
+ * skill that receives the value must hold it, parsed into objects several times the size of
+ * their text, and still have room to work. Between skills nothing smaller applies; what reaches
+ * a model is cut far shorter (`maxNodeInputChars`, `core/prompts.ts`).
  */
-export const maxResultChars = (memoryMb: number): number => memoryMb * 1024 * 1024
+export const maxResultChars = (memoryMb: number): number => (memoryMb * 1024 * 1024) / 4
 
 /** What a call or a test run may still write to the audit log, and what it held back. */
 interface AuditTally {

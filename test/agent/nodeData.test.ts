@@ -118,26 +118,29 @@ describe("values between nodes", () => {
       expect(outcome.task.result).toEqual({ direct: csv.stats, answer: "Units average about 24.5." })
     }).pipe(Effect.provide(TestPlatform)), 120_000)
 
-  it.scoped("arguments larger than a skill's memory are refused, naming the node, the size and the limit", () =>
+  it.scoped("arguments or a result larger than a quarter of a skill's memory are refused, naming the node, the size and the limit", () =>
     Effect.gen(function*() {
       const setup = yield* setUp({ memoryMb: 16 })
-      const file = join(setup.data, "big.txt")
-      writeFileSync(file, "z".repeat(6 * 1024 * 1024))
+      const limit = 4 * 1024 * 1024
+      const part = join(setup.data, "part.txt")
+      const whole = join(setup.data, "whole.txt")
+      writeFileSync(part, "z".repeat(1_500_000))
+      writeFileSync(whole, "z".repeat(5_000_000))
       const nodes = plan([
-        { id: "big", action: "skill", skill_name: "read_file", skill_args: { path: file } },
-        { id: "thrice", action: "skill", skill_name: "describe_text", skill_args: { text: "{big}", again: "{big}", more: "{big}" }, depends_on: ["big"], max_retries: 0 }
+        { id: "part", action: "skill", skill_name: "read_file", skill_args: { path: part } },
+        { id: "thrice", action: "skill", skill_name: "describe_text", skill_args: { text: "{part}", again: "{part}", more: "{part}" }, depends_on: ["part"], max_retries: 0 },
+        { id: "whole", action: "skill", skill_name: "read_file", skill_args: { path: whole }, max_retries: 0 }
       ])
-      const { outcome, results } = yield* runTask(setup, [FakeReply.content(nodes, { when: "Request:" })], "Describe big.txt three times")
-      expect(results.get("big")?.status).toBe("complete")
-      expect(results.get("thrice")?.status).toBe("failed")
-      const limit = 16 * 1024 * 1024
-      const size = JSON.stringify({ text: "z".repeat(6 * 1024 * 1024), again: "z".repeat(6 * 1024 * 1024), more: "z".repeat(6 * 1024 * 1024) }).length
-      expect(results.get("thrice")?.error).toBe(
-        `Node "thrice" would give skill describe_text ${size} characters of JSON as its arguments, more than the ${limit} a value passed between skills may have ` +
-          "(as many as the 16 MB of limits.skill_memory_mb). Let a skill aggregate what it hands on (or write the data to a file and pass its path), or raise limits.skill_memory_mb."
-      )
+      const { outcome, results } = yield* runTask(setup, [FakeReply.content(nodes, { when: "Request:" })], "Describe the files")
+      expect(results.get("part")?.status).toBe("complete")
+      const size = JSON.stringify({ text: "z".repeat(1_500_000), again: "z".repeat(1_500_000), more: "z".repeat(1_500_000) }).length
+      const limits = `more than the ${limit} a value passed between skills may have (a quarter of the 16 MB of limits.skill_memory_mb). ` +
+        "Let a skill aggregate what it hands on (or write the data to a file and pass its path), or raise limits.skill_memory_mb."
+      expect(results.get("thrice")?.error).toBe(`Node "thrice" would give skill describe_text ${size} characters of JSON as its arguments, ${limits}`)
+      expect(results.get("whole")?.error).toBe(`Node "whole": skill read_file returned ${JSON.stringify("z".repeat(5_000_000)).length} characters of JSON, ${limits}`)
       expect(outcome.task.state).toBe("failed")
       expect(outcome.task.error).toContain(`- node thrice: Node "thrice" would give skill describe_text ${size} characters`)
+      expect(outcome.task.error).toContain(`- node whole: Node "whole": skill read_file returned`)
     }).pipe(Effect.provide(TestPlatform)), 120_000)
 })
 

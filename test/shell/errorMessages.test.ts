@@ -229,13 +229,13 @@ const rows: ReadonlyArray<Row> = [
   { error: new TaskTokenBudgetExceeded({ used: 998_000, next: 6_000, limit: 1_000_000, purpose: "node" }), facts: ["998000", "6000", "limits.max_task_tokens", "1000000", "resume"] },
   {
     variant: "result",
-    error: new NodeDataTooLarge({ node: "rows", skill: "read_csv", direction: "result", size: 70_000_000, limit: 67_108_864 }),
-    facts: [`Node "rows"`, "read_csv", "70000000", "67108864", "64 MB of limits.skill_memory_mb"]
+    error: new NodeDataTooLarge({ node: "rows", skill: "read_csv", direction: "result", size: 20_000_000, limit: 16_777_216 }),
+    facts: [`Node "rows"`, "read_csv", "20000000", "16777216", "a quarter of the 64 MB of limits.skill_memory_mb"]
   },
   {
     variant: "arguments",
-    error: new NodeDataTooLarge({ node: "stats", skill: "column_stats", direction: "arguments", size: 70_000_000, limit: 67_108_864 }),
-    facts: [`Node "stats"`, "column_stats", "as its arguments", "70000000", "67108864", "limits.skill_memory_mb"]
+    error: new NodeDataTooLarge({ node: "stats", skill: "column_stats", direction: "arguments", size: 20_000_000, limit: 16_777_216 }),
+    facts: [`Node "stats"`, "column_stats", "as its arguments", "20000000", "16777216", "limits.skill_memory_mb"]
   },
   { error: new NodeAnswerInvalid({ node: "totals", problems: ["answer.total: is missing"] }), facts: ["totals", "output_schema", "answer.total: is missing", "max_retries"] },
   // Cassettes
