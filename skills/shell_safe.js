@@ -1,7 +1,7 @@
 /* @skill {
   "name": "shell_safe",
   "version": "1.0.0",
-  "description": "Runs one read-only command (ls, wc, head, tail, grep, find, cat, sort or uniq) with its arguments as argv, never through a shell, so ; | $( ) * and quotes are plain characters, and returns {stdout, stderr, code, truncated}. Commands run in an empty directory with a minimal environment; arguments that look like paths must lie inside allowed_paths; options that write, delete or run programs (find -exec, sort -o, …) are refused by the host. Output is capped (truncated says so), and the run is bounded by the skill time limit. It needs the exec capability, which only the skill_exec approval tier grants.",
+  "description": "Runs one read-only command (ls, wc, head, tail, grep, find, cat, sort or uniq) with its arguments as argv, never through a shell, so ; | $( ) * and quotes are plain characters, and returns {stdout, stderr, code, truncated}. The host reads the arguments the way the command would: only options known to be safe are accepted (in any spelling GNU allows, but never abbreviated), and options that write, delete, run programs, follow symlinks or read lists of files (sort -o, find -exec, grep -R, wc --files0-from, …) are refused. File arguments must be absolute or ~/… and lie inside allowed_paths; a relative name means a file in the command's own empty directory, so it finds nothing. grep -r, ls -R and find may search only a directory that a dir/** glob of allowed_paths covers. Commands run with a minimal environment; output is capped (truncated says so), and the run is bounded by the skill time limit. It needs the exec capability, which only the skill_exec approval tier grants.",
   "dependencies": [],
   "paths": ["/**"],
   "urls": [],
@@ -9,7 +9,7 @@
   "public_functions": ["run"],
   "args": {
     "command": "string: one of ls, wc, head, tail, grep, find, cat, sort, uniq (a bare name, no path, no arguments)",
-    "args": "array of strings, default []: the command's arguments exactly as they should reach it, e.g. [\"-c\", \"error\", \"~/logs/app.log\"]; paths must be absolute, ~/… or contain a /"
+    "args": "array of strings, default []: the command's arguments exactly as they should reach it, e.g. [\"-c\", \"error\", \"~/logs/app.log\"]; file names must be absolute or ~/…; long options written in full"
   }
 } */
 

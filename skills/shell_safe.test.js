@@ -165,4 +165,18 @@ describe("real commands (exec granted)", () => {
     assert.equal(result.code, 2)
     assert.match(result.stderr, /no-such-entry/)
   })
+
+  test("a grep pattern that holds / is a pattern, not a path", () => {
+    assert.deepEqual(run({ command: "grep", args: ["-c", "usr/bin/env", "-"] }), { stdout: "0\n", stderr: "", code: 1, truncated: false })
+  })
+
+  test("a relative name means the command's own empty directory", () => {
+    assert.deepEqual(run({ command: "find", args: ["."] }), { stdout: ".\n", stderr: "", code: 0, truncated: false })
+  })
+
+  test("options in any spelling GNU allows reach the command as the same options", () => {
+    for (const args of [["-n", "1", "-"], ["-n1", "-"], ["--lines=1", "-"], ["--lines", "1", "-"], ["-1", "-"]]) {
+      assert.deepEqual(run({ command: "head", args }), { stdout: "", stderr: "", code: 0, truncated: false }, args.join(" "))
+    }
+  })
 })

@@ -210,6 +210,31 @@ export const configInside = (
   }
 }
 
+/** A place the loading looks for a config file, and the rule that names it. */
+export interface ConfigFileCandidate {
+  readonly path: string
+  /** `--config`, `$LUALLM_AGENT_CONFIG`, `./luallm-agent.json` or `~/.config/luallm-agent/config.json`. */
+  readonly via: string
+  /** Named by the user (flag or environment): it must exist, and the default places are not read. */
+  readonly named: boolean
+}
+
+/**
+ * Every place a config file is looked for, in SPEC order, whether or not a file is there: the
+ * one named on the command line (which wins) or in the environment, then the two default
+ * places. A file at any of them would be trusted by the next run, so no skill may write one
+ * (SPEC part 18).
+ */
+export const configFileCandidates = (
+  named: { readonly flag?: string | undefined; readonly variable?: string | undefined },
+  env: Pick<ConfigEnvironment, "home" | "cwd">
+): ReadonlyArray<ConfigFileCandidate> => [
+  ...(named.flag === undefined ? [] : [{ path: normalizePath(named.flag, env.cwd, env.home), via: "--config", named: true }]),
+  ...(named.variable === undefined ? [] : [{ path: normalizePath(named.variable, env.cwd, env.home), via: "$LUALLM_AGENT_CONFIG", named: true }]),
+  { path: normalizePath("luallm-agent.json", env.cwd, env.home), via: "./luallm-agent.json", named: false },
+  { path: normalizePath("~/.config/luallm-agent/config.json", env.cwd, env.home), via: "~/.config/luallm-agent/config.json", named: false }
+]
+
 /** Where one effective value came from, for `luallm-agent config` and `ConfigInvalid`. */
 export type ConfigSource =
   | { readonly _tag: "default" }

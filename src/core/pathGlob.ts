@@ -31,7 +31,7 @@ export const normalizePath = (path: string, cwd: string, home: string): string =
 }
 
 /** True when `path` contains a `..` segment: a refusal reason worth naming on its own. */
-export const hasParentSegment = (path: string): boolean => path.split(/[\\/]/).includes("..")
+export const hasParentSegment = (path: string): boolean => path.includes("..") && path.split(/[\\/]/).includes("..")
 
 const escapeRegExp = (text: string): string => text.replace(/[.+^${}()|[\]\\]/g, "\\$&")
 

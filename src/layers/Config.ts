@@ -11,6 +11,8 @@ import {
   absolutizePaths,
   type AgentConfig,
   type ConfigEnvironment,
+  type ConfigFileCandidate,
+  configFileCandidates,
   configInside as configInsideWith,
   type ConfigIssue,
   type ConfigSource,
@@ -87,6 +89,8 @@ export interface AppConfigShape {
   readonly sources: ReadonlyMap<string, ConfigSource>
   /** The file that was loaded, if any. */
   readonly file: Option.Option<string>
+  /** Every place a config file was looked for (the loaded one among them): skills may not write them. */
+  readonly configFiles: ReadonlyArray<ConfigFileCandidate>
   /** Resolves `~`, `..` and symlinks, then matches against `allowed_paths`. */
   readonly isPathAllowed: (path: string) => Effect.Effect<boolean>
   /** Resolves `path` and matches it against `globs` (themselves resolved); used by the sandbox. */
@@ -118,6 +122,7 @@ const makeShape = (
   config: AgentConfig,
   sources: ReadonlyMap<string, ConfigSource>,
   file: Option.Option<string>,
+  configFiles: ReadonlyArray<ConfigFileCandidate>,
   resolve: (absolute: string) => Effect.Effect<string>,
   env: Pick<ConfigEnvironment, "home" | "cwd">
 ): AppConfigShape => {
@@ -136,6 +141,7 @@ const makeShape = (
     config,
     sources,
     file,
+    configFiles,
     checkPath,
     isPathAllowed: (path) => checkPath(path, config.allowed_paths).pipe(Effect.map((verdict) => verdict.allowed)),
     modelPolicy: (purpose) =>
@@ -185,21 +191,13 @@ const appSettings = (settings: unknown): Effect.Effect<{ readonly values: JsonOb
       issues: [{ key: "(settings)", message: `expected an object with a config file's keys, got ${JSON.stringify(settings) ?? String(settings)}`, source: { _tag: "app" } }]
     })
 
-/** Finds the config file in SPEC order; an explicitly named file must exist. */
-const findConfigFile = (options: LoadOptions, env: ConfigEnvironment, envFile: Option.Option<string>) =>
+/** Finds the config file in SPEC order; a file named by `--config` or the environment must exist. */
+const findConfigFile = (candidates: ReadonlyArray<ConfigFileCandidate>) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const explicit = options.configPath !== undefined
-      ? Option.some({ path: options.configPath, via: "--config" })
-      : Option.map(envFile, (path) => ({ path, via: "$LUALLM_AGENT_CONFIG" }))
-    if (Option.isSome(explicit)) {
-      const path = normalizePath(explicit.value.path, env.cwd, env.home)
-      const exists = yield* fs.exists(path).pipe(Effect.orElseSucceed(() => false))
-      if (!exists) return yield* new ConfigFileNotFound({ path, via: explicit.value.via })
-      return Option.some(path)
-    }
-    for (const candidate of [`${env.cwd}/luallm-agent.json`, `${env.home}/.config/luallm-agent/config.json`]) {
-      if (yield* fs.exists(candidate).pipe(Effect.orElseSucceed(() => false))) return Option.some(candidate)
+    for (const candidate of candidates) {
+      if (yield* fs.exists(candidate.path).pipe(Effect.orElseSucceed(() => false))) return Option.some(candidate.path)
+      if (candidate.named) return yield* new ConfigFileNotFound({ path: candidate.path, via: candidate.via })
     }
     return Option.none<string>()
   })
@@ -220,7 +218,9 @@ export const loadConfig = (options: LoadOptions) =>
       builtinSkillsDir: options.builtinSkillsDir ?? builtinSkillsDir
     }
     const defaults = defaultConfig(env)
-    const file = yield* findConfigFile(options, env, yield* optionalEnv("LUALLM_AGENT_CONFIG"))
+    const envFile = yield* optionalEnv("LUALLM_AGENT_CONFIG")
+    const configFiles = configFileCandidates({ flag: options.configPath, variable: Option.getOrUndefined(envFile) }, env)
+    const file = yield* findConfigFile(configFiles)
     const fromFile: JsonObject = Option.isSome(file) ? yield* readJsonObject(fs, file.value) : {}
 
     // Environment lookups go through Effect's ConfigProvider so tests can supply a map.
@@ -244,7 +244,7 @@ export const loadConfig = (options: LoadOptions) =>
     }
     const { config, sources: followed } = followStateDir(absolutizePaths(decoded.right, sources, env, (f) => path.dirname(f)), sources)
     const resolve = (absolute: string) => resolveRealPath(fs, path, absolute)
-    return makeShape(config, followed, file, resolve, env)
+    return makeShape(config, followed, file, configFiles, resolve, env)
   })
 
 /** The live layer: reads the file system and the environment. */
@@ -264,7 +264,8 @@ export const AppConfigFrom = (
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
       const path = yield* Path.Path
-      return makeShape(config, new Map(), Option.none(), (absolute) => resolveRealPath(fs, path, absolute), env)
+      const configFiles = configFileCandidates({}, env)
+      return makeShape(config, new Map(), Option.none(), configFiles, (absolute) => resolveRealPath(fs, path, absolute), env)
     })
   )
 

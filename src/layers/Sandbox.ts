@@ -16,7 +16,10 @@
  *
  * Inside a worker: the messages in `sandbox/protocol.ts`, the serving loop in `sandbox/worker.ts`,
  * the engine in `sandbox/engine.ts`, a run in `sandbox/run.ts`, the host functions in
- * `sandbox/globals.ts`, the path rules in `sandbox/paths.ts`, the node port in `sandbox/host.ts`.
+ * `sandbox/globals.ts`, the path rules and trust roots in `sandbox/paths.ts`, each file
+ * operation and command argument (checked on the descriptor it opened) in
+ * `sandbox/fileAccess.ts`, the option tables of `exec` in `sandbox/execPolicy.ts`, the node
+ * port in `sandbox/host.ts`. SECURITY.md states what a skill can reach, with the test of each part.
  */
 import { Context, Data, Duration, Effect, Either, Layer } from "effect"
 import type { Json } from "../core/config.ts"
@@ -27,7 +30,8 @@ import { SandboxCrashed, type SandboxError, type SandboxWorkerMissing } from "./
 import { parseGuestJson } from "./sandbox/globals.ts"
 import { nodeSandboxHost } from "./sandbox/host.ts"
 import type { RunRequest, TestSource } from "./sandbox/instance.ts"
-import type { ProtectedPath } from "./sandbox/paths.ts"
+import { trustRoots } from "./sandbox/paths.ts"
+import { packageRoot as installedPackageRoot } from "../packageRoot.ts"
 import { makeWorkerPool, sandboxWorkerScript } from "./sandbox/pool.ts"
 import type { AuditBudget, HostEnvironment, Job, JobValue } from "./sandbox/protocol.ts"
 
@@ -79,6 +83,8 @@ export const sandboxLimits = {
   stackBytes: 256 * 1024,
   maxOutputChars: 1024 * 1024,
   maxHandles: 10,
+  /** Bytes one run may write (a draft's append counts the copy of the original it makes). */
+  maxWriteBytes: 256 * 1024 * 1024,
   maxTests: 100,
   /** The whole test run may take this many times `skill_timeout_seconds`. */
   testBudgetFactor: 5,
@@ -119,18 +125,22 @@ const skippedFor = (error: SandboxError): Pick<TestResult, "status" | "error"> |
     ? { status: "skip", error: `it needs the ${error.capability} capability, which this run was not granted (--allow-${error.capability} grants it)` }
     : undefined
 
+/** What a host or a test may set beyond the config. */
+export interface SandboxOptions {
+  /** luallm-agent's own package, which no skill may change: the installed one by default (null: none). */
+  readonly packageRoot?: string | null
+  /** Bytes one run may write; `sandboxLimits.maxWriteBytes` by default. */
+  readonly maxWriteBytes?: number
+}
+
 /** The sandbox over worker threads whose host port uses `environment`'s home and cwd. */
-export const makeSandbox = (environment: HostEnvironment, workerScript: string = sandboxWorkerScript) =>
+export const makeSandbox = (environment: HostEnvironment, workerScript: string = sandboxWorkerScript, options: SandboxOptions = {}) =>
   Effect.gen(function*() {
-    const { config } = yield* AppConfig
+    const app = yield* AppConfig
+    const { config } = app
     const audit = yield* Audit
-    const protectedPaths: ReadonlyArray<ProtectedPath> = [
-      { key: "skills.allowed_dir", path: config.skills.allowed_dir, hiddenFromDrafts: true },
-      { key: "skills.builtin_dir", path: config.skills.builtin_dir, hiddenFromDrafts: false },
-      { key: "skills.agent_dir", path: config.skills.agent_dir, hiddenFromDrafts: false },
-      { key: "state_dir", path: config.state_dir, hiddenFromDrafts: false },
-      { key: "audit.path", path: config.audit.path, hiddenFromDrafts: false }
-    ]
+    const packageRoot = options.packageRoot === undefined ? installedPackageRoot : options.packageRoot
+    const protectedPaths = trustRoots({ config, configFiles: app.configFiles, packageRoot })
     const timeoutSeconds = config.limits.skill_timeout_seconds
     const pool = yield* makeWorkerPool({
       script: workerScript,
@@ -145,6 +155,7 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
         maxOutputChars: sandboxLimits.maxOutputChars,
         maxResultChars: maxResultChars(config.limits.skill_memory_mb),
         maxHandles: sandboxLimits.maxHandles,
+        maxWriteBytes: options.maxWriteBytes ?? sandboxLimits.maxWriteBytes,
         allowedPaths: config.allowed_paths,
         protectedPaths
       }
@@ -258,13 +269,14 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
 
 /**
  * A sandbox whose skills see `environment`'s home (for `~`) and cwd (tests give their own);
- * `workerScript` is the worker bundle to run (the built one by default). Fails with
- * `SandboxWorkerMissing` when the bundle is not there.
+ * `workerScript` is the worker bundle to run (the built one by default); `options` what tests
+ * set beyond the config. Fails with `SandboxWorkerMissing` when the bundle is not there.
  */
 export const sandboxLayer = (
   environment: HostEnvironment,
-  workerScript?: string
-): Layer.Layer<Sandbox, SandboxWorkerMissing, AppConfig | Audit> => Layer.scoped(Sandbox, makeSandbox(environment, workerScript))
+  workerScript?: string,
+  options: SandboxOptions = {}
+): Layer.Layer<Sandbox, SandboxWorkerMissing, AppConfig | Audit> => Layer.scoped(Sandbox, makeSandbox(environment, workerScript, options))
 
 /** The live sandbox: node's file system and processes, `~` from $HOME. */
 export const SandboxLive: Layer.Layer<Sandbox, SandboxWorkerMissing, AppConfig | Audit> = Layer.suspend(() => {

@@ -1,14 +1,16 @@
 /**
  * Where `generate` may write the model's code: a path inside `allowed_paths` (resolved the way
  * skills' paths are: `~`, `..` and symlinks, by `AppConfig.checkPath`), never inside what the
- * agent's trust rests on (its config file, state, audit log, skill directories, luallm's state,
- * the package), and never over an existing file unless `--force` says so. The model's answer
+ * agent's trust rests on (`trustRoots`, the sandbox's own list: config files, state, audit log,
+ * skill directories, luallm's files, the package), and never over an existing file unless
+ * `--force` says so. The model's answer
  * is untrusted text; the human chose the path, but a typo or a symlink must not turn it into
  * a write over the agent's own files.
  */
 import { FileSystem } from "@effect/platform"
-import { Data, Effect, Option } from "effect"
-import { AppConfig, type AppConfigShape } from "../layers/Config.ts"
+import { Data, Effect } from "effect"
+import { AppConfig } from "../layers/Config.ts"
+import { trustRoots, withinTrustRoot } from "../layers/sandbox/paths.ts"
 import { packageRoot } from "../packageRoot.ts"
 
 export class OutputNotAllowed extends Data.TaggedError("OutputNotAllowed")<{
@@ -44,29 +46,6 @@ export class OutputExists extends Data.TaggedError("OutputExists")<{ readonly pa
 export type OutputPathError = OutputNotAllowed | OutputProtected | OutputExists
 
 /**
- * What no `generate` may write: the loaded config file, the agent's directories and files,
- * luallm's state file and the package. (The sandbox keeps the same roots from skills.)
- */
-const trustRoots = (app: AppConfigShape): ReadonlyArray<{ readonly key: string; readonly path: string }> => {
-  const { config } = app
-  return [
-    ...Option.match(app.file, { onNone: () => [], onSome: (file) => [{ key: "the config file", path: file }] }),
-    { key: "skills.allowed_dir", path: config.skills.allowed_dir },
-    { key: "skills.builtin_dir", path: config.skills.builtin_dir },
-    { key: "skills.agent_dir", path: config.skills.agent_dir },
-    { key: "state_dir", path: config.state_dir },
-    { key: "audit.path", path: config.audit.path },
-    { key: "luallm.state_file", path: config.luallm.state_file },
-    { key: "the luallm-agent package", path: packageRoot }
-  ]
-}
-
-const isInside = (path: string, dir: string): boolean => path === dir || path.startsWith(dir === "/" ? "/" : `${dir}/`)
-
-/** `audit.jsonl.3` is a rotation of `audit.jsonl`. */
-const isRotationOf = (path: string, file: string): boolean => path.startsWith(file) && /^\.\d+$/.test(path.slice(file.length))
-
-/**
  * The real path `generate` writes `out` to, after the checks above; `force` allows replacing
  * an existing file. Runs before the model is asked, so a refused path costs no model call.
  */
@@ -75,9 +54,10 @@ export const checkOutputPath = (out: string, force: boolean) =>
     const app = yield* AppConfig
     const fs = yield* FileSystem.FileSystem
     const verdict = yield* app.checkPath(out, app.config.allowed_paths)
-    for (const root of trustRoots(app)) {
+    // The same roots the sandbox keeps every skill from writing.
+    for (const root of trustRoots({ config: app.config, configFiles: app.configFiles, packageRoot })) {
       const { resolved } = yield* app.checkPath(root.path, [])
-      if (isInside(verdict.resolved, resolved) || isRotationOf(verdict.resolved, resolved)) {
+      if (withinTrustRoot(verdict.resolved, resolved)) {
         return yield* new OutputProtected({ path: out, resolved: verdict.resolved, root: `${root.key} (${resolved})` })
       }
     }

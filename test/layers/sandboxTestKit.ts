@@ -10,7 +10,7 @@ import { join } from "node:path"
 import { parseMetadata } from "../../src/core/skillMeta.ts"
 import { AuditMemory, AuditTest } from "../../src/layers/Audit.ts"
 import { type AgentConfig, AppConfigFrom, defaultConfig } from "../../src/layers/Config.ts"
-import { type RunMode, type RunRequest, sandboxLayer, type SkillSource, trusted } from "../../src/layers/Sandbox.ts"
+import { type RunMode, type RunRequest, sandboxLayer, type SandboxOptions, type SkillSource, trusted } from "../../src/layers/Sandbox.ts"
 
 export interface Fixture {
   /** The temporary home (real path): `~` in skills and config. */
@@ -41,8 +41,8 @@ export const makeFixture = (overrides: (config: AgentConfig, home: string) => Ag
 }
 
 /** Config (with the fixture's home and cwd), in-memory audit and the sandbox over node. */
-export const sandboxTestLayer = (fixture: Fixture) =>
-  sandboxLayer({ home: fixture.home, cwd: fixture.home }).pipe(
+export const sandboxTestLayer = (fixture: Fixture, options: SandboxOptions = {}) =>
+  sandboxLayer({ home: fixture.home, cwd: fixture.home }, undefined, options).pipe(
     Layer.provideMerge(AuditTest),
     Layer.provideMerge(AppConfigFrom(fixture.config, { home: fixture.home, cwd: fixture.home })),
     Layer.provideMerge(NodeContext.layer)

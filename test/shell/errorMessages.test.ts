@@ -55,6 +55,7 @@ import {
   CapabilityDenied,
   CommandNotAllowed,
   FunctionNotExported,
+  NotARegularFile,
   OutputTooLarge,
   PathNotAllowed,
   ResultNotJson,
@@ -65,7 +66,8 @@ import {
   SkillThrew,
   SkillTimeout,
   TooManyHandles,
-  UndeclaredDependency
+  UndeclaredDependency,
+  WriteLimitExceeded
 } from "../../src/layers/sandbox/errors.ts"
 import { RunNotDeclared, TestFileMissing } from "../../src/layers/SkillRunner.ts"
 import {
@@ -274,6 +276,22 @@ const rows: ReadonlyArray<Row> = [
   { variant: "not declared", error: pathRefusal("not_declared", ["~/reports/*.md"]), facts: ["csv_sum", "/home/ada/secrets.txt", "~/reports/*.md"] },
   { variant: "not allowed", error: pathRefusal("not_allowed", ["~/data/**"]), facts: ["csv_sum", "/home/ada/secrets.txt", "~/data/**", "allowed_paths"] },
   { variant: "symlink escape", error: pathRefusal("symlink_escape", ["~/reports/**"]), facts: ["csv_sum", "/home/ada/secrets.txt", "symlink"] },
+  { variant: "system", error: pathRefusal("system", ["/proc"]), facts: ["csv_sum", "/home/ada/secrets.txt", "/proc", "allowed_paths"] },
+  { variant: "swapped", error: pathRefusal("swapped", ["~/reports/**"]), facts: ["csv_sum", "/home/ada/secrets.txt", "~/reports/**", "replaced by a symlink"] },
+  { variant: "recursion uncovered", error: pathRefusal("recursion_uncovered", ["~/reports/*"]), facts: ["csv_sum", "/home/ada/secrets.txt", "~/reports/*", "dir/**"] },
+  {
+    variant: "recursion protected",
+    error: pathRefusal("recursion_protected", ["the config file (./luallm-agent.json) (/home/ada/luallm-agent.json)"]),
+    facts: ["csv_sum", "/home/ada/secrets.txt", "/home/ada/luallm-agent.json"]
+  },
+  {
+    error: new NotARegularFile({ skill: "csv_sum", operation: "fs.readFile", path: "~/data/pipe", resolved: "/home/ada/data/pipe", kind: "FIFO" }),
+    facts: ["csv_sum", "fs.readFile", "~/data/pipe", "/home/ada/data/pipe", "FIFO", "regular file"]
+  },
+  {
+    error: new WriteLimitExceeded({ skill: "csv_sum", operation: "fs.appendFile", path: "~/data/huge.bin", attempted: 4_294_967_297, limit: 268_435_456 }),
+    facts: ["csv_sum", "fs.appendFile", "~/data/huge.bin", "4294967297", "268435456"]
+  },
   { error: new UndeclaredDependency({ skill: "csv_sum", requested: `require("child_process")`, declared: [] }), facts: ["csv_sum", `require("child_process")`, "dependencies"] },
   { error: new SkillTimeout({ skill: "csv_sum", seconds: 30 }), facts: ["csv_sum", "30 s", "limits.skill_timeout_seconds"] },
   { variant: "heap", error: new SkillMemoryExceeded({ skill: "csv_sum", kind: "heap", limit: 64 }), facts: ["csv_sum", "64 MB", "limits.skill_memory_mb"] },

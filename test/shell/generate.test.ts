@@ -115,7 +115,7 @@ describe("generate and luallm-agent's own files", () => {
       writeFileSync(join(ws.config.state_dir, "current_task.json"), "{}")
       symlinkSync(join(ws.config.state_dir, "current_task.json"), join(ws.project, "task.py"))
       const cases: ReadonlyArray<readonly [string, string]> = [
-        [ws.configFile, `the config file (${ws.configFile})`],
+        [ws.configFile, `the config file (--config) (${ws.configFile})`],
         [join(ws.config.state_dir, "x.py"), `state_dir (${ws.config.state_dir})`],
         [`${ws.config.audit.path}.1`, `audit.path (${ws.config.audit.path})`],
         [join(ws.config.skills.allowed_dir, "csv_sum.js"), `skills.allowed_dir (${ws.config.skills.allowed_dir})`],

@@ -109,9 +109,9 @@ layer(samplesLayer, { timeout: 120_000 })("shipped sample skills", (it) => {
       Effect.gen(function*() {
         const report = yield* (yield* SkillRunner).runTests("shell_safe")
         const skipped = report.results.filter((r) => r.status === "skip")
-        expect(skipped.map((r) => r.name.split(" > ")[0])).toEqual(Array(4).fill("real commands (exec granted)"))
+        expect(skipped.map((r) => r.name.split(" > ")[0])).toEqual(Array(7).fill("real commands (exec granted)"))
         for (const result of skipped) expect(result.error).toBe("it needs the exec capability, which this run was not granted (--allow-exec grants it)")
-        expect(report).toMatchObject({ failed: 0, skipped: 4, passed: report.total - 4 })
+        expect(report).toMatchObject({ failed: 0, skipped: 7, passed: report.total - 7 })
       }))
   })
 
@@ -294,7 +294,7 @@ layer(samplesLayer, { timeout: 120_000 })("shipped sample skills", (it) => {
       Effect.gen(function*() {
         const error = yield* refusal("shell_safe", { command: "find", args: [files, "-exec", "rm", "{}", ";"] }, { grantExec: true })
         expect(error._tag).toBe("CommandNotAllowed")
-        expect(error.message).toBe("Refused exec(\"find\") by skill shell_safe: find's -exec runs programs, deletes or writes files. The whitelist is fixed: change the skill to do this another way.")
+        expect(error.message).toBe("Refused exec(\"find\") by skill shell_safe: find's -exec runs programs. The whitelist is fixed: change the skill to do this another way.")
         expect(existsSync(join(files, "lines.txt"))).toBe(true)
       }))
 

@@ -1,5 +1,5 @@
 /**
- * A sandbox worker whose host port misbehaves on purpose, for the runtime tests. Reading a file
+ * A sandbox worker whose host port misbehaves on purpose, for the runtime tests. Opening a file
  * whose name is `blocks` blocks the thread for a minute (as a read from a FIFO or a hung network
  * mount would), `slow` takes 300 ms, and `crashes` ends the thread (as a fatal fault in the
  * engine would). Everything else is node's host port. `buildFaultyWorker` bundles it like
@@ -14,12 +14,12 @@ serveRuns((environment) => {
   const host = nodeSandboxHost(environment)
   return {
     ...host,
-    readFile: (path, maxBytes) => {
+    open: (path, mode) => {
       const name = path.slice(path.lastIndexOf("/") + 1)
       if (name === "blocks") sleep(60_000)
       if (name === "slow") sleep(300)
       if (name === "crashes") process.exit(3)
-      return host.readFile(path, maxBytes)
+      return host.open(path, mode)
     }
   }
 })

@@ -9,7 +9,17 @@
 import { Schema } from "effect"
 
 /** Why a path was refused, in the order the checks run. */
-export const PathRefusal = Schema.Literal("parent_segment", "protected", "not_declared", "not_allowed", "symlink_escape")
+export const PathRefusal = Schema.Literal(
+  "parent_segment",
+  "system",
+  "protected",
+  "not_declared",
+  "not_allowed",
+  "symlink_escape",
+  "swapped",
+  "recursion_uncovered",
+  "recursion_protected"
+)
 export type PathRefusal = typeof PathRefusal.Type
 
 const Strings = Schema.Array(Schema.String)
@@ -35,7 +45,7 @@ export class PathNotAllowed extends Schema.TaggedError<PathNotAllowed>()("PathNo
   /** After `~`, `..` and symlinks are resolved. */
   resolved: Schema.String,
   reason: PathRefusal,
-  /** The declared paths or `allowed_paths` that did not match, or the protected directory. */
+  /** The declared paths or `allowed_paths` that did not match, or the protected or system directory. */
   rule: Strings
 }) {
   override get message() {
@@ -45,14 +55,22 @@ export class PathNotAllowed extends Schema.TaggedError<PathNotAllowed>()("PathNo
     switch (this.reason) {
       case "parent_segment":
         return `Refused ${where}: the path contains "..". Skills must name paths directly; write the path without "..".`
+      case "system":
+        return `Refused ${where}: ${resolved} is inside ${globs}, the system's live state and devices (it holds the agent's own environment and its secrets), which no skill may read or write whatever allowed_paths says. Read and write regular files elsewhere.`
       case "protected":
-        return `Refused ${where}: ${resolved} is inside ${globs}, which belongs to luallm-agent (skills, drafts, state and audit) and skills may not change it (drafts may not even read skills.allowed_dir). Point the skill at a path under allowed_paths outside these directories.`
+        return `Refused ${where}: ${resolved} is inside ${globs}, one of luallm-agent's trust roots (its config files, skills, drafts, state, audit log, package and luallm's files): no skill may change it whatever allowed_paths says, config files may not even be read (they can hold llm.api_key) and drafts may not even read skills.allowed_dir. Point the skill at a path under allowed_paths outside these.`
       case "not_declared":
         return `Refused ${where}: ${resolved} is not among the paths the skill declares (${globs}). Add a matching glob to the skill's "paths" (a changed skill needs approval again).`
       case "not_allowed":
         return `Refused ${where}: ${resolved} is outside allowed_paths (${globs}). Add a matching glob to allowed_paths in the config if the skill should reach it.`
       case "symlink_escape":
         return `Refused ${where}: the path is a symlink (or goes through one) to ${resolved}, outside the declared and allowed paths (${globs}). Point the skill at the real location, if that location is meant to be allowed.`
+      case "swapped":
+        return `Refused ${where}: the file it opened turned out to be ${resolved}, outside the declared and allowed paths (${globs}): a directory on the path was replaced by a symlink while the skill ran. Nothing was read or written there. Check what changes that directory, and keep such directories out of allowed_paths.`
+      case "recursion_uncovered":
+        return `Refused ${where}: it would read everything below ${resolved}, and not all of that is inside both the skill's paths and allowed_paths (${globs}). A recursive command needs its directory under a dir/** glob of both. Point it at such a directory, or name the files instead.`
+      case "recursion_protected":
+        return `Refused ${where}: it would read everything below ${resolved}, which holds ${globs}, which no skill may read. Point it at a directory that does not hold it, or name the files instead.`
     }
   }
 }
@@ -129,6 +147,35 @@ export class CapabilityDenied extends Schema.TaggedError<CapabilityDenied>()("Ca
       case "draft":
         return `Refused ${this.capability} by skill ${this.skill}: a draft that no human has approved may not run commands. Approve the skill first.`
     }
+  }
+}
+
+/** What a path turned out to be, when it is neither a regular file nor (where one is wanted) a directory. */
+export const SpecialKind = Schema.Literal("directory", "FIFO", "socket", "character device", "block device", "symlink", "special file")
+export type SpecialKind = typeof SpecialKind.Type
+
+export class NotARegularFile extends Schema.TaggedError<NotARegularFile>()("NotARegularFile", {
+  skill: Schema.String,
+  operation: Schema.String,
+  path: Schema.String,
+  resolved: Schema.String,
+  kind: SpecialKind
+}) {
+  override get message() {
+    return `Refused ${clip(this.operation)}("${clip(this.path)}") by skill ${this.skill}: ${clip(this.resolved)} is a ${this.kind}, and skills read and write regular files only (and list directories): a FIFO, socket or device could block the run or reach the system. Point the skill at a regular file.`
+  }
+}
+
+export class WriteLimitExceeded extends Schema.TaggedError<WriteLimitExceeded>()("WriteLimitExceeded", {
+  skill: Schema.String,
+  operation: Schema.String,
+  path: Schema.String,
+  /** Bytes the run would have written with this call (a draft's append counts the copy of the original). */
+  attempted: Schema.Number,
+  limit: Schema.Number
+}) {
+  override get message() {
+    return `Stopped skill ${this.skill} at ${clip(this.operation)}("${clip(this.path)}"): it would bring the bytes the run writes to ${this.attempted}, more than the ${this.limit} one run may write (a draft's append first copies the original file into its scratch directory, and that counts). Write less, or split the work into several runs.`
   }
 }
 
@@ -211,6 +258,8 @@ export const SandboxErrorSchema = Schema.Union(
   SkillThrew,
   CapabilityDenied,
   CommandNotAllowed,
+  NotARegularFile,
+  WriteLimitExceeded,
   OutputTooLarge,
   ResultNotJson,
   FunctionNotExported,

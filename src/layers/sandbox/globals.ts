@@ -18,8 +18,9 @@ import {
   TooManyHandles,
   UndeclaredDependency
 } from "./errors.ts"
-import { checkCommand } from "./execPolicy.ts"
-import type { Access, Granted } from "./paths.ts"
+import { parseCommand } from "./execPolicy.ts"
+import { makeFileAccess } from "./fileAccess.ts"
+import type { Granted } from "./paths.ts"
 import type { Failure, Instance, OpenFile, RunScope } from "./instance.ts"
 
 /** An error the skill's code sees as an ordinary exception. */
@@ -125,8 +126,10 @@ export const installGlobals = (run: RunScope, instance: Instance): void => {
     throw new GuestError("TypeError", `${operation}: ${what} must be a positive integer`)
   }
 
-  const grant = (operation: string, path: string, access: Access): Granted =>
-    Either.getOrThrowWith(guard.check(operation, path, access), (error) => new Refusal(error))
+  const files = makeFileAccess(guard, skill)
+
+  /** A refusal stops the run; the value is what the check let through. */
+  const allowed = <A>(result: Either.Either<A, SandboxError>): A => Either.getOrThrowWith(result, (error) => new Refusal(error))
 
   const record = (op: string, granted: Granted, extra: Readonly<Record<string, unknown>> = {}) =>
     run.audit("sandbox.fs", {
@@ -137,20 +140,12 @@ export const installGlobals = (run: RunScope, instance: Instance): void => {
       ...extra
     })
 
-  /** A draft's write needs its directory in the scratch mirror, and an append needs the original. */
-  const prepareWrite = (granted: Granted, keepContents: boolean) => {
-    if (granted.target === granted.resolved) return
-    host.makeDirectory(granted.target.slice(0, granted.target.lastIndexOf("/")))
-    if (keepContents && !host.exists(granted.target) && host.exists(granted.resolved)) host.copyFile(granted.resolved, granted.target)
-  }
-
   /** `fs.writeFile` and `fs.appendFile`: the same checks, the same audit record, one flag apart. */
   const writeTo = (operation: "writeFile" | "appendFile", append: boolean): HostImpl => ([path, data]) => {
     const requested = pathArg(path, `fs.${operation}`)
     const text = stringArg(data, `fs.${operation}`, "the data")
-    const granted = grant(`fs.${operation}`, requested, "write")
-    prepareWrite(granted, append)
-    record(operation, granted, { bytes: host.writeFile(granted.target, text, append) })
+    const { bytes, granted } = allowed(files.writeFile(`fs.${operation}`, requested, text, append))
+    record(operation, granted, { bytes })
     return undefined
   }
 
@@ -170,35 +165,27 @@ export const installGlobals = (run: RunScope, instance: Instance): void => {
   defineAll(fsObject, "fs.", {
     readFile: ([path]) => {
       const requested = pathArg(path, "fs.readFile")
-      const granted = grant("fs.readFile", requested, "read")
-      const read = host.readFile(granted.target, maxReadBytes)
+      const read = allowed(files.readFile(requested, maxReadBytes))
       if (read._tag === "TooLarge") {
         throw new GuestError("RangeError", `fs.readFile("${requested}"): the file has ${read.bytes} bytes, more than the ${maxReadBytes} a skill may read at once; read it in pieces with fs.open and fs.read`)
       }
-      record("readFile", granted, { bytes: read.bytes })
+      record("readFile", read.granted, { bytes: read.bytes })
       return newString(read.text)
     },
     writeFile: writeTo("writeFile", false),
     appendFile: writeTo("appendFile", true),
     exists: ([path]) => {
-      const granted = grant("fs.exists", pathArg(path, "fs.exists"), "read")
-      const found = host.exists(granted.target) || (granted.scratchMirror !== null && host.exists(granted.scratchMirror))
+      const { found, granted } = allowed(files.exists(pathArg(path, "fs.exists")))
       record("exists", granted)
       return found ? ctx.true : ctx.false
     },
     listDir: ([path]) => {
-      const requested = pathArg(path, "fs.listDir")
-      const granted = grant("fs.listDir", requested, "read")
-      const mirror = granted.scratchMirror
-      const fromMirror = mirror !== null && host.exists(mirror) ? host.listDir(mirror) : []
-      const fromReal = fromMirror.length === 0 || host.exists(granted.resolved) ? host.listDir(granted.resolved) : []
+      const { entries, granted } = allowed(files.listDir(pathArg(path, "fs.listDir")))
       record("listDir", granted)
-      return json([...new Set([...fromReal, ...fromMirror])].sort())
+      return json(entries)
     },
     mkdir: ([path]) => {
-      const granted = grant("fs.mkdir", pathArg(path, "fs.mkdir"), "write")
-      host.makeDirectory(granted.target)
-      record("mkdir", granted)
+      record("mkdir", allowed(files.mkdir(pathArg(path, "fs.mkdir"))))
       return undefined
     },
     open: ([path, flagsHandle]) => {
@@ -206,9 +193,7 @@ export const installGlobals = (run: RunScope, instance: Instance): void => {
       const flags = flagsHandle === undefined || ctx.typeof(flagsHandle) === "undefined" ? "r" : stringArg(flagsHandle, "fs.open", "flags")
       if (flags !== "r" && flags !== "w" && flags !== "a") throw new GuestError("TypeError", `fs.open: flags must be "r", "w" or "a", got "${flags}"`)
       if (instance.files.size >= run.settings.maxHandles) throw new Refusal(new TooManyHandles({ skill, limit: run.settings.maxHandles, path: requested }))
-      const granted = grant("fs.open", requested, flags === "r" ? "read" : "write")
-      if (flags !== "r") prepareWrite(granted, flags === "a")
-      const fd = host.open(granted.target, flags)
+      const { fd, granted } = allowed(files.open(requested, flags))
       const id = instance.nextFileId++
       instance.files.set(id, { fd, requested, resolved: granted.resolved, flags, decoder: new TextDecoder() })
       record("open", granted, { flags })
@@ -225,7 +210,9 @@ export const installGlobals = (run: RunScope, instance: Instance): void => {
     write: ([handle, data]) => {
       const [, file] = fileOf(handle, "fs.write")
       if (file.flags === "r") throw new GuestError("TypeError", `fs.write: "${file.requested}" was opened for reading`)
-      const written = host.write(file.fd, stringArg(data, "fs.write", "the data"))
+      const text = stringArg(data, "fs.write", "the data")
+      allowed(files.spend("fs.write", file.requested, Buffer.byteLength(text, "utf8")))
+      const written = host.write(file.fd, text)
       run.audit("sandbox.fs", { skill, op: "write", path: file.resolved, bytes: written })
       return ctx.newNumber(written)
     },
@@ -309,11 +296,11 @@ export const installGlobals = (run: RunScope, instance: Instance): void => {
       () => new GuestError("TypeError", `exec: the arguments must be an array of at most ${MAX_EXEC_ARGS} strings`)
     )
     if (argv.some((arg) => arg.includes("\u0000"))) throw new GuestError("TypeError", "exec: arguments may not contain NUL")
-    const pathIndices = Either.getOrThrowWith(checkCommand(command, argv), (reason) => new Refusal(new CommandNotAllowed({ skill, command, reason })))
-    const resolvedArgv = argv.map((arg, index) => (pathIndices.includes(index) ? grant(`exec ${command}`, arg, "read").resolved : arg))
+    const parsed = Either.getOrThrowWith(parseCommand(command, argv), (reason) => new Refusal(new CommandNotAllowed({ skill, command, reason })))
+    const resolvedArgv = parsed.words.map((word) => allowed(files.execWord(`exec ${command}`, word, parsed.recursion)))
     const timeoutMs = run.remainingMs()
     if (timeoutMs === 0) throw new Refusal(new SkillTimeout({ skill, seconds: run.settings.timeoutSeconds }))
-    const result = host.spawn(command, resolvedArgv, { cwd: run.commandDirectory(), timeoutMs, maxBytes: MAX_EXEC_OUTPUT })
+    const result = host.spawn(command, resolvedArgv, { dir: run.commandDirectory(), timeoutMs, maxBytes: MAX_EXEC_OUTPUT })
     run.audit("sandbox.exec", { skill, command, args: resolvedArgv, code: result.code, stdout_bytes: result.stdout.length, truncated: result.truncated })
     if (result.timedOut) throw new Refusal(new SkillTimeout({ skill, seconds: run.settings.timeoutSeconds }))
     return json({ stdout: result.stdout, stderr: result.stderr, code: result.code, truncated: result.truncated })

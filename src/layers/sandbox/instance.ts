@@ -8,7 +8,7 @@ import type { Either } from "effect"
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten"
 import type { SkillMetadata } from "../../core/skillMeta.ts"
 import type { SandboxError } from "./errors.ts"
-import type { OpenFlags, SandboxHost } from "./host.ts"
+import type { SandboxHost } from "./host.ts"
 import type { PathGuard, ProtectedPath, RunMode } from "./paths.ts"
 
 export interface SkillSource {
@@ -39,6 +39,7 @@ export interface RunSettings {
   readonly maxOutputChars: number
   readonly maxResultChars: number
   readonly maxHandles: number
+  readonly maxWriteBytes: number
   readonly allowedPaths: ReadonlyArray<string>
   readonly protectedPaths: ReadonlyArray<ProtectedPath>
 }
@@ -97,7 +98,7 @@ export interface OpenFile {
   readonly fd: number
   readonly requested: string
   readonly resolved: string
-  readonly flags: OpenFlags
+  readonly flags: "r" | "w" | "a"
   readonly decoder: InstanceType<typeof TextDecoder>
 }
 

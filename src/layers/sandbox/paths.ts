@@ -4,16 +4,25 @@
  * against the globs with their bases resolved too. A path must match the skill's declared
  * `paths` AND the config's `allowed_paths`. On top of that, for skills:
  * - a path that contains `..` is refused outright;
- * - luallm-agent's own directories (skills, drafts, state, audit) are never writable, and a
- *   draft may not even read `skills.allowed_dir`;
+ * - `/proc`, `/sys` and `/dev` (live system state, the agent's own environment, devices) are
+ *   refused outright, whatever the globs say;
+ * - luallm-agent's trust roots (`trustRoots`: its config files, skills, drafts, state, audit
+ *   log, the package, luallm's files) are never writable; config files are not even readable
+ *   (they may hold `llm.api_key`), and a draft may not read `skills.allowed_dir`;
  * - in a draft run every write lands in the run's scratch directory, under the real path it
  *   names (`/home/u/out.csv` → `<scratch>/home/u/out.csv`), and reads see those writes first.
- * The I/O then uses the resolved path, never the string the skill passed.
+ *
+ * Paths are resolved afresh on every call: a resolution remembered for the run would go stale
+ * when another process swaps a directory for a symlink. Even a fresh one can go stale before
+ * the open, so `fileAccess.ts` checks the descriptor it actually opened with `checkOpened`.
+ * A read may skip resolving (`checkAsWritten`): the path as written passes the rules, and the
+ * descriptor opened for it must then point exactly there, which proves no symlink was on it.
  */
 import { Either } from "effect"
+import type { AgentConfig, ConfigFileCandidate } from "../../core/config.ts"
 import { globBase, hasParentSegment, matchesAnyGlob, normalizePath } from "../../core/pathGlob.ts"
 import { PathNotAllowed } from "./errors.ts"
-import type { SandboxHost } from "./host.ts"
+import type { FileIdentity, SandboxHost } from "./host.ts"
 
 export type RunMode =
   | { readonly _tag: "Trusted" }
@@ -22,13 +31,43 @@ export type RunMode =
 export const trusted: RunMode = { _tag: "Trusted" }
 export const draft = (scratchDir: string): RunMode => ({ _tag: "Draft", scratchDir })
 
-/** A directory (or file) that belongs to luallm-agent, with the config key that names it. */
+/** A file or directory the agent's trust rests on, with the config key (or role) that names it. */
 export interface ProtectedPath {
   readonly key: string
   readonly path: string
-  /** Drafts may not read it either (skills.allowed_dir). */
-  readonly hiddenFromDrafts: boolean
+  /** Who may read it: every skill, trusted skills only (not drafts), or no skill. */
+  readonly readableBy: "all" | "trusted" | "none"
 }
+
+/**
+ * Everything no skill may change, whatever `allowed_paths` says (SPEC part 18): each config
+ * file that was loaded or looked up (a skill could otherwise plant one that points
+ * `luallm.binary` at a shell), the agent's directories and files, luallm's state file and
+ * binary, and the installed package. Plain data: it crosses to the thread that runs the skill.
+ */
+export const trustRoots = (input: {
+  readonly config: AgentConfig
+  readonly configFiles: ReadonlyArray<ConfigFileCandidate>
+  /** The directory holding luallm-agent's own package.json, when it was found. */
+  readonly packageRoot: string | null
+}): ReadonlyArray<ProtectedPath> => {
+  const { config } = input
+  const binary = config.luallm.binary
+  return [
+    ...input.configFiles.map((file): ProtectedPath => ({ key: `the config file (${file.via})`, path: file.path, readableBy: "none" })),
+    { key: "skills.allowed_dir", path: config.skills.allowed_dir, readableBy: "trusted" },
+    { key: "skills.builtin_dir", path: config.skills.builtin_dir, readableBy: "all" },
+    { key: "skills.agent_dir", path: config.skills.agent_dir, readableBy: "all" },
+    { key: "state_dir", path: config.state_dir, readableBy: "all" },
+    { key: "audit.path", path: config.audit.path, readableBy: "all" },
+    { key: "luallm.state_file", path: config.luallm.state_file, readableBy: "all" },
+    ...(binary.startsWith("/") ? [{ key: "luallm.binary", path: binary, readableBy: "all" } as const] : []),
+    ...(input.packageRoot === null ? [] : [{ key: "the luallm-agent package", path: input.packageRoot, readableBy: "all" } as const])
+  ]
+}
+
+/** The kernel's live state and the devices: never a skill's business. */
+export const systemDirectories: ReadonlyArray<string> = ["/proc", "/sys", "/dev"]
 
 export type Access = "read" | "write"
 
@@ -61,11 +100,16 @@ const realGlob = (host: SandboxHost, glob: string): string => {
   return realBase + absolute.slice(base.length)
 }
 
-const isInside = (path: string, dir: string): boolean => path === dir || path.startsWith(dir === "/" ? "/" : `${dir}/`)
+/** `path` is `dir` or below it (checked on every file operation, so it allocates nothing). */
+export const isInside = (path: string, dir: string): boolean =>
+  path === dir || (path.startsWith(dir) && (dir === "/" || path.charCodeAt(dir.length) === 47))
 
 /** `audit.jsonl.3` is a rotation of `audit.jsonl`. */
 const isRotationOf = (path: string, file: string): boolean =>
   path.startsWith(file) && /^\.\d+$/.test(path.slice(file.length))
+
+/** Whether `path` lies within a trust root at `root`: the root itself, below it, or a rotation of it. */
+export const withinTrustRoot = (path: string, root: string): boolean => isInside(path, root) || isRotationOf(path, root)
 
 /** The globs of one side (declared or allowed), lexical and resolved, computed once per run. */
 export interface GlobSet {
@@ -80,11 +124,17 @@ export const globSet = (host: SandboxHost, globs: ReadonlyArray<string>): GlobSe
   real: globs.map((glob) => realGlob(host, glob))
 })
 
-export interface PathGuard {
-  readonly check: (operation: string, requested: string, access: Access) => Either.Either<Granted, PathNotAllowed>
+/** True when some `dir/**` glob matches `path`: then everything below `path` matches it too. */
+const coversSubtree = (path: string, globs: ReadonlyArray<string>): boolean =>
+  matchesAnyGlob(path, globs.filter((glob) => glob.endsWith("/**")))
+
+/** The bytes a run has written (and copied into scratch), against its limit. */
+export interface WriteBudget {
+  readonly limit: number
+  written: number
 }
 
-const MAX_REMEMBERED_PATHS = 4096
+const MAX_SEEN_FILES = 4096
 
 /** A value computed on first use: a run that never touches a file resolves no path at all. */
 const lazy = <A>(compute: () => A): (() => A) => {
@@ -92,20 +142,21 @@ const lazy = <A>(compute: () => A): (() => A) => {
   return () => (cached ??= { value: compute() }).value
 }
 
-/** What every skill of one run shares: `allowed_paths`, the protected paths, the scratch root. */
+/**
+ * What every skill of one run shares: `allowed_paths`, the trust roots and the scratch root
+ * (resolved once: they are the human's configuration, read when the run starts), and the
+ * write budget.
+ */
 export interface RunPaths {
   readonly host: SandboxHost
-  /**
-   * `resolveRealPathSync`, remembered for the run. Sound against the skill: nothing a skill
-   * can do (write, append, mkdir, the read-only commands) creates or moves a symlink or moves
-   * or removes a directory, and a directory it creates is made at the already-resolved path,
-   * so no resolution changes under it during its run; files are still opened with O_NOFOLLOW.
-   */
-  readonly resolve: (lexical: string) => string
   readonly allowed: () => GlobSet
   readonly protectedPaths: () => ReadonlyArray<ProtectedPath>
   /** The resolved scratch directory of a draft run, or null for a trusted run. */
   readonly scratchRoot: () => string | null
+  readonly budget: WriteBudget
+  /** Real path → identity of the file the kernel showed there in this run (`fileAccess.ts`). */
+  readonly seenFiles: ReadonlyMap<string, FileIdentity>
+  readonly rememberFile: (path: string, identity: FileIdentity) => void
 }
 
 export const makeRunPaths = (options: {
@@ -113,25 +164,49 @@ export const makeRunPaths = (options: {
   readonly allowedPaths: ReadonlyArray<string>
   readonly protectedPaths: ReadonlyArray<ProtectedPath>
   readonly mode: RunMode
+  readonly maxWriteBytes: number
 }): RunPaths => {
   const { host, mode } = options
-  const resolved = new Map<string, string>()
-  const resolve = (lexical: string) => {
-    const known = resolved.get(lexical)
-    if (known !== undefined) return known
-    if (resolved.size >= MAX_REMEMBERED_PATHS) resolved.clear()
-    const real = resolveRealPathSync(host, lexical)
-    resolved.set(lexical, real)
-    return real
-  }
-  const resolveWritten = (path: string) => resolve(normalizePath(path, host.cwd, host.home))
+  const resolveWritten = (path: string) => resolveRealPathSync(host, normalizePath(path, host.cwd, host.home))
+  const seenFiles = new Map<string, FileIdentity>()
   return {
     host,
-    resolve,
     allowed: lazy(() => globSet(host, options.allowedPaths)),
     protectedPaths: lazy(() => options.protectedPaths.map((p) => ({ ...p, path: resolveWritten(p.path) }))),
-    scratchRoot: lazy(() => (mode._tag === "Draft" ? resolveWritten(mode.scratchDir) : null))
+    scratchRoot: lazy(() => (mode._tag === "Draft" ? resolveWritten(mode.scratchDir) : null)),
+    budget: { limit: options.maxWriteBytes, written: 0 },
+    seenFiles,
+    rememberFile: (path, identity) => {
+      if (seenFiles.size >= MAX_SEEN_FILES) seenFiles.clear()
+      seenFiles.set(path, identity)
+    }
   }
+}
+
+export interface PathGuard {
+  readonly run: RunPaths
+  /** Resolves `requested` now and applies every rule. */
+  readonly check: (operation: string, requested: string, access: Access) => Either.Either<Granted, PathNotAllowed>
+  /**
+   * The rules on the path as written, as if it were already real (no symlink on it): a first
+   * try that saves resolving it, sound only when the descriptor then opened turns out to be
+   * exactly there. Undefined when that try does not apply (a draft, `..`) or the rules say no.
+   */
+  readonly checkAsWritten: (operation: string, requested: string, access: Access) => Granted | undefined
+  /** The rules on a path that is already real (a component `fs.mkdir` would create). */
+  readonly checkResolved: (operation: string, requested: string, resolved: string, access: Access) => Either.Either<Granted, PathNotAllowed>
+  /**
+   * What a descriptor opened for `granted.target` turned out to be: when it points elsewhere,
+   * something swapped a directory on the way. A trusted run may go on if the rules allow the
+   * place it landed; a draft's scratch target must be exactly where it was meant to be.
+   */
+  readonly checkOpened: (operation: string, requested: string, granted: Granted, opened: string, access: Access) => Either.Either<Granted, PathNotAllowed>
+  /**
+   * A command that reads everything below `resolved` (`grep -r`, `find`): every path below must
+   * be allowed, so `resolved` must lie under a `dir/**` glob of both the declared paths and
+   * `allowed_paths`, and hold nothing the skill may not read.
+   */
+  readonly checkSubtree: (operation: string, requested: string, resolved: string) => Either.Either<void, PathNotAllowed>
 }
 
 /** The path rules of one skill in a run: its own declared paths, the run's shared ones. */
@@ -139,32 +214,70 @@ export const makePathGuard = (run: RunPaths, skill: string, declaredPaths: Reado
   const { host } = run
   const declared = lazy(() => globSet(host, declaredPaths))
 
-  const check = (operation: string, requested: string, access: Access): Either.Either<Granted, PathNotAllowed> => {
-    const refuse = (resolved: string, reason: PathNotAllowed["reason"], rule: ReadonlyArray<string>) =>
-      Either.left(new PathNotAllowed({ skill, operation, path: requested, resolved, reason, rule }))
-    if (hasParentSegment(requested)) return refuse(requested, "parent_segment", [])
-    const lexical = normalizePath(requested, host.cwd, host.home)
-    const resolved = run.resolve(lexical)
-    const scratchRoot = run.scratchRoot()
+  const refusal = (operation: string, requested: string, resolved: string, reason: PathNotAllowed["reason"], rule: ReadonlyArray<string>) =>
+    new PathNotAllowed({ skill, operation, path: requested, resolved, reason, rule })
+
+  const mayRead = (p: ProtectedPath) => p.readableBy === "all" || (p.readableBy === "trusted" && run.scratchRoot() === null)
+
+  /** The rules on a resolved path; `lexical` tells a symlink escape from a plain refusal. */
+  const rules = (operation: string, requested: string, lexical: string, resolved: string, access: Access, swapped: boolean): Either.Either<Granted, PathNotAllowed> => {
+    const refuse = (reason: PathNotAllowed["reason"], rule: ReadonlyArray<string>) => Either.left(refusal(operation, requested, resolved, reason, rule))
+    for (const dir of systemDirectories) if (isInside(resolved, dir)) return refuse("system", [dir])
     for (const p of run.protectedPaths()) {
-      const reachable = access === "read" && !(p.hiddenFromDrafts && scratchRoot !== null)
-      if (!reachable && (isInside(resolved, p.path) || isRotationOf(resolved, p.path))) {
-        return refuse(resolved, "protected", [`${p.key} (${p.path})`])
-      }
+      const reachable = access === "read" && mayRead(p)
+      if (!reachable && withinTrustRoot(resolved, p.path)) return refuse("protected", [`${p.key} (${p.path})`])
     }
     const isDeclared = matchesAnyGlob(resolved, declared().real)
     const isAllowed = matchesAnyGlob(resolved, run.allowed().real)
     if (!isDeclared || !isAllowed) {
+      const rule = [...declared().written, ...run.allowed().written]
+      if (swapped) return refuse("swapped", rule)
       const lexicallyFine = matchesAnyGlob(lexical, declared().lexical) && matchesAnyGlob(lexical, run.allowed().lexical)
-      if (lexicallyFine && lexical !== resolved) {
-        return refuse(resolved, "symlink_escape", [...declared().written, ...run.allowed().written])
-      }
-      return isDeclared ? refuse(resolved, "not_allowed", run.allowed().written) : refuse(resolved, "not_declared", declared().written)
+      if (lexicallyFine && lexical !== resolved) return refuse("symlink_escape", rule)
+      return isDeclared ? refuse("not_allowed", run.allowed().written) : refuse("not_declared", declared().written)
     }
+    const scratchRoot = run.scratchRoot()
     if (scratchRoot === null) return Either.right({ resolved, target: resolved, scratchMirror: null })
     const mirror = `${scratchRoot}${resolved}`
     if (access === "write") return Either.right({ resolved, target: mirror, scratchMirror: mirror })
     return Either.right({ resolved, target: host.exists(mirror) ? mirror : resolved, scratchMirror: mirror })
   }
-  return { check }
+
+  const check: PathGuard["check"] = (operation, requested, access) => {
+    if (hasParentSegment(requested)) return Either.left(refusal(operation, requested, requested, "parent_segment", []))
+    const lexical = normalizePath(requested, host.cwd, host.home)
+    return rules(operation, requested, lexical, resolveRealPathSync(host, lexical), access, false)
+  }
+
+  const checkAsWritten: PathGuard["checkAsWritten"] = (operation, requested, access) => {
+    if (run.scratchRoot() !== null || hasParentSegment(requested)) return undefined
+    const lexical = normalizePath(requested, host.cwd, host.home)
+    return Either.getOrUndefined(rules(operation, requested, lexical, lexical, access, false))
+  }
+
+  const checkResolved: PathGuard["checkResolved"] = (operation, requested, resolved, access) =>
+    rules(operation, requested, resolved, resolved, access, false)
+
+  const checkOpened: PathGuard["checkOpened"] = (operation, requested, granted, opened, access) => {
+    if (opened === granted.target) return Either.right(granted)
+    const lexical = normalizePath(requested, host.cwd, host.home)
+    if (granted.target !== granted.resolved) {
+      return Either.left(refusal(operation, requested, opened, "swapped", [...declared().written, ...run.allowed().written]))
+    }
+    return Either.map(rules(operation, requested, lexical, opened, access, true), (): Granted => ({ resolved: opened, target: opened, scratchMirror: granted.scratchMirror }))
+  }
+
+  const checkSubtree: PathGuard["checkSubtree"] = (operation, requested, resolved) => {
+    const refuse = (reason: PathNotAllowed["reason"], rule: ReadonlyArray<string>) => Either.left(refusal(operation, requested, resolved, reason, rule))
+    if (!coversSubtree(resolved, declared().real) || !coversSubtree(resolved, run.allowed().real)) {
+      return refuse("recursion_uncovered", [...declared().written, ...run.allowed().written])
+    }
+    const system = systemDirectories.find((dir) => isInside(dir, resolved))
+    if (system !== undefined) return refuse("recursion_protected", [system])
+    const hidden = run.protectedPaths().find((p) => !mayRead(p) && isInside(p.path, resolved))
+    if (hidden !== undefined) return refuse("recursion_protected", [`${hidden.key} (${hidden.path})`])
+    return Either.void
+  }
+
+  return { run, check, checkAsWritten, checkResolved, checkOpened, checkSubtree }
 }

@@ -22,7 +22,7 @@ import type { ProtectedPath, RunMode } from "./paths.ts"
 const ProtectedPathSchema: Schema.Schema<ProtectedPath> = Schema.Struct({
   key: Schema.String,
   path: Schema.String,
-  hiddenFromDrafts: Schema.Boolean
+  readableBy: Schema.Literal("all", "trusted", "none")
 })
 
 /** Where `~` and relative paths point, for the host port the worker builds. */
@@ -43,6 +43,7 @@ export const WorkerSettings: Schema.Schema<WorkerSettings> = Schema.Struct({
   maxOutputChars: Schema.Number,
   maxResultChars: Schema.Number,
   maxHandles: Schema.Number,
+  maxWriteBytes: Schema.Number,
   allowedPaths: Schema.Array(Schema.String),
   protectedPaths: Schema.Array(ProtectedPathSchema)
 })

@@ -80,7 +80,8 @@ export class SandboxRun implements RunScope {
       host: settings.host,
       allowedPaths: settings.allowedPaths,
       protectedPaths: settings.protectedPaths,
-      mode: request.mode
+      mode: request.mode,
+      maxWriteBytes: settings.maxWriteBytes
     })
   }
 
