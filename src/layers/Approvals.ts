@@ -19,7 +19,7 @@ import { fromJsonText } from "../core/jsonText.ts"
 import { formatParseError } from "../core/schemaIssues.ts"
 import { SkillMetadata } from "../core/skillMeta.ts"
 import type { TestedFiles } from "../core/task.ts"
-import { TestReport } from "../core/testHarness.ts"
+import { allPassed, TestReport } from "../core/testHarness.ts"
 import { Audit, type AuditWriteError, inTask } from "./Audit.ts"
 import { AppConfig } from "./Config.ts"
 
@@ -277,7 +277,7 @@ export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | Fi
         const bytes = yield* fs.readFile(file).pipe(
           Effect.mapError((error) =>
             isNotFound(error)
-              ? `its tested copy ${file} is missing; rerun its tests (the [R] key in \`luallm-agent resume\`)`
+              ? `its tested copy ${file} is missing; rerun its tests (\`luallm-agent approvals retest ID\`)`
               : `its tested copy ${file} cannot be read (${error.message})`
           )
         )
@@ -345,10 +345,10 @@ export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | Fi
           const [code, test] = yield* draftHashes(record)
           if (code !== record.code_sha256 || test !== record.test_sha256) {
             return yield* refuse(record)(
-              "the draft changed after its tests ran; rerun the tests (the [R] key in `luallm-agent resume`) before approving"
+              `the draft changed after its tests ran; rerun them with \`luallm-agent approvals retest ${record.id.slice(0, 8)}\` before approving`
             )
           }
-          if (record.test_report.failed > 0 || record.test_report.total === 0) {
+          if (!allPassed(record.test_report)) {
             return yield* refuse(record)(`its last test run did not pass (${record.test_report.passed}/${record.test_report.total})`)
           }
         }

@@ -56,9 +56,11 @@ export class TestFileFailed extends Data.TaggedError("TestFileFailed")<{
   readonly skill: string
   readonly file: string
   readonly reason: string
+  /** The tests were a draft's (`skills test NAME --draft` runs them again). */
+  readonly draft: boolean
 }> {
   override get message() {
-    return `The tests of skill ${this.skill} (${this.file}) could not run: ${this.reason.replace(/\.$/, "")}. Fix the test file (tests register with test(name, fn)), then run \`luallm-agent skills test ${this.skill}\`.`
+    return `The tests of skill ${this.skill} (${this.file}) could not run: ${this.reason.replace(/\.$/, "")}. Fix the test file (tests register with test(name, fn)), then run \`luallm-agent skills test ${this.skill}${this.draft ? " --draft" : ""}\`.`
   }
 }
 
@@ -80,7 +82,6 @@ export class Sandbox extends Context.Tag("Sandbox")<Sandbox, SandboxShape>() {}
 export const sandboxLimits = {
   stackBytes: 256 * 1024,
   maxOutputChars: 1024 * 1024,
-  maxResultChars: 1024 * 1024,
   maxHandles: 10,
   /** Bytes one run may write (a draft's append counts the copy of the original it makes). */
   maxWriteBytes: 256 * 1024 * 1024,
@@ -97,6 +98,15 @@ export const sandboxLimits = {
   killGraceMs: 500
 } as const
 
+/**
+ * The most characters of JSON a skill's result may have, and a skill node's arguments: a quarter
+ * of the memory a skill runs in (`limits.skill_memory_mb`, 16 MiB of the default 64), because the
+ * skill that receives the value must hold it, parsed into objects several times the size of
+ * their text, and still have room to work. Between skills nothing smaller applies; what reaches
+ * a model is cut far shorter (`maxNodeInputChars`, `core/prompts.ts`).
+ */
+export const maxResultChars = (memoryMb: number): number => (memoryMb * 1024 * 1024) / 4
+
 /** What a call or a test run may still write to the audit log, and what it held back. */
 interface AuditTally {
   remaining: AuditBudget
@@ -105,6 +115,15 @@ interface AuditTally {
 
 const isJobValue = <T extends JobValue["_tag"]>(value: JobValue, tag: T): value is Extract<JobValue, { readonly _tag: T }> =>
   value._tag === tag
+
+/**
+ * A test that stopped only because this run was not granted a capability (`exec` without
+ * `--allow-exec`) neither passed nor failed: it is skipped, with the way to grant it.
+ */
+const skippedFor = (error: SandboxError): Pick<TestResult, "status" | "error"> | undefined =>
+  error._tag === "CapabilityDenied" && error.reason === "not_granted"
+    ? { status: "skip", error: `it needs the ${error.capability} capability, which this run was not granted (--allow-${error.capability} grants it)` }
+    : undefined
 
 /** What a host or a test may set beyond the config. */
 export interface SandboxOptions {
@@ -134,7 +153,7 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
         memoryMb: config.limits.skill_memory_mb,
         stackBytes: sandboxLimits.stackBytes,
         maxOutputChars: sandboxLimits.maxOutputChars,
-        maxResultChars: sandboxLimits.maxResultChars,
+        maxResultChars: maxResultChars(config.limits.skill_memory_mb),
         maxHandles: sandboxLimits.maxHandles,
         maxWriteBytes: options.maxWriteBytes ?? sandboxLimits.maxWriteBytes,
         allowedPaths: config.allowed_paths,
@@ -213,10 +232,15 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
           const listed = yield* withRun(tally, request, { _tag: "TestNames", tests })
           const names = yield* Either.mapLeft(
             Either.flatMap(listed.value, expect(skill, "Names")),
-            (error) => new TestFileFailed({ skill, file: tests.file, reason: error.message })
+            (error) => new TestFileFailed({ skill, file: tests.file, reason: error.message, draft: request.mode._tag === "Draft" })
           )
           if (names.names.length > sandboxLimits.maxTests) {
-            return yield* new TestFileFailed({ skill, file: tests.file, reason: `it registers ${names.names.length} tests, more than the ${sandboxLimits.maxTests} allowed.` })
+            return yield* new TestFileFailed({
+              skill,
+              file: tests.file,
+              reason: `it registers ${names.names.length} tests, more than the ${sandboxLimits.maxTests} allowed.`,
+              draft: request.mode._tag === "Draft"
+            })
           }
           const budget = Duration.seconds(timeoutSeconds * sandboxLimits.testBudgetFactor)
           const results: Array<TestResult> = []
@@ -230,7 +254,7 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
             const [elapsed, ran] = yield* Effect.timed(withRun(tally, request, { _tag: "RunTest", tests, index }))
             spent = Duration.sum(spent, elapsed)
             const outcome = Either.match(Either.flatMap(ran.value, expect(skill, "TestOutcome")), {
-              onLeft: (error) => ({ status: "fail" as const, error: error.message }),
+              onLeft: (error): Pick<TestResult, "status" | "error"> => skippedFor(error) ?? { status: "fail", error: error.message },
               onRight: ({ outcome }) => outcome
             })
             results.push({ name, ...outcome, duration_ms: Math.round(Duration.toMillis(elapsed)) })

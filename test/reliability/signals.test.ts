@@ -74,7 +74,7 @@ describe("signals during a skill run", () => {
       expect(existsSync(`${ws.config.state_dir}/tasks/${saved.id}.lock`)).toBe(false)
 
       writeFileSync(`${ws.dataDir}/release`, "")
-      const resume = cli(ws, ["resume", "--json"])
+      const resume = cli(ws, ["resume", "--json", "--log-level", "warning"])
       expect(resume.stderr).toBe("")
       expect(JSON.parse(resume.stdout)).toMatchObject({ task_id: saved.id, state: "complete", result: { spin: "released" } })
     }).pipe(Effect.provide(TestPlatform)), 90_000)

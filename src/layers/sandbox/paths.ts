@@ -108,6 +108,9 @@ export const isInside = (path: string, dir: string): boolean =>
 const isRotationOf = (path: string, file: string): boolean =>
   path.startsWith(file) && /^\.\d+$/.test(path.slice(file.length))
 
+/** Whether `path` lies within a trust root at `root`: the root itself, below it, or a rotation of it. */
+export const withinTrustRoot = (path: string, root: string): boolean => isInside(path, root) || isRotationOf(path, root)
+
 /** The globs of one side (declared or allowed), lexical and resolved, computed once per run. */
 export interface GlobSet {
   readonly written: ReadonlyArray<string>
@@ -222,7 +225,7 @@ export const makePathGuard = (run: RunPaths, skill: string, declaredPaths: Reado
     for (const dir of systemDirectories) if (isInside(resolved, dir)) return refuse("system", [dir])
     for (const p of run.protectedPaths()) {
       const reachable = access === "read" && mayRead(p)
-      if (!reachable && (isInside(resolved, p.path) || isRotationOf(resolved, p.path))) return refuse("protected", [`${p.key} (${p.path})`])
+      if (!reachable && withinTrustRoot(resolved, p.path)) return refuse("protected", [`${p.key} (${p.path})`])
     }
     const isDeclared = matchesAnyGlob(resolved, declared().real)
     const isAllowed = matchesAnyGlob(resolved, run.allowed().real)
