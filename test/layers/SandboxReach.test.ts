@@ -28,7 +28,7 @@ import { join } from "node:path"
 import { afterAll, beforeEach } from "vitest"
 import type { Json } from "../../src/core/config.ts"
 import { AuditTest } from "../../src/layers/Audit.ts"
-import { AppConfigLive } from "../../src/layers/Config.ts"
+import { AppConfigFrom, AppConfigLive } from "../../src/layers/Config.ts"
 import {
   CommandNotAllowed,
   draft,
@@ -49,6 +49,7 @@ import { Agent } from "../../src/Agent.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
 import { builtinSkillsDir } from "../../src/packageRoot.ts"
 import { agentLayer, testConfig } from "../support/agentHarness.ts"
+import { buildWorker } from "../support/buildWorker.ts"
 import { runCli } from "../support/cli.ts"
 import { tempDir } from "../support/tmp.ts"
 import { header, makeFixture, runRequest, sandboxTestLayer, skillSource } from "./sandboxTestKit.ts"
@@ -226,6 +227,38 @@ layer(sandboxTestLayer(narrow))("exec reads only paths that were checked", (it) 
     Effect.gen(function*() {
       const { result } = yield* call(execCode("cat", ["lines.txt"]), exec(["~/data/**"]))
       expect(result).toEqual({ stdout: "", stderr: "cat: lines.txt: No such file or directory\n", code: 1, truncated: false })
+    }))
+})
+
+// ---- exec: what a command may use ---------------------------------------------------------------
+
+layer(sandboxTestLayer(narrow))("a command's memory is bounded like the skill's", (it) => {
+  it.effect("grep with a regex whose automaton needs hundreds of MB fails with its own error, not the host's memory", () =>
+    Effect.gen(function*() {
+      writeFileSync(join(narrow.data, "aaaa.txt"), "aaaa\n")
+      // Unbounded, grep builds this automaton in ~170 MB and prints the line; bounded by
+      // skill_memory_mb (32 MB here) it runs out of memory at once. Larger counts take GBs.
+      const { result } = yield* call(execCode("grep", ["-E", "a{1,200}{1,200}", "~/data/aaaa.txt"]), exec(["~/data/**"]))
+      expect(result).toMatchObject({ stdout: "", truncated: false })
+      const { code, stderr } = result as { readonly code: number | null; readonly stderr: string }
+      expect(code).not.toBe(0)
+      expect(stderr).toMatch(/^grep: (Memory exhausted|program error)\n$/)
+    }))
+})
+
+const unboundedHost = sandboxLayer({ home: narrow.home, cwd: narrow.home }, buildWorker("test/support/unboundedHostWorker.ts", "unboundedHostWorker")).pipe(
+  Layer.provideMerge(AuditTest),
+  Layer.provideMerge(AppConfigFrom(narrow.config, { home: narrow.home, cwd: narrow.home })),
+  Layer.provideMerge(NodeContext.layer)
+)
+
+layer(unboundedHost)("a host that cannot bound a command's memory", (it) => {
+  it.effect("runs no command at all", () =>
+    expectRefusal({
+      name: "cat on a host without prlimit",
+      meta: exec(["~/data/**"]),
+      code: execCode("cat", ["~/data/lines.txt"]),
+      error: commandRefusal("cat", "this host cannot bound a command's memory (prlimit, from util-linux, is not installed); install util-linux")
     }))
 })
 
@@ -587,12 +620,27 @@ describe("the environment of a command", () => {
     const before = process.env["LUALLM_AGENT_LLM_API_KEY"]
     process.env["LUALLM_AGENT_LLM_API_KEY"] = "sk-must-not-leak"
     try {
-      const result = nodeSandboxHost().spawn("cat", ["/proc/self/environ"], { dir, timeoutMs: 5000, maxBytes: 65536 })
+      const result = nodeSandboxHost().spawn("cat", ["/proc/self/environ"], { dir, timeoutMs: 5000, maxBytes: 65536, memoryBytes: 64 * 1024 * 1024, fileBytes: 1024 })
       expect(result.stdout.split("\u0000").filter((line) => line !== "").sort()).toEqual(["LC_ALL=C", "PATH=/usr/bin:/bin", `TMPDIR=${join(dir, "tmp")}`])
       expect(readdirSync(join(dir, "work"))).toEqual([])
     } finally {
       if (before === undefined) delete process.env["LUALLM_AGENT_LLM_API_KEY"]
       else process.env["LUALLM_AGENT_LLM_API_KEY"] = before
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe("the limits of a command", () => {
+  it("runs with its address space, each file it writes and core dumps bounded", () => {
+    const dir = mkdtempSync(join(tmpdir(), "luallm-reach-limits-"))
+    try {
+      const result = nodeSandboxHost().spawn("cat", ["/proc/self/limits"], { dir, timeoutMs: 5000, maxBytes: 65536, memoryBytes: 48 * 1024 * 1024, fileBytes: 4096 })
+      const limit = (name: string) => result.stdout.split("\n").find((line) => line.startsWith(name))?.slice(26).trim().split(/\s+/).slice(0, 2)
+      expect(limit("Max address space")).toEqual([String(48 * 1024 * 1024), String(48 * 1024 * 1024)])
+      expect(limit("Max file size")).toEqual(["4096", "4096"])
+      expect(limit("Max core file size")).toEqual(["0", "0"])
+    } finally {
       rmSync(dir, { recursive: true, force: true })
     }
   })
