@@ -31,7 +31,7 @@ import { parseGuestJson } from "./sandbox/globals.ts"
 import { nodeSandboxHost } from "./sandbox/host.ts"
 import type { RunRequest, TestSource } from "./sandbox/instance.ts"
 import { trustRoots } from "./sandbox/paths.ts"
-import { packageRoot as installedPackageRoot } from "../packageRoot.ts"
+import { compileCacheDirectory, packageRoot as installedPackageRoot } from "../packageRoot.ts"
 import { makeWorkerPool, sandboxWorkerScript } from "./sandbox/pool.ts"
 import type { AuditBudget, HostEnvironment, Job, JobValue } from "./sandbox/protocol.ts"
 
@@ -112,6 +112,10 @@ export interface SandboxOptions {
   readonly packageRoot?: string | null
   /** Bytes one run may write; `sandboxLimits.maxWriteBytes` by default. */
   readonly maxWriteBytes?: number
+  /** `$PATH`, where a bare `luallm.binary` is found: this process's by default. */
+  readonly searchPath?: ReadonlyArray<string>
+  /** The CLI's code cache of the bundle: the bin's (`compileCacheDirectory`) by default (null: none). */
+  readonly compileCache?: string | null
 }
 
 /** The sandbox over worker threads whose host port uses `environment`'s home and cwd. */
@@ -121,7 +125,13 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
     const { config } = app
     const audit = yield* Audit
     const packageRoot = options.packageRoot === undefined ? installedPackageRoot : options.packageRoot
-    const protectedPaths = trustRoots({ config, configFiles: app.configFiles, packageRoot })
+    const protectedPaths = trustRoots({
+      config,
+      configFiles: app.configFiles,
+      packageRoot,
+      searchPath: options.searchPath ?? (process.env["PATH"] ?? "").split(":"),
+      compileCache: options.compileCache === undefined ? compileCacheDirectory() : options.compileCache
+    })
     const timeoutSeconds = config.limits.skill_timeout_seconds
     const pool = yield* makeWorkerPool({
       script: workerScript,
