@@ -26,10 +26,10 @@ import type { Json } from "../core/config.ts"
 import { summarize, type TestReport, type TestResult } from "../core/testHarness.ts"
 import { Audit, type AuditWriteError } from "./Audit.ts"
 import { AppConfig } from "./Config.ts"
-import { SandboxCrashed, type SandboxError, type SandboxWorkerMissing } from "./sandbox/errors.ts"
+import { clip, SandboxCrashed, type SandboxError, type SandboxWorkerMissing } from "./sandbox/errors.ts"
 import { parseGuestJson } from "./sandbox/globals.ts"
 import { nodeSandboxHost } from "./sandbox/host.ts"
-import type { RunRequest, TestSource } from "./sandbox/instance.ts"
+import { OutputBuffer, type RunRequest, type TestSource } from "./sandbox/instance.ts"
 import { trustRoots } from "./sandbox/paths.ts"
 import { compileCacheDirectory, packageRoot as installedPackageRoot } from "../packageRoot.ts"
 import { makeWorkerPool, sandboxWorkerScript } from "./sandbox/pool.ts"
@@ -85,6 +85,9 @@ export const sandboxLimits = {
   /** Bytes one run may write (a draft's append counts the copy of the original it makes). */
   maxWriteBytes: 256 * 1024 * 1024,
   maxTests: 100,
+  /** The most characters of one test's name and of its failure kept in a report (the rest is counted). */
+  maxTestNameChars: 500,
+  maxTestErrorChars: 4000,
   /** The whole test run may take this many times `skill_timeout_seconds`. */
   testBudgetFactor: 5,
   /** Audit lines one call (or one whole test run) may write; the rest is counted in one closing line. */
@@ -230,9 +233,12 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
           }
           const budget = Duration.seconds(timeoutSeconds * sandboxLimits.testBudgetFactor)
           const results: Array<TestResult> = []
-          const outputs: Array<string> = []
+          // What the tests print, together capped like one run's output.
+          const outputs = new OutputBuffer(sandboxLimits.maxOutputChars, "the tests printed")
           let spent = Duration.zero
-          for (const [index, name] of names.names.entries()) {
+          for (const [index, fullName] of names.names.entries()) {
+            // A test file chooses its names and failures: they reach reports, saved tasks and the terminal.
+            const name = clip(fullName, sandboxLimits.maxTestNameChars)
             if (Duration.greaterThanOrEqualTo(spent, budget)) {
               results.push({ name, status: "fail", error: `not run: the tests took longer than their ${Duration.format(budget)} budget`, duration_ms: 0 })
               continue
@@ -241,12 +247,12 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
             spent = Duration.sum(spent, elapsed)
             const outcome = Either.match(Either.flatMap(ran.value, expect(skill, "TestOutcome")), {
               onLeft: (error) => ({ status: "fail" as const, error: error.message }),
-              onRight: ({ outcome }) => outcome
+              onRight: ({ outcome }) => ({ ...outcome, error: outcome.error === null ? null : clip(outcome.error, sandboxLimits.maxTestErrorChars) })
             })
             results.push({ name, ...outcome, duration_ms: Math.round(Duration.toMillis(elapsed)) })
-            if (ran.output !== "") outputs.push(`# ${name}\n${ran.output}`)
+            if (ran.output !== "") outputs.add(`# ${name}\n${ran.output}`)
           }
-          return { report: summarize(results), output: outputs.join("") }
+          return { report: summarize(results), output: outputs.text() }
         }))
     }
 
