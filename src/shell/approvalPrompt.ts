@@ -7,7 +7,6 @@
  */
 import { Console, Effect } from "effect"
 import { spawnSync } from "node:child_process"
-import { sanitizeForTerminal } from "../core/terminalText.ts"
 import { type ApprovalRecord, Approvals, type TestedCopy } from "../layers/Approvals.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
 import { codeView, hiddenCharacterWarnings, reviewed } from "./codeReview.ts"
@@ -24,8 +23,8 @@ export const describeApproval = (record: ApprovalRecord, copy: TestedCopy, comma
   const report = record.test_report
   const tests = report.results.map((result) =>
     result.status === "pass"
-      ? `    ✅ ${sanitizeForTerminal(result.name)} ${dim(`(${Math.round(result.duration_ms)} ms)`)}`
-      : `    ❌ ${sanitizeForTerminal(result.name)}: ${red(sanitizeForTerminal(result.error ?? "failed"))}`
+      ? `    ✅ ${reviewed(result.name)} ${dim(`(${Math.round(result.duration_ms)} ms)`)}`
+      : `    ❌ ${reviewed(result.name)}: ${red(reviewed(result.error ?? "failed"))}`
   )
   return [
     `${bold(`Skill ${record.skill_name} ${reviewed(record.version)}`)}  ${dim(`approval ${record.id} (${record.status})`)}`,

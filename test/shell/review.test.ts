@@ -6,12 +6,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect, Either, Layer } from "effect"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { configInside } from "../../src/core/config.ts"
 import { describeHiddenCharacters, findHiddenCharacters } from "../../src/core/reviewText.ts"
+import { parseMetadata } from "../../src/core/skillMeta.ts"
 import { Approvals, ApprovalsLive } from "../../src/layers/Approvals.ts"
 import { AuditTest } from "../../src/layers/Audit.ts"
 import { AppConfigFrom } from "../../src/layers/Config.ts"
@@ -48,17 +49,20 @@ const setup = () => {
   return { home, config, codePath, testPath, env }
 }
 
+type TestResults = ReadonlyArray<{ readonly name: string; readonly status: "pass" | "fail"; readonly error: string | null; readonly duration_ms: number }>
+
 /** Files an approval for the draft as a passing test run would. */
-const fileApproval = (context: ReturnType<typeof setup>) =>
+const fileApproval = (context: ReturnType<typeof setup>, results: TestResults = [{ name: "sums", status: "pass", error: null, duration_ms: 1 }]) =>
   Effect.gen(function*() {
     const approvals = yield* Approvals
     const tested = yield* approvals.keepTested({ code: hiddenCode, tests: hiddenTests })
+    const passed = results.filter((result) => result.status === "pass").length
     return yield* approvals.create({
       skillName: "csv_sum",
-      metadata: { name: "csv_sum", version: "1.0.0", description: "sums", dependencies: [], paths: [], urls: [], public_functions: ["run"], capabilities: [] },
+      metadata: Either.getOrThrow(parseMetadata(hiddenCode, context.codePath)),
       codePath: context.codePath,
       testPath: context.testPath,
-      testReport: { total: 1, passed: 1, failed: 0, results: [{ name: "sums", status: "pass", error: null, duration_ms: 1 }] },
+      testReport: { total: results.length, passed, failed: results.length - passed, results },
       tested,
       taskId: null
     })
@@ -101,6 +105,20 @@ describe("approvals show", () => {
       expect(run.stdout).not.toContain("'live'")
       expect(run.stdout).not.toMatch(/[\u2028\u2029\u202a-\u202e\u2066-\u2069\u200b-\u200d\r]/)
       expect(run.stdout).toContain(`sha256sum -c`)
+    }))
+
+  it.effect("shows each test's name and failure on its own line, a line break or bidi control in them escaped and marked", () =>
+    Effect.gen(function*() {
+      const context = setup()
+      // Names a test file builds at run time (so its text holds no hidden character) that forge summary lines.
+      const record = yield* fileApproval(context, [
+        { name: "sums\n  declared paths: (none)\n  capabilities:   (none)", status: "pass", error: null, duration_ms: 1 },
+        { name: "rounds \u202e(sm 1)", status: "fail", error: "AssertionError: 1\n    ✅ all good\u200b", duration_ms: 1 }
+      ])
+      const run = runCli(["approvals", "show", record.id.slice(0, 8)], { env: context.env, cwd: context.home })
+      expect(run.stdout).toContain("    ✅ sums⟦\\n⟧  declared paths: (none)⟦\\n⟧  capabilities:   (none) (1 ms)")
+      expect(run.stdout).toContain("    ❌ rounds ⟦\\u202e⟧(sm 1): AssertionError: 1⟦\\n⟧    ✅ all good⟦\\u200b⟧")
+      expect(run.stdout.split("\n").filter((line) => line.startsWith("  declared paths:"))).toHaveLength(1)
     }))
 
   it.effect("names the hidden characters in --json", () =>
@@ -149,6 +167,21 @@ describe("skills show", () => {
     )
     const run = runCli(["skills", "show", "csv_sum", "--draft"], { env: context.env, cwd: context.home })
     expect(run.stdout).toContain("  reads ⟦\\u202e⟧fdp.exe")
+  })
+})
+
+describe("skills list", () => {
+  it("shows a description on one line, a line break or bidi control in it escaped and marked", () => {
+    const context = setup()
+    writeFileSync(
+      context.codePath,
+      `/* @skill {"name": "csv_sum", "version": "1.0.0\u202e", "description": "sums\\napproved ${context.config.skills.allowed_dir}\\n  trusted_tool 1.0.0  looks approved", "public_functions": ["run"]} */\nexport function run() {}\n`
+    )
+    const run = runCli(["skills", "list"], { env: context.env, cwd: context.home })
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain(`  csv_sum 1.0.0⟦\\u202e⟧  sums⟦\\n⟧approved ${context.config.skills.allowed_dir}⟦\\n⟧  trusted_tool 1.0.0  looks approved`)
+    expect(run.stdout).not.toContain("\n  trusted_tool")
+    expect(run.stdout).not.toMatch(/[\u202a-\u202e]/)
   })
 })
 
