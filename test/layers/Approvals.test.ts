@@ -264,6 +264,19 @@ describe("approvals", () => {
       expect(refused.message).toContain("is missing; rerun its tests")
     }).pipe(Effect.provide(TestPlatform)))
 
+  it.scoped("a record whose skill name is a path is damaged, and nothing is promoted from it", () =>
+    Effect.gen(function*() {
+      const { approvals, config, create } = yield* setup
+      const record = yield* create
+      yield* approvals.resolve(record.id, true, "reviewed")
+      const file = `${config.state_dir}/pending_approvals/skill_csv_sum_${record.id}.json`
+      writeFileSync(file, readFileSync(file, "utf8").replace("\"skill_name\": \"csv_sum\"", "\"skill_name\": \"../../.bashrc_d/x\""))
+      const refused = yield* Effect.flip(approvals.promote(record.id))
+      expect(refused._tag).toBe("ApprovalCorrupt")
+      expect(refused.message).toContain("expected a skill name ([a-z][a-z0-9_]*, at most 64 characters), got \"../../.bashrc_d/x\"")
+      expect(existsSync(config.skills.allowed_dir)).toBe(false)
+    }).pipe(Effect.provide(TestPlatform)))
+
   it.scoped("names unknown and damaged records", () =>
     Effect.gen(function*() {
       const { approvals, config, create } = yield* setup
