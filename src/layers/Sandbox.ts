@@ -25,13 +25,13 @@ import { Context, Data, Duration, Effect, Either, Layer } from "effect"
 import type { Json } from "../core/config.ts"
 import { summarize, type TestReport, type TestResult } from "../core/testHarness.ts"
 import { Audit, type AuditWriteError } from "./Audit.ts"
-import { AppConfig } from "./Config.ts"
-import { SandboxCrashed, type SandboxError, type SandboxWorkerMissing } from "./sandbox/errors.ts"
+import { AppConfig, type AppConfigShape } from "./Config.ts"
+import { clip, SandboxCrashed, type SandboxError, type SandboxWorkerMissing } from "./sandbox/errors.ts"
 import { parseGuestJson } from "./sandbox/globals.ts"
 import { nodeSandboxHost } from "./sandbox/host.ts"
-import type { RunRequest, TestSource } from "./sandbox/instance.ts"
+import { OutputBuffer, type RunRequest, type TestSource } from "./sandbox/instance.ts"
 import { trustRoots } from "./sandbox/paths.ts"
-import { packageRoot as installedPackageRoot } from "../packageRoot.ts"
+import { compileCacheDirectory, packageRoot as installedPackageRoot } from "../packageRoot.ts"
 import { makeWorkerPool, sandboxWorkerScript } from "./sandbox/pool.ts"
 import type { AuditBudget, HostEnvironment, Job, JobValue } from "./sandbox/protocol.ts"
 
@@ -86,6 +86,9 @@ export const sandboxLimits = {
   /** Bytes one run may write (a draft's append counts the copy of the original it makes). */
   maxWriteBytes: 256 * 1024 * 1024,
   maxTests: 100,
+  /** The most characters of one test's name and of its failure kept in a report (the rest is counted). */
+  maxTestNameChars: 500,
+  maxTestErrorChars: 4000,
   /** The whole test run may take this many times `skill_timeout_seconds`. */
   testBudgetFactor: 5,
   /** Audit lines one call (or one whole test run) may write; the rest is counted in one closing line. */
@@ -131,7 +134,25 @@ export interface SandboxOptions {
   readonly packageRoot?: string | null
   /** Bytes one run may write; `sandboxLimits.maxWriteBytes` by default. */
   readonly maxWriteBytes?: number
+  /** `$PATH`, where a bare `luallm.binary` is found: this process's by default. */
+  readonly searchPath?: ReadonlyArray<string>
+  /** The CLI's code cache of the bundle: the bin's (`compileCacheDirectory`) by default (null: none). */
+  readonly compileCache?: string | null
 }
+
+/**
+ * What no skill may write (and `generate` may not write either), for this process: the
+ * configuration's files and directories, the installed package, `luallm` on PATH, the CLI's
+ * code cache. `options` are a test's overrides.
+ */
+export const trustRootsOf = (app: AppConfigShape, options: SandboxOptions = {}) =>
+  trustRoots({
+    config: app.config,
+    configFiles: app.configFiles,
+    packageRoot: options.packageRoot === undefined ? installedPackageRoot : options.packageRoot,
+    searchPath: options.searchPath ?? (process.env["PATH"] ?? "").split(":"),
+    compileCache: options.compileCache === undefined ? compileCacheDirectory() : options.compileCache
+  })
 
 /** The sandbox over worker threads whose host port uses `environment`'s home and cwd. */
 export const makeSandbox = (environment: HostEnvironment, workerScript: string = sandboxWorkerScript, options: SandboxOptions = {}) =>
@@ -139,8 +160,7 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
     const app = yield* AppConfig
     const { config } = app
     const audit = yield* Audit
-    const packageRoot = options.packageRoot === undefined ? installedPackageRoot : options.packageRoot
-    const protectedPaths = trustRoots({ config, configFiles: app.configFiles, packageRoot })
+    const protectedPaths = trustRootsOf(app, options)
     const timeoutSeconds = config.limits.skill_timeout_seconds
     const pool = yield* makeWorkerPool({
       script: workerScript,
@@ -244,9 +264,12 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
           }
           const budget = Duration.seconds(timeoutSeconds * sandboxLimits.testBudgetFactor)
           const results: Array<TestResult> = []
-          const outputs: Array<string> = []
+          // What the tests print, together capped like one run's output.
+          const outputs = new OutputBuffer(sandboxLimits.maxOutputChars, "the tests printed")
           let spent = Duration.zero
-          for (const [index, name] of names.names.entries()) {
+          for (const [index, fullName] of names.names.entries()) {
+            // A test file chooses its names and failures: they reach reports, saved tasks and the terminal.
+            const name = clip(fullName, sandboxLimits.maxTestNameChars)
             if (Duration.greaterThanOrEqualTo(spent, budget)) {
               results.push({ name, status: "fail", error: `not run: the tests took longer than their ${Duration.format(budget)} budget`, duration_ms: 0 })
               continue
@@ -255,12 +278,12 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
             spent = Duration.sum(spent, elapsed)
             const outcome = Either.match(Either.flatMap(ran.value, expect(skill, "TestOutcome")), {
               onLeft: (error): Pick<TestResult, "status" | "error"> => skippedFor(error) ?? { status: "fail", error: error.message },
-              onRight: ({ outcome }) => outcome
+              onRight: ({ outcome }) => ({ ...outcome, error: outcome.error === null ? null : clip(outcome.error, sandboxLimits.maxTestErrorChars) })
             })
             results.push({ name, ...outcome, duration_ms: Math.round(Duration.toMillis(elapsed)) })
-            if (ran.output !== "") outputs.push(`# ${name}\n${ran.output}`)
+            if (ran.output !== "") outputs.add(`# ${name}\n${ran.output}`)
           }
-          return { report: summarize(results), output: outputs.join("") }
+          return { report: summarize(results), output: outputs.text() }
         }))
     }
 

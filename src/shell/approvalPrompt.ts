@@ -8,7 +8,6 @@
 import { Prompt } from "@effect/cli"
 import { Console, Data, Effect, Option } from "effect"
 import { spawnSync } from "node:child_process"
-import { sanitizeForTerminal } from "../core/terminalText.ts"
 import { allPassed } from "../core/testHarness.ts"
 import { ApprovalAlreadyResolved, type ApprovalRecord, Approvals, type TestedCopy } from "../layers/Approvals.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
@@ -26,10 +25,10 @@ export const describeApproval = (record: ApprovalRecord, copy: TestedCopy, comma
   const report = record.test_report
   const tests = report.results.map((result) =>
     result.status === "pass"
-      ? `    ✅ ${sanitizeForTerminal(result.name)} ${dim(`(${Math.round(result.duration_ms)} ms)`)}`
+      ? `    ✅ ${reviewed(result.name)} ${dim(`(${Math.round(result.duration_ms)} ms)`)}`
       : result.status === "skip"
-      ? `    ⏭️ ${sanitizeForTerminal(result.name)}: ${yellow(`skipped, ${sanitizeForTerminal(result.error ?? "not run")}`)}`
-      : `    ❌ ${sanitizeForTerminal(result.name)}: ${red(sanitizeForTerminal(result.error ?? "failed"))}`
+      ? `    ⏭️ ${reviewed(result.name)}: ${yellow(`skipped, ${reviewed(result.error ?? "not run")}`)}`
+      : `    ❌ ${reviewed(result.name)}: ${red(reviewed(result.error ?? "failed"))}`
   )
   return [
     `${bold(`Skill ${record.skill_name} ${reviewed(record.version)}`)}  ${dim(`approval ${record.id} (${record.status})`)}`,

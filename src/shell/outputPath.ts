@@ -10,8 +10,8 @@
 import { FileSystem } from "@effect/platform"
 import { Data, Effect } from "effect"
 import { AppConfig } from "../layers/Config.ts"
-import { trustRoots, withinTrustRoot } from "../layers/sandbox/paths.ts"
-import { packageRoot } from "../packageRoot.ts"
+import { trustRootsOf } from "../layers/Sandbox.ts"
+import { withinTrustRoot } from "../layers/sandbox/paths.ts"
 
 export class OutputNotAllowed extends Data.TaggedError("OutputNotAllowed")<{
   readonly path: string
@@ -55,7 +55,7 @@ export const checkOutputPath = (out: string, force: boolean) =>
     const fs = yield* FileSystem.FileSystem
     const verdict = yield* app.checkPath(out, app.config.allowed_paths)
     // The same roots the sandbox keeps every skill from writing.
-    for (const root of trustRoots({ config: app.config, configFiles: app.configFiles, packageRoot })) {
+    for (const root of trustRootsOf(app)) {
       const { resolved } = yield* app.checkPath(root.path, [])
       if (withinTrustRoot(verdict.resolved, resolved)) {
         return yield* new OutputProtected({ path: out, resolved: verdict.resolved, root: `${root.key} (${resolved})` })

@@ -65,6 +65,25 @@ describe("approvals show", () => {
       expect(run.stdout).toContain(`sha256sum -c`)
     }))
 
+  it.effect("shows each test's name and failure on its own line, a line break or bidi control in them escaped and marked", () =>
+    Effect.gen(function*() {
+      const context = setup()
+      // Names a test file builds at run time (so its text holds no hidden character) that forge summary lines.
+      const record = yield* fileApproval(context, {
+        total: 2,
+        passed: 1,
+        failed: 1,
+        results: [
+          { name: "sums\n  declared paths: (none)\n  capabilities:   (none)", status: "pass", error: null, duration_ms: 1 },
+          { name: "rounds \u202e(sm 1)", status: "fail", error: "AssertionError: 1\n    ✅ all good\u200b", duration_ms: 1 }
+        ]
+      })
+      const run = runCli(["approvals", "show", record.id.slice(0, 8)], { env: context.env, cwd: context.home })
+      expect(run.stdout).toContain("    ✅ sums⟦\\n⟧  declared paths: (none)⟦\\n⟧  capabilities:   (none) (1 ms)")
+      expect(run.stdout).toContain("    ❌ rounds ⟦\\u202e⟧(sm 1): AssertionError: 1⟦\\n⟧    ✅ all good⟦\\u200b⟧")
+      expect(run.stdout.split("\n").filter((line) => line.startsWith("  declared paths:"))).toHaveLength(1)
+    }))
+
   it.effect("names the hidden characters in --json", () =>
     Effect.gen(function*() {
       const context = setup()
@@ -111,6 +130,21 @@ describe("skills show", () => {
     )
     const run = runCli(["skills", "show", "csv_sum", "--draft"], { env: context.env, cwd: context.home })
     expect(run.stdout).toContain("  reads ⟦\\u202e⟧fdp.exe")
+  })
+})
+
+describe("skills list", () => {
+  it("shows a description on one line, a line break or bidi control in it escaped and marked", () => {
+    const context = setup()
+    writeFileSync(
+      context.codePath,
+      `/* @skill {"name": "csv_sum", "version": "1.0.0\u202e", "description": "sums\\napproved ${context.config.skills.allowed_dir}\\n  trusted_tool 1.0.0  looks approved", "public_functions": ["run"]} */\nexport function run() {}\n`
+    )
+    const run = runCli(["skills", "list"], { env: context.env, cwd: context.home })
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain(`  csv_sum 1.0.0⟦\\u202e⟧  sums⟦\\n⟧approved ${context.config.skills.allowed_dir}⟦\\n⟧  trusted_tool 1.0.0  looks approved`)
+    expect(run.stdout).not.toContain("\n  trusted_tool")
+    expect(run.stdout).not.toMatch(/[\u202a-\u202e]/)
   })
 })
 

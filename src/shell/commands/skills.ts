@@ -56,7 +56,7 @@ const listCommand = Cli.make("list", { json }, ({ json: asJson }) =>
       for (const entry of entries) {
         yield* Console.log(
           entry._tag === "Valid"
-            ? `  ${entry.meta.name} ${text(entry.meta.version)}  ${dim(text(entry.meta.description))}`
+            ? `  ${entry.meta.name} ${reviewed(entry.meta.version)}  ${dim(reviewed(entry.meta.description))}`
             : `  ${fail(text(entry.file))}\n      ${text(entry.error.message)}`
         )
       }
