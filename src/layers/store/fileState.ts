@@ -21,12 +21,12 @@ import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Option, Ref, Schema } from "effect"
 import { fromJsonText } from "../../core/jsonText.ts"
 import { formatParseError } from "../../core/schemaIssues.ts"
-import type { Graph, Node } from "../../core/graph.ts"
 import { Task, TaskSummary } from "../../core/task.ts"
 import { type AuditEvent, type AuditShape, inTask } from "../Audit.ts"
 import { StateCorrupt, StateIoError, StateLocked, type StateShape, type TaskList } from "../State.ts"
 import { appendDurably, close, openDurableAppend, syncDirectory, truncate } from "./fileIo.ts"
 import { acquireFileLock, isProcessAlive, LockRecord } from "./fileLock.ts"
+import { makeTaskEncoder } from "./taskJson.ts"
 import { makeTaskSlots } from "./taskSlots.ts"
 
 export interface FileStateOptions {
@@ -48,42 +48,6 @@ const decodeSummary = Schema.decodeUnknownEither(
 )
 const decodeLegacy = Schema.decodeUnknownEither(fromJsonText(Task))
 const decodeLegacyLock = Schema.decodeUnknownOption(fromJsonText(LockRecord))
-
-/**
- * `JSON.stringify(object)` for a plain object (no `toJSON`), but with member `key` encoded by
- * `raw`; a member whose value JSON leaves out (undefined) is left out, as JSON.stringify does.
- */
-const objectJson = (object: { readonly [name: string]: unknown }, key: string, raw: (value: unknown) => string): string => {
-  const members: Array<string> = []
-  for (const [name, value] of Object.entries(object)) {
-    const text = name === key ? raw(value) : JSON.stringify(value)
-    if (text !== undefined) members.push(`${JSON.stringify(name)}:${text}`)
-  }
-  return `{${members.join(",")}}`
-}
-
-/**
- * A record's line, `{"seq":N,"task":{…}}`: the same text as `JSON.stringify({ seq, task })`
- * (a test holds this), and every field of a task is plain JSON, so it decodes back to the task;
- * `load` decodes with the schema, as anything read from disk. A running graph's snapshots change
- * a node or two and share every other node object with the snapshot before, and no task object
- * is changed in place (every type is readonly), so the JSON of each node is kept for its object
- * and unchanged nodes are not encoded again.
- */
-export const makeRecordEncoder = () => {
-  const nodeJson = new WeakMap<Node, string>()
-  const encodeNode = (node: Node): string => {
-    const known = nodeJson.get(node)
-    if (known !== undefined) return known
-    const text = JSON.stringify(node)
-    nodeJson.set(node, text)
-    return text
-  }
-  const encodeGraph = (graph: Graph | null): string =>
-    graph === null ? "null" : objectJson(graph, "nodes", () => `[${graph.nodes.map(encodeNode).join(",")}]`)
-  return (seq: number, task: Task): Uint8Array =>
-    Buffer.from(`{"seq":${JSON.stringify(seq)},"task":${objectJson(task, "graph", () => encodeGraph(task.graph))}}\n`)
-}
 
 /** Task ids become file names: letters, digits, `-`, `_` and `.` (not leading), never a path. */
 const isSafeId = (id: string): boolean => /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)
@@ -135,7 +99,9 @@ export const makeFileStateStore = (options: FileStateOptions) =>
     const lockOptions = { pid: options.pid ?? process.pid, isAlive: options.isAlive ?? isProcessAlive, started: performance.timeOrigin }
     const compactBytes = options.compactBytes ?? 1024 * 1024
     const journalPath = (id: string) => path.join(dir, `${id}.jsonl`)
-    const recordLine = makeRecordEncoder()
+    const taskJson = makeTaskEncoder()
+    /** A record's line: `{"seq":N,"task":{…}}`, the same text as `JSON.stringify({ seq, task })`; every field of a task is plain JSON, so it decodes back to the task (`load` decodes with the schema, as anything read from disk). */
+    const recordLine = (seq: number, task: Task): Uint8Array => Buffer.from(`{"seq":${JSON.stringify(seq)},"task":${taskJson(task)}}\n`)
     const ioError = (target: string, operation: StateIoError["operation"]) => (error: { readonly message: string }) =>
       new StateIoError({ path: target, operation, reason: error.message })
     const unsafeId = (id: string, operation: StateIoError["operation"]) =>
