@@ -86,8 +86,19 @@ export const formatAuditLine = (entry: AuditEntry): string => {
   try {
     return `${JSON.stringify(entry)}\n`
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error)
-    return `${JSON.stringify({ ...entry, data: { unserialisable: reason } })}\n`
+    return `${JSON.stringify({ ...entry, data: unserialisable(error) })}\n`
+  }
+}
+
+/** What stands for data JSON cannot hold (a cycle, a BigInt): why, so the event is never lost. */
+const unserialisable = (error: unknown): AuditData => ({ unserialisable: error instanceof Error ? error.message : String(error) })
+
+/** An entry's `data` as JSON text, as `formatAuditLine` writes it (for a store that keeps it in a column). */
+export const auditDataJson = (data: AuditData): string => {
+  try {
+    return JSON.stringify(data)
+  } catch (error) {
+    return JSON.stringify(unserialisable(error))
   }
 }
 
