@@ -87,7 +87,7 @@ const report = (options: Options, outcomes: ReadonlyArray<BenchOutcome>): string
   const spreads = rows.flatMap((row) => (row.spread === undefined ? [] : [`${row.figure}: ${row.spread.of}`]))
   return [
     options.format === "markdown" ? `${title}\n\n${markdownTable(table)}` : `${title}\n\n${textTable(table)}`,
-    ...(spreads.length === 0 ? [] : [`[low–high] is the 10th–90th percentile over the run (${spreads.join("; ")}).`]),
+    ...(spreads.length === 0 ? [] : [`[low–high]: how far the figures moved during the run (${spreads.join("; ")}).`]),
     missed.length === 0 ? "Every target met." : `Missed: ${missed.map((row) => row.figure).join("; ")}.`,
     ...broken.map((outcome) => `The ${outcome.name} bench broke:\n${outcome.cause}`)
   ].join("\n\n")

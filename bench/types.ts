@@ -20,7 +20,7 @@ export interface BenchRow {
   readonly spread?: Spread
 }
 
-/** Low and high ends (10th and 90th percentiles) of a row's figures over the run. */
+/** Low and high ends of a row's figures over the run: the 10th and 90th percentiles of many operations, or the range of a few runs (`of` says which). */
 export interface Spread {
   readonly value: readonly [number, number]
   readonly baseline: readonly [number, number]
