@@ -9,7 +9,7 @@
  * Normal operation never reads the log; `AuditReader` serves the `log` and `stats` commands.
  */
 import { FileSystem, type Path } from "@effect/platform"
-import { Clock, Context, Data, Effect, FiberRef, Layer, Option, Queue, Ref, Schema } from "effect"
+import { Clock, Context, Data, Effect, type Fiber, FiberRef, Layer, Option, Queue, Ref, Schema } from "effect"
 import * as NFS from "node:fs"
 import { dirname } from "node:path"
 import { fromJsonText } from "../core/jsonText.ts"
@@ -102,14 +102,17 @@ export const auditDataJson = (data: AuditData): string => {
   }
 }
 
+/** The entry for `event` now, stamped with the fiber's clock and task: what `makeEntry` does, within a step that has the fiber. */
+const entryIn = (fiber: Fiber.RuntimeFiber<unknown, unknown>, event: string, data: AuditData | undefined): AuditEntry => ({
+  ts: new Date(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()).toISOString(),
+  event,
+  task_id: fiber.getFiberRef(CurrentTaskId),
+  data: data ?? {}
+})
+
 /** The entry for `event`, stamped with the clock's time and the current fiber's task. */
-export const makeEntry = (event: string, data: AuditData | undefined) =>
-  Effect.zipWith(Clock.currentTimeMillis, FiberRef.get(CurrentTaskId), (millis, taskId): AuditEntry => ({
-    ts: new Date(millis).toISOString(),
-    event,
-    task_id: taskId,
-    data: data ?? {}
-  }))
+export const makeEntry = (event: string, data: AuditData | undefined): Effect.Effect<AuditEntry> =>
+  Effect.withFiberRuntime((fiber) => Effect.succeed(entryIn(fiber, event, data)))
 
 /** The rotated file names, newest first: `audit.jsonl.1`, `audit.jsonl.2`, … */
 export const rotatedPaths = (path: string, maxFiles: number): Array<string> =>
@@ -122,7 +125,7 @@ export interface FileAuditOptions {
 }
 
 /** How long after lines are written the file audit fsyncs them (one fsync for every line written meanwhile). */
-const idleSync = "100 millis"
+const idleSync = (process.env.IDLESYNC ?? "100 millis") as "100 millis"
 
 const reasonOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
@@ -259,21 +262,21 @@ export const makeFileAudit = (options: FileAuditOptions) =>
     const flush = Effect.zipRight(remindToFsync, takeFailure)
 
     return Audit.of({
+      // One step: a save's lines are on its path.
       log: (event, data) =>
-        Effect.flatMap(makeEntry(event, data), (entry) =>
-          Effect.suspend(() => {
-            // An earlier write error is reported here, to the next line, when no flush took it.
-            const error = failure
-            failure = undefined
-            if (error !== undefined) return Effect.fail(error)
-            try {
-              append(Buffer.from(formatAuditLine(entry)))
-            } catch (writeError) {
-              // Kept for the next `flush` (a save's, which then saves nothing) or the next line.
-              failure = fail(writeError)
-            }
-            return remindToFsync
-          })),
+        Effect.withFiberRuntime((fiber) => {
+          // An earlier write error is reported here, to the next line, when no flush took it.
+          const error = failure
+          failure = undefined
+          if (error !== undefined) return Effect.fail(error)
+          try {
+            append(Buffer.from(formatAuditLine(entryIn(fiber, event, data))))
+          } catch (writeError) {
+            // Kept for the next `flush` (a save's, which then saves nothing) or the next line.
+            failure = fail(writeError)
+          }
+          return remindToFsync
+        }),
       flush,
       sync: Effect.zipRight(flush, fsyncWritten)
     })

@@ -18,11 +18,11 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Effect, Option, Ref, Schema } from "effect"
+import { Effect, FiberRef, Option, Ref, Schema } from "effect"
 import { fromJsonText } from "../../core/jsonText.ts"
 import { formatParseError } from "../../core/schemaIssues.ts"
 import { Task, TaskSummary } from "../../core/task.ts"
-import { type AuditEvent, type AuditShape, inTask } from "../Audit.ts"
+import { type AuditEvent, type AuditShape, CurrentTaskId, inTask } from "../Audit.ts"
 import { StateCorrupt, StateIoError, StateLocked, type StateShape, type TaskList } from "../State.ts"
 import { appendDurably, close, openDurableAppend, syncDirectory, truncate } from "./fileIo.ts"
 import { acquireFileLock, isProcessAlive, LockRecord } from "./fileLock.ts"
@@ -168,6 +168,12 @@ export const makeFileStateStore = (options: FileStateOptions) =>
         return { fd: yield* openDurableAppend(file), seq: journal.seq, size: bytes.length } satisfies Journal
       }).pipe(Effect.mapError(ioError(`${journalPath(id)}.tmp`, "write")))
 
+    /** A save's lines, stamped with its seq and its task (which the fiber driving a task already names). */
+    const logLines = (id: string, events: ReadonlyArray<AuditEvent>, seq: number) => {
+      const lines = Effect.forEach(events, (event) => options.audit.log(event.event, { ...event.data, seq }), { discard: true })
+      return Effect.flatMap(FiberRef.get(CurrentTaskId), (current) => (current === id ? lines : inTask(id)(lines)))
+    }
+
     /**
      * One transition: the audit lines logged so far (this one's among them) are written, then the
      * record is appended and made durable in one write (`appendDurably`). Nothing else touches the
@@ -184,22 +190,17 @@ export const makeFileStateStore = (options: FileStateOptions) =>
         // The transition's own lines, and every line logged before them, are written first
         // (write-ahead): after a crash, a line may name a transition that was not saved (it is
         // redone, with the same seq), never the reverse — the log is never behind the tasks.
-        if (events.length > 0) {
-          yield* Effect.forEach(events, (event) => options.audit.log(event.event, { ...event.data, seq }), { discard: true }).pipe(
-            inTask(task.id)
-          )
-        }
+        if (events.length > 0) yield* logLines(task.id, events, seq)
         yield* options.audit.flush
         yield* appendDurably(journal.fd, bytes).pipe(
-          Effect.mapError(ioError(journalPath(task.id), "write")),
           // A full disk can take part of the record: cut it off (a journal that had none goes),
           // and forget the handle, so the next save starts from what is on disk.
-          Effect.tapError(() =>
+          Effect.catchAll((error) =>
             Effect.all([
               journal.size === 0 ? fs.remove(journalPath(task.id), { force: true }) : truncate(journal.fd, journal.size),
               closeFd(journal.fd),
               Ref.set(slot, Option.none())
-            ], { discard: true }).pipe(Effect.ignore)
+            ], { discard: true }).pipe(Effect.ignore, Effect.zipRight(Effect.fail(ioError(journalPath(task.id), "write")(error))))
           )
         )
         const written: Journal = { ...journal, seq, size: journal.size + bytes.length }

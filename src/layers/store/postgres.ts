@@ -15,7 +15,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Effect, Option, Redacted, Ref, Schema } from "effect"
+import { Clock, Effect, Either, Option, Redacted, Ref, Schema } from "effect"
 import { hostname } from "node:os"
 import { describeStore } from "../../core/config.ts"
 import { fromJsonText } from "../../core/jsonText.ts"
@@ -29,7 +29,6 @@ import {
   AuditReader,
   auditDataJson,
   AuditWriteError,
-  inTask,
   makeEntry
 } from "../Audit.ts"
 import { StateConflict, StateCorrupt, StateIoError, StateLocked, type StateShape, type TaskList } from "../State.ts"
@@ -87,6 +86,7 @@ const asText = (text: string): string => text.replaceAll("\u0000", "\uFFFD")
 
 const Rows = <A, I>(row: Schema.Schema<A, I>) => Schema.decodeUnknown(Schema.Array(row))
 const decodeSeq = Rows(Schema.Struct({ seq: Schema.Number }))
+const decodeSeqNow = Schema.decodeUnknownEither(Schema.Array(Schema.Struct({ seq: Schema.Number })))
 const decodeDoc = Rows(Schema.Struct({ doc: Schema.String }))
 /** A task's `doc`, read back as text (`doc::text`) and decoded like any JSON from outside. */
 const decodeTask = Schema.decodeUnknownEither(fromJsonText(Task))
@@ -151,9 +151,9 @@ export const makePostgresStore = (options: PostgresStoreOptions) =>
           const cached = yield* Ref.get(slot)
           const previous = Option.isSome(cached) ? cached.value : yield* currentSeq(task.id)
           const seq = previous + 1
-          const entries = events.length === 0
-            ? []
-            : yield* Effect.forEach(events, (event) => makeEntry(event.event, { ...event.data, seq })).pipe(inTask(task.id))
+          // The lines are the task's (as `inTask(task.id)` would stamp them) and the transition's.
+          const ts = new Date(yield* Clock.currentTimeMillis).toISOString()
+          const entries = events.map((event): AuditEntry => ({ ts, event: event.event, task_id: task.id, data: { ...event.data, seq } }))
           // One statement, one round trip: the row is replaced only if its seq is still `previous`,
           // and the audit rows are inserted only if it was (joined with `saved`), in their order.
           const logged = entries.length === 0 ? sql`` : sql`, logged AS (
@@ -173,7 +173,7 @@ export const makePostgresStore = (options: PostgresStoreOptions) =>
             )${logged}
             SELECT seq FROM saved`.pipe(
             Effect.mapError(ioError(taskPath(task.id), "write")),
-            Effect.flatMap((rows) => Effect.mapError(decodeSeq(rows), rowError(taskPath(task.id), "write")))
+            Effect.flatMap((rows) => Either.mapLeft(decodeSeqNow(rows), rowError(taskPath(task.id), "write")))
           )
           if (rows.length === 0) {
             yield* Ref.set(slot, Option.none())
