@@ -11,6 +11,7 @@ import { generateCommand, generateWithContextCommand, quickPromptCommand } from 
 import { skillsCommand } from "./commands/skills.ts"
 import { statsCommand } from "./commands/stats.ts"
 import { resetCommand, resumeCommand, runCommand, statusCommand, tasksCommand } from "./commands/task.ts"
+import { workerCommand } from "./commands/worker.ts"
 import { root } from "./root.ts"
 
 export const cli = root.pipe(
@@ -23,6 +24,7 @@ export const cli = root.pipe(
     statusCommand,
     tasksCommand,
     resetCommand,
+    workerCommand,
     approvalsCommand,
     skillsCommand,
     demoCommand,
