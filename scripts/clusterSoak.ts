@@ -129,14 +129,15 @@ const clusterConfig = (config: AgentConfig): AgentConfig => ({
 // ---------------------------------------------------------------------------------------------
 // The workers
 
-interface Worker {
+export interface Worker {
   readonly process: ChildProcess
   readonly index: number
   /** The address it registered, once it said so. */
   address: string | null
 }
 
-const startWorker = (ws: Workspace, index: number) =>
+/** `luallm-agent worker` in the workspace, its output in `worker-<index>.log`; killed when the scope closes. */
+export const startWorker = (ws: Workspace, index: number) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const child = spawn(process.execPath, [cliBin, ...ws.globalArgs, "worker"], {
@@ -156,6 +157,21 @@ const startWorker = (ws: Workspace, index: number) =>
     }),
     (worker) => Effect.sync(() => worker.process.kill("SIGKILL"))
   )
+
+/**
+ * `count` workers, once each has said its address and all are registered and healthy, and a
+ * moment more, for every runner to see the others and take its shards before work arrives.
+ */
+export const startWorkers = (ws: Workspace, count: number) =>
+  Effect.gen(function*() {
+    const workers = yield* Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => startWorker(ws, i))
+    const client = yield* Layer.build(TaskClusterLive.pipe(Layer.provide(AppConfigFrom(ws.config, { home: ws.dir, cwd: ws.dir }))))
+    const tasks = yield* TaskCluster.pipe(Effect.provide(client))
+    yield* poll(`${count} workers are registered and healthy`, "90 seconds", Effect.map(tasks.runners.pipe(Effect.orDie), (runners) =>
+      runners.filter((r) => r.healthy).length === count && workers.every((w) => w.address !== null) ? Option.some(runners) : Option.none()))
+    yield* Effect.sleep("3 seconds")
+    return workers
+  })
 
 const poll = <A>(waiting: string, limit: Duration.DurationInput, check: Effect.Effect<Option.Option<A>, never, never>) =>
   check.pipe(
@@ -266,12 +282,8 @@ export const runClusterSoak = (options: ClusterSoakOptions) =>
     const sql = yield* Layer.build(clusterSql(options.url))
     const client = yield* Layer.build(TaskClusterLive.pipe(Layer.provide(AppConfigFrom(ws.config, { home: ws.dir, cwd: ws.dir }))))
 
-    const workers = yield* Effect.forEach(Array.from({ length: options.runners }, (_, i) => i), (i) => startWorker(ws, i))
+    const workers = yield* startWorkers(ws, options.runners)
     const tasks = yield* TaskCluster.pipe(Effect.provide(client))
-    yield* poll(`${options.runners} workers are registered and healthy`, "90 seconds", Effect.map(tasks.runners.pipe(Effect.orDie), (runners) =>
-      runners.filter((r) => r.healthy).length === options.runners && workers.every((w) => w.address !== null) ? Option.some(runners) : Option.none()))
-    // Let every runner see the others and take its shards before work arrives.
-    yield* Effect.sleep("3 seconds")
     yield* options.log(`${options.runners} workers: ${workers.map((w) => `${w.address} (pid ${w.process.pid})`).join(", ")}`)
 
     const started = Date.now()
