@@ -23,10 +23,10 @@ import { describeStore, postgresUrl } from "../core/config.ts"
 import type { ApprovalRecord } from "./Approvals.ts"
 import { AppConfig } from "./Config.ts"
 import { taskEntityLayer } from "./cluster/entity.ts"
-import { type ApprovalReport, DecideApproval, type RemoteTaskError, StartTask, TaskEntity, type TaskStatus } from "./cluster/protocol.ts"
+import { ApprovalDecided, type ApprovalReport, type RemoteTaskError, StartTask, TaskEntity, type TaskStatus } from "./cluster/protocol.ts"
 import { clientLayer, clusterSql, registeredRunners, runnerLayer } from "./cluster/sharding.ts"
 
-export { ApprovalOfAnotherTask } from "./cluster/entity.ts"
+export { ApprovalNotDecided, ApprovalOfAnotherTask } from "./cluster/entity.ts"
 export { ApprovalReport, RemoteTaskError, TaskEntity, TaskReport, TaskStatus } from "./cluster/protocol.ts"
 
 export class ClusterNeedsPostgres extends Data.TaggedError("ClusterNeedsPostgres")<{ readonly command: string }> {
@@ -80,10 +80,13 @@ export interface TaskClusterShape {
   readonly submit: (prompt: string) => SubmittedTask
   /** Drives the saved task on its runner until it finishes or pauses; joins a drive already running. */
   readonly resume: (taskId: string) => Effect.Effect<ClusterOutcome, RemoteTaskError | ClusterSendFailed>
-  /** Approves `approval` on its task's runner, which promotes the draft; the task then goes on there. */
-  readonly approve: (approval: ApprovalRecord, reason: string) => Effect.Effect<ApprovalReport, RemoteTaskError | ClusterSendFailed>
-  /** Rejects `approval` on its task's runner; the task then goes on there, to fail with `reason`. */
-  readonly reject: (approval: ApprovalRecord, reason: string) => Effect.Effect<ApprovalReport, RemoteTaskError | ClusterSendFailed>
+  /**
+   * Tells the runner of `approval`'s task that a human approved it (the record must say so):
+   * the runner promotes the draft, and the task goes on there.
+   */
+  readonly approved: (approval: ApprovalRecord) => Effect.Effect<ApprovalReport, RemoteTaskError | ClusterSendFailed>
+  /** Likewise for a rejection (the record must say so): the task goes on there, to fail with its reason. */
+  readonly rejected: (approval: ApprovalRecord) => Effect.Effect<ApprovalReport, RemoteTaskError | ClusterSendFailed>
   /** Asks the runner that holds the task now: which it is, whether it drives the task, the saved task. */
   readonly status: (taskId: string) => Effect.Effect<TaskStatus, RemoteTaskError | ClusterSendFailed>
   /** The runners registered now (heartbeat within the lease). */
@@ -161,10 +164,8 @@ export const TaskClusterLive: Layer.Layer<TaskCluster, ClusterNeedsPostgres | Cl
             return { id, outcome: client(id).Start(new StartTask({ prompt })).pipe(Effect.map(outcome), Effect.mapError(sendFailed(id, "Start"))) }
           },
           resume: (taskId) => client(taskId).Resume().pipe(Effect.map(outcome), Effect.mapError(sendFailed(taskId, "Resume"))),
-          approve: (approval, reason) =>
-            decide(approval, (task) => client(task).Approve(new DecideApproval({ approval: approval.id, reason })), "Approve"),
-          reject: (approval, reason) =>
-            decide(approval, (task) => client(task).Reject(new DecideApproval({ approval: approval.id, reason })), "Reject"),
+          approved: (approval) => decided(approval, (task) => client(task).Approve(new ApprovalDecided({ approval: approval.id })), "Approve"),
+          rejected: (approval) => decided(approval, (task) => client(task).Reject(new ApprovalDecided({ approval: approval.id })), "Reject"),
           status: (taskId) =>
             client(taskId).Status().pipe(
               Effect.mapError(sendFailed(taskId, "Status")),
@@ -180,8 +181,8 @@ export const TaskClusterLive: Layer.Layer<TaskCluster, ClusterNeedsPostgres | Cl
   )
 )
 
-/** An approval's decision goes to the task that asked for it. */
-const decide = (
+/** A decision on an approval goes to the task that asked for it. */
+const decided = (
   approval: ApprovalRecord,
   send: (task: string) => Effect.Effect<ApprovalReport, EngineSendError | RemoteTaskError>,
   request: string

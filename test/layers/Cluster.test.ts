@@ -11,7 +11,7 @@ import { newTask } from "../../src/core/task.ts"
 import { Approvals } from "../../src/layers/Approvals.ts"
 import { AuditMemory } from "../../src/layers/Audit.ts"
 import { taskEntityLayer } from "../../src/layers/cluster/entity.ts"
-import { DecideApproval, StartTask, TaskEntity } from "../../src/layers/cluster/protocol.ts"
+import { ApprovalDecided, StartTask, TaskEntity } from "../../src/layers/cluster/protocol.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
 import { State } from "../../src/layers/State.ts"
 import { agentLayer, installSkill, testConfig } from "../support/agentHarness.ts"
@@ -140,29 +140,31 @@ describe("the task entity", () => {
       }).pipe(Effect.provide(context))
     }).pipe(Effect.provide(TestPlatform)))
 
-  it.scopedLive("Approve records the human's yes and promotes the draft; the task then goes on by itself to complete", () =>
+  it.scopedLive("Approve, after a human's yes is recorded, promotes the draft; the task then goes on by itself to complete", () =>
     Effect.gen(function*() {
       const context = yield* setUp(draftReplies)
       yield* Effect.gen(function*() {
         const client = yield* TaskEntity.client
+        const approvals = yield* Approvals
         const id = crypto.randomUUID()
         const paused = yield* client(id).Start(new StartTask({ prompt: "Triple 14" }))
         expect(paused.task).toMatchObject({ state: "approval", paused: { reason: "approval" } })
         const approvalId = paused.task.draft?.approval_id ?? ""
-        const decided = yield* client(id).Approve(new DecideApproval({ approval: approvalId, reason: "read it" }))
+        yield* approvals.resolve(approvalId, true, "read it")
+        const decided = yield* client(id).Approve(new ApprovalDecided({ approval: approvalId }))
         expect(decided.approval).toMatchObject({ id: approvalId, status: "approved", task_id: id })
         expect(decided.approval.promoted_to).toMatch(/triple\.js$/)
         // The entity sent itself a Resume: the task completes with no further message from here.
         const done = yield* savedIn(id, "complete")
         expect(Option.map(done, (task) => task.result)).toEqual(Option.some({ t: 42 }))
-        // Delivered again (a runner died before answering), the decision is not made twice.
-        const again = yield* client(id).Approve(new DecideApproval({ approval: approvalId, reason: "read it" }))
+        // Delivered again (a runner died before answering), nothing is promoted twice.
+        const again = yield* client(id).Approve(new ApprovalDecided({ approval: approvalId }))
         expect(again.approval.status).toBe("approved")
-        expect(yield* linesOf(id, "approval.resolve")).toHaveLength(1)
+        expect(yield* linesOf(id, "approval.promote")).toHaveLength(1)
       }).pipe(Effect.provide(context))
     }).pipe(Effect.provide(TestPlatform)))
 
-  it.scopedLive("Reject records the no; the task goes on to fail with the reason; a later Approve of it is refused", () =>
+  it.scopedLive("Approve of an approval no human decided is refused: the message grants nothing, the draft stays unpromoted", () =>
     Effect.gen(function*() {
       const context = yield* setUp(draftReplies)
       yield* Effect.gen(function*() {
@@ -170,17 +172,33 @@ describe("the task entity", () => {
         const id = crypto.randomUUID()
         const paused = yield* client(id).Start(new StartTask({ prompt: "Triple 14" }))
         const approvalId = paused.task.draft?.approval_id ?? ""
-        const decided = yield* client(id).Reject(new DecideApproval({ approval: approvalId, reason: "it reads my keys" }))
-        expect(decided.approval).toMatchObject({ status: "rejected", reason: "it reads my keys" })
-        const failed = yield* client(id).Resume()
-        expect(failed.task.state).toBe("failed")
-        expect(failed.task.error).toContain("it reads my keys")
-        const refused = yield* client(id).Approve(new DecideApproval({ approval: approvalId, reason: "changed my mind" })).pipe(Effect.flip)
-        expect(refused._tag).toBe("RemoteTaskError")
-        expect(refused).toMatchObject({ error: "ApprovalAlreadyResolved", runner: "localhost:34431" })
+        const refused = yield* client(id).Approve(new ApprovalDecided({ approval: approvalId })).pipe(Effect.flip)
+        expect(refused).toMatchObject({ _tag: "RemoteTaskError", error: "ApprovalNotDecided", runner: "localhost:34431" })
         expect(refused.message).toBe(
-          `Runner localhost:34431 could not go on with task ${id.slice(0, 8)}: Approval ${approvalId} was already rejected; a decision is final. Run the task again to draft a new version.`
+          `Runner localhost:34431 could not go on with task ${id.slice(0, 8)}: Approval ${approvalId.slice(0, 8)} is still pending; the runner goes on only after a human decides it. ` +
+            `Decide it with \`luallm-agent approvals approve ${approvalId.slice(0, 8)}\` or \`luallm-agent approvals reject ${approvalId.slice(0, 8)}\` where its record is (state_dir).`
         )
+        expect(yield* (yield* Approvals).get(approvalId)).toMatchObject({ status: "pending", promoted_to: null })
+        expect(Option.map(yield* Effect.flatMap(State, (state) => state.load(id)), (task) => task.state)).toEqual(Option.some("approval"))
+      }).pipe(Effect.provide(context))
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scopedLive("Reject, after a human's no is recorded: the task goes on to fail with the reason; an Approve of it then is refused", () =>
+    Effect.gen(function*() {
+      const context = yield* setUp(draftReplies)
+      yield* Effect.gen(function*() {
+        const client = yield* TaskEntity.client
+        const id = crypto.randomUUID()
+        const paused = yield* client(id).Start(new StartTask({ prompt: "Triple 14" }))
+        const approvalId = paused.task.draft?.approval_id ?? ""
+        yield* (yield* Approvals).resolve(approvalId, false, "it reads my keys")
+        const decided = yield* client(id).Reject(new ApprovalDecided({ approval: approvalId }))
+        expect(decided.approval).toMatchObject({ status: "rejected", reason: "it reads my keys" })
+        const failed = yield* savedIn(id, "failed")
+        expect(Option.map(failed, (task) => task.error)).toEqual(Option.some(expect.stringContaining("it reads my keys")))
+        const refused = yield* client(id).Approve(new ApprovalDecided({ approval: approvalId })).pipe(Effect.flip)
+        expect(refused).toMatchObject({ _tag: "RemoteTaskError", error: "ApprovalNotDecided" })
+        expect(refused.message).toContain(`Approval ${approvalId.slice(0, 8)} was rejected, not approved; a decision is final.`)
       }).pipe(Effect.provide(context))
     }).pipe(Effect.provide(TestPlatform)))
 
@@ -192,13 +210,14 @@ describe("the task entity", () => {
         const id = crypto.randomUUID()
         const paused = yield* client(id).Start(new StartTask({ prompt: "Triple 14" }))
         const approvalId = paused.task.draft?.approval_id ?? ""
+        yield* (yield* Approvals).resolve(approvalId, true, "read it")
         const other = crypto.randomUUID()
-        const refused = yield* client(other).Approve(new DecideApproval({ approval: approvalId, reason: "" })).pipe(Effect.flip)
+        const refused = yield* client(other).Approve(new ApprovalDecided({ approval: approvalId })).pipe(Effect.flip)
         expect(refused).toMatchObject({ _tag: "RemoteTaskError", error: "ApprovalOfAnotherTask" })
         expect(refused.message).toBe(
           `Runner localhost:34431 could not go on with task ${other.slice(0, 8)}: Approval ${approvalId.slice(0, 8)} belongs to task ${id.slice(0, 8)}, not to task ${other.slice(0, 8)}; a decision goes to the task that asked for it. \`luallm-agent approvals list\` shows each approval's task.`
         )
-        expect((yield* (yield* Approvals).get(approvalId)).status).toBe("pending")
+        expect((yield* (yield* Approvals).get(approvalId)).promoted_to).toBeNull()
       }).pipe(Effect.provide(context))
     }).pipe(Effect.provide(TestPlatform)))
 

@@ -104,9 +104,19 @@ describe.skipIf(postgresMissing !== undefined)("the CLI on the task cluster", ()
       expect(json(resumed.stdout)).toMatchObject({ task_id: id, state: "complete", result: { t: 42 } })
       expect(resumed.stderr).toBe(`driven by runner ${address}\n`)
 
+      // The same decision again (as after a runner that did not answer) is told again, not made again;
+      // the other decision is refused, as in one process.
+      const again = cli(ws, ["approvals", "approve", approvalId.slice(0, 8)])
+      expect(again.code).toBe(0)
+      expect(again.stdout).toBe(approved.stdout)
+      const reversed = cli(ws, ["approvals", "reject", approvalId.slice(0, 8), "--reason", "changed my mind"])
+      expect(reversed.code).toBe(1)
+      expect(reversed.stderr).toBe(`error: Approval ${approvalId} was already approved; a decision is final. Run the task again to draft a new version.\n`)
+
       const log = cli(ws, ["log", "--task", id.slice(0, 8)])
       expect(log.stdout).toContain(`cluster.drive {"runner":"${address}","message":"Start"}`)
-      expect(log.stdout).toContain(`approval.promote`)
+      expect(log.stdout.match(/approval\.resolve/g)).toHaveLength(1)
+      expect(log.stdout.match(/approval\.promote/g)).toHaveLength(1)
 
     }).pipe(Effect.provide(TestPlatform)), 240_000)
 })

@@ -16,11 +16,11 @@ import * as Entity from "@effect/cluster/Entity"
 import { Data, Duration, Effect, type Fiber, Option, Schedule, Scope, SynchronizedRef } from "effect"
 import { Agent, type AgentError, type AgentOutcome, type TaskHandle } from "../../Agent.ts"
 import type { ProgressListener } from "../../agent/progress.ts"
-import { ApprovalAlreadyResolved, type ApprovalRecord, Approvals } from "../Approvals.ts"
+import { Approvals } from "../Approvals.ts"
 import { Audit, inTask } from "../Audit.ts"
 import { AppConfig } from "../Config.ts"
 import { State } from "../State.ts"
-import { type DecideApproval, RemoteTaskError, TaskEntity } from "./protocol.ts"
+import { type ApprovalDecided, RemoteTaskError, TaskEntity } from "./protocol.ts"
 
 export class ApprovalOfAnotherTask extends Data.TaggedError("ApprovalOfAnotherTask")<{
   readonly approval: string
@@ -30,6 +30,19 @@ export class ApprovalOfAnotherTask extends Data.TaggedError("ApprovalOfAnotherTa
   override get message() {
     const owner = this.owner === null ? "no task" : `task ${this.owner.slice(0, 8)}`
     return `Approval ${this.approval.slice(0, 8)} belongs to ${owner}, not to task ${this.task.slice(0, 8)}; a decision goes to the task that asked for it. \`luallm-agent approvals list\` shows each approval's task.`
+  }
+}
+
+export class ApprovalNotDecided extends Data.TaggedError("ApprovalNotDecided")<{
+  readonly approval: string
+  readonly status: string
+  readonly wanted: string
+}> {
+  override get message() {
+    const short = this.approval.slice(0, 8)
+    return this.status === "pending"
+      ? `Approval ${short} is still pending; the runner goes on only after a human decides it. Decide it with \`luallm-agent approvals approve ${short}\` or \`luallm-agent approvals reject ${short}\` where its record is (state_dir).`
+      : `Approval ${short} was ${this.status}, not ${this.wanted}; a decision is final. \`luallm-agent resume --task\` continues its task as decided.`
   }
 }
 
@@ -86,16 +99,17 @@ export const taskEntityLayer = (progress: (taskId: string) => ProgressListener) 
 
       const resume = agent.resume({ task: id, onProgress })
 
-      /** Records a decision once (a message delivered again finds it made), then the task goes on. */
-      const decide = (payload: DecideApproval, approved: boolean) =>
+      /**
+       * Continues the task after a human's decision, which must be in the approval's record: a
+       * message grants nothing by itself (whoever reaches a runner's port could send one).
+       */
+      const decided = (payload: ApprovalDecided, approved: boolean) =>
         Effect.gen(function*() {
           const record = yield* approvals.get(payload.approval)
           if (record.task_id !== id) return yield* new ApprovalOfAnotherTask({ approval: record.id, owner: record.task_id, task: id })
-          const decided: ApprovalRecord = record.status === "pending" ? yield* approvals.resolve(record.id, approved, payload.reason) : record
-          if (decided.status !== (approved ? "approved" : "rejected")) {
-            return yield* new ApprovalAlreadyResolved({ id: decided.id, status: decided.status })
-          }
-          const installed = approved && decided.promoted_to === null ? yield* approvals.promote(decided.id) : decided
+          const wanted = approved ? "approved" : "rejected"
+          if (record.status !== wanted) return yield* new ApprovalNotDecided({ approval: record.id, status: record.status, wanted })
+          const installed = approved && record.promoted_to === null ? yield* approvals.promote(record.id) : record
           // The continuation is a message too: stored before this answer, so it outlives this runner.
           yield* self.Resume(undefined, { discard: true })
           return { approval: installed, runner }
@@ -109,8 +123,8 @@ export const taskEntityLayer = (progress: (taskId: string) => ProgressListener) 
               Option.isSome(saved) ? resume : Effect.flatMap(agent.start(payload.prompt, { id, onProgress }), awaitHandle))
           ),
         Resume: () => drive("Resume", resume),
-        Approve: ({ payload }) => decide(payload, true),
-        Reject: ({ payload }) => decide(payload, false),
+        Approve: ({ payload }) => decided(payload, true),
+        Reject: ({ payload }) => decided(payload, false),
         Status: () =>
           Effect.gen(function*() {
             const task = yield* state.load(id)

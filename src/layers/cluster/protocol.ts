@@ -51,12 +51,14 @@ export class StartTask extends Schema.Class<StartTask>("StartTask")({ prompt: Sc
   }
 }
 
-/** A human's decision on one of the task's approvals: at most one per approval. */
-export class DecideApproval extends Schema.Class<DecideApproval>("DecideApproval")({
+/**
+ * That a human decided one of the task's approvals (recorded with `approvals approve|reject`
+ * where the approval records are): at most one message per approval. The message carries no
+ * decision of its own: the runner acts only on what the record says.
+ */
+export class ApprovalDecided extends Schema.Class<ApprovalDecided>("ApprovalDecided")({
   /** The approval's full id. */
-  approval: Schema.String,
-  /** Recorded with the decision (a rejection's reason is the task's failure message). */
-  reason: Schema.String
+  approval: Schema.String
 }) {
   [PrimaryKey.symbol]() {
     return this.approval
@@ -69,10 +71,10 @@ const driving = RpcGroup.make(
   Rpc.make("Start", { payload: StartTask, success: TaskReport, error: RemoteTaskError }),
   /** Drives the saved task until it finishes or pauses (joins the drive already running, if any). */
   Rpc.make("Resume", { success: TaskReport, error: RemoteTaskError }),
-  /** Approves the task's draft and promotes it; then the task goes on (a `Resume` the entity sends itself). */
-  Rpc.make("Approve", { payload: DecideApproval, success: ApprovalReport, error: RemoteTaskError }),
-  /** Rejects the task's draft; then the task goes on to fail with the reason (a `Resume`, likewise). */
-  Rpc.make("Reject", { payload: DecideApproval, success: ApprovalReport, error: RemoteTaskError })
+  /** The draft was approved: the runner promotes it, then the task goes on (a `Resume` the entity sends itself). */
+  Rpc.make("Approve", { payload: ApprovalDecided, success: ApprovalReport, error: RemoteTaskError }),
+  /** The draft was rejected: the task goes on, to fail with the reason (a `Resume`, likewise). */
+  Rpc.make("Reject", { payload: ApprovalDecided, success: ApprovalReport, error: RemoteTaskError })
 ).annotateRpcs(ClusterSchema.Persisted, true).annotateRpcs(ClusterSchema.Uninterruptible, "client")
 
 export const TaskEntity = Entity.fromRpcGroup(

@@ -3,7 +3,8 @@
  * has a worker): `run` sends the task to the runners and follows it until it finishes or
  * pauses, `resume` asks the runner that holds the task to continue it (or joins the drive
  * already running there), `status` adds who holds the task now, and `approvals approve|reject`
- * send the decision to the task's runner, which promotes the draft and continues the task. The
+ * record the decision here and then tell the task's runner, which acts only on that record:
+ * it promotes an approved draft and continues the task. The
  * outcome, the output and the exit codes are those of the same command in one process.
  */
 import { Console, Effect, Option } from "effect"
@@ -68,21 +69,27 @@ export const holderOnCluster = (taskId: string) =>
     Effect.catchAll((error) => Effect.succeed({ runner: null, driving: false, problem: error.message }))
   )
 
-/** `approvals approve|reject` on the cluster: the decision goes to the runner of the approval's task. */
+/**
+ * `approvals approve|reject` on the cluster: the decision is recorded here, as in one process
+ * (where the approval records are), then the runner of the approval's task is told: it promotes
+ * an approved draft and continues the task. The same decision given again (its runner did not
+ * answer the first time) is not recorded again, only told again; the other decision is refused.
+ */
 export const decideOnCluster = (id: string, approved: boolean, reason: string) =>
   Effect.gen(function*() {
     const tasks = yield* cluster
-    const record = yield* (yield* Approvals).get(id)
-    const decided = approved ? yield* tasks.approve(record, reason) : yield* tasks.reject(record, reason)
-    const { approval, runner } = decided
+    const approvals = yield* Approvals
+    const found = yield* approvals.get(id)
+    const record = found.status === (approved ? "approved" : "rejected") ? found : yield* approvals.resolve(found.id, approved, reason)
+    const { approval, runner } = approved ? yield* tasks.approved(record) : yield* tasks.rejected(record)
     yield* Console.log(
       approved
         ? green(`approved and promoted ${approval.skill_name} → ${approval.promoted_to ?? "?"}`) + dim(` (on runner ${runner})`)
-        : `rejected ${approval.skill_name}` + dim(` (on runner ${runner})`)
+        : `rejected ${approval.skill_name}` + dim(` (runner ${runner} goes on with its task)`)
     )
-    const taskId = approval.task_id ?? ""
+    const taskId = short(approval.task_id ?? "")
     yield* Console.log(
-      `its task ${short(taskId)} goes on on the cluster${approved ? "" : ", to fail with your reason"}; follow it with \`luallm-agent resume --task ${short(taskId)}\``
+      `its task ${taskId} goes on on the cluster${approved ? "" : ", to fail with your reason"}; follow it with \`luallm-agent resume --task ${taskId}\``
     )
   }).pipe(provideCluster)
 

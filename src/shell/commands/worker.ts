@@ -8,7 +8,7 @@
  * stderr, one line each.
  */
 import { Command as Cli, Options } from "@effect/cli"
-import { Clock, Console, Effect, Option } from "effect"
+import { Clock, Console, Effect, Logger, LogLevel, Option } from "effect"
 import type { ProgressListener } from "../../agent/progress.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { AppConfig } from "../../layers/Config.ts"
@@ -49,6 +49,10 @@ export const workerCommand = Cli.make(
           `up to ${config.limits.max_concurrent_tasks} tasks at a time. Ctrl-C or SIGTERM stops it; its tasks go on on the other runners.`
       )
       return yield* Effect.never
-    }).pipe(provideWorker(optionKeys, transitionLine))
+    }).pipe(
+      provideWorker(optionKeys, transitionLine),
+      // The engine's own news (it listens, it took shards) is said above in one line; its warnings stay.
+      Logger.withMinimumLogLevel(LogLevel.Warning)
+    )
   }
 ).pipe(Cli.withDescription("Run a runner of the task cluster on a Postgres store: it drives the tasks sent with `run` and continues those of runners that died"))
