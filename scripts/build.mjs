@@ -156,7 +156,11 @@ const declarations = async () => {
   const tsc = join(dirname(createRequire(import.meta.url).resolve("typescript/package.json")), "bin", "tsc")
   const fresh = `dist/.types.${process.pid}`
   rmSync(fresh, { recursive: true, force: true })
-  await promisify(execFile)(process.execPath, [tsc, "-p", "tsconfig.build.json", "--outDir", fresh])
+  // A failed tsc (a type error) leaves no half-emitted directory behind for `npm pack` to ship.
+  await promisify(execFile)(process.execPath, [tsc, "-p", "tsconfig.build.json", "--outDir", fresh]).catch((error) => {
+    rmSync(fresh, { recursive: true, force: true })
+    throw error
+  })
   const emitted = filesUnder(fresh)
   for (const file of emitted) {
     writeFileSync(file, readFileSync(file, "utf8").replace(/(["'])(\.{1,2}\/[^"'\n]*?)\.ts\1/g, "$1$2.js$1"))

@@ -1,7 +1,7 @@
 /* @skill {
   "name": "read_csv",
   "version": "1.0.0",
-  "description": "Reads a CSV file (RFC 4180: quoted fields, \"\" for a quote, line breaks inside quotes, CRLF or LF, empty fields) into rows: objects keyed by the header, or arrays of strings without one. Values stay strings. A row whose field count differs from the first row's is an error naming each such line, never padded or cut, so no value is silently shifted to the wrong column. Blank lines and a UTF-8 byte-order mark are skipped. It reads through read_file, so the same allowed_paths bound applies, and the rows must fit the sandbox's 1 MiB result limit (narrow a bigger file first, e.g. with shell_safe head or grep). parse(text, {has_header}) does the same for CSV text.",
+  "description": "Reads a CSV file (RFC 4180: quoted fields, \"\" for a quote, line breaks inside quotes, CRLF or LF, empty fields) into rows: objects keyed by the header, or arrays of strings without one. Values stay strings. A row whose field count differs from the first row's is an error naming each such line, never padded or cut, so no value is silently shifted to the wrong column. Blank lines and a UTF-8 byte-order mark are skipped. It reads through read_file, so the same allowed_paths bound applies. The rows may be as large as the skill's memory (limits.skill_memory_mb) and pass whole to the next skill; a model that is shown them gets an excerpt, so let a skill reduce large rows to what the answer needs. parse(text, {has_header}) does the same for CSV text.",
   "dependencies": ["read_file"],
   "paths": [],
   "urls": [],

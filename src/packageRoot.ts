@@ -6,7 +6,8 @@
  * trusted as shipped skills.
  */
 import { existsSync, readFileSync } from "node:fs"
-import { dirname, join } from "node:path"
+import { tmpdir, userInfo } from "node:os"
+import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const isOurPackage = (dir: string): boolean => {
@@ -35,3 +36,14 @@ const findPackageRoot = (): string => {
 
 export const packageRoot: string = findPackageRoot()
 export const builtinSkillsDir: string = join(packageRoot, "skills")
+
+/**
+ * Where `bin/luallm-agent.cjs` keeps V8's code cache of the bundle (the same rule as its
+ * `cacheDirectory`): compiled code the next start of the CLI runs, so no skill may write there.
+ */
+export const compileCacheDirectory = (env: NodeJS.ProcessEnv = process.env): string => {
+  const named = env["LUALLM_AGENT_COMPILE_CACHE"]
+  if (named !== undefined && named !== "") return resolve(named)
+  const uid = typeof process.getuid === "function" ? process.getuid() : undefined
+  return join(tmpdir(), `luallm-agent-compile-cache-${uid ?? userInfo().username}`)
+}

@@ -21,7 +21,7 @@ import { describeHiddenCharacters, findHiddenCharacters } from "../core/reviewTe
 import { isSkillName, parseMetadata } from "../core/skillMeta.ts"
 import { resumeCommand, type SkillDraft, type Task } from "../core/task.ts"
 import { Event } from "../core/taskMachine.ts"
-import type { TestReport } from "../core/testHarness.ts"
+import { allPassed, type TestReport } from "../core/testHarness.ts"
 import { Approvals } from "../layers/Approvals.ts"
 import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
@@ -156,10 +156,11 @@ export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progr
 
 /** What the model is shown of a failing test run. */
 export const describeFailures = (report: TestReport, output: string): string => {
-  const failures = report.results.filter((result) => result.status === "fail")
-  const lines = failures.map((result) => `- ${result.name}: ${result.error ?? "failed"}`)
+  const failures = report.results.filter((result) => result.status !== "pass")
+  const lines = failures.map((result) => `- ${result.name}: ${result.status === "skip" ? "skipped, " : ""}${result.error ?? "failed"}`)
   const printed = output.trim() === "" ? "" : `\nWhat the tests printed:\n${output.slice(0, 4000)}`
-  return `${report.failed} of ${report.total} tests failed:\n${lines.join("\n")}${printed}`
+  const skipped = (report.skipped ?? 0) === 0 ? "" : ` (${report.skipped} skipped: a skipped test passes nothing)`
+  return `${report.failed} of ${report.total} tests failed${skipped}:\n${lines.join("\n")}${printed}`
 }
 
 /**
@@ -184,9 +185,9 @@ export const testDraft = (draft: SkillDraft) =>
       })
     )
     if (Either.isLeft(run)) return Event.TestsFailed({ report: null, feedback: run.left })
-    const { failed, passed, results, total } = run.right
-    const report = { total, passed, failed, results }
-    if (failed > 0 || total === 0) {
+    const { failed, passed, results, skipped, total } = run.right
+    const report = { total, passed, failed, ...(skipped === undefined ? {} : { skipped }), results }
+    if (!allPassed(report)) {
       return Event.TestsFailed({
         report,
         feedback: total === 0 ? "The test file registers no tests. Write tests with test(name, fn)." : describeFailures(run.right, run.right.output)

@@ -5,21 +5,23 @@
  * saver (one fsync covers the changes that arrive while it runs), so a killed process resumes
  * without re-running the nodes whose completion was saved.
  */
-import { Clock, Data, Effect, Either, Option } from "effect"
+import { Clock, Data, Effect, Either, Option, Ref } from "effect"
 import type { Json } from "../core/config.ts"
 import { executeGraph } from "../core/executor.ts"
 import { jsonDepth, MAX_JSON_DEPTH } from "../core/jsonText.ts"
-import { type ActionNode, dependantsIndex, type Graph, type Node, resultLookup } from "../core/graph.ts"
+import { type ActionNode, dependantsIndex, type Graph, type Node, resultLookup, type SkillNode } from "../core/graph.ts"
 import { jsonSchemaProblems } from "../core/jsonSchema.ts"
 import { extractJsonValue } from "../core/llmOutput.ts"
-import { agentSystemPrompt, excerpt, nodeUserPrompt } from "../core/prompts.ts"
+import { agentSystemPrompt, excerpt, nodeInputExcerpt, nodeUserPrompt, type SkillSummary } from "../core/prompts.ts"
+import { argKind } from "../core/skillMeta.ts"
 import type { Task } from "../core/task.ts"
 import { Event, type FailedNode } from "../core/taskMachine.ts"
-import { interpolate, interpolateValue, type Results } from "../core/template.ts"
+import { interpolate, interpolateArgs, type Results } from "../core/template.ts"
 import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
-import { ResultNotJson } from "../layers/Sandbox.ts"
+import { maxResultChars, OutputTooLarge, ResultNotJson } from "../layers/Sandbox.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
+import { Skills, type SkillUnreadable } from "../layers/Skills.ts"
 import { State } from "../layers/State.ts"
 import { askModel } from "./llmCall.ts"
 import { librarySkills } from "./planning.ts"
@@ -36,25 +38,69 @@ export const sinkResults = (graph: Graph): Record<string, unknown> => {
   )
 }
 
-/** A JSON-compatible copy of interpolated arguments (results are JSON already; this proves it). */
-const asJson = (value: unknown): Json => JSON.parse(JSON.stringify(value ?? null))
+/**
+ * A value passed between skills is bounded by the memory a skill runs in, not by what a model
+ * could read: a skill may read a large file and hand its rows to the next one.
+ */
+export class NodeDataTooLarge extends Data.TaggedError("NodeDataTooLarge")<{
+  readonly node: string
+  readonly skill: string
+  /** The node's arguments (going in) or its skill's result (coming out). */
+  readonly direction: "arguments" | "result"
+  readonly size: number
+  readonly limit: number
+}> {
+  override get message() {
+    const what = this.direction === "result"
+      ? `Node "${this.node}": skill ${this.skill} returned ${this.size} characters of JSON`
+      : `Node "${this.node}" would give skill ${this.skill} ${this.size} characters of JSON as its arguments`
+    const memory = Math.round((this.limit * 4) / (1024 * 1024))
+    return `${what}, more than the ${this.limit} a value passed between skills may have (a quarter of the ${memory} MB of limits.skill_memory_mb). ` +
+      "Let a skill aggregate what it hands on (or write the data to a file and pass its path), or raise limits.skill_memory_mb."
+  }
+}
 
-const runNode = (task: Task, progress: ProgressListener) => (node: ActionNode, graph: Graph) =>
+/** A skill node's arguments with the results filled in, as JSON checked against the limit. */
+const skillArguments = (node: SkillNode, results: Results) =>
+  Effect.gen(function*() {
+    const skills = yield* Skills
+    const app = yield* AppConfig
+    const declared = (yield* skills.load(node.skill_name)).meta.args ?? {}
+    const takesText = (arg: string) => argKind(declared[arg] ?? "") === "string"
+    const text = JSON.stringify(interpolateArgs(node.skill_args, results, takesText))
+    const limit = maxResultChars(app.config.limits.skill_memory_mb)
+    if (text.length > limit) return yield* new NodeDataTooLarge({ node: node.id, skill: node.skill_name, direction: "arguments", size: text.length, limit })
+    // Results are JSON already; the round trip proves it for the sandbox.
+    const args: Json = JSON.parse(text)
+    return args
+  })
+
+/**
+ * Runs one node. `skills` is the library for the task-wide system prompt of llm_call nodes: read
+ * once per graph run, not per call (a listing reads every skill file; the prompt only needs to
+ * stay the same across the task's calls, which a skill promoted mid-run would change anyway).
+ */
+const runNode = (task: Task, progress: ProgressListener, library: Effect.Effect<ReadonlyArray<SkillSummary>, SkillUnreadable, Skills>) => (node: ActionNode, graph: Graph) =>
   Effect.gen(function*() {
     const results = resultLookup(graph)
     yield* progress({ _tag: "Node", id: node.id, action: node.action, status: "running" })
     if (node.action === "skill") {
       const runner = yield* SkillRunner
       const app = yield* AppConfig
-      const args = asJson(interpolateValue(node.skill_args, results))
-      const run = yield* runner.execute(node.skill_name, args, { grantExec: app.approvalTier("skill_exec") === "auto" })
+      const args = yield* skillArguments(node, results)
+      const run = yield* runner.execute(node.skill_name, args, { grantExec: app.approvalTier("skill_exec") === "auto" }).pipe(
+        Effect.catchIf(
+          (error): error is OutputTooLarge => error instanceof OutputTooLarge && error.what === "result",
+          (error) => new NodeDataTooLarge({ node: node.id, skill: node.skill_name, direction: "result", size: error.size, limit: error.limit })
+        )
+      )
       // The result is saved with the task, and a saved task is read back through the depth check.
       if (jsonDepth(run.result) > MAX_JSON_DEPTH) {
         return yield* new ResultNotJson({ skill: node.skill_name, reason: `it nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels` })
       }
       return run.result
     }
-    const skills = yield* librarySkills
+    const skills = yield* library
     const outputSchema = node.output_schema
     const completion = yield* askModel({
       purpose: "node",
@@ -63,7 +109,7 @@ const runNode = (task: Task, progress: ProgressListener) => (node: ActionNode, g
       model: node.model ?? task.model ?? "default",
       prompt: (shrink) => ({
         system: agentSystemPrompt({ skills, catalogue: shrink.catalogue }),
-        user: nodeUserPrompt({ id: node.id, prompt: interpolate(node.prompt_template, excerptResults(results, shrink.excerpt)), outputSchema })
+        user: nodeUserPrompt({ id: node.id, prompt: interpolate(node.prompt_template, excerptResults(results, nodeInputExcerpt(shrink))), outputSchema })
       }),
       ...(outputSchema === undefined ? {} : { output: { name: `node_${node.id.replace(/[^A-Za-z0-9_-]/g, "_")}`, schema: outputSchema } })
     }, progress)
@@ -74,10 +120,9 @@ const runNode = (task: Task, progress: ProgressListener) => (node: ActionNode, g
     return value.right
   })
 
-/** Each result a prompt quotes, cut to `max` characters around a note (none when `max` is null). */
-const excerptResults = (results: Results, max: number | null): Results =>
-  max === null ? results : (id) =>
-    Option.map(results(id), (value) => excerpt(typeof value === "string" ? value : (JSON.stringify(value) ?? ""), max))
+/** Each result a prompt quotes, cut to `max` characters around a note. */
+const excerptResults = (results: Results, max: number): Results => (id) =>
+  Option.map(results(id), (value) => excerpt(typeof value === "string" ? value : (JSON.stringify(value) ?? ""), max))
 
 export class NodeAnswerInvalid extends Data.TaggedError("NodeAnswerInvalid")<{
   readonly node: string
@@ -119,8 +164,14 @@ export const execute = (task: Task, graph: Graph, progress: ProgressListener) =>
         last = next
         yield* persist.offer(next)
       })
+    // The first listing that succeeds serves the rest of the run; a failed one is tried again.
+    const listed = yield* Ref.make(Option.none<ReadonlyArray<SkillSummary>>())
+    const library = Effect.flatMap(Ref.get(listed), Option.match({
+      onSome: Effect.succeed,
+      onNone: () => Effect.tap(librarySkills, (skills) => Ref.set(listed, Option.some(skills)))
+    }))
     const finished = yield* executeGraph(graph, {
-      runNode: runNode(task, progress),
+      runNode: runNode(task, progress, library),
       maxParallel: app.config.limits.max_parallel_nodes,
       onUpdate
     })

@@ -114,6 +114,7 @@ export const plan = (task: Task, attempt: number, feedback: string | null, progr
     const createdAt = new Date(yield* Clock.currentTimeMillis).toISOString()
     const parsed = parsePlan(completion.content, {
       knownSkills: new Set(skills.map((skill) => skill.name)),
+      skillArgs: new Map(skills.map((skill) => [skill.name, skill.args])),
       maxNodes: app.config.limits.max_plan_nodes,
       metadata: { prompt: task.prompt, created_at: createdAt, model: completion.model }
     })

@@ -18,7 +18,33 @@ const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.nonNegative()).an
 const PathString = Schema.String.pipe(Schema.minLength(1)).annotations(expected("a non-empty path"))
 const OptionalString = Schema.NullOr(Schema.String).annotations(expected("a string or null"))
 const Flag = Schema.Boolean.annotations(expected("true or false"))
-const EndpointUrl = Schema.String.pipe(Schema.pattern(/^https?:\/\/[^/\s]+/)).annotations(expected("a URL like http://127.0.0.1:8080"))
+
+/** A scheme written before `://` (`ftp://`, `http://`), to swap for `http://` in the fix. */
+const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//
+
+/** How a server address that is not an http(s) URL should be written: `localhost:8089` → `http://localhost:8089`. */
+export const httpUrlFix = (value: string): string | null => {
+  const rest = value.trim().replace(SCHEME, "").replace(/^\/+/, "")
+  return rest === "" || /\s/.test(rest) ? null : `http://${rest}`
+}
+
+/**
+ * A server address: `http://` or `https://`, then a host. Anything else is refused at load,
+ * with the same address written as it should be (a string without a scheme would otherwise
+ * reach the HTTP client and fail there, far from the key that caused it).
+ */
+const httpUrlMessage = {
+  message: (issue: { readonly actual: unknown }) => {
+    const fix = typeof issue.actual === "string" ? httpUrlFix(issue.actual) : null
+    const how = fix === null ? `write it like "http://127.0.0.1:8080"` : `write it as ${JSON.stringify(fix)}`
+    return { message: `expected an http:// or https:// URL, got ${previewValue(issue.actual)}; ${how}`, override: true }
+  }
+}
+const HttpUrl = Schema.String.pipe(Schema.pattern(/^https?:\/\/[^/\s]+/)).annotations(httpUrlMessage)
+/** A secret: never echoed back in a message (`config` masks it too). */
+const SecretString = Schema.NullOr(Schema.String).annotations({
+  message: (issue: { readonly actual: unknown }) => ({ message: `expected a string or null, got a ${typeof issue.actual}`, override: true })
+})
 
 /**
  * Where tasks and the audit log are kept: `"file"` (in `state_dir` and `audit.path`, the
@@ -49,10 +75,11 @@ export const ConfigSchema = Schema.Struct({
   }),
   llm: Schema.Struct({
     /** An OpenAI-compatible server (`http://host:port` or `http://host:port/v1`); skips discovery. */
-    base_url: OptionalString,
-    api_key: OptionalString,
+    base_url: Schema.NullOr(HttpUrl).annotations(httpUrlMessage),
+    /** Sent as `Authorization: Bearer …`; `config` shows only whether it is set and where from. */
+    api_key: SecretString,
     /** Several servers (with base_url, if set): each call goes to a healthy one serving its model, with a free slot. */
-    endpoints: Schema.Array(EndpointUrl),
+    endpoints: Schema.Array(HttpUrl),
     /** Whether structured answers are requested as a JSON schema the server enforces: where supported (`auto`), always, never. */
     constrained: Schema.Literal("auto", "on", "off").annotations(expected(`"auto", "on" or "off"`)),
     /** The model's context in tokens, for servers that do not report it (llama-server's /props does); 0: unknown. */
@@ -303,6 +330,22 @@ const setIn = (value: JsonObject, key: ReadonlyArray<string>, leaf: Json): JsonO
   return { ...value, [head]: rest.length === 0 ? leaf : setIn(isObject(child) ? child : {}, rest, leaf) }
 }
 
+/** Keys whose values are secrets: `config` says whether they are set and where from, never what they are. */
+export const secretKeys: ReadonlySet<string> = new Set(["llm.api_key"])
+
+/** What `config` shows for a secret's value. */
+export const maskedSecret = (value: unknown): string | null => (value === null || value === undefined ? null : "(set, hidden)")
+
+/** The configuration with every secret's value replaced by `maskedSecret`. */
+export const maskSecrets = (config: AgentConfig): JsonObject => {
+  let out = config as unknown as JsonObject
+  for (const key of secretKeys) {
+    const path = key.split(".")
+    out = setIn(out, path, maskedSecret(getIn(config, path)))
+  }
+  return out
+}
+
 /** Deep merge of plain objects; arrays and scalars in `override` replace. */
 export const deepMerge = (base: JsonObject, override: JsonObject): JsonObject => {
   const out: Record<string, Json> = { ...base }
@@ -426,7 +469,7 @@ export const decodeConfig = (
     Either.mapLeft((error) =>
       parseIssues(error).map((issue): ConfigIssue => ({
         key: issue.path,
-        message: issue.kind === "Unexpected" ? `${issue.message} (check its spelling against \`luallm-agent config\`)` : issue.message,
+        message: issue.kind === "Unexpected" ? `${issue.message} (check its spelling: the README's Configuration table lists every key)` : issue.message,
         source: sourceOf(issue.path, sources)
       }))
     )

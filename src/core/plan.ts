@@ -7,11 +7,15 @@ import { Either } from "effect"
 import { fromUnknown, type Graph, type GraphMetadata, PlanAnswer, type SkillNode } from "./graph.ts"
 import { answerJsonSchema } from "./jsonSchema.ts"
 import { extractJson } from "./llmOutput.ts"
+import { type ArgKind, argKind } from "./skillMeta.ts"
+import { wholeReferenceTo } from "./template.ts"
 import type { MissingSkill } from "./task.ts"
 
 export interface PlanContext {
   /** Skills in the library (promoted and shipped). */
   readonly knownSkills: ReadonlySet<string>
+  /** What each library skill's `args` header says its arguments are (name → description). */
+  readonly skillArgs?: ReadonlyMap<string, Readonly<Record<string, string>>>
   readonly metadata: GraphMetadata
   /** `limits.max_plan_nodes`: every node costs a model call or a sandboxed run. */
   readonly maxNodes: number
@@ -60,6 +64,51 @@ const missingSkills = (graph: Graph, known: ReadonlySet<string>): Either.Either<
   return errors.length === 0 ? Either.right(Array.from(missing.values())) : Either.left(errors)
 }
 
+const kindInWords: Readonly<Record<ArgKind, string>> = {
+  string: "text",
+  number: "a number",
+  boolean: "true or false",
+  array: "an array",
+  object: "an object"
+}
+
+/** What kind of value a node's result is, when the plan alone says so. */
+const resultKind = (node: Graph["nodes"][number]): { readonly kind: ArgKind; readonly why: string; readonly fix: string } | null => {
+  if (node.action === "decision") {
+    return { kind: "boolean", why: "is a decision, so its result is true or false", fix: "pass the result of a node that produces one" }
+  }
+  if (node.action !== "llm_call") return null
+  if (node.output_schema === undefined) {
+    return { kind: "string", why: "is an llm_call without an output_schema, so its result is text", fix: `give "${node.id}" an output_schema that describes it` }
+  }
+  const declared = node.output_schema["type"]
+  const kind = typeof declared === "string" ? argKind(declared) : null
+  return kind === null ? null : { kind, why: `has an output_schema of type "${String(declared)}"`, fix: `make the output_schema of "${node.id}" describe it` }
+}
+
+/**
+ * A whole `"{id}"` argument whose result cannot be what the skill's `args` header asks for. A
+ * skill argument that takes text gets any result as text (its JSON), so only structure or numbers
+ * asked of text (or of a decision's true/false) are refused here, before anything runs.
+ */
+const argumentKindErrors = (graph: Graph, skillArgs: ReadonlyMap<string, Readonly<Record<string, string>>>): ReadonlyArray<string> => {
+  const byId = new Map(graph.nodes.map((node) => [node.id, node]))
+  return graph.nodes.filter(isSkillNode).flatMap((node) =>
+    Object.entries(node.skill_args).flatMap(([arg, value]) => {
+      const id = wholeReferenceTo(value)
+      const about = skillArgs.get(node.skill_name)?.[arg]
+      const wanted = about === undefined ? null : argKind(about)
+      const source = id === undefined ? undefined : byId.get(id)
+      const produced = source === undefined ? null : resultKind(source)
+      if (about === undefined || wanted === null || wanted === "string" || produced === null || produced.kind === wanted) return []
+      return [
+        `Node "${node.id}" passes "{${id}}" as the argument "${arg}" of ${node.skill_name}, which takes ${kindInWords[wanted]}; ` +
+        `but "${id}" ${produced.why}. Pass a value of that kind: ${produced.fix}, or let a skill build it.`
+      ]
+    })
+  )
+}
+
 /** Parses and checks a planning answer; `Left` holds every problem found. */
 export const parsePlan = (answer: string, context: PlanContext): Either.Either<AcceptedPlan, ReadonlyArray<string>> =>
   extractJson(answer).pipe(
@@ -71,9 +120,12 @@ export const parsePlan = (answer: string, context: PlanContext): Either.Either<A
         ? Either.mapLeft(fromUnknown(value, context.metadata), (errors) => errors.map((error) => error.message))
         : Either.left([tooBig])
     }),
-    Either.flatMap((graph) =>
-      graph.nodes.length === 0
-        ? Either.left(["The plan has no nodes. Add at least one node that does the work the request asks for."])
-        : Either.map(missingSkills(graph, context.knownSkills), (missing) => ({ graph, missing }))
-    )
+    Either.flatMap((graph) => {
+      if (graph.nodes.length === 0) return Either.left(["The plan has no nodes. Add at least one node that does the work the request asks for."])
+      const kindErrors = context.skillArgs === undefined ? [] : argumentKindErrors(graph, context.skillArgs)
+      return Either.match(missingSkills(graph, context.knownSkills), {
+        onLeft: (errors): Either.Either<AcceptedPlan, ReadonlyArray<string>> => Either.left([...errors, ...kindErrors]),
+        onRight: (missing) => (kindErrors.length === 0 ? Either.right({ graph, missing }) : Either.left(kindErrors))
+      })
+    })
   )

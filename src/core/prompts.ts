@@ -145,6 +145,16 @@ export const shrinkSteps: ReadonlyArray<PromptShrink> = [
   { catalogue: "brief", excerpt: 500 }
 ]
 
+/**
+ * The most characters of one node's result an llm_call prompt quotes, however much context
+ * the model has: results pass between skills whole (a skill may read a large file and hand on
+ * its rows), but a model gets an excerpt, with a note saying how much was left out.
+ */
+export const maxNodeInputChars = 16_000
+
+/** How much of each node result a prompt at this shrink step quotes. */
+export const nodeInputExcerpt = (shrink: PromptShrink): number => Math.min(shrink.excerpt ?? maxNodeInputChars, maxNodeInputChars)
+
 /** What a shrink step left out, for the audit log and for a failure message. */
 export const describeShrink = (shrink: PromptShrink): ReadonlyArray<string> => [
   ...(shrink.catalogue === "brief" ? ["the skill catalogue cut to names and one line each"] : []),

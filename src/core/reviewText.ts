@@ -178,6 +178,19 @@ export const markHidden = (text: string, mark: Mark = bracketMark): string => {
 }
 
 /**
+ * A one-line field from a file under review (a description, a path, a test's name or failure)
+ * as one line: every hidden character marked, and line breaks and tabs too, so the field
+ * cannot start a line of its own that looks like one of the summary's.
+ */
+export const markHiddenInLine = (text: string, mark: Mark = bracketMark): string => {
+  let out = ""
+  for (const character of text) {
+    out += character === "\n" || character === "\t" || hiddenKind(character, undefined) !== undefined ? mark(escapeCharacter(character)) : character
+  }
+  return out
+}
+
+/**
  * `text` as a reviewer must see it: a gutter with JavaScript's line numbers, and every hidden
  * character (a line break other than \n or \r\n included, at the end of the line it ends)
  * escaped and marked. Nothing invisible or terminal-controlling is left in the output.

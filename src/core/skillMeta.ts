@@ -58,6 +58,35 @@ export const SkillMetadata = Schema.Struct({
 })
 export type SkillMetadata = typeof SkillMetadata.Type
 
+/** The kind of value an argument takes, as the first word of its description in `args` says. */
+export type ArgKind = "string" | "number" | "boolean" | "array" | "object"
+
+/**
+ * What an `args` description says the argument takes: its leading word (`"string: the file"`,
+ * `"boolean, default true: …"`, `"array of strings, …"`), or null when it starts otherwise.
+ */
+export const argKind = (description: string): ArgKind | null => {
+  const word = /^\s*([a-z]+)/i.exec(description)?.[1]?.toLowerCase()
+  switch (word) {
+    case "string":
+    case "text":
+    case "path":
+      return "string"
+    case "number":
+    case "integer":
+      return "number"
+    case "boolean":
+      return "boolean"
+    case "array":
+    case "list":
+      return "array"
+    case "object":
+      return "object"
+    default:
+      return null
+  }
+}
+
 /** `run`'s arguments as given on a command line or in a plan: a JSON object. */
 export const SkillArgs = Schema.Record({ key: Schema.String, value: JsonValue }).annotations({
   message: (issue) => `expected a JSON object, got ${previewValue(issue.actual)}`

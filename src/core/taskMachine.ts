@@ -137,7 +137,7 @@ const draftFailed = (task: Task, draft: SkillDraft, feedback: string, report: Te
       { ...task, draft: updated },
       `The drafted skill "${draft.skill.name}" still fails after ${draft.attempt} versions (limits.max_skill_retries = ${limits.max_skill_retries}). ` +
         `Last failure:\n${feedback}\n` +
-        `The draft is in ${draft.code_path ?? "the drafts directory"}; fix it by hand and run \`luallm-agent skills test ${draft.skill.name}\`, ` +
+        `The draft is in ${draft.code_path ?? "the drafts directory"}; fix it by hand and run \`luallm-agent skills test ${draft.skill.name} --draft\`, ` +
         `use a stronger code model (model_policy.code), or raise limits.max_skill_retries and run the task again.`
     )
   }
@@ -283,7 +283,7 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
         task: failWith(
           finished,
           `${event.failed.length} node(s) failed after their retries, and their dependants were skipped:\n${lines}\n` +
-            "See `luallm-agent log --task " + task.id + "` for every attempt; fix the cause (paths, skill, model) and run the task again."
+            `See \`luallm-agent log --task ${task.id}\` for every attempt; fix the cause (paths, skill, model) and run the task again.`
         ),
         reason: `nodes failed: ${event.failed.map((n) => n.id).join(", ")}`
       }

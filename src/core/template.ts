@@ -63,7 +63,7 @@ export const valueReferences = (value: unknown): ReadonlyArray<string> => {
  */
 export const interpolateValue = (value: unknown, results: Results): unknown => {
   if (typeof value === "string") {
-    const whole = wholeReference.exec(value)?.[1]
+    const whole = wholeReferenceTo(value)
     if (whole !== undefined) return Option.getOrElse(results(whole), () => value)
     return interpolate(value, results)
   }
@@ -73,3 +73,25 @@ export const interpolateValue = (value: unknown, results: Results): unknown => {
   }
   return value
 }
+
+/** The node id of a string that is exactly one reference (`"{rows}"`), or undefined. */
+export const wholeReferenceTo = (value: unknown): string | undefined =>
+  typeof value === "string" ? wholeReference.exec(value)?.[1] : undefined
+
+/**
+ * A skill node's arguments with the results filled in (`interpolateValue`), except that a
+ * top-level argument the skill's `args` header says is text gets its result as text: a whole
+ * `"{id}"` whose result is an object, a list or a number becomes that result's JSON, exactly
+ * what `"... {id} ..."` inside a longer string would give. The skill then receives what its
+ * header promises instead of failing inside on `text.split is not a function`.
+ */
+export const interpolateArgs = (
+  args: Readonly<Record<string, unknown>>,
+  results: Results,
+  takesText: (arg: string) => boolean
+): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(args).map(([arg, value]) => {
+    const whole = wholeReferenceTo(value)
+    if (whole === undefined || !takesText(arg)) return [arg, interpolateValue(value, results)]
+    return [arg, Option.match(results(whole), { onNone: () => value, onSome: renderResult })]
+  }))

@@ -17,6 +17,8 @@ export const escapeCharacter = (character: string): string => {
   const code = character.codePointAt(0) ?? 0
   if (code === 0x1b) return "\\e"
   if (code === 0x0d) return "\\r"
+  if (code === 0x0a) return "\\n"
+  if (code === 0x09) return "\\t"
   if (code <= 0xff) return `\\x${code.toString(16).padStart(2, "0")}`
   if (code <= 0xffff) return `\\u${code.toString(16).padStart(4, "0")}`
   return `\\u{${code.toString(16)}}`

@@ -128,11 +128,16 @@ export const harnessSource = String.raw`(() => {
   };
 })()`
 
-export const TestStatus = Schema.Literal("pass", "fail")
+/**
+ * A test passes, fails, or is skipped: it needed a capability this run was not granted
+ * (`exec` without `--allow-exec`), so it could neither pass nor fail. The harness in the sandbox
+ * reports pass or fail; the host turns a run stopped for want of a grant into a skip.
+ */
+export const TestStatus = Schema.Literal("pass", "fail", "skip")
 export type TestStatus = typeof TestStatus.Type
 
 /** What the harness reports for one test, decoded when it crosses back from the sandbox. */
-export const TestOutcome = Schema.Struct({ status: TestStatus, error: Schema.NullOr(Schema.String) })
+export const TestOutcome = Schema.Struct({ status: Schema.Literal("pass", "fail"), error: Schema.NullOr(Schema.String) })
 export type TestOutcome = typeof TestOutcome.Type
 
 /** The registered test names, in order. */
@@ -141,6 +146,7 @@ export const TestNames = Schema.Array(Schema.String)
 export const TestResult = Schema.Struct({
   name: Schema.String,
   status: TestStatus,
+  /** Why it failed, or why it was skipped. */
   error: Schema.NullOr(Schema.String),
   duration_ms: Schema.Number
 })
@@ -150,11 +156,20 @@ export const TestReport = Schema.Struct({
   total: Schema.Number,
   passed: Schema.Number,
   failed: Schema.Number,
+  /** Absent from reports written before skips existed (and from reports that had none). */
+  skipped: Schema.optionalWith(Schema.Number, { exact: true }),
   results: Schema.Array(TestResult)
 })
 export type TestReport = typeof TestReport.Type
 
 export const summarize = (results: ReadonlyArray<TestResult>): TestReport => {
-  const passed = results.filter((r) => r.status === "pass").length
-  return { total: results.length, passed, failed: results.length - passed, results }
+  const count = (status: TestStatus) => results.filter((r) => r.status === status).length
+  return { total: results.length, passed: count("pass"), failed: count("fail"), skipped: count("skip"), results }
 }
+
+/**
+ * Whether a test run shows the code works: at least one test, and every test passed. A skipped
+ * test proves nothing, so it counts against a draft or an approval like a failure would (a draft
+ * never has one: it may not declare `exec` at all).
+ */
+export const allPassed = (report: Pick<TestReport, "total" | "passed">): boolean => report.total > 0 && report.passed === report.total

@@ -14,12 +14,12 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Clock, Context, Data, Effect, Layer, Schema } from "effect"
+import { Clock, Context, Data, Effect, Either, Layer, Schema } from "effect"
 import { fromJsonText } from "../core/jsonText.ts"
 import { formatParseError } from "../core/schemaIssues.ts"
-import { SkillMetadata } from "../core/skillMeta.ts"
+import { parseMetadata, SkillMetadata, SkillName } from "../core/skillMeta.ts"
 import type { TestedFiles } from "../core/task.ts"
-import { TestReport } from "../core/testHarness.ts"
+import { allPassed, TestReport } from "../core/testHarness.ts"
 import { Audit, type AuditWriteError, inTask } from "./Audit.ts"
 import { AppConfig } from "./Config.ts"
 
@@ -27,7 +27,8 @@ export const ApprovalStatus = Schema.Literal("pending", "approved", "rejected")
 
 export const ApprovalRecord = Schema.Struct({
   id: Schema.String,
-  skill_name: Schema.String,
+  /** An identifier, never a path: it names the files promotion writes in skills.allowed_dir. */
+  skill_name: SkillName,
   version: Schema.String,
   task_id: Schema.NullOr(Schema.String),
   created_at: Schema.String,
@@ -164,6 +165,8 @@ export const shellQuote = (text: string): string => /^[\w@%+=:,./-]+$/.test(text
 
 const isNotFound = (error: PlatformError): boolean => error._tag === "SystemError" && error.reason === "NotFound"
 
+const sameMetadata = Schema.equivalence(SkillMetadata)
+
 const decodeRecord = Schema.decodeUnknownEither(fromJsonText(ApprovalRecord))
 const encodeRecord = Schema.encodeSync(fromJsonText(ApprovalRecord, { space: 2 }))
 
@@ -277,7 +280,7 @@ export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | Fi
         const bytes = yield* fs.readFile(file).pipe(
           Effect.mapError((error) =>
             isNotFound(error)
-              ? `its tested copy ${file} is missing; rerun its tests (the [R] key in \`luallm-agent resume\`)`
+              ? `its tested copy ${file} is missing; rerun its tests (\`luallm-agent approvals retest ID\`)`
               : `its tested copy ${file} cannot be read (${error.message})`
           )
         )
@@ -335,20 +338,40 @@ export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | Fi
     const draftHashes = (record: ApprovalRecord) =>
       Effect.all([Effect.flatMap(readText(record.code_path), sha256), Effect.flatMap(readText(record.test_path), sha256)])
 
+    /**
+     * The header of tested code, which is what a reviewer must be shown: the draft may have been
+     * edited or drafted again since the record was filed.
+     */
+    const headerOf = (record: ApprovalRecord, code: string) =>
+      Effect.flatMap(
+        Either.mapLeft(parseMetadata(code, record.code_path), (problem) => refuse(record)(`the tested code's header cannot be read (${problem.reason})`)),
+        (metadata) =>
+          metadata.name === record.skill_name
+            ? Effect.succeed(metadata)
+            : Effect.fail(refuse(record)(`the tested code's header names the skill ${metadata.name}, not ${record.skill_name}`))
+      )
+
     const resolve = (id: string, approved: boolean, reason?: string) =>
       Effect.gen(function*() {
         const record = yield* get(id)
         if (record.status !== "pending") return yield* new ApprovalAlreadyResolved({ id: record.id, status: record.status })
         if (approved) {
-          yield* readTested(record).pipe(Effect.mapError(refuse(record)))
-          // The tested copy is what gets promoted; a draft edited since may mean the human wants the edit.
-          const [code, test] = yield* draftHashes(record)
-          if (code !== record.code_sha256 || test !== record.test_sha256) {
+          const [code] = yield* readTested(record).pipe(Effect.mapError(refuse(record)))
+          // What the human read (the summary) must be the header of what would be installed.
+          const header = yield* headerOf(record, decodeUtf8(code.bytes))
+          if (!sameMetadata(header, record.metadata) || header.version !== record.version) {
             return yield* refuse(record)(
-              "the draft changed after its tests ran; rerun the tests (the [R] key in `luallm-agent resume`) before approving"
+              `the summary it was filed with is not the header of its tested copy (which declares paths ${header.paths.join(", ") || "(none)"}); rerun its tests (the [R] key in \`luallm-agent resume\`) to review what would be installed`
             )
           }
-          if (record.test_report.failed > 0 || record.test_report.total === 0) {
+          // The tested copy is what gets promoted; a draft edited since may mean the human wants the edit.
+          const [codeHash, testHash] = yield* draftHashes(record)
+          if (codeHash !== record.code_sha256 || testHash !== record.test_sha256) {
+            return yield* refuse(record)(
+              `the draft changed after its tests ran; rerun them with \`luallm-agent approvals retest ${record.id.slice(0, 8)}\` before approving`
+            )
+          }
+          if (!allPassed(record.test_report)) {
             return yield* refuse(record)(`its last test run did not pass (${record.test_report.passed}/${record.test_report.total})`)
           }
         }
@@ -370,8 +393,9 @@ export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | Fi
       Effect.gen(function*() {
         const record = yield* get(id)
         if (record.status !== "pending") return yield* new ApprovalAlreadyResolved({ id: record.id, status: record.status })
+        const metadata = yield* headerOf(record, sources.code)
         const kept = yield* keepTested(sources)
-        return yield* write({ ...record, test_report: report, ...kept })
+        return yield* write({ ...record, version: metadata.version, metadata, test_report: report, ...kept })
       })
 
     const targetsFor = (record: ApprovalRecord) => ({

@@ -57,11 +57,17 @@ export class ConfigInvalid extends Data.TaggedError("ConfigInvalid")<{
   readonly issues: ReadonlyArray<ConfigIssue>
 }> {
   override get message() {
-    const lines = this.issues.map((issue) => `  ${issue.key}: ${issue.message} (from ${describeSource(issue.source)})`)
+    const where = `The configuration${this.file === null ? "" : ` in ${this.file}`} is invalid`
+    const describe = (issue: ConfigIssue) => `${issue.key}: ${issue.message} (from ${describeSource(issue.source)})`
+    // `config` cannot load an invalid configuration either; `doctor` reports it as a failed check.
+    const [only, ...others] = this.issues
+    if (only !== undefined && others.length === 0) {
+      return `${where}: ${describe(only)}. Fix it where it was set, then check with \`luallm-agent doctor\`.`
+    }
     return [
-      `The configuration${this.file === null ? "" : ` in ${this.file}`} is invalid:`,
-      ...lines,
-      "Fix these keys (`luallm-agent config` shows every key with its current value)."
+      `${where}:`,
+      ...this.issues.map((issue) => `  ${describe(issue)}`),
+      "Fix these keys where they were set, then check with `luallm-agent doctor`."
     ].join("\n")
   }
 }

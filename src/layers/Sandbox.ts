@@ -25,13 +25,13 @@ import { Context, Data, Duration, Effect, Either, Layer } from "effect"
 import type { Json } from "../core/config.ts"
 import { summarize, type TestReport, type TestResult } from "../core/testHarness.ts"
 import { Audit, type AuditWriteError } from "./Audit.ts"
-import { AppConfig } from "./Config.ts"
-import { SandboxCrashed, type SandboxError, type SandboxWorkerMissing } from "./sandbox/errors.ts"
+import { AppConfig, type AppConfigShape } from "./Config.ts"
+import { clip, SandboxCrashed, type SandboxError, type SandboxWorkerMissing } from "./sandbox/errors.ts"
 import { parseGuestJson } from "./sandbox/globals.ts"
 import { nodeSandboxHost } from "./sandbox/host.ts"
-import type { RunRequest, TestSource } from "./sandbox/instance.ts"
+import { OutputBuffer, type RunRequest, type TestSource } from "./sandbox/instance.ts"
 import { trustRoots } from "./sandbox/paths.ts"
-import { packageRoot as installedPackageRoot } from "../packageRoot.ts"
+import { compileCacheDirectory, packageRoot as installedPackageRoot } from "../packageRoot.ts"
 import { makeWorkerPool, sandboxWorkerScript } from "./sandbox/pool.ts"
 import type { AuditBudget, HostEnvironment, Job, JobValue } from "./sandbox/protocol.ts"
 
@@ -56,9 +56,11 @@ export class TestFileFailed extends Data.TaggedError("TestFileFailed")<{
   readonly skill: string
   readonly file: string
   readonly reason: string
+  /** The tests were a draft's (`skills test NAME --draft` runs them again). */
+  readonly draft: boolean
 }> {
   override get message() {
-    return `The tests of skill ${this.skill} (${this.file}) could not run: ${this.reason.replace(/\.$/, "")}. Fix the test file (tests register with test(name, fn)), then run \`luallm-agent skills test ${this.skill}\`.`
+    return `The tests of skill ${this.skill} (${this.file}) could not run: ${this.reason.replace(/\.$/, "")}. Fix the test file (tests register with test(name, fn)), then run \`luallm-agent skills test ${this.skill}${this.draft ? " --draft" : ""}\`.`
   }
 }
 
@@ -80,11 +82,13 @@ export class Sandbox extends Context.Tag("Sandbox")<Sandbox, SandboxShape>() {}
 export const sandboxLimits = {
   stackBytes: 256 * 1024,
   maxOutputChars: 1024 * 1024,
-  maxResultChars: 1024 * 1024,
   maxHandles: 10,
   /** Bytes one run may write (a draft's append counts the copy of the original it makes). */
   maxWriteBytes: 256 * 1024 * 1024,
   maxTests: 100,
+  /** The most characters of one test's name and of its failure kept in a report (the rest is counted). */
+  maxTestNameChars: 500,
+  maxTestErrorChars: 4000,
   /** The whole test run may take this many times `skill_timeout_seconds`. */
   testBudgetFactor: 5,
   /** Audit lines one call (or one whole test run) may write; the rest is counted in one closing line. */
@@ -97,6 +101,15 @@ export const sandboxLimits = {
   killGraceMs: 500
 } as const
 
+/**
+ * The most characters of JSON a skill's result may have, and a skill node's arguments: a quarter
+ * of the memory a skill runs in (`limits.skill_memory_mb`, 16 MiB of the default 64), because the
+ * skill that receives the value must hold it, parsed into objects several times the size of
+ * their text, and still have room to work. Between skills nothing smaller applies; what reaches
+ * a model is cut far shorter (`maxNodeInputChars`, `core/prompts.ts`).
+ */
+export const maxResultChars = (memoryMb: number): number => (memoryMb * 1024 * 1024) / 4
+
 /** What a call or a test run may still write to the audit log, and what it held back. */
 interface AuditTally {
   remaining: AuditBudget
@@ -106,13 +119,40 @@ interface AuditTally {
 const isJobValue = <T extends JobValue["_tag"]>(value: JobValue, tag: T): value is Extract<JobValue, { readonly _tag: T }> =>
   value._tag === tag
 
+/**
+ * A test that stopped only because this run was not granted a capability (`exec` without
+ * `--allow-exec`) neither passed nor failed: it is skipped, with the way to grant it.
+ */
+const skippedFor = (error: SandboxError): Pick<TestResult, "status" | "error"> | undefined =>
+  error._tag === "CapabilityDenied" && error.reason === "not_granted"
+    ? { status: "skip", error: `it needs the ${error.capability} capability, which this run was not granted (--allow-${error.capability} grants it)` }
+    : undefined
+
 /** What a host or a test may set beyond the config. */
 export interface SandboxOptions {
   /** luallm-agent's own package, which no skill may change: the installed one by default (null: none). */
   readonly packageRoot?: string | null
   /** Bytes one run may write; `sandboxLimits.maxWriteBytes` by default. */
   readonly maxWriteBytes?: number
+  /** `$PATH`, where a bare `luallm.binary` is found: this process's by default. */
+  readonly searchPath?: ReadonlyArray<string>
+  /** The CLI's code cache of the bundle: the bin's (`compileCacheDirectory`) by default (null: none). */
+  readonly compileCache?: string | null
 }
+
+/**
+ * What no skill may write (and `generate` may not write either), for this process: the
+ * configuration's files and directories, the installed package, `luallm` on PATH, the CLI's
+ * code cache. `options` are a test's overrides.
+ */
+export const trustRootsOf = (app: AppConfigShape, options: SandboxOptions = {}) =>
+  trustRoots({
+    config: app.config,
+    configFiles: app.configFiles,
+    packageRoot: options.packageRoot === undefined ? installedPackageRoot : options.packageRoot,
+    searchPath: options.searchPath ?? (process.env["PATH"] ?? "").split(":"),
+    compileCache: options.compileCache === undefined ? compileCacheDirectory() : options.compileCache
+  })
 
 /** The sandbox over worker threads whose host port uses `environment`'s home and cwd. */
 export const makeSandbox = (environment: HostEnvironment, workerScript: string = sandboxWorkerScript, options: SandboxOptions = {}) =>
@@ -120,8 +160,7 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
     const app = yield* AppConfig
     const { config } = app
     const audit = yield* Audit
-    const packageRoot = options.packageRoot === undefined ? installedPackageRoot : options.packageRoot
-    const protectedPaths = trustRoots({ config, configFiles: app.configFiles, packageRoot })
+    const protectedPaths = trustRootsOf(app, options)
     const timeoutSeconds = config.limits.skill_timeout_seconds
     const pool = yield* makeWorkerPool({
       script: workerScript,
@@ -134,7 +173,7 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
         memoryMb: config.limits.skill_memory_mb,
         stackBytes: sandboxLimits.stackBytes,
         maxOutputChars: sandboxLimits.maxOutputChars,
-        maxResultChars: sandboxLimits.maxResultChars,
+        maxResultChars: maxResultChars(config.limits.skill_memory_mb),
         maxHandles: sandboxLimits.maxHandles,
         maxWriteBytes: options.maxWriteBytes ?? sandboxLimits.maxWriteBytes,
         allowedPaths: config.allowed_paths,
@@ -213,16 +252,24 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
           const listed = yield* withRun(tally, request, { _tag: "TestNames", tests })
           const names = yield* Either.mapLeft(
             Either.flatMap(listed.value, expect(skill, "Names")),
-            (error) => new TestFileFailed({ skill, file: tests.file, reason: error.message })
+            (error) => new TestFileFailed({ skill, file: tests.file, reason: error.message, draft: request.mode._tag === "Draft" })
           )
           if (names.names.length > sandboxLimits.maxTests) {
-            return yield* new TestFileFailed({ skill, file: tests.file, reason: `it registers ${names.names.length} tests, more than the ${sandboxLimits.maxTests} allowed.` })
+            return yield* new TestFileFailed({
+              skill,
+              file: tests.file,
+              reason: `it registers ${names.names.length} tests, more than the ${sandboxLimits.maxTests} allowed.`,
+              draft: request.mode._tag === "Draft"
+            })
           }
           const budget = Duration.seconds(timeoutSeconds * sandboxLimits.testBudgetFactor)
           const results: Array<TestResult> = []
-          const outputs: Array<string> = []
+          // What the tests print, together capped like one run's output.
+          const outputs = new OutputBuffer(sandboxLimits.maxOutputChars, "the tests printed")
           let spent = Duration.zero
-          for (const [index, name] of names.names.entries()) {
+          for (const [index, fullName] of names.names.entries()) {
+            // A test file chooses its names and failures: they reach reports, saved tasks and the terminal.
+            const name = clip(fullName, sandboxLimits.maxTestNameChars)
             if (Duration.greaterThanOrEqualTo(spent, budget)) {
               results.push({ name, status: "fail", error: `not run: the tests took longer than their ${Duration.format(budget)} budget`, duration_ms: 0 })
               continue
@@ -230,13 +277,13 @@ export const makeSandbox = (environment: HostEnvironment, workerScript: string =
             const [elapsed, ran] = yield* Effect.timed(withRun(tally, request, { _tag: "RunTest", tests, index }))
             spent = Duration.sum(spent, elapsed)
             const outcome = Either.match(Either.flatMap(ran.value, expect(skill, "TestOutcome")), {
-              onLeft: (error) => ({ status: "fail" as const, error: error.message }),
-              onRight: ({ outcome }) => outcome
+              onLeft: (error): Pick<TestResult, "status" | "error"> => skippedFor(error) ?? { status: "fail", error: error.message },
+              onRight: ({ outcome }) => ({ ...outcome, error: outcome.error === null ? null : clip(outcome.error, sandboxLimits.maxTestErrorChars) })
             })
             results.push({ name, ...outcome, duration_ms: Math.round(Duration.toMillis(elapsed)) })
-            if (ran.output !== "") outputs.push(`# ${name}\n${ran.output}`)
+            if (ran.output !== "") outputs.add(`# ${name}\n${ran.output}`)
           }
-          return { report: summarize(results), output: outputs.join("") }
+          return { report: summarize(results), output: outputs.text() }
         }))
     }
 

@@ -46,6 +46,8 @@ export interface ExecuteResult {
 }
 
 export interface TestsResult extends TestReport {
+  /** The test file that ran (`<name>.test.js` beside the skill). */
+  readonly file: string
   readonly output: string
   /** The code and the tests exactly as this run read and ran them (what an approval keeps). */
   readonly tested: { readonly code: string; readonly tests: string }
@@ -127,9 +129,10 @@ export const makeSkillRunner = Effect.gen(function*() {
       total: report.total,
       passed: report.passed,
       failed: report.failed,
+      skipped: report.skipped ?? 0,
       duration_ms: Math.round(Duration.toMillis(elapsed))
     })
-    return { ...report, output: run.output, tested: { code: skill.code, tests: code } }
+    return { ...report, file, output: run.output, tested: { code: skill.code, tests: code } }
   }, Effect.scoped)
 
   return SkillRunner.of({ execute, runTests })

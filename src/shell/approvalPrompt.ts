@@ -5,13 +5,14 @@
  * `[V]iew code [R]erun tests [E]dit [Y]es [N]o`, one key at a time. Both show the tested copy
  * (what will be installed), never the live draft file.
  */
-import { Console, Effect } from "effect"
+import { Prompt } from "@effect/cli"
+import { Console, Data, Effect, Option } from "effect"
 import { spawnSync } from "node:child_process"
-import { sanitizeForTerminal } from "../core/terminalText.ts"
-import { type ApprovalRecord, Approvals, type TestedCopy } from "../layers/Approvals.ts"
+import { allPassed } from "../core/testHarness.ts"
+import { ApprovalAlreadyResolved, type ApprovalRecord, Approvals, type TestedCopy } from "../layers/Approvals.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
 import { codeView, hiddenCharacterWarnings, reviewed } from "./codeReview.ts"
-import { bold, dim, green, red } from "./ui.ts"
+import { bold, dim, green, red, testCounts, yellow } from "./ui.ts"
 
 const list = (items: ReadonlyArray<string>): string => (items.length === 0 ? "(none)" : items.map(reviewed).join(", "))
 
@@ -24,15 +25,17 @@ export const describeApproval = (record: ApprovalRecord, copy: TestedCopy, comma
   const report = record.test_report
   const tests = report.results.map((result) =>
     result.status === "pass"
-      ? `    ✅ ${sanitizeForTerminal(result.name)} ${dim(`(${Math.round(result.duration_ms)} ms)`)}`
-      : `    ❌ ${sanitizeForTerminal(result.name)}: ${red(sanitizeForTerminal(result.error ?? "failed"))}`
+      ? `    ✅ ${reviewed(result.name)} ${dim(`(${Math.round(result.duration_ms)} ms)`)}`
+      : result.status === "skip"
+      ? `    ⏭️ ${reviewed(result.name)}: ${yellow(`skipped, ${reviewed(result.error ?? "not run")}`)}`
+      : `    ❌ ${reviewed(result.name)}: ${red(reviewed(result.error ?? "failed"))}`
   )
   return [
     `${bold(`Skill ${record.skill_name} ${reviewed(record.version)}`)}  ${dim(`approval ${record.id} (${record.status})`)}`,
     `  ${reviewed(record.metadata.description)}`,
     `  code:  ${copy.codePath}  ${dim(`(the tested copy of ${reviewed(record.code_path)}; this is what is installed)`)}`,
     `  tests: ${copy.testPath}  ${dim(`(the tested copy of ${reviewed(record.test_path)})`)}`,
-    `  test results: ${report.failed === 0 ? green(`${report.passed}/${report.total} passed`) : red(`${report.failed}/${report.total} failed`)}`,
+    `  test results: ${allPassed(report) ? green(testCounts(report)) : red(testCounts(report))}`,
     ...tests,
     `  declared paths: ${list(record.metadata.paths)}`,
     `  dependencies:   ${list(record.metadata.dependencies)}`,
@@ -44,39 +47,61 @@ export const describeApproval = (record: ApprovalRecord, copy: TestedCopy, comma
   ].join("\n")
 }
 
-/** Reads one key from a raw-mode terminal. */
-const readKey: Effect.Effect<string> = Effect.async<string>((resume) => {
-  const stdin = process.stdin
-  const wasRaw = stdin.isRaw
-  stdin.setRawMode(true)
-  stdin.resume()
-  const onData = (data: Buffer) => {
-    stdin.off("data", onData)
-    stdin.setRawMode(wasRaw)
-    stdin.pause()
-    resume(Effect.succeed(data.toString("utf8")))
-  }
-  stdin.on("data", onData)
-  return Effect.sync(() => {
-    stdin.off("data", onData)
-    stdin.setRawMode(wasRaw)
-    stdin.pause()
-  })
+/** The review's menu keys; Ctrl-C or Ctrl-D leave the approval pending, like `q`. */
+const reviewKeys = ["v", "r", "e", "y", "n", "q"] as const
+type ReviewKey = (typeof reviewKeys)[number]
+
+const isReviewKey = (key: string): key is ReviewKey => (reviewKeys as ReadonlyArray<string>).includes(key)
+
+const Action = Data.taggedEnum<Prompt.Prompt.ActionDefinition>()
+
+/**
+ * The review menu as an @effect/cli prompt that answers on a single key (no Enter): `Prompt.confirm`
+ * does the same for y/n, and `Prompt.select` would need arrow keys for a five-way choice.
+ */
+const reviewMenu: Prompt.Prompt<ReviewKey> = Prompt.custom<null, ReviewKey>(null, {
+  render: (_, action) =>
+    Effect.succeed(
+      action._tag === "Beep"
+        ? "\u0007"
+        : action._tag === "Submit"
+        ? `${action.value}\n`
+        : `\n${bold("[V]")}iew code  ${bold("[R]")}erun tests  ${bold("[E]")}dit  ${bold("[Y]")}es (promote)  ${bold("[N]")}o (reject)  ${dim("[Q]uit")} `
+    ),
+  process: (input) => {
+    const key = (Option.getOrUndefined(input.input) ?? "").toLowerCase()
+    if (isReviewKey(key)) return Effect.succeed(Action.Submit({ value: key }))
+    if (input.key.ctrl && (input.key.name === "d" || input.key.name === "c")) return Effect.succeed(Action.Submit({ value: "q" as const }))
+    return Effect.succeed(Action.Beep())
+  },
+  clear: () => Effect.succeed("")
 })
 
-/** Reads a line (the reason for a rejection). */
-const readLine = (question: string): Effect.Effect<string> =>
-  Effect.async<string>((resume) => {
-    process.stdout.write(question)
-    process.stdin.setEncoding("utf8")
-    process.stdin.resume()
-    const onData = (data: string) => {
-      process.stdin.off("data", onData)
-      process.stdin.pause()
-      resume(Effect.succeed(data.split("\n")[0]?.trim() ?? ""))
-    }
-    process.stdin.on("data", onData)
-    return Effect.sync(() => process.stdin.off("data", onData))
+/** A key from the menu; leaving the terminal (Ctrl-C) is `q`. */
+const readKey = Prompt.run(reviewMenu).pipe(Effect.catchTag("QuitException", () => Effect.succeed<ReviewKey>("q")))
+
+/** The reason for a rejection (empty when the reviewer gives none or leaves). */
+const readReason = Prompt.run(Prompt.text({ message: "Reason for rejecting (shown in the task's failure)" })).pipe(
+  Effect.map((reason) => reason.trim()),
+  Effect.catchTag("QuitException", () => Effect.succeed(""))
+)
+
+/**
+ * Reruns the tests of a pending approval's draft in the sandbox, in draft mode (the `[R]erun`,
+ * the `[E]dit` that follows an edit, and `approvals retest`): the live draft in
+ * skills.agent_dir, because that is what a human may have edited, and what approving checks is
+ * still the tested copy. The record then holds the new report and the copy this run read.
+ */
+export const retest = (approvalId: string) =>
+  Effect.gen(function*() {
+    const approvals = yield* Approvals
+    const runner = yield* SkillRunner
+    const record = yield* approvals.get(approvalId)
+    if (record.status !== "pending") return yield* new ApprovalAlreadyResolved({ id: record.id, status: record.status })
+    yield* Console.error(dim(`running the tests of ${record.skill_name}…`))
+    const run = yield* runner.runTests(record.skill_name, { draft: true })
+    const { failed, passed, results, skipped, total } = run
+    return yield* approvals.updateTests(record.id, { total, passed, failed, ...(skipped === undefined ? {} : { skipped }), results }, run.tested)
   })
 
 export type Decision = { readonly _tag: "Approved" } | { readonly _tag: "Rejected"; readonly reason: string } | {
@@ -90,29 +115,21 @@ export type Decision = { readonly _tag: "Approved" } | { readonly _tag: "Rejecte
 export const reviewInteractively = (approvalId: string) =>
   Effect.gen(function*() {
     const approvals = yield* Approvals
-    const runner = yield* SkillRunner
-    const rerun = (record: ApprovalRecord) =>
-      Effect.gen(function*() {
-        yield* Console.log(dim(`running the tests of ${record.skill_name}…`))
-        const run = yield* runner.runTests(record.skill_name, { draft: true })
-        return yield* approvals.updateTests(record.id, { total: run.total, passed: run.passed, failed: run.failed, results: run.results }, run.tested)
-      })
     const summary = (record: ApprovalRecord) =>
       Effect.flatMap(approvals.tested(record), (copy) => Console.log(describeApproval(record, copy, approvals.promotionCommands(record))))
     let record = yield* approvals.get(approvalId)
     yield* summary(record)
     for (;;) {
-      yield* Console.log(`\n${bold("[V]")}iew code  ${bold("[R]")}erun tests  ${bold("[E]")}dit  ${bold("[Y]")}es (promote)  ${bold("[N]")}o (reject)  ${dim("[Q]uit")}`)
-      const key = (yield* readKey).toLowerCase()
+      const key = yield* readKey
       if (key === "v") {
         yield* Console.log(viewTested(yield* approvals.tested(record)))
       } else if (key === "r") {
-        record = yield* rerun(record)
+        record = yield* retest(record.id)
         yield* summary(record)
       } else if (key === "e") {
         const editor = process.env["VISUAL"] ?? process.env["EDITOR"] ?? "vi"
         spawnSync(editor, [record.code_path], { stdio: "inherit" })
-        record = yield* rerun(record)
+        record = yield* retest(record.id)
         yield* summary(record)
       } else if (key === "y") {
         yield* approvals.resolve(record.id, true, "approved interactively")
@@ -120,10 +137,10 @@ export const reviewInteractively = (approvalId: string) =>
         yield* Console.log(green(`promoted ${record.skill_name}`))
         return { _tag: "Approved" } as Decision
       } else if (key === "n") {
-        const reason = yield* readLine("Reason for rejecting (shown in the task's failure): ")
+        const reason = yield* readReason
         yield* approvals.resolve(record.id, false, reason === "" ? "rejected interactively" : reason)
         return { _tag: "Rejected", reason } as Decision
-      } else if (key === "q" || key === "\u0003" || key === "\u0004") {
+      } else {
         return { _tag: "Undecided" } as Decision
       }
     }

@@ -7,10 +7,10 @@
 import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Console, Effect, Exit } from "effect"
+import { Console, Effect, Exit, FiberRef, HashSet } from "effect"
 import { runCli } from "./cli.ts"
-import { renderError } from "./errors.ts"
-import { ExitCodes } from "./exit.ts"
+import { ExitCodes, renderError } from "./exit.ts"
+import { plainUnlessColour, stderrLines } from "./ui.ts"
 
 const program = Effect.suspend(() => runCli(process.argv)).pipe(
   Effect.as<number>(ExitCodes.ok),
@@ -25,6 +25,9 @@ const program = Effect.suspend(() => runCli(process.argv)).pipe(
       process.exitCode = code
     })
   ),
+  // Our log lines are the only ones: runMain's pretty logger would print them again, decorated.
+  Effect.locally(FiberRef.currentLoggers, HashSet.make(stderrLines)),
+  (effect) => Effect.consoleWith((console) => Effect.withConsole(effect, plainUnlessColour(console))),
   Effect.provide(NodeContext.layer)
 )
 

@@ -1,7 +1,7 @@
 /**
- * Shows the agent's progress on a terminal: state changes, nodes, LLM calls with latency and
- * tokens. Written to stderr (stdout stays for results and `--json`), and only when stderr is a
- * terminal, so scripts and logs get the result alone.
+ * Shows the agent's progress: state changes, nodes, LLM calls with latency and tokens, as plain
+ * lines on stderr (stdout stays for results and `--json`), terminal or not; colour only on a
+ * colour terminal.
  */
 import { Effect } from "effect"
 import type { Progress, ProgressListener } from "../agent/progress.ts"
@@ -30,7 +30,8 @@ export const describeProgress = (progress: Progress): string => {
   }
 }
 
-export const terminalProgress = (): ProgressListener =>
-  process.stderr.isTTY === true
-    ? (progress) => Effect.sync(() => process.stderr.write(`${describeProgress(progress)}\n`))
-    : () => Effect.void
+/**
+ * The CLI's progress: one plain line per step on stderr, through the log (info level), so
+ * `--log-level warning` silences it and a script's stdout keeps the result alone.
+ */
+export const terminalProgress = (): ProgressListener => (progress) => Effect.logInfo(describeProgress(progress))

@@ -81,3 +81,46 @@ describe("parsePlan", () => {
     ])
   })
 })
+
+describe("parsePlan: a whole \"{id}\" against the skill's args header", () => {
+  const withArgs = {
+    ...context,
+    maxNodes: 20,
+    knownSkills: new Set(["write_markdown", "write_file", "read_csv"]),
+    skillArgs: new Map<string, Readonly<Record<string, string>>>([
+      ["write_markdown", { title: "string: the title", sections: "array of {heading, body}", output_path: "string: the file" }],
+      ["write_file", { path: "string: the file", content: "string: the text", overwrite: "boolean, default false: replace" }],
+      ["read_csv", { path: "string: the file" }]
+    ])
+  }
+  const check = (nodes: ReadonlyArray<Record<string, unknown>>) => parsePlan(JSON.stringify({ nodes }), withArgs)
+  const llm = (id: string, extra: Record<string, unknown> = {}) => ({ id, action: "llm_call", prompt_template: "p", ...extra })
+
+  it("refuses text, true/false or a schema's other type where the skill wants structure or a flag, saying what to change", () => {
+    const result = check([
+      llm("summary"),
+      llm("counts", { output_schema: { type: "number" } }),
+      llm("flagged"),
+      { id: "check", action: "decision", condition: "length > 3", if_true: "yes", if_false: "no", depends_on: ["flagged"] },
+      { id: "yes", action: "skill", skill_name: "write_markdown", skill_args: { title: "t", sections: "{summary}", output_path: "/d/r.md" }, depends_on: ["summary", "check"] },
+      { id: "no", action: "skill", skill_name: "write_markdown", skill_args: { title: "t", sections: "{counts}", output_path: "/d/r.md" }, depends_on: ["counts", "check"] },
+      { id: "w", action: "skill", skill_name: "write_file", skill_args: { path: "/d/x", content: "x", overwrite: "{summary}" }, depends_on: ["summary"] }
+    ])
+    expect(Either.isLeft(result) ? result.left : []).toEqual([
+      `Node "yes" passes "{summary}" as the argument "sections" of write_markdown, which takes an array; but "summary" is an llm_call without an output_schema, so its result is text. Pass a value of that kind: give "summary" an output_schema that describes it, or let a skill build it.`,
+      `Node "no" passes "{counts}" as the argument "sections" of write_markdown, which takes an array; but "counts" has an output_schema of type "number". Pass a value of that kind: make the output_schema of "counts" describe it, or let a skill build it.`,
+      `Node "w" passes "{summary}" as the argument "overwrite" of write_file, which takes true or false; but "summary" is an llm_call without an output_schema, so its result is text. Pass a value of that kind: give "summary" an output_schema that describes it, or let a skill build it.`
+    ])
+  })
+
+  it("accepts anything given to a text argument (it arrives as text), a skill's result (unknown until it runs), and matching kinds", () => {
+    const result = check([
+      { id: "rows", action: "skill", skill_name: "read_csv", skill_args: { path: "/d/a.csv" } },
+      llm("sections", { output_schema: { type: "array", items: { type: "object" } } }),
+      { id: "a", action: "skill", skill_name: "write_file", skill_args: { path: "/d/a", content: "{rows}" }, depends_on: ["rows"] },
+      { id: "b", action: "skill", skill_name: "write_markdown", skill_args: { title: "{sections}", sections: "{rows}", output_path: "/d/b.md" }, depends_on: ["rows", "sections"] },
+      { id: "c", action: "skill", skill_name: "write_markdown", skill_args: { title: "t", sections: "{sections}", output_path: "/d/c.md" }, depends_on: ["sections"] }
+    ])
+    expect(Either.isRight(result)).toBe(true)
+  })
+})

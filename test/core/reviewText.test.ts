@@ -4,6 +4,7 @@ import {
   findHiddenCharacters,
   hiddenKind,
   markHidden,
+  markHiddenInLine,
   renderForReview
 } from "../../src/core/reviewText.ts"
 import { sanitizeForTerminal } from "../../src/core/terminalText.ts"
@@ -125,6 +126,19 @@ describe("rendering for review", () => {
       for (const hidden of findHiddenCharacters(view.replace(/^\d+ │ /gm, ""))) leftovers.push(hidden.codePoint.toString(16))
     }
     expect(leftovers).toEqual([])
+  })
+
+  it("keeps a one-line field on one line: line breaks and tabs are marked too, for every code point", () => {
+    expect(markHiddenInLine("a\nb\tc\u202ed")).toBe("a⟦\\n⟧b⟦\\t⟧c⟦\\u202e⟧d")
+    for (let start = 0; start < 0x110000; start += 0x1000) {
+      const chunk = Array.from({ length: 0x1000 }, (_, i) => start + i)
+        .filter((code) => code < 0xd800 || code > 0xdfff)
+        .map((code) => String.fromCodePoint(code))
+        .join("")
+      const line = markHiddenInLine(chunk)
+      expect(line).not.toMatch(/[\n\t]/)
+      expect(findHiddenCharacters(line)).toEqual([])
+    }
   })
 
   it("marks with colour or any other marker the caller gives (the shell uses colour on a terminal)", () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck, Option } from "effect"
-import { interpolate, interpolateValue, isNodeId, type Results, templateReferences, valueReferences } from "../../src/core/template.ts"
+import { argKind } from "../../src/core/skillMeta.ts"
+import { interpolate, interpolateArgs, interpolateValue, isNodeId, type Results, templateReferences, valueReferences } from "../../src/core/template.ts"
 
 const resultsOf = (entries: Record<string, unknown>): Results => (id) =>
   Object.hasOwn(entries, id) ? Option.some(entries[id]) : Option.none()
@@ -70,5 +71,33 @@ describe("interpolateValue", () => {
 
   it("lists every reference in a value once", () => {
     expect(valueReferences({ a: "{x} {y}", b: ["{x}"], c: { d: "{z}" }, e: 1 })).toEqual(["x", "y", "z"])
+  })
+})
+
+describe("interpolateArgs", () => {
+  const results: Results = (id) => (id === "stats" ? Option.some({ min: 1, max: 4 }) : id === "n" ? Option.some(42) : Option.none())
+
+  it("gives a text argument a whole reference's result as its JSON text, and every other argument the value itself", () => {
+    const takesText = (arg: string) => arg === "content" || arg === "label"
+    expect(interpolateArgs({ content: "{stats}", label: "{n}", rows: "{stats}", note: "max {stats}", missing: "{nope}" }, results, takesText)).toEqual({
+      content: `{"min":1,"max":4}`,
+      label: "42",
+      rows: { min: 1, max: 4 },
+      note: `max {"min":1,"max":4}`,
+      missing: "{nope}"
+    })
+  })
+})
+
+describe("argKind", () => {
+  it.each([
+    ["string: the file", "string"],
+    ["boolean, default true: replace it", "boolean"],
+    ["array of strings, default []", "array"],
+    ["number", "number"],
+    ["object: the options", "object"],
+    ["the file to read", null]
+  ] as const)("reads %j as %s", (description, kind) => {
+    expect(argKind(description)).toBe(kind)
   })
 })

@@ -21,7 +21,8 @@ const metadata = {
 }
 const passing = { total: 1, passed: 1, failed: 0, results: [{ name: "adds", status: "pass" as const, error: null, duration_ms: 1 }] }
 
-const testedCode = "/* @skill {} */\nexport function run() { return 1 }\n"
+const header = (fields: Record<string, unknown> = {}) => `/* @skill ${JSON.stringify({ ...metadata, ...fields }).replaceAll("*/", "*\\/")} */\n`
+const testedCode = `${header()}export function run() { return 1 }\n`
 const testedTests = "test('adds', () => {})\n"
 
 /**
@@ -103,7 +104,7 @@ describe("approvals", () => {
     Effect.gen(function*() {
       const { approvals, codePath, create } = yield* setup
       const record = yield* create
-      writeFileSync(codePath, "/* @skill {} */\nexport function run() { return fs.readFile('/etc/shadow') }\n")
+      writeFileSync(codePath, `${header()}export function run() { return fs.readFile('/etc/shadow') }\n`)
       const refused = yield* Effect.flip(approvals.resolve(record.id, true))
       expect(refused._tag).toBe("PromotionRefused")
       expect(refused.message).toContain("the draft changed after its tests ran")
@@ -111,6 +112,46 @@ describe("approvals", () => {
       yield* approvals.updateTests(record.id, passing, { code: edited, tests: testedTests })
       expect((yield* approvals.resolve(record.id, true)).status).toBe("approved")
       expect((yield* approvals.tested(yield* approvals.get(record.id))).code).toBe(edited)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("a rerun of a changed draft takes the header of the new tested copy: the summary shows the paths and capabilities that would be installed", () =>
+    Effect.gen(function*() {
+      const { approvals, codePath, create } = yield* setup
+      const record = yield* create
+      // Another task drafted the same skill again, wider, while this one waited for its review.
+      const widened = `${header({ version: "2.0.0", paths: ["/**"], capabilities: ["exec"] })}export function run() { return exec("cat", ["/etc/passwd"]) }\n`
+      writeFileSync(codePath, widened)
+      const rerun = yield* approvals.updateTests(record.id, passing, { code: widened, tests: testedTests })
+      expect(rerun).toMatchObject({ version: "2.0.0", metadata: { version: "2.0.0", paths: ["/**"], capabilities: ["exec"] } })
+      expect((yield* approvals.get(record.id)).metadata.paths).toEqual(["/**"])
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("refuses a rerun whose draft's header names another skill or cannot be read, and keeps the record", () =>
+    Effect.gen(function*() {
+      const { approvals, create } = yield* setup
+      const record = yield* create
+      const other = yield* Effect.flip(approvals.updateTests(record.id, passing, { code: `${header({ name: "other" })}export function run() {}\n`, tests: testedTests }))
+      expect({ _tag: other._tag, message: other.message }).toEqual({
+        _tag: "PromotionRefused",
+        message: `Skill csv_sum (approval ${record.id}) was not promoted: the tested code's header names the skill other, not csv_sum. Nothing was copied to skills.allowed_dir; check the draft with \`luallm-agent approvals show ${record.id.slice(0, 8)}\`.`
+      })
+      const unreadable = yield* Effect.flip(approvals.updateTests(record.id, passing, { code: "/* @skill {} */\nexport function run() {}\n", tests: testedTests }))
+      expect(unreadable._tag).toBe("PromotionRefused")
+      expect(unreadable.message).toContain("the tested code's header cannot be read (")
+      expect(yield* approvals.get(record.id)).toEqual(record)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("refuses to approve a record whose summary is not the header of its tested copy", () =>
+    Effect.gen(function*() {
+      const { approvals, codePath, testPath } = yield* setup
+      const tested = yield* approvals.keepTested({ code: testedCode, tests: testedTests })
+      // A record that shows narrower paths than the code it would install declares.
+      const record = yield* approvals.create({ skillName: "csv_sum", metadata: { ...metadata, paths: ["/data/report.csv"] }, codePath, testPath, testReport: passing, tested, taskId: null })
+      const refused = yield* Effect.flip(approvals.resolve(record.id, true))
+      expect({ _tag: refused._tag, message: refused.message }).toEqual({
+        _tag: "PromotionRefused",
+        message: `Skill csv_sum (approval ${record.id}) was not promoted: the summary it was filed with is not the header of its tested copy (which declares paths /data/**); rerun its tests (the [R] key in \`luallm-agent resume\`) to review what would be installed. Nothing was copied to skills.allowed_dir; check the draft with \`luallm-agent approvals show ${record.id.slice(0, 8)}\`.`
+      })
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("refuses to approve a draft whose last test run failed", () =>
@@ -221,6 +262,19 @@ describe("approvals", () => {
       )
       expect(refused._tag).toBe("PromotionRefused")
       expect(refused.message).toContain("is missing; rerun its tests")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("a record whose skill name is a path is damaged, and nothing is promoted from it", () =>
+    Effect.gen(function*() {
+      const { approvals, config, create } = yield* setup
+      const record = yield* create
+      yield* approvals.resolve(record.id, true, "reviewed")
+      const file = `${config.state_dir}/pending_approvals/skill_csv_sum_${record.id}.json`
+      writeFileSync(file, readFileSync(file, "utf8").replace("\"skill_name\": \"csv_sum\"", "\"skill_name\": \"../../.bashrc_d/x\""))
+      const refused = yield* Effect.flip(approvals.promote(record.id))
+      expect(refused._tag).toBe("ApprovalCorrupt")
+      expect(refused.message).toContain("expected a skill name ([a-z][a-z0-9_]*, at most 64 characters), got \"../../.bashrc_d/x\"")
+      expect(existsSync(config.skills.allowed_dir)).toBe(false)
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("names unknown and damaged records", () =>

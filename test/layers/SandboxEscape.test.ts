@@ -115,7 +115,8 @@ const limitAttempts: ReadonlyArray<Attempt> = [
   { name: "a memory bomb of strings", code: "export function run() { const a = []; for (;;) a.push('x'.repeat(100000) + a.length) }", tag: "SkillMemoryExceeded", message: "more than 32 MB of memory" },
   { name: "a memory bomb of typed arrays", code: "export function run() { const a = []; for (;;) a.push(new Float64Array(1 << 16)) }", tag: "SkillMemoryExceeded", message: "more than 32 MB of memory" },
   { name: "an 11th open handle", meta: data, code: "export function run() { for (let i = 0; i < 11; i++) fs.open('~/data/lines.txt') }", tag: "TooManyHandles", message: `already holds ${sandboxLimits.maxHandles} open files` },
-  { name: "a huge result", code: "export const run = () => 'x'.repeat(2 * 1024 * 1024)", tag: "OutputTooLarge", message: "Refused the result of skill probe" },
+  // Past a quarter of the 32 MB the sandbox runs in (maxResultChars), though it fits that memory itself.
+  { name: "a huge result", code: "export const run = () => 'x'.repeat(9 * 1024 * 1024)", tag: "OutputTooLarge", message: "Refused the result of skill probe" },
   { name: "huge log data", code: "export const run = () => log('big', { x: 'y'.repeat(100000) })", tag: "SkillThrew", message: "RangeError: log: the data is 100008 characters of JSON" }
 ]
 

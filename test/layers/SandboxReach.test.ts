@@ -24,11 +24,11 @@ import {
   writeFileSync
 } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { basename, join } from "node:path"
 import { afterAll, beforeEach } from "vitest"
 import type { Json } from "../../src/core/config.ts"
 import { AuditTest } from "../../src/layers/Audit.ts"
-import { AppConfigLive } from "../../src/layers/Config.ts"
+import { AppConfigFrom, AppConfigLive } from "../../src/layers/Config.ts"
 import {
   CommandNotAllowed,
   draft,
@@ -47,10 +47,11 @@ import { makePathGuard, makeRunPaths } from "../../src/layers/sandbox/paths.ts"
 import { nodeSandboxHost, type SandboxHost } from "../../src/layers/sandbox/host.ts"
 import { Agent } from "../../src/Agent.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
-import { builtinSkillsDir } from "../../src/packageRoot.ts"
+import { builtinSkillsDir, compileCacheDirectory } from "../../src/packageRoot.ts"
 import { agentLayer, testConfig } from "../support/agentHarness.ts"
+import { buildWorker } from "../support/buildWorker.ts"
 import { runCli } from "../support/cli.ts"
-import { tempDir } from "../support/tmp.ts"
+import { tempDir, TestPlatform } from "../support/tmp.ts"
 import { header, makeFixture, runRequest, sandboxTestLayer, skillSource } from "./sandboxTestKit.ts"
 
 // ---- fixtures ------------------------------------------------------------------------------------
@@ -229,6 +230,38 @@ layer(sandboxTestLayer(narrow))("exec reads only paths that were checked", (it) 
     }))
 })
 
+// ---- exec: what a command may use ---------------------------------------------------------------
+
+layer(sandboxTestLayer(narrow))("a command's memory is bounded like the skill's", (it) => {
+  it.effect("grep with a regex whose automaton needs hundreds of MB fails with its own error, not the host's memory", () =>
+    Effect.gen(function*() {
+      writeFileSync(join(narrow.data, "aaaa.txt"), "aaaa\n")
+      // Unbounded, grep builds this automaton in ~170 MB and prints the line; bounded by
+      // skill_memory_mb (32 MB here) it runs out of memory at once. Larger counts take GBs.
+      const { result } = yield* call(execCode("grep", ["-E", "a{1,200}{1,200}", "~/data/aaaa.txt"]), exec(["~/data/**"]))
+      expect(result).toMatchObject({ stdout: "", truncated: false })
+      const { code, stderr } = result as { readonly code: number | null; readonly stderr: string }
+      expect(code).not.toBe(0)
+      expect(stderr).toMatch(/^grep: (Memory exhausted|program error)\n$/)
+    }))
+})
+
+const unboundedHost = sandboxLayer({ home: narrow.home, cwd: narrow.home }, buildWorker("test/support/unboundedHostWorker.ts", "unboundedHostWorker")).pipe(
+  Layer.provideMerge(AuditTest),
+  Layer.provideMerge(AppConfigFrom(narrow.config, { home: narrow.home, cwd: narrow.home })),
+  Layer.provideMerge(NodeContext.layer)
+)
+
+layer(unboundedHost)("a host that cannot bound a command's memory", (it) => {
+  it.effect("runs no command at all", () =>
+    expectRefusal({
+      name: "cat on a host without prlimit",
+      meta: exec(["~/data/**"]),
+      code: execCode("cat", ["~/data/lines.txt"]),
+      error: commandRefusal("cat", "this host cannot bound a command's memory (prlimit, from util-linux, is not installed); install util-linux")
+    }))
+})
+
 // ---- the trust roots ------------------------------------------------------------------------------
 
 const protectedRefusal = (operation: string, path: string, resolved: string, key: string, root: string) =>
@@ -251,6 +284,9 @@ const trustRootAttempts: ReadonlyArray<Attempt> = [
   { name: "rewriting the package's package.json", meta: everywhere, code: "export const run = () => fs.writeFile('~/package/package.json', '{}')", error: protectedRefusal("fs.writeFile", "~/package/package.json", join(fakePackage, "package.json"), "the luallm-agent package", fakePackage) },
   { name: "rewriting the package's dist/", meta: everywhere, code: "export const run = () => fs.writeFile('~/package/dist/cli.cjs', 'x')", error: protectedRefusal("fs.writeFile", "~/package/dist/cli.cjs", join(fakePackage, "dist", "cli.cjs"), "the luallm-agent package", fakePackage) },
   { name: "a directory in the package's node_modules", meta: everywhere, code: "export const run = () => fs.mkdir('~/package/node_modules/evil')", error: protectedRefusal("fs.mkdir", "~/package/node_modules/evil", join(fakePackage, "node_modules", "evil"), "the luallm-agent package", fakePackage) },
+  { name: "planting luallm-agent.json in another directory (the next run started there loads it)", meta: everywhere, code: "export const run = () => fs.writeFile('~/data/luallm-agent.json', '{\"luallm\": {\"binary\": \"sh\"}}')", error: protectedRefusal("fs.writeFile", "~/data/luallm-agent.json", join(broad.data, "luallm-agent.json"), "a config file luallm-agent loads when started in its directory", "luallm-agent.json, in any directory") },
+  { name: "a directory named luallm-agent.json (the next run started beside it fails)", meta: everywhere, code: "export const run = () => fs.mkdir('~/data/sub/luallm-agent.json/x')", error: protectedRefusal("fs.mkdir", "~/data/sub/luallm-agent.json/x", join(broad.data, "sub", "luallm-agent.json", "x"), "a config file luallm-agent loads when started in its directory", "luallm-agent.json, in any directory") },
+  { name: "code in a node_modules directory the package's modules resolve from", meta: everywhere, code: "export const run = () => fs.writeFile('~/node_modules/quickjs-emscripten/dist/index.js', 'x')", error: protectedRefusal("fs.writeFile", "~/node_modules/quickjs-emscripten/dist/index.js", join(home, "node_modules", "quickjs-emscripten", "dist", "index.js"), "a node_modules directory the package loads code from", join(home, "node_modules")) },
   { name: "a draft writing the package's shipped skills", meta: everywhere, code: "export const run = () => fs.writeFile('~/package/skills/shell_safe.js', 'x')", mode: draft(join(home, "scratch")), error: protectedRefusal("fs.writeFile", "~/package/skills/shell_safe.js", join(fakePackage, "skills", "shell_safe.js"), "the luallm-agent package", fakePackage) }
 ]
 
@@ -271,6 +307,63 @@ layer(sandboxTestLayer(broad, { packageRoot: fakePackage }))("no skill writes a 
         `Refused fs.writeFile("~/luallm-agent.json") by skill probe: ${cwdConfig} is inside the config file (./luallm-agent.json) (${cwdConfig}), one of luallm-agent's trust roots (its config files, skills, drafts, state, audit log, package and luallm's files): no skill may change it whatever allowed_paths says, config files may not even be read (they can hold llm.api_key) and drafts may not even read skills.allowed_dir. Point the skill at a path under allowed_paths outside these.`
       )
     }))
+})
+
+/** luallm.binary a bare name, found on PATH: every directory of PATH could hold the one that runs. */
+const onPath = makeFixture((config, dir) => ({ ...config, allowed_paths: [`${dir}/**`], luallm: { ...config.luallm, binary: "luallm" } }))
+afterAll(() => onPath.cleanup())
+const localBin = join(onPath.home, ".local", "bin")
+
+layer(sandboxTestLayer(onPath, { packageRoot: null, searchPath: [localBin, "/usr/bin"] }))("luallm.binary found on PATH", (it) => {
+  it.effect("refuses to plant a luallm in a directory of PATH, or a directory in its place", () =>
+    Effect.gen(function*() {
+      const write = yield* Effect.flip(call("export const run = () => fs.writeFile('~/.local/bin/luallm', '#!/bin/sh')", everywhere))
+      expect(write).toEqual(protectedRefusal("fs.writeFile", "~/.local/bin/luallm", join(localBin, "luallm"), "luallm.binary on PATH", join(localBin, "luallm")))
+      const mkdir = yield* Effect.flip(call("export const run = () => fs.mkdir('~/.local/bin/luallm')", everywhere))
+      expect(mkdir).toEqual(protectedRefusal("fs.mkdir", "~/.local/bin/luallm", join(localBin, "luallm"), "luallm.binary on PATH", join(localBin, "luallm")))
+      expect(existsSync(join(localBin, "luallm"))).toBe(false)
+    }))
+
+  it.effect("still lets a skill write other files there", () =>
+    Effect.gen(function*() {
+      yield* call("export const run = () => fs.mkdir('~/.local/bin')", everywhere)
+      yield* call("export const run = () => fs.writeFile('~/.local/bin/notes.txt', 'ok')", everywhere)
+      expect(readFileSync(join(localBin, "notes.txt"), "utf8")).toBe("ok")
+    }))
+})
+
+/** The bin's code cache holds compiled code the next CLI start runs. */
+const cache = makeFixture((config) => ({ ...config, allowed_paths: ["/**"] }))
+afterAll(() => cache.cleanup())
+const cacheDir = join(cache.home, "compile-cache")
+
+layer(sandboxTestLayer(cache, { packageRoot: null, compileCache: cacheDir }))("the CLI's compiled-code cache", (it) => {
+  it.effect("refuses to write a code cache the next start would run", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(call(`export const run = () => fs.writeFile(${JSON.stringify(`${cacheDir}/0123-4567.bin`)}, 'x')`, { paths: ["/**"] }))
+      expect(error).toEqual(protectedRefusal("fs.writeFile", `${cacheDir}/0123-4567.bin`, join(cacheDir, "0123-4567.bin"), "the CLI's compiled-code cache", cacheDir))
+    }))
+})
+
+describe("the CLI's compiled-code cache is where the sandbox protects it", () => {
+  it.scoped("by default (under the temporary directory) and when LUALLM_AGENT_COMPILE_CACHE names it", () =>
+    Effect.gen(function*() {
+      const tmp = yield* tempDir
+      runCli(["--version"], { env: { TMPDIR: tmp } })
+      const before = process.env["TMPDIR"]
+      process.env["TMPDIR"] = tmp
+      try {
+        expect(existsSync(compileCacheDirectory({}))).toBe(true)
+        expect(readdirSync(tmp)).toEqual([basename(compileCacheDirectory({}))])
+      } finally {
+        if (before === undefined) delete process.env["TMPDIR"]
+        else process.env["TMPDIR"] = before
+      }
+      const named = join(tmp, "named-cache")
+      runCli(["--version"], { env: { LUALLM_AGENT_COMPILE_CACHE: named } })
+      expect(existsSync(named)).toBe(true)
+      expect(compileCacheDirectory({ LUALLM_AGENT_COMPILE_CACHE: named })).toBe(named)
+    }).pipe(Effect.provide(TestPlatform)))
 })
 
 layer(sandboxTestLayer(broad, { packageRoot: fakePackage }))("mkdir checks every directory it would create", (it) => {
@@ -587,12 +680,27 @@ describe("the environment of a command", () => {
     const before = process.env["LUALLM_AGENT_LLM_API_KEY"]
     process.env["LUALLM_AGENT_LLM_API_KEY"] = "sk-must-not-leak"
     try {
-      const result = nodeSandboxHost().spawn("cat", ["/proc/self/environ"], { dir, timeoutMs: 5000, maxBytes: 65536 })
+      const result = nodeSandboxHost().spawn("cat", ["/proc/self/environ"], { dir, timeoutMs: 5000, maxBytes: 65536, memoryBytes: 64 * 1024 * 1024, fileBytes: 1024 })
       expect(result.stdout.split("\u0000").filter((line) => line !== "").sort()).toEqual(["LC_ALL=C", "PATH=/usr/bin:/bin", `TMPDIR=${join(dir, "tmp")}`])
       expect(readdirSync(join(dir, "work"))).toEqual([])
     } finally {
       if (before === undefined) delete process.env["LUALLM_AGENT_LLM_API_KEY"]
       else process.env["LUALLM_AGENT_LLM_API_KEY"] = before
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe("the limits of a command", () => {
+  it("runs with its address space, each file it writes and core dumps bounded", () => {
+    const dir = mkdtempSync(join(tmpdir(), "luallm-reach-limits-"))
+    try {
+      const result = nodeSandboxHost().spawn("cat", ["/proc/self/limits"], { dir, timeoutMs: 5000, maxBytes: 65536, memoryBytes: 48 * 1024 * 1024, fileBytes: 4096 })
+      const limit = (name: string) => result.stdout.split("\n").find((line) => line.startsWith(name))?.slice(26).trim().split(/\s+/).slice(0, 2)
+      expect(limit("Max address space")).toEqual([String(48 * 1024 * 1024), String(48 * 1024 * 1024)])
+      expect(limit("Max file size")).toEqual(["4096", "4096"])
+      expect(limit("Max core file size")).toEqual(["0", "0"])
+    } finally {
       rmSync(dir, { recursive: true, force: true })
     }
   })

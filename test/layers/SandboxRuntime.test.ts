@@ -213,6 +213,37 @@ layer(sandboxTestLayer(fixture), { excludeTestServices: true })("a draft that fl
     }))
 })
 
+layer(sandboxTestLayer(fixture), { excludeTestServices: true })("a test file that floods the host", (it) => {
+  const tested = (name: string, tests: string) =>
+    Effect.flatMap(Sandbox, (sandbox) =>
+      sandbox.runTests(runRequest(skillSource(header({ name }) + "export const run = () => 1")), { file: `/virtual/${name}.test.js`, code: tests }))
+
+  it.effect("tests that fail with 4 MB messages report each cut to a readable length", () =>
+    Effect.gen(function*() {
+      const run = yield* tested("shouting", Array.from({ length: 3 }, (_, n) => `test("t${n}", () => { throw new Error("e".repeat(4 * 1024 * 1024)) })`).join("\n"))
+      expect(run.report).toMatchObject({ total: 3, failed: 3 })
+      for (const result of run.report.results) {
+        expect(result.error?.length).toBeLessThanOrEqual(sandboxLimits.maxTestErrorChars + 40)
+        expect(result.error).toMatch(/^Error: e+… \(\d+ more characters\)$/)
+      }
+    }))
+
+  it.effect("a test name of 1 MB is cut to a readable length", () =>
+    Effect.gen(function*() {
+      const run = yield* tested("named", `test("n".repeat(1024 * 1024), () => {})`)
+      expect(run.report).toMatchObject({ total: 1, passed: 1 })
+      expect(run.report.results[0]?.name).toBe(`${"n".repeat(sandboxLimits.maxTestNameChars)}… (${1024 * 1024 - sandboxLimits.maxTestNameChars} more characters)`)
+    }))
+
+  it.effect("what all the tests print together is capped like one run's output", () =>
+    Effect.gen(function*() {
+      const run = yield* tested("printing", Array.from({ length: 5 }, (_, n) => `test("t${n}", () => { for (let i = 0; i < 1100; i++) print("p".repeat(1000)) })`).join("\n"))
+      expect(run.report).toMatchObject({ total: 5, passed: 5 })
+      expect(run.output.length).toBeLessThanOrEqual(sandboxLimits.maxOutputChars + 200)
+      expect(run.output.endsWith(`[output truncated: the tests printed more than ${sandboxLimits.maxOutputChars} characters]\n`)).toBe(true)
+    }))
+})
+
 const smallLogLayer = sandboxLayer({ home: smallLog.home, cwd: smallLog.home }).pipe(
   Layer.provideMerge(AuditLive),
   Layer.provideMerge(AppConfigFrom(smallLog.config, { home: smallLog.home, cwd: smallLog.home })),
@@ -226,6 +257,8 @@ layer(smallLogLayer, { excludeTestServices: true })("a flood against a small, ro
       for (let n = 0; n < 50; n++) yield* audit.log("test.earlier", { n })
       const { exit } = yield* timed(call(flood, {}))
       expectTimeout(exit)
+      // The log's writer appends what is queued a moment later: wait for every line logged so far.
+      yield* audit.flush
       const { audit: { max_files, max_size_mb, path } } = smallLog.config
       const { bad, entries } = yield* readAuditLog({ path, maxFiles: max_files })
       expect(bad).toEqual([])

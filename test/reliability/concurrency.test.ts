@@ -146,7 +146,7 @@ describe("agent processes sharing one store", () => {
       expect(refused.stderr).toContain(`Another luallm-agent process (pid ${process.pid}, \`embedding app\``)
 
       writeFileSync(`${ws.dataDir}/release`, "")
-      const resumed = cli(ws, ["resume", "--json"])
+      const resumed = cli(ws, ["resume", "--json", "--log-level", "warning"])
       expect(resumed.stderr).toBe("")
       expect(JSON.parse(resumed.stdout)).toMatchObject({ task_id: held.id, state: "complete", result: { wait: "released" } })
       expect(existsSync(`${ws.config.state_dir}/tasks/${held.id}.lock`)).toBe(false)

@@ -163,7 +163,7 @@ describe("a state directory that cannot be written", () => {
       expect(savedTask(ws, before.id)).toEqual(before)
 
       rmSync(filler)
-      const again = cli(ws, ["run", ws.prompt, "--yes", "--json"])
+      const again = cli(ws, ["run", ws.prompt, "--yes", "--json", "--log-level", "warning"])
       expect(again.stderr).toBe("")
       expect(JSON.parse(again.stdout)).toMatchObject({ state: "complete", result: { sum: 5 } })
     }).pipe(Effect.provide(TestPlatform)))

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { prepareWorkspace, type ScriptedTask, type Workspace } from "../../scripts/soak.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
 import { ExitCodes } from "../../src/shell/exit.ts"
@@ -44,6 +44,37 @@ const setUp = Effect.gen(function*() {
   return ws
 })
 
+/**
+ * Counts the lines of a 1 TiB sparse file with `wc -l` (minutes of reading zeros, little
+ * memory) until the release file exists: the worker thread waits inside one blocking host call
+ * the whole time, the state the CLI used to hold on to until the skill's deadline.
+ */
+const execSkill = (dataDir: string) => `/* @skill {"name": "count_until_released", "version": "1.0.0", "description": "Counts the lines of a huge file until the release file exists", "paths": ["${dataDir}/**"], "capabilities": ["exec"], "public_functions": ["run"]} */
+export function run() {
+  while (!fs.exists("${dataDir}/release")) exec("wc", ["-l", "${dataDir}/huge"])
+  return "released"
+}
+`
+
+const execTask = (dataDir: string): ScriptedTask => ({
+  prompt: "Count until released.",
+  skills: [{ name: "count_until_released", code: execSkill(dataDir) }],
+  script: [
+    FakeReply.content(JSON.stringify({ nodes: [{ id: "count", action: "skill", skill_name: "count_until_released", skill_args: {} }] }), { when: "Request:" })
+  ]
+})
+
+/** The pids of the processes whose command line names `path` (Linux). */
+const processesNaming = (path: string): ReadonlyArray<string> =>
+  readdirSync("/proc").filter((pid) => {
+    if (!/^\d+$/.test(pid)) return false
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(path)
+    } catch {
+      return false
+    }
+  })
+
 /** The skill is running: its run started and it has already made host calls for a while. */
 const spinning = (ws: Workspace) => () =>
   existsSync(ws.config.audit.path) && readFileSync(ws.config.audit.path, "utf8").includes(`"event":"skill.start"`)
@@ -74,8 +105,55 @@ describe("signals during a skill run", () => {
       expect(existsSync(`${ws.config.state_dir}/tasks/${saved.id}.lock`)).toBe(false)
 
       writeFileSync(`${ws.dataDir}/release`, "")
-      const resume = cli(ws, ["resume", "--json"])
+      const resume = cli(ws, ["resume", "--json", "--log-level", "warning"])
       expect(resume.stderr).toBe("")
       expect(JSON.parse(resume.stdout)).toMatchObject({ task_id: saved.id, state: "complete", result: { spin: "released" } })
     }).pipe(Effect.provide(TestPlatform)), 90_000)
+
+  it.scopedLive.each(["SIGINT", "SIGTERM"] as const)(
+    "%s during a blocking exec stops the CLI within 2 s and the command with it, the task stays saved, and resume completes it",
+    (signal) =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        mkdirSync(`${dir}/data`)
+        writeFileSync(`${dir}/data/release`, "")
+        const ws = yield* prepareWorkspace(dir, execTask)
+        // exec is granted on the task path by the skill_exec tier.
+        const configFile = ws.globalArgs[1] ?? ""
+        const config = JSON.parse(readFileSync(configFile, "utf8"))
+        writeFileSync(configFile, JSON.stringify({ ...config, approval_tiers: { ...config.approval_tiers, skill_exec: "auto" }, limits: { ...config.limits, skill_timeout_seconds: 60 } }))
+        const huge = `${ws.dataDir}/huge`
+        const fd = openSync(huge, "w")
+        ftruncateSync(fd, 2 ** 40)
+        closeSync(fd)
+        rmSync(`${ws.dataDir}/release`)
+
+        const child = startCli(ws, ["run", ws.prompt, "--yes"])
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            child.kill("SIGKILL")
+            for (const pid of processesNaming(huge)) process.kill(Number(pid), "SIGKILL")
+          })
+        )
+        yield* waitUntil("wc runs", () => processesNaming(huge).length > 0)
+        yield* Effect.sleep("300 millis")
+        expect(child.exitCode).toBeNull()
+
+        const sent = Date.now()
+        child.kill(signal)
+        const code = yield* exited(child)
+        expect(Date.now() - sent).toBeLessThan(2_000)
+        expect(code).toBe(ExitCodes.interrupted)
+        expect(processesNaming(huge)).toEqual([])
+
+        const status = cli(ws, ["status", "--json"])
+        expect((JSON.parse(status.stdout) as { task: { state: string } }).task.state).toBe("graph_exec")
+
+        writeFileSync(`${ws.dataDir}/release`, "")
+        const resume = cli(ws, ["resume", "--json", "--log-level", "warning"])
+        expect(resume.stderr).toBe("")
+        expect(JSON.parse(resume.stdout)).toMatchObject({ state: "complete", result: { count: "released" } })
+      }).pipe(Effect.provide(TestPlatform)),
+    90_000
+  )
 })

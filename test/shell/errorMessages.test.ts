@@ -4,13 +4,15 @@
  * and the exit code. A `Data.TaggedError` (or `Schema.TaggedError`) added anywhere in src without
  * a row here fails the completeness test at the bottom.
  */
+import { CliConfig, CommandDescriptor, HelpDoc } from "@effect/cli"
+import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Either } from "effect"
+import { Effect, Either, HashMap, Option } from "effect"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
-import { NodeAnswerInvalid } from "../../src/agent/execution.ts"
+import { NodeAnswerInvalid, NodeDataTooLarge } from "../../src/agent/execution.ts"
 import { NoTaskToResume, TaskIdTaken, TaskInProgress } from "../../src/Agent.ts"
 import { AgentClosed, ApprovalCallbackFailed } from "../../src/createAgent.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
@@ -97,8 +99,11 @@ import {
 } from "../../src/layers/State.ts"
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
 import { ConfirmationRequired } from "../../src/shell/commands/task.ts"
-import { renderError } from "../../src/shell/errors.ts"
-import { ExitCodes, ExitWith } from "../../src/shell/exit.ts"
+import { LogLevelInvalid, UnknownOption } from "../../src/shell/argv.ts"
+import { cli, unknownOption } from "../../src/shell/cli.ts"
+import { OutputExists, OutputNotAllowed, OutputProtected } from "../../src/shell/outputPath.ts"
+import { ArgsNotJson, NoTestsRegistered } from "../../src/shell/commands/skills.ts"
+import { ExitCodes, ExitWith, renderError } from "../../src/shell/exit.ts"
 import { runCli } from "../support/cli.ts"
 
 interface Row {
@@ -195,7 +200,18 @@ const rows: ReadonlyArray<Row> = [
       file: "/home/ada/agent.json",
       issues: [{ key: "limits.max_task_steps", message: `expected a positive integer, got "ten"`, source: { _tag: "file", file: "/home/ada/agent.json" } }]
     }),
-    facts: ["/home/ada/agent.json", "limits.max_task_steps", `got "ten"`, "luallm-agent config"]
+    facts: ["/home/ada/agent.json", "limits.max_task_steps", `got "ten"`, "luallm-agent doctor"]
+  },
+  {
+    variant: "two keys",
+    error: new ConfigInvalid({
+      file: "/home/ada/agent.json",
+      issues: [
+        { key: "limits.max_task_steps", message: `expected a positive integer, got "ten"`, source: { _tag: "file", file: "/home/ada/agent.json" } },
+        { key: "llm.base_url", message: `expected an http:// or https:// URL, got "localhost:8089"; write it as "http://localhost:8089"`, source: { _tag: "env", variable: "LUALLM_AGENT_LLM_BASE_URL" } }
+      ]
+    }),
+    facts: ["limits.max_task_steps", "llm.base_url", `"http://localhost:8089"`, "$LUALLM_AGENT_LLM_BASE_URL", "luallm-agent doctor"]
   },
   // Audit
   { error: new AuditWriteError({ path: `${STATE_DIR}/audit.jsonl`, reason: "ENOSPC: no space left on device" }), facts: [`${STATE_DIR}/audit.jsonl`, "ENOSPC", "audit.path"] },
@@ -313,6 +329,16 @@ const rows: ReadonlyArray<Row> = [
     facts: ["9000 tokens", "1024", "8192-token context", "qwen2.5-7b-instruct", "skill catalogue", "llm.context_tokens"]
   },
   { error: new TaskTokenBudgetExceeded({ used: 998_000, next: 6_000, limit: 1_000_000, purpose: "node" }), facts: ["998000", "6000", "limits.max_task_tokens", "1000000", "resume"] },
+  {
+    variant: "result",
+    error: new NodeDataTooLarge({ node: "rows", skill: "read_csv", direction: "result", size: 20_000_000, limit: 16_777_216 }),
+    facts: [`Node "rows"`, "read_csv", "20000000", "16777216", "a quarter of the 64 MB of limits.skill_memory_mb"]
+  },
+  {
+    variant: "arguments",
+    error: new NodeDataTooLarge({ node: "stats", skill: "column_stats", direction: "arguments", size: 20_000_000, limit: 16_777_216 }),
+    facts: [`Node "stats"`, "column_stats", "as its arguments", "20000000", "16777216", "limits.skill_memory_mb"]
+  },
   { error: new NodeAnswerInvalid({ node: "totals", problems: ["answer.total: is missing"] }), facts: ["totals", "output_schema", "answer.total: is missing", "max_retries"] },
   // Cassettes
   {
@@ -382,7 +408,12 @@ const rows: ReadonlyArray<Row> = [
   { error: new SkillStalled({ skill: "csv_sum", function: "run" }), facts: ["csv_sum", "run"] },
   { error: new SandboxCrashed({ skill: "csv_sum", reason: "the QuickJS engine did not load (out of memory)" }), facts: ["csv_sum", "QuickJS engine did not load"] },
   { error: new SandboxWorkerMissing({ script: "/opt/luallm-agent/dist/sandboxWorker.cjs" }), facts: ["/opt/luallm-agent/dist/sandboxWorker.cjs", "`npm run build`"] },
-  { error: new TestFileFailed({ skill: "csv_sum", file: DRAFT.replace(".js", ".test.js"), reason: "it registers 150 tests, more than the 100 allowed." }), facts: ["csv_sum", "csv_sum.test.js", "150 tests", "luallm-agent skills test csv_sum"] },
+  { variant: "draft", error: new TestFileFailed({ skill: "csv_sum", file: DRAFT.replace(".js", ".test.js"), reason: "it registers 150 tests, more than the 100 allowed.", draft: true }), facts: ["luallm-agent skills test csv_sum --draft", "csv_sum", "csv_sum.test.js", "150 tests", "luallm-agent skills test csv_sum"] },
+  {
+    variant: "shipped",
+    error: new TestFileFailed({ skill: "read_csv", file: "/opt/luallm-agent/skills/read_csv.test.js", reason: "SyntaxError: unexpected token", draft: false }),
+    facts: ["read_csv", "SyntaxError", "`luallm-agent skills test read_csv`"]
+  },
   // SkillRunner
   { error: new TestFileMissing({ skill: "csv_sum", file: "/home/ada/skills/csv_sum.test.js" }), facts: ["csv_sum", "/home/ada/skills/csv_sum.test.js"] },
   { error: new RunNotDeclared({ skill: "csv_sum", declared: ["summarise"] }), facts: ["csv_sum", "summarise", "public_functions"] },
@@ -399,7 +430,38 @@ const rows: ReadonlyArray<Row> = [
   { error: new ContextFileUnreadable({ path: "/home/ada/notes.md", reason: "ENOENT: no such file or directory" }), facts: ["/home/ada/notes.md", "ENOENT"] },
   { error: new NoCodeInAnswer({ out: "sum.py", model: "qwen2.5-7b-instruct", answer: "I cannot help with that." }), facts: ["sum.py", "qwen2.5-7b-instruct", "I cannot help with that."] },
   { error: new OutputNotWritten({ path: "/readonly/sum.py", reason: "EACCES: permission denied" }), facts: ["/readonly/sum.py", "EACCES"] },
-  { error: new SinceInvalid({ value: "last tuesday" }), facts: [`"last tuesday"`, "2024-05-01"] }
+  { error: new SinceInvalid({ value: "last tuesday" }), facts: [`"last tuesday"`, "2024-05-01"] },
+  {
+    error: new OutputNotAllowed({ path: "../sum.py", resolved: "/home/ada/sum.py", allowed: ["~/projects/**"] }),
+    facts: ["../sum.py", "/home/ada/sum.py", "~/projects/**", `"/home/ada/**"`]
+  },
+  {
+    error: new OutputProtected({ path: "notes.py", resolved: `${STATE_DIR}/current_task.json`, root: `state_dir (${STATE_DIR})` }),
+    facts: ["notes.py", `${STATE_DIR}/current_task.json`, `state_dir (${STATE_DIR})`, "whatever allowed_paths says"]
+  },
+  { error: new OutputExists({ path: "/home/ada/projects/sum.py" }), facts: ["/home/ada/projects/sum.py", "--force"] },
+  {
+    error: new ArgsNotJson({ reason: "expected a JSON object, got [1]" }),
+    shown: new ExitWith({ code: ExitCodes.usage, error: new ArgsNotJson({ reason: "expected a JSON object, got [1]" }) }),
+    code: ExitCodes.usage,
+    facts: ["--args", "got [1]", `--args '{"path": "~/data/file.csv"}'`]
+  },
+  {
+    error: new NoTestsRegistered({ skill: "csv_sum", file: `${STATE_DIR}/drafts/csv_sum.test.js` }),
+    facts: ["csv_sum", `${STATE_DIR}/drafts/csv_sum.test.js`, "register no tests", "test(name, fn)"]
+  },
+  {
+    error: new LogLevelInvalid({ value: "quiet" }),
+    shown: new ExitWith({ code: ExitCodes.usage, error: new LogLevelInvalid({ value: "quiet" }) }),
+    code: ExitCodes.usage,
+    facts: [`--log-level "quiet"`, "warning", "debug"]
+  },
+  {
+    error: new UnknownOption({ option: "--yse", command: "luallm-agent run", suggestion: "--yes" }),
+    shown: new ExitWith({ code: ExitCodes.usage, error: new UnknownOption({ option: "--yse", command: "luallm-agent run", suggestion: "--yes" }) }),
+    code: ExitCodes.usage,
+    facts: ["--yse", "luallm-agent run has no option", "Did you mean --yes?", "`luallm-agent run --help`"]
+  }
 ]
 
 /** A command to type, or a word that starts a step a human can take. */
@@ -553,8 +615,7 @@ const declared: ReadonlyArray<Declared> = sourceFiles(srcDir).flatMap((file) =>
 
 /** Classes a test cannot construct, and how they are covered instead. */
 const coveredElsewhere: Readonly<Record<string, string>> = {
-  ExitWith: "renders as no message; tested above",
-  ArgsNotJson: "private to the skills command, which prints it itself; tested above through the CLI"
+  ExitWith: "renders as no message, or as the error it carries; tested above"
 }
 
 describe("the table of failure messages", () => {
@@ -579,5 +640,96 @@ describe("the table of failure messages", () => {
   it("covers elsewhere only classes that cannot be constructed here (or that render as no message)", () => {
     const privateTags = declared.filter((d) => !d.exported).map((d) => d.tag)
     expect(Object.keys(coveredElsewhere).filter((tag) => tag !== "ExitWith").sort()).toEqual([...privateTags].sort())
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Every command a message suggests works as printed: it parses against the CLI's own command tree
+// (subcommands, options, arguments), the way `luallm-agent` itself would parse it.
+
+/** The words of a command as a shell splits them (quotes grouped, `&&` ends a command). */
+const shellWords = (command: string): ReadonlyArray<ReadonlyArray<string>> =>
+  command.split("&&").map((part) => Array.from(part.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g), (m) => m[1] ?? m[2] ?? m[3] ?? ""))
+
+/** Why `words` (after `luallm-agent`) would not run, or undefined when they parse. */
+const whyNotParsed = (words: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const unknown = unknownOption(words)
+    if (Option.isSome(unknown)) return unknown.value.message
+    const parsed = yield* Effect.either(CommandDescriptor.parse(cli.descriptor, ["luallm-agent", ...words], CliConfig.defaultConfig))
+    if (Either.isLeft(parsed)) return HelpDoc.toAnsiText(parsed.left.error).trim()
+    const directive = parsed.right
+    return directive._tag === "UserDefined" && directive.leftover.length > 0 ? `left over: ${directive.leftover.join(" ")}` : undefined
+  }).pipe(Effect.provide(NodeContext.layer))
+
+/** The `luallm-agent …` commands quoted in `text` (between backticks), each as the words after the program. */
+const suggestedIn = (text: string): ReadonlyArray<ReadonlyArray<string>> =>
+  Array.from(text.matchAll(/`luallm-agent ([^`]+)`/g), (m) => m[1] ?? "")
+    .flatMap(shellWords)
+    .map((words) => (words[0] === "luallm-agent" ? words.slice(1) : words))
+
+/** Each command that does not parse, where it was found and why. */
+const unparsed = (commands: ReadonlyArray<{ readonly where: string; readonly words: ReadonlyArray<string> }>) =>
+  Effect.map(
+    Effect.forEach(commands, ({ where, words }) => Effect.map(whyNotParsed(words), (why) => (why === undefined ? [] : [`${where}: luallm-agent ${words.join(" ")} — ${why}`]))),
+    (found) => found.flat()
+  )
+
+describe("suggested commands", () => {
+  it.effect("every command a failure message suggests parses against the CLI's command tree", () =>
+    Effect.gen(function*() {
+      const suggestions = rows.flatMap((row) => suggestedIn(renderError(row.shown ?? row.error).message).map((words) => ({ row: row.error._tag, words })))
+      expect(suggestions.length).toBeGreaterThan(10)
+      expect(yield* unparsed(suggestions.map(({ row, words }) => ({ where: row, words })))).toEqual([])
+    }))
+
+  it.effect("so does every `luallm-agent …` command written in src's strings, with its ${…} values filled in", () =>
+    Effect.gen(function*() {
+      const commandNames = new Set(Array.from(HashMap.keys(CommandDescriptor.getSubcommands(cli.descriptor))))
+      const commands = sourceFiles(srcDir).flatMap((file) =>
+        readFileSync(file, "utf8")
+          .split("\n")
+          // Code, not comments: what a user can be shown.
+          .filter((line) => !/^\s*(\*|\/\/|\/\*)/.test(line))
+          .map((line) => line.replace(/\$\{[^}]*\}/g, "3f2a9c1e"))
+          .flatMap((line) =>
+            Array.from(
+              line.matchAll(/luallm-agent((?: +(?:"[^"]*"|'[^']*'|[^\s`"'()&\\—]+))+)/g),
+              (m) => shellWords((m[1] ?? "").trim().replace(/[.,;:]$/, ""))[0] ?? []
+            )
+          )
+          // A run of words after the program that starts with a command, not prose ("the luallm-agent package").
+          .filter((words) => commandNames.has(words[0] ?? "") || (words[0] ?? "").startsWith("-"))
+          .map((words) => ({ where: relative(srcDir, file), words }))
+      )
+      expect(commands.length).toBeGreaterThan(20)
+      expect(yield* unparsed(commands)).toEqual([])
+    }))
+
+  it.effect("a wrong suggestion is caught: an unknown subcommand, option or missing argument", () =>
+    Effect.gen(function*() {
+      expect(yield* whyNotParsed(["skills", "tset", "csv_sum"])).toBeDefined()
+      expect(yield* whyNotParsed(["skills", "test", "csv_sum", "--drafts"])).toContain("Did you mean --draft?")
+      expect(yield* whyNotParsed(["approvals", "approve"])).toBeDefined()
+      expect(yield* whyNotParsed(["skills", "test", "csv_sum", "--draft"])).toBeUndefined()
+    }))
+
+  it("a failed draft's message points at the draft's own tests (`--draft`), which the printed command runs", () => {
+    const task = {
+      ...newTask(ID, "Sum the sales", now),
+      state: "skill_test" as const,
+      draft: {
+        skill: { name: "csv_sum", purpose: "sum", example_args: {} },
+        attempt: 4,
+        code_path: DRAFT,
+        test_path: DRAFT.replace(".js", ".test.js"),
+        feedback: null,
+        test_report: null,
+        tested: null,
+        approval_id: null
+      }
+    }
+    const failed = transition(task, Event.TestsFailed({ report: null, feedback: "1 of 1 tests failed" }), { ...limits, max_skill_retries: 3 }, now).task
+    expect(suggestedIn(failed.error ?? "")).toEqual([["skills", "test", "csv_sum", "--draft"]])
   })
 })

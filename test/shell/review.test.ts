@@ -5,18 +5,13 @@
  * installed), never the live draft.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { Effect } from "effect"
+import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { configInside } from "../../src/core/config.ts"
 import { describeHiddenCharacters, findHiddenCharacters } from "../../src/core/reviewText.ts"
-import { Approvals, ApprovalsLive } from "../../src/layers/Approvals.ts"
-import { AuditTest } from "../../src/layers/Audit.ts"
-import { AppConfigFrom } from "../../src/layers/Config.ts"
 import { codeView, hiddenMark } from "../../src/shell/codeReview.ts"
 import { runCli } from "../support/cli.ts"
+import { draftWorkspace, fileApproval } from "../support/draftApproval.ts"
 
 /**
  * A draft whose comment hides a line break, with an RLO, a zero-width joiner in an identifier and a
@@ -31,41 +26,8 @@ const hiddenCode = [
 ].join("\n")
 const hiddenTests = "test('sums\u2066', () => {})\n"
 
-const setup = () => {
-  const home = mkdtempSync(join(tmpdir(), "luallm-agent-review-"))
-  const config = configInside(home)
-  mkdirSync(config.skills.agent_dir, { recursive: true })
-  const codePath = join(config.skills.agent_dir, "csv_sum.js")
-  const testPath = join(config.skills.agent_dir, "csv_sum.test.js")
-  writeFileSync(codePath, hiddenCode)
-  writeFileSync(testPath, hiddenTests)
-  const env = {
-    HOME: home,
-    LUALLM_AGENT_STATE_DIR: config.state_dir,
-    LUALLM_AGENT_SKILLS_AGENT_DIR: config.skills.agent_dir,
-    LUALLM_AGENT_SKILLS_ALLOWED_DIR: config.skills.allowed_dir
-  }
-  return { home, config, codePath, testPath, env }
-}
-
-/** Files an approval for the draft as a passing test run would. */
-const fileApproval = (context: ReturnType<typeof setup>) =>
-  Effect.gen(function*() {
-    const approvals = yield* Approvals
-    const tested = yield* approvals.keepTested({ code: hiddenCode, tests: hiddenTests })
-    return yield* approvals.create({
-      skillName: "csv_sum",
-      metadata: { name: "csv_sum", version: "1.0.0", description: "sums", dependencies: [], paths: [], urls: [], public_functions: ["run"], capabilities: [] },
-      codePath: context.codePath,
-      testPath: context.testPath,
-      testReport: { total: 1, passed: 1, failed: 0, results: [{ name: "sums", status: "pass", error: null, duration_ms: 1 }] },
-      tested,
-      taskId: null
-    })
-  }).pipe(
-    Effect.provide(ApprovalsLive.pipe(Layer.provide(AuditTest), Layer.provide(AppConfigFrom(context.config, { home: context.home, cwd: context.home })))),
-    Effect.provide(NodeContext.layer)
-  )
+const setup = () => draftWorkspace(hiddenCode, hiddenTests)
+const passedOnce = { total: 1, passed: 1, failed: 0, results: [{ name: "sums", status: "pass" as const, error: null, duration_ms: 1 }] }
 
 const expectedWarnings = [
   "code: characters a reader cannot see (the code view shows each one escaped and marked):",
@@ -90,7 +52,7 @@ describe("approvals show", () => {
   it.effect("prints the tested code and tests with a gutter and every hidden character marked, and warns naming each", () =>
     Effect.gen(function*() {
       const context = setup()
-      const record = yield* fileApproval(context)
+      const record = yield* fileApproval(context, passedOnce)
       // The live draft changes after the tests ran: the review still shows what was tested.
       writeFileSync(context.codePath, "export function run() { return 'live' }\n")
       const run = runCli(["approvals", "show", record.id.slice(0, 8)], { env: context.env, cwd: context.home })
@@ -103,10 +65,29 @@ describe("approvals show", () => {
       expect(run.stdout).toContain(`sha256sum -c`)
     }))
 
+  it.effect("shows each test's name and failure on its own line, a line break or bidi control in them escaped and marked", () =>
+    Effect.gen(function*() {
+      const context = setup()
+      // Names a test file builds at run time (so its text holds no hidden character) that forge summary lines.
+      const record = yield* fileApproval(context, {
+        total: 2,
+        passed: 1,
+        failed: 1,
+        results: [
+          { name: "sums\n  declared paths: (none)\n  capabilities:   (none)", status: "pass", error: null, duration_ms: 1 },
+          { name: "rounds \u202e(sm 1)", status: "fail", error: "AssertionError: 1\n    ✅ all good\u200b", duration_ms: 1 }
+        ]
+      })
+      const run = runCli(["approvals", "show", record.id.slice(0, 8)], { env: context.env, cwd: context.home })
+      expect(run.stdout).toContain("    ✅ sums⟦\\n⟧  declared paths: (none)⟦\\n⟧  capabilities:   (none) (1 ms)")
+      expect(run.stdout).toContain("    ❌ rounds ⟦\\u202e⟧(sm 1): AssertionError: 1⟦\\n⟧    ✅ all good⟦\\u200b⟧")
+      expect(run.stdout.split("\n").filter((line) => line.startsWith("  declared paths:"))).toHaveLength(1)
+    }))
+
   it.effect("names the hidden characters in --json", () =>
     Effect.gen(function*() {
       const context = setup()
-      const record = yield* fileApproval(context)
+      const record = yield* fileApproval(context, passedOnce)
       const run = runCli(["approvals", "show", record.id, "--json"], { env: context.env, cwd: context.home })
       const shown = JSON.parse(run.stdout)
       expect(shown.hidden_characters.code.map((h: { codePoint: number; line: number }) => [h.codePoint, h.line])).toEqual([
@@ -123,7 +104,7 @@ describe("approvals list", () => {
   it.effect("warns under a draft that holds hidden characters", () =>
     Effect.gen(function*() {
       const context = setup()
-      const record = yield* fileApproval(context)
+      const record = yield* fileApproval(context, passedOnce)
       const run = runCli(["approvals", "list"], { env: context.env, cwd: context.home })
       expect(run.code).toBe(0)
       expect(run.stdout).toContain(`${record.id.slice(0, 8)}  csv_sum 1.0.0  1/1 tests pass`)
@@ -149,6 +130,21 @@ describe("skills show", () => {
     )
     const run = runCli(["skills", "show", "csv_sum", "--draft"], { env: context.env, cwd: context.home })
     expect(run.stdout).toContain("  reads ⟦\\u202e⟧fdp.exe")
+  })
+})
+
+describe("skills list", () => {
+  it("shows a description on one line, a line break or bidi control in it escaped and marked", () => {
+    const context = setup()
+    writeFileSync(
+      context.codePath,
+      `/* @skill {"name": "csv_sum", "version": "1.0.0\u202e", "description": "sums\\napproved ${context.config.skills.allowed_dir}\\n  trusted_tool 1.0.0  looks approved", "public_functions": ["run"]} */\nexport function run() {}\n`
+    )
+    const run = runCli(["skills", "list"], { env: context.env, cwd: context.home })
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain(`  csv_sum 1.0.0⟦\\u202e⟧  sums⟦\\n⟧approved ${context.config.skills.allowed_dir}⟦\\n⟧  trusted_tool 1.0.0  looks approved`)
+    expect(run.stdout).not.toContain("\n  trusted_tool")
+    expect(run.stdout).not.toMatch(/[\u202a-\u202e]/)
   })
 })
 

@@ -151,7 +151,7 @@ describe("where tasks are kept", () => {
       expect(approve.stdout).not.toContain("next:")
     }).pipe(Effect.provide(TestPlatform)), 120_000)
 
-  it("--store names the store; a value that is neither file nor a postgres:// URL, or a server that does not answer, is one clear error", () => {
+  it("--store names the store; a value that is neither file nor a postgres:// URL, or a server that does not answer, is one clear error; config hides the password", () => {
     const home = mkdtempSync(join(tmpdir(), "luallm-agent-home-"))
     const bad = runCli(["--store", "mysql://db/agent", "tasks"], { env: { HOME: home }, cwd: home })
     expect(bad.code).toBe(1)
@@ -161,5 +161,11 @@ describe("where tasks are kept", () => {
     expect(down.stderr).toMatch(/^error: Could not open the task store postgres:\/\/agent:\*\*\*@127\.0\.0\.1:1\/agent: .*ECONNREFUSED/m)
     expect(down.stderr).not.toContain("s3cret")
     expect(down.stderr).not.toMatch(/\n\s+at /)
+    // `config` shows where the store is, never its password.
+    const env = { HOME: home, LUALLM_AGENT_STORE: "postgres://agent:s3cret@127.0.0.1:1/agent" }
+    const shown = runCli(["config"], { env, cwd: home })
+    expect(shown.stdout).toContain(`store = "postgres://agent:***@127.0.0.1:1/agent"  ($LUALLM_AGENT_STORE)`)
+    expect(JSON.parse(runCli(["config", "--json"], { env, cwd: home }).stdout).values.store).toBe("postgres://agent:***@127.0.0.1:1/agent")
+    expect(`${shown.stdout}${runCli(["config", "--json"], { env, cwd: home }).stdout}`).not.toContain("s3cret")
   })
 })

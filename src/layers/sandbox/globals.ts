@@ -298,9 +298,19 @@ export const installGlobals = (run: RunScope, instance: Instance): void => {
     if (argv.some((arg) => arg.includes("\u0000"))) throw new GuestError("TypeError", "exec: arguments may not contain NUL")
     const parsed = Either.getOrThrowWith(parseCommand(command, argv), (reason) => new Refusal(new CommandNotAllowed({ skill, command, reason })))
     const resolvedArgv = parsed.words.map((word) => allowed(files.execWord(`exec ${command}`, word, parsed.recursion)))
+    if (!host.boundsCommands) {
+      throw new Refusal(new CommandNotAllowed({ skill, command, reason: "this host cannot bound a command's memory (prlimit, from util-linux, is not installed); install util-linux" }))
+    }
     const timeoutMs = run.remainingMs()
     if (timeoutMs === 0) throw new Refusal(new SkillTimeout({ skill, seconds: run.settings.timeoutSeconds }))
-    const result = host.spawn(command, resolvedArgv, { dir: run.commandDirectory(), timeoutMs, maxBytes: MAX_EXEC_OUTPUT })
+    const result = host.spawn(command, resolvedArgv, {
+      dir: run.commandDirectory(),
+      timeoutMs,
+      maxBytes: MAX_EXEC_OUTPUT,
+      // The same bound as the skill's own memory; sort's temporary files as large as one run may write.
+      memoryBytes: run.settings.memoryMb * 1024 * 1024,
+      fileBytes: run.settings.maxWriteBytes
+    })
     run.audit("sandbox.exec", { skill, command, args: resolvedArgv, code: result.code, stdout_bytes: result.stdout.length, truncated: result.truncated })
     if (result.timedOut) throw new Refusal(new SkillTimeout({ skill, seconds: run.settings.timeoutSeconds }))
     return json({ stdout: result.stdout, stderr: result.stderr, code: result.code, truncated: result.truncated })

@@ -98,15 +98,24 @@ export interface SandboxHost {
   readonly makeDirectory: (path: string) => void
   readonly makeTempDirectory: () => string
   readonly removeDirectory: (path: string) => void
+  /** Whether `spawn` can bound a command's memory and file sizes (it needs util-linux's prlimit). */
+  readonly boundsCommands: boolean
   /**
    * Runs `command` with `args` as argv (never through a shell), stdin closed, in `dir/work`
-   * (empty) with `dir/tmp` as its TMPDIR and no other environment than PATH and LC_ALL.
+   * (empty) with `dir/tmp` as its TMPDIR and no other environment than PATH and LC_ALL, its
+   * address space bounded by `memoryBytes`, each file it writes (sort's temporary files) by
+   * `fileBytes`, and no core dump.
    */
-  readonly spawn: (
-    command: string,
-    args: ReadonlyArray<string>,
-    options: { readonly dir: string; readonly timeoutMs: number; readonly maxBytes: number }
-  ) => SpawnResult
+  readonly spawn: (command: string, args: ReadonlyArray<string>, options: SpawnOptions) => SpawnResult
+}
+
+export interface SpawnOptions {
+  readonly dir: string
+  readonly timeoutMs: number
+  /** Bytes of stdout (and of stderr) kept; a command that prints more is killed. */
+  readonly maxBytes: number
+  readonly memoryBytes: number
+  readonly fileBytes: number
 }
 
 const { O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = fs.constants
@@ -188,6 +197,27 @@ const openPath = (path: string, mode: OpenMode): Opened => {
 /** Commands run with a fixed, minimal environment: no secrets from ours leak into them. */
 const commandEnvironment = (tmp: string) => ({ PATH: "/usr/bin:/bin", LC_ALL: "C", TMPDIR: tmp })
 
+/**
+ * util-linux's prlimit sets a command's resource limits and then becomes the command (exec, same
+ * process): node cannot set them on a child itself. Without it no command runs, because a grep
+ * regex alone can take all the host's memory.
+ */
+const prlimit = ["/usr/bin/prlimit", "/bin/prlimit"].find((path) => fs.existsSync(path)) ?? null
+
+/**
+ * Where the kernel lists the processes this thread started (Linux), for the main thread to kill
+ * them when it stops the run: a thread waiting for a command cannot be terminated until the
+ * command ends. Null where there is no such list.
+ */
+export const commandsOfThisThread = (): string | null => {
+  try {
+    const file = `/proc/${fs.readlinkSync("/proc/thread-self")}/children`
+    return fs.existsSync(file) ? file : null
+  } catch {
+    return null
+  }
+}
+
 export const nodeSandboxHost = (
   env: { readonly home: string; readonly cwd: string } = { home: process.env["HOME"] ?? homedir(), cwd: process.cwd() }
 ): SandboxHost => ({
@@ -265,12 +295,15 @@ export const nodeSandboxHost = (
   },
   makeTempDirectory: () => fs.mkdtempSync(join(tmpdir(), "luallm-exec-")),
   removeDirectory: (path) => fs.rmSync(path, { recursive: true, force: true }),
+  boundsCommands: prlimit !== null,
   spawn: (command, args, options) => {
+    if (prlimit === null) throw new Error("prlimit (util-linux) is needed to bound a command's memory")
     const work = join(options.dir, "work")
     const tmp = join(options.dir, "tmp")
     fs.mkdirSync(work, { recursive: true, mode: 0o700 })
     fs.mkdirSync(tmp, { recursive: true, mode: 0o700 })
-    const result = spawnSync(command, [...args], {
+    const limits = [`--as=${options.memoryBytes}`, `--fsize=${options.fileBytes}`, "--core=0"]
+    const result = spawnSync(prlimit, [...limits, "--", command, ...args], {
       cwd: work,
       env: commandEnvironment(tmp),
       shell: false,

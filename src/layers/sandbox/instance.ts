@@ -139,21 +139,27 @@ export class OutputBuffer {
   private readonly parts: Array<string> = []
   private size = 0
   private truncated = false
-  constructor(private readonly limit: number) {}
+  /** `what` names the source in the closing note: "the skill printed", "the tests printed". */
+  constructor(private readonly limit: number, private readonly what: string = "the skill printed") {}
+  /** Adds `line` and a line break. */
   append(line: string): void {
+    this.add(`${line}\n`)
+  }
+  /** Adds `text` as it is. */
+  add(text: string): void {
     if (this.truncated) return
     const room = this.limit - this.size
-    if (line.length + 1 > room) {
-      this.parts.push(line.slice(0, Math.max(0, room)))
+    if (text.length > room) {
+      this.parts.push(text.slice(0, Math.max(0, room)))
       this.truncated = true
       return
     }
-    this.parts.push(`${line}\n`)
-    this.size += line.length + 1
+    this.parts.push(text)
+    this.size += text.length
   }
   text(): string {
     const text = this.parts.join("")
-    return this.truncated ? `${text}\n[output truncated: the skill printed more than ${this.limit} characters]\n` : text
+    return this.truncated ? `${text}\n[output truncated: ${this.what} more than ${this.limit} characters]\n` : text
   }
 }
 

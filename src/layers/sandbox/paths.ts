@@ -40,6 +40,39 @@ export interface ProtectedPath {
 }
 
 /**
+ * A name protected in every directory (`luallm-agent.json`: the config a run started there
+ * loads), for `description` in messages. Plain data, like `ProtectedPath`.
+ */
+export interface ProtectedName {
+  readonly key: string
+  readonly name: string
+  readonly description: string
+}
+
+/** Every config file named `luallm-agent.json` that a later run started in its directory would load. */
+export const protectedNames: ReadonlyArray<ProtectedName> = [
+  { key: "a config file luallm-agent loads when started in its directory", name: "luallm-agent.json", description: "luallm-agent.json, in any directory" }
+]
+
+/** Where a program name without a slash is looked for, as `spawn` looks for it (`$PATH`). */
+const onSearchPath = (binary: string, searchPath: ReadonlyArray<string>): ReadonlyArray<string> =>
+  binary.includes("/") ? [] : searchPath.filter((dir) => dir.startsWith("/")).map((dir) => `${dir === "/" ? "" : dir.replace(/\/+$/, "")}/${binary}`)
+
+/**
+ * The directories Node resolves the package's own dependencies from (its worker loads
+ * `quickjs-emscripten` at run time): `node_modules` in the package and in every directory above
+ * it, as `require` walks up, where an app's install hoists them.
+ */
+const moduleDirectories = (packageRoot: string): ReadonlyArray<string> => {
+  const dirs: Array<string> = []
+  // The package's own node_modules is part of the package.
+  for (let dir = parentOf(packageRoot);; dir = parentOf(dir)) {
+    if (!dir.endsWith("/node_modules")) dirs.push(`${dir === "/" ? "" : dir}/node_modules`)
+    if (dir === "/") return dirs
+  }
+}
+
+/**
  * Everything no skill may change, whatever `allowed_paths` says (SPEC part 18): each config
  * file that was loaded or looked up (a skill could otherwise plant one that points
  * `luallm.binary` at a shell), the agent's directories and files, luallm's state file and
@@ -50,11 +83,18 @@ export const trustRoots = (input: {
   readonly configFiles: ReadonlyArray<ConfigFileCandidate>
   /** The directory holding luallm-agent's own package.json, when it was found. */
   readonly packageRoot: string | null
+  /** `$PATH`, where a bare `luallm.binary` is found. */
+  readonly searchPath: ReadonlyArray<string>
+  /** The bin's code cache of the bundle (`compileCacheDirectory`), or null for none. */
+  readonly compileCache: string | null
 }): ReadonlyArray<ProtectedPath> => {
   const { config } = input
   const binary = config.luallm.binary
   return [
     ...input.configFiles.map((file): ProtectedPath => ({ key: `the config file (${file.via})`, path: file.path, readableBy: "none" })),
+    ...onSearchPath(binary, input.searchPath).map((path): ProtectedPath => ({ key: "luallm.binary on PATH", path, readableBy: "all" })),
+    ...(input.compileCache === null ? [] : [{ key: "the CLI's compiled-code cache", path: input.compileCache, readableBy: "all" } as const]),
+
     { key: "skills.allowed_dir", path: config.skills.allowed_dir, readableBy: "trusted" },
     { key: "skills.builtin_dir", path: config.skills.builtin_dir, readableBy: "all" },
     { key: "skills.agent_dir", path: config.skills.agent_dir, readableBy: "all" },
@@ -62,7 +102,12 @@ export const trustRoots = (input: {
     { key: "audit.path", path: config.audit.path, readableBy: "all" },
     { key: "luallm.state_file", path: config.luallm.state_file, readableBy: "all" },
     ...(binary.startsWith("/") ? [{ key: "luallm.binary", path: binary, readableBy: "all" } as const] : []),
-    ...(input.packageRoot === null ? [] : [{ key: "the luallm-agent package", path: input.packageRoot, readableBy: "all" } as const])
+    ...(input.packageRoot === null ? [] : [{ key: "the luallm-agent package", path: input.packageRoot, readableBy: "all" } as const]),
+    ...(input.packageRoot === null ? [] : moduleDirectories(input.packageRoot)).map((path): ProtectedPath => ({
+      key: "a node_modules directory the package loads code from",
+      path,
+      readableBy: "all"
+    }))
   ]
 }
 
@@ -104,9 +149,18 @@ const realGlob = (host: SandboxHost, glob: string): string => {
 export const isInside = (path: string, dir: string): boolean =>
   path === dir || (path.startsWith(dir) && (dir === "/" || path.charCodeAt(dir.length) === 47))
 
+const parentOf = (path: string): string => path.slice(0, Math.max(1, path.lastIndexOf("/")))
+
+/** `name` is one of the components of `path` (a file or a directory on the way). */
+const hasComponent = (path: string, name: string): boolean =>
+  path.endsWith(`/${name}`) || path.includes(`/${name}/`)
+
 /** `audit.jsonl.3` is a rotation of `audit.jsonl`. */
 const isRotationOf = (path: string, file: string): boolean =>
   path.startsWith(file) && /^\.\d+$/.test(path.slice(file.length))
+
+/** Whether `path` lies within a trust root at `root`: the root itself, below it, or a rotation of it. */
+export const withinTrustRoot = (path: string, root: string): boolean => isInside(path, root) || isRotationOf(path, root)
 
 /** The globs of one side (declared or allowed), lexical and resolved, computed once per run. */
 export interface GlobSet {
@@ -222,7 +276,11 @@ export const makePathGuard = (run: RunPaths, skill: string, declaredPaths: Reado
     for (const dir of systemDirectories) if (isInside(resolved, dir)) return refuse("system", [dir])
     for (const p of run.protectedPaths()) {
       const reachable = access === "read" && mayRead(p)
-      if (!reachable && (isInside(resolved, p.path) || isRotationOf(resolved, p.path))) return refuse("protected", [`${p.key} (${p.path})`])
+      if (!reachable && withinTrustRoot(resolved, p.path)) return refuse("protected", [`${p.key} (${p.path})`])
+    }
+    if (access === "write") {
+      const named = protectedNames.find((p) => hasComponent(resolved, p.name))
+      if (named !== undefined) return refuse("protected", [`${named.key} (${named.description})`])
     }
     const isDeclared = matchesAnyGlob(resolved, declared().real)
     const isAllowed = matchesAnyGlob(resolved, run.allowed().real)

@@ -16,7 +16,7 @@
  * is abandoned; such calls are kept out by the sandbox only opening regular files.
  */
 import { Clock, Duration, Effect, Either, Predicate, Queue, Schema } from "effect"
-import { existsSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Worker } from "node:worker_threads"
 import { formatParseError } from "../../core/schemaIssues.ts"
@@ -84,6 +84,8 @@ interface Slot {
   ready: boolean
   /** The thread exited or failed: it can run nothing more. */
   dead: boolean
+  /** Where the kernel lists the commands the thread started (from `Ready`), or null. */
+  commands: string | null
 }
 
 /** How long a worker may take to start and load its engine. */
@@ -100,6 +102,28 @@ const decodeReply = Schema.decodeUnknownEither(WorkerReply)
 const decodeAuditEvent = Schema.decodeUnknownEither(AuditEvent)
 const encodeRunMessage = Schema.encodeSync(RunMessage)
 const encodeWorkerData = Schema.encodeSync(WorkerData)
+
+/**
+ * Kills the commands a worker's thread is waiting for. Terminating a thread takes effect only
+ * when it runs JavaScript again, and one inside `exec` waits for its command to end (up to the
+ * run's deadline): killing the command ends the wait at once, so a stopped run stops now.
+ */
+const killCommands = (slot: Slot): void => {
+  if (slot.commands === null) return
+  let listed: string
+  try {
+    listed = readFileSync(slot.commands, "utf8")
+  } catch {
+    return // the thread is gone, and its commands with it
+  }
+  for (const pid of listed.split(" ").filter((word) => /^\d+$/.test(word))) {
+    try {
+      process.kill(Number(pid), "SIGKILL")
+    } catch {
+      // It ended between the listing and the kill.
+    }
+  }
+}
 
 /** Real time, also when the caller runs under a `TestClock`: the limit is wall time. */
 const wallClock = Effect.withClock(Clock.make())
@@ -138,10 +162,13 @@ export const makeWorkerPool = (options: PoolOptions) =>
         workerData: encodeWorkerData({ settings: options.settings, engineCode: code, audit: buffer }),
         resourceLimits: { maxOldGenerationSizeMb: heapLimitMb(options.settings.memoryMb), stackSizeMb: STACK_MB }
       })
-      const slot: Slot = { worker, audit: auditReader(buffer), deliver: undefined, ready: false, dead: false }
+      const slot: Slot = { worker, audit: auditReader(buffer), deliver: undefined, ready: false, dead: false, commands: null }
       worker.on("message", (raw: unknown) => {
         const decoded = decodeReply(raw)
-        if (Either.isRight(decoded) && decoded.right._tag === "Ready") slot.ready = true
+        if (Either.isRight(decoded) && decoded.right._tag === "Ready") {
+          slot.ready = true
+          slot.commands = decoded.right.commands
+        }
         slot.deliver?.(Either.match(decoded, {
           onLeft: (error): Inbound => ({ _tag: "Garbled", reason: formatParseError(error) }),
           onRight: (reply): Inbound => ({ _tag: "Reply", reply })
@@ -162,6 +189,7 @@ export const makeWorkerPool = (options: PoolOptions) =>
     const terminate = (slot: Slot): void => {
       slot.deliver = undefined
       const stopped = slot.worker.terminate()
+      killCommands(slot)
       stopping.add(stopped)
       const forget = () => stopping.delete(stopped)
       stopped.then(forget, forget)
@@ -197,6 +225,7 @@ export const makeWorkerPool = (options: PoolOptions) =>
           if (Date.now() < deadline) return offer({ _tag: "Poll" })
           if (!slot.ready) return offer({ _tag: "Failed", error: new Error(`it did not start within ${STARTUP_MS / 1000} s`) })
           void slot.worker.terminate()
+          killCommands(slot)
           offer({ _tag: "Deadline" })
         }
         const post = Effect.sync(() => {

@@ -109,8 +109,12 @@ export const WorkerData = Schema.Struct({
 export const AuditEvent = Schema.parseJson(Schema.Tuple(Schema.String, Schema.Record({ key: Schema.String, value: Schema.Unknown })))
 
 export const WorkerReply = Schema.Union(
-  /** The worker's engine is loaded: runs start at once from now on. */
-  Schema.TaggedStruct("Ready", {}),
+  /**
+   * The worker's engine is loaded: runs start at once from now on. `commands` is where the kernel
+   * lists the processes the worker's thread started (`exec`), for the main thread to kill them
+   * when it stops a run; null where there is no such list.
+   */
+  Schema.TaggedStruct("Ready", { commands: Schema.NullOr(Schema.String) }),
   Schema.TaggedStruct("Finished", {
     outcome: Schema.Either({ right: JobValue, left: SandboxErrorSchema }),
     output: Schema.String,

@@ -15,7 +15,7 @@ import { formatParseError } from "../../core/schemaIssues.ts"
 import { auditWriter } from "./auditBuffer.ts"
 import { engineFull, makeEngine } from "./engine.ts"
 import { SandboxCrashed, type SandboxError } from "./errors.ts"
-import type { SandboxHost } from "./host.ts"
+import { commandsOfThisThread, type SandboxHost } from "./host.ts"
 import type { RunSettings } from "./instance.ts"
 import { type HostEnvironment, type Job, type JobValue, RunMessage, WorkerData, WorkerReply } from "./protocol.ts"
 import { SandboxRun } from "./run.ts"
@@ -75,5 +75,5 @@ export const serveRuns = (makeHost: (environment: HostEnvironment) => SandboxHos
     finish(outcome, run.output.text())
   }
   port.on("message", (raw: unknown) => void serve(raw))
-  void loaded.then(() => post({ _tag: "Ready" }))
+  void loaded.then(() => post({ _tag: "Ready", commands: commandsOfThisThread() }))
 }

@@ -1,5 +1,5 @@
 /**
- * `approvals list|show|approve|reject`: the scriptable side of skill approval. `approve`
+ * `approvals list|show|retest|approve|reject`: the scriptable side of skill approval. `approve`
  * records the human's yes and promotes the draft into skills.allowed_dir; `reject` records
  * the no with a reason. Every record names its task: `luallm-agent resume --task ID` then
  * continues (or fails) that task and no other.
@@ -9,9 +9,11 @@ import { Console, Effect, Option } from "effect"
 import { findHiddenCharacters } from "../../core/reviewText.ts"
 import { resumeCommand } from "../../core/task.ts"
 import { Approvals } from "../../layers/Approvals.ts"
+import { allPassed } from "../../core/testHarness.ts"
 import { State } from "../../layers/State.ts"
-import { describeApproval, viewTested } from "../approvalPrompt.ts"
+import { describeApproval, retest, viewTested } from "../approvalPrompt.ts"
 import { hiddenCharacterWarnings, reviewed } from "../codeReview.ts"
+import { ExitCodes, ExitWith } from "../exit.ts"
 import { dim, green, printJson } from "../ui.ts"
 import { onCluster, provideAgent } from "../runtime.ts"
 import { decideOnCluster } from "./onCluster.ts"
@@ -70,6 +72,19 @@ const showCommand = Cli.make("show", { id, json }, ({ id, json: asJson }) =>
     Cli.withDescription("Show a draft as it will be installed: summary, tests, declared paths, the code and tests with hidden characters marked, the promotion commands")
   )
 
+const retestCommand = Cli.make("retest", { id, json }, ({ id, json: asJson }) =>
+  Effect.gen(function*() {
+    const approvals = yield* Approvals
+    const record = yield* retest(id)
+    if (asJson) yield* printJson(record)
+    else yield* Console.log(describeApproval(record, yield* approvals.tested(record), approvals.promotionCommands(record)))
+    if (!allPassed(record.test_report)) return yield* new ExitWith({ code: ExitCodes.failure })
+  }).pipe(provideAgent)).pipe(
+    Cli.withDescription(
+      "Rerun a pending draft's tests in the sandbox (after you edited it, or to see them again) and keep the new results and tested copy in the approval; exit 1 when a test fails"
+    )
+  )
+
 const approveCommand = Cli.make("approve", { id }, ({ id }) =>
   Effect.if(onCluster("approvals approve"), {
     onTrue: () => decideOnCluster(id, true, "approved with `approvals approve`"),
@@ -100,6 +115,6 @@ const rejectCommand = Cli.make(
 ).pipe(Cli.withDescription("Reject a draft, with a reason"))
 
 export const approvalsCommand = Cli.make("approvals").pipe(
-  Cli.withDescription("Review drafted skills: list, show, approve, reject"),
-  Cli.withSubcommands([listCommand, showCommand, approveCommand, rejectCommand])
+  Cli.withDescription("Review drafted skills: list, show, retest, approve, reject"),
+  Cli.withSubcommands([listCommand, showCommand, retestCommand, approveCommand, rejectCommand])
 )

@@ -9,7 +9,7 @@ import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { AppConfig, type AppConfigShape } from "../../layers/Config.ts"
 import { type EndpointInfo, Llm } from "../../layers/Llm.ts"
 import { Luallm } from "../../layers/Luallm.ts"
-import { ExitWith } from "../exit.ts"
+import { ExitCodes, ExitWith } from "../exit.ts"
 import { root } from "../root.ts"
 import { configLayer, llmServices } from "../runtime.ts"
 import { dim, fail, ok, printJson, warn } from "../ui.ts"
@@ -171,6 +171,6 @@ export const doctorCommand = Cli.make(
       )
       if (json) yield* printJson({ ok: results.every((r) => r.ok || !r.required), checks: results })
       else yield* printResults(results)
-      if (results.some((r) => !r.ok && r.required)) return yield* new ExitWith({ code: 1 })
+      if (results.some((r) => !r.ok && r.required)) return yield* new ExitWith({ code: ExitCodes.failure })
     })
 ).pipe(Cli.withDescription("Check the configuration, directories, luallm and each LLM endpoint (kind, models, context, slots)"))

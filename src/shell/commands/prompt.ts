@@ -11,6 +11,7 @@ import { codeGeneratorSystemPrompt, type ContextFile, contextPrompt, languageFor
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import type { ModelPurpose } from "../../layers/Config.ts"
 import { type Completion, type CompletionRequest, Llm } from "../../layers/Llm.ts"
+import { checkOutputPath, OutputExists } from "../outputPath.ts"
 import { provideLlm } from "../runtime.ts"
 import { dim, printJson } from "../ui.ts"
 
@@ -79,10 +80,16 @@ const streamed = <E, R>(request: CompletionRequest, onText: (text: string) => Ef
       }))
     ))
 
-/** A call that may take a minute: on a terminal, stderr shows how much has arrived. */
+/**
+ * A call that may take a minute: on a terminal, one line on stderr counts what has arrived;
+ * anywhere else a plain log line says what is being asked (no cursor movement in a file or pipe).
+ */
 const completeWithProgress = (request: CompletionRequest) =>
   Effect.gen(function*() {
-    if (process.stderr.isTTY !== true) return yield* Effect.flatMap(Llm, (llm) => llm.complete(request))
+    if (process.stdout.isTTY !== true || process.stderr.isTTY !== true) {
+      yield* Effect.logInfo(`asking ${sanitizeForTerminal(request.model)}…`)
+      return yield* Effect.flatMap(Llm, (llm) => llm.complete(request))
+    }
     let received = 0
     const clearLine = write(process.stderr, "\r\u001b[K")
     // The progress line is cleared before an error too, so the error starts a line of its own.
@@ -117,11 +124,40 @@ export const quickPromptCommand = Cli.make(
     }).pipe(provideLlm)
 ).pipe(Cli.withDescription("Send one prompt to the model and print its answer as it streams"))
 
-/** Asks the code generator for `out`, strips the chatter, writes the file and reports. */
-const generate = (out: string, userPrompt: string, options: { readonly model: Option.Option<string>; readonly json: boolean }) =>
+/**
+ * Writes `content` to `target`, which `checkOutputPath` has resolved. Without `force` the file
+ * must not exist (checked again at the write: `wx`); with it, a temporary file beside it is
+ * renamed over it, which replaces a link there instead of writing through it.
+ */
+const writeOutput = (target: string, content: string, force: boolean) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
+    yield* fs.makeDirectory(path.dirname(target), { recursive: true })
+    if (!force) return yield* fs.writeFileString(target, content, { flag: "wx" })
+    const temp = path.join(path.dirname(target), `.${path.basename(target)}.${crypto.randomUUID()}.tmp`)
+    yield* fs.writeFileString(temp, content, { flag: "wx" })
+    yield* fs.rename(temp, target).pipe(Effect.tapError(() => fs.remove(temp, { force: true }).pipe(Effect.ignore)))
+  }).pipe(
+    Effect.mapError((error) =>
+      error._tag === "SystemError" && error.reason === "AlreadyExists"
+        ? new OutputExists({ path: target })
+        : new OutputNotWritten({ path: target, reason: error.message })
+    )
+  )
+
+interface GenerateOptions {
+  readonly model: Option.Option<string>
+  readonly json: boolean
+  /** Replace `out` if it exists. */
+  readonly force: boolean
+}
+
+/** Asks the code generator for `out`, strips the chatter, writes the file and reports. */
+const generate = (out: string, userPrompt: string, options: GenerateOptions) =>
+  Effect.gen(function*() {
+    // Before the model is asked: a path that cannot be written costs no model call.
+    const target = yield* checkOutputPath(out, options.force)
     const language = languageForPath(out)
     const model = yield* chooseModel(options.model, "code")
     const completion = yield* completeWithProgress({
@@ -130,11 +166,7 @@ const generate = (out: string, userPrompt: string, options: { readonly model: Op
     })
     const content = language?.kind === "prose" ? unwrapFence(completion.content) : extractCode(completion.content)
     if (content === "") return yield* new NoCodeInAnswer({ out, model: completion.model, answer: completion.content })
-    const target = path.resolve(out)
-    yield* fs.makeDirectory(path.dirname(target), { recursive: true }).pipe(
-      Effect.zipRight(fs.writeFileString(target, content)),
-      Effect.mapError((error) => new OutputNotWritten({ path: target, reason: error.message }))
-    )
+    yield* writeOutput(target, content, options.force)
     if (options.json) {
       return yield* printJson({
         path: target,
@@ -149,11 +181,20 @@ const generate = (out: string, userPrompt: string, options: { readonly model: Op
     yield* Console.log(dim(describeCall(completion)))
   })
 
+const forceOption = Options.boolean("force").pipe(Options.withDescription("Replace <out> if it already exists"))
+const outArg = Args.text({ name: "out" }).pipe(
+  Args.withDescription("The file to write: inside allowed_paths, never in luallm-agent's own files; an existing one only with --force")
+)
+
 export const generateCommand = Cli.make(
   "generate",
-  { out: Args.text({ name: "out" }), text: Args.text({ name: "prompt" }), model: modelOption, json: jsonOption },
-  ({ json, model, out, text }) => generate(out, text, { model, json }).pipe(provideLlm)
-).pipe(Cli.withDescription("Ask the model for a file's code and write it to <out> (markdown fences and prose stripped)"))
+  { out: outArg, text: Args.text({ name: "prompt" }), model: modelOption, json: jsonOption, force: forceOption },
+  ({ force, json, model, out, text }) => generate(out, text, { model, json, force }).pipe(provideLlm)
+).pipe(
+  Cli.withDescription(
+    "Ask the model for a file's code and write it to <out> (markdown fences and prose stripped). <out> must be inside allowed_paths; an existing file is replaced only with --force"
+  )
+)
 
 const readContextFile = (file: string) =>
   Effect.flatMap(FileSystem.FileSystem, (fs) =>
@@ -167,18 +208,19 @@ const readContextFile = (file: string) =>
 export const generateWithContextCommand = Cli.make(
   "generate-with-context",
   {
-    out: Args.text({ name: "out" }),
+    out: outArg,
     // @effect/cli's repeated arguments are greedy, so the prompt is taken from the end here.
     rest: Args.text({ name: "context-file… prompt" }).pipe(
       Args.withDescription("One or more files to show the model, then the prompt"),
       Args.atLeast(2)
     ),
     model: modelOption,
-    json: jsonOption
+    json: jsonOption,
+    force: forceOption
   },
-  ({ json, model, out, rest }) =>
+  ({ force, json, model, out, rest }) =>
     Effect.gen(function*() {
       const context = yield* Effect.forEach(Arr.initNonEmpty(rest), readContextFile)
-      yield* generate(out, contextPrompt(context, Arr.lastNonEmpty(rest)), { model, json })
+      yield* generate(out, contextPrompt(context, Arr.lastNonEmpty(rest)), { model, json, force })
     }).pipe(provideLlm)
 ).pipe(Cli.withDescription("Like generate, with the given files prepended to the prompt as reference"))

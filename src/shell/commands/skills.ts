@@ -19,7 +19,7 @@ import { Skills, SkillUnreadable } from "../../layers/Skills.ts"
 import { codeView, hiddenCharacterWarnings, reviewed } from "../codeReview.ts"
 import { ExitCodes, ExitWith } from "../exit.ts"
 import { provideSkills } from "../runtime.ts"
-import { bold, dim, fail, ok, printJson, printUntrusted } from "../ui.ts"
+import { bold, dim, fail, ok, printJson, printUntrusted, skipped, testCounts } from "../ui.ts"
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON"))
 const draft = Options.boolean("draft").pipe(
@@ -31,9 +31,6 @@ const allowExec = Options.boolean("allow-exec").pipe(
 const name = Args.text({ name: "name" }).pipe(Args.withDescription("The skill's name (an identifier, not a path)"))
 
 const text = (value: string): string => sanitizeForTerminal(value)
-
-/** `skills test`: the tests could not run at all (as opposed to 1, some failed). */
-const TESTS_DID_NOT_RUN = 2
 
 /** Where skills come from, in lookup order. */
 const sources = Effect.map(AppConfig, ({ config }) => [
@@ -59,7 +56,7 @@ const listCommand = Cli.make("list", { json }, ({ json: asJson }) =>
       for (const entry of entries) {
         yield* Console.log(
           entry._tag === "Valid"
-            ? `  ${entry.meta.name} ${text(entry.meta.version)}  ${dim(text(entry.meta.description))}`
+            ? `  ${entry.meta.name} ${reviewed(entry.meta.version)}  ${dim(reviewed(entry.meta.description))}`
             : `  ${fail(text(entry.file))}\n      ${text(entry.error.message)}`
         )
       }
@@ -112,7 +109,7 @@ const showCommand = Cli.make("show", { name, draft, json }, ({ draft: fromDrafts
     Cli.withDescription("Show a skill: its header (functions, arguments, paths, dependencies, capabilities), then its code and tests with hidden characters marked")
   )
 
-class ArgsNotJson extends Data.TaggedError("ArgsNotJson")<{ readonly reason: string }> {
+export class ArgsNotJson extends Data.TaggedError("ArgsNotJson")<{ readonly reason: string }> {
   override get message() {
     return `--args is not a JSON object: ${this.reason}. Pass run's arguments as JSON, e.g. --args '{"path": "~/data/file.csv"}'.`
   }
@@ -136,9 +133,7 @@ const runCommand = Cli.make(
     Effect.gen(function*() {
       const decoded = decodeArgs(args)
       if (Either.isLeft(decoded)) {
-        const reason = formatParseError(decoded.left)
-        yield* Console.error(`error: ${sanitizeForTerminal(new ArgsNotJson({ reason }).message)}`)
-        return yield* new ExitWith({ code: ExitCodes.usage })
+        return yield* new ExitWith({ code: ExitCodes.usage, error: new ArgsNotJson({ reason: formatParseError(decoded.left) }) })
       }
       const runner = yield* SkillRunner
       const outcome = yield* runner.execute(name, decoded.right, { draft: fromDrafts, grantExec: yield* execGranted(allow) })
@@ -149,30 +144,44 @@ const runCommand = Cli.make(
     }).pipe(provideSkills)
 ).pipe(Cli.withDescription("Run a skill's run(args) in the sandbox and print its result"))
 
-const printResult = (result: TestResult) =>
-  Console.log(
-    result.status === "pass"
-      ? ok(`${text(result.name)} ${dim(`(${result.duration_ms} ms)`)}`)
-      : `${fail(`${text(result.name)} ${dim(`(${result.duration_ms} ms)`)}`)}\n    ${text(result.error ?? "failed")}`
-  )
+const printResult = (result: TestResult) => {
+  const took = dim(`(${result.duration_ms} ms)`)
+  switch (result.status) {
+    case "pass":
+      return Console.log(ok(`${text(result.name)} ${took}`))
+    case "skip":
+      return Console.log(`${skipped(`${text(result.name)}`)}\n    skipped: ${text(result.error ?? "not run")}`)
+    case "fail":
+      return Console.log(`${fail(`${text(result.name)} ${took}`)}\n    ${text(result.error ?? "failed")}`)
+  }
+}
+
+/** A test file that registers no tests shows nothing about the skill: the agent counts it as a failure too. */
+export class NoTestsRegistered extends Data.TaggedError("NoTestsRegistered")<{ readonly skill: string; readonly file: string }> {
+  override get message() {
+    return `The tests of skill ${this.skill} (${this.file}) register no tests, so nothing shows that it works; the agent treats a draft like this as failing. Write tests in ${this.file} with test(name, fn) and assert.*.`
+  }
+}
 
 const testCommand = Cli.make("test", { name, json, draft, allowExec }, ({ allowExec: allow, draft: fromDrafts, json: asJson, name }) =>
   Effect.gen(function*() {
     const runner = yield* SkillRunner
-    const report = yield* runner.runTests(name, { draft: fromDrafts, grantExec: yield* execGranted(allow) }).pipe(
-      Effect.catchAll((error) =>
-        Effect.zipRight(Console.error(`error: ${sanitizeForTerminal(error.message)}`), new ExitWith({ code: TESTS_DID_NOT_RUN }))
-      )
-    )
+    const report = yield* runner.runTests(name, { draft: fromDrafts, grantExec: yield* execGranted(allow) })
     if (asJson) yield* printJson(report)
     else {
       yield* Effect.forEach(report.results, printResult, { discard: true })
       if (report.output !== "") yield* Effect.zipRight(Console.log(dim("output:")), printUntrusted(report.output.replace(/\n$/, "")))
-      yield* Console.log(`${report.passed} passed, ${report.failed} failed, ${report.total} total`)
+      yield* Console.log(testCounts(report))
+      if ((report.skipped ?? 0) > 0) {
+        yield* Console.log(`${report.skipped} test(s) need the exec capability and were skipped: run them with \`luallm-agent skills test ${name} --allow-exec\`.`)
+      }
     }
+    if (report.total === 0) return yield* new NoTestsRegistered({ skill: name, file: report.file })
     if (report.failed > 0) return yield* new ExitWith({ code: ExitCodes.failure })
   }).pipe(provideSkills)).pipe(
-    Cli.withDescription("Run <name>.test.js in the sandbox: exit 0 when all pass, 1 when any fails, 2 when the tests cannot run")
+    Cli.withDescription(
+      "Run <name>.test.js in the sandbox: exit 0 when every test that ran passed, 1 when one failed, none is registered, or the tests cannot run. Tests that need exec are skipped unless --allow-exec grants it."
+    )
   )
 
 export const skillsCommand = Cli.make("skills").pipe(

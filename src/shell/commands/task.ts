@@ -5,7 +5,7 @@
  * it always did. Exit codes: 0 complete, 1 failed, 3 paused (an approval or a model; `resume`
  * continues).
  */
-import { Args, Command as Cli, Options } from "@effect/cli"
+import { Args, Command as Cli, Options, Prompt } from "@effect/cli"
 import { Clock, Console, Data, Effect, Option } from "effect"
 import { Agent, type AgentOutcome } from "../../Agent.ts"
 import type { Task } from "../../core/task.ts"
@@ -67,16 +67,10 @@ const confirmTask = (prompt: string, yes: boolean) =>
     const tier = app.approvalTier("task_confirmation")
     if (tier === "auto" || (tier === "prompt" && yes)) return true
     if (!isInteractive()) return yield* new ConfirmationRequired({ tier })
-    process.stdout.write(`Run this task? ${dim(sanitizeForTerminal(prompt))} [y/N] `)
-    const answer = yield* Effect.async<string>((resume) => {
-      process.stdin.setEncoding("utf8")
-      process.stdin.resume()
-      process.stdin.once("data", (data: string) => {
-        process.stdin.pause()
-        resume(Effect.succeed(data.trim().toLowerCase()))
-      })
-    })
-    return answer === "y" || answer === "yes"
+    // One key (y or n; Enter is no); Ctrl-C is no as well.
+    return yield* Prompt.run(Prompt.confirm({ message: `Run this task? ${sanitizeForTerminal(prompt)}`, initial: false })).pipe(
+      Effect.catchTag("QuitException", () => Effect.succeed(false))
+    )
   })
 
 /** How long ago `iso` was, in the largest whole unit: `42s`, `5m`, `3h`, `2d`. */
