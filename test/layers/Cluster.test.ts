@@ -198,7 +198,9 @@ describe("the task entity", () => {
         expect(Option.map(failed, (task) => task.error)).toEqual(Option.some(expect.stringContaining("it reads my keys")))
         const refused = yield* client(id).Approve(new ApprovalDecided({ approval: approvalId })).pipe(Effect.flip)
         expect(refused).toMatchObject({ _tag: "RemoteTaskError", error: "ApprovalNotDecided" })
-        expect(refused.message).toContain(`Approval ${approvalId.slice(0, 8)} was rejected, not approved; a decision is final.`)
+        expect(refused.message).toContain(
+          `Approval ${approvalId.slice(0, 8)} was rejected, not approved; a decision is final. \`luallm-agent resume --task ${id.slice(0, 8)}\` continues its task as decided.`
+        )
       }).pipe(Effect.provide(context))
     }).pipe(Effect.provide(TestPlatform)))
 

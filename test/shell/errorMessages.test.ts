@@ -286,13 +286,13 @@ const rows: ReadonlyArray<Row> = [
     facts: ["10.0.0.7:7400", "3f2a9c1e", "http://10.0.0.9:8080", "Start it."]
   },
   {
-    error: new ApprovalNotDecided({ approval: "ab12cd34-0000", status: "pending", wanted: "approved" }),
+    error: new ApprovalNotDecided({ approval: "ab12cd34-0000", task: ID, status: "pending", wanted: "approved" }),
     facts: ["ab12cd34", "still pending", "luallm-agent approvals approve ab12cd34", "luallm-agent approvals reject ab12cd34", "state_dir"]
   },
   {
     variant: "decided otherwise",
-    error: new ApprovalNotDecided({ approval: "ab12cd34-0000", status: "rejected", wanted: "approved" }),
-    facts: ["ab12cd34", "was rejected, not approved", "final", "luallm-agent resume --task"]
+    error: new ApprovalNotDecided({ approval: "ab12cd34-0000", task: ID, status: "rejected", wanted: "approved" }),
+    facts: ["ab12cd34", "was rejected, not approved", "final", "luallm-agent resume --task 3f2a9c1e"]
   },
   {
     error: new ApprovalOfAnotherTask({ approval: "ab12cd34-0000", owner: ID, task: "9e8d7c6b-0000" }),

@@ -35,6 +35,7 @@ export class ApprovalOfAnotherTask extends Data.TaggedError("ApprovalOfAnotherTa
 
 export class ApprovalNotDecided extends Data.TaggedError("ApprovalNotDecided")<{
   readonly approval: string
+  readonly task: string
   readonly status: string
   readonly wanted: string
 }> {
@@ -42,7 +43,7 @@ export class ApprovalNotDecided extends Data.TaggedError("ApprovalNotDecided")<{
     const short = this.approval.slice(0, 8)
     return this.status === "pending"
       ? `Approval ${short} is still pending; the runner goes on only after a human decides it. Decide it with \`luallm-agent approvals approve ${short}\` or \`luallm-agent approvals reject ${short}\` where its record is (state_dir).`
-      : `Approval ${short} was ${this.status}, not ${this.wanted}; a decision is final. \`luallm-agent resume --task\` continues its task as decided.`
+      : `Approval ${short} was ${this.status}, not ${this.wanted}; a decision is final. \`luallm-agent resume --task ${this.task.slice(0, 8)}\` continues its task as decided.`
   }
 }
 
@@ -108,7 +109,7 @@ export const taskEntityLayer = (progress: (taskId: string) => ProgressListener) 
           const record = yield* approvals.get(payload.approval)
           if (record.task_id !== id) return yield* new ApprovalOfAnotherTask({ approval: record.id, owner: record.task_id, task: id })
           const wanted = approved ? "approved" : "rejected"
-          if (record.status !== wanted) return yield* new ApprovalNotDecided({ approval: record.id, status: record.status, wanted })
+          if (record.status !== wanted) return yield* new ApprovalNotDecided({ approval: record.id, task: id, status: record.status, wanted })
           const installed = approved && record.promoted_to === null ? yield* approvals.promote(record.id) : record
           // The continuation is a message too: stored before this answer, so it outlives this runner.
           yield* self.Resume(undefined, { discard: true })
