@@ -24,12 +24,13 @@ import { decideOnCluster } from "./onCluster.ts"
  */
 const nextFor = (taskId: string | null, then: string) =>
   Effect.gen(function*() {
-    if (taskId === null) return `next: luallm-agent resume ${then}`
+    const next = (command: string) => `next: ${command} ${then}`
+    if (taskId === null) return next("luallm-agent resume")
     // A task that is saved but cannot be read is still there: resume says what is wrong with it.
     const gone = yield* (yield* State).load(taskId).pipe(Effect.map(Option.isNone), Effect.orElseSucceed(() => false))
     return gone
       ? `its task ${taskId.slice(0, 8)} is no longer saved, so there is nothing to continue`
-      : `next: ${resumeCommand({ id: taskId })} ${then}`
+      : next(resumeCommand({ id: taskId }))
   })
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON"))
