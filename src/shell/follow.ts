@@ -2,7 +2,7 @@
  * Follows a task that the cluster drives, for a terminal: its transitions, nodes and model
  * calls, and each runner that takes it up, read from the store's audit log while the answer is
  * awaited. The log is where a runner leaves them, so following survives a runner that dies and
- * the one that takes over. Shown only where the agent's own progress is (stderr on a terminal).
+ * the one that takes over. Shown where the agent's own progress is shown (see `progress.ts`).
  */
 import { Effect, Fiber, Option, Schedule, Schema } from "effect"
 import type { Progress } from "../agent/progress.ts"

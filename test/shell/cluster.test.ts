@@ -27,14 +27,15 @@ test("triples 2", () => { assert.equal(run({ n: 2 }), 6) })
 `
 const plan = (nodes: ReadonlyArray<Record<string, unknown>>) => JSON.stringify({ nodes })
 
-/** Three requests: one with a trusted skill (twice: on the cluster and locally), one that drafts a skill. */
+/** Four requests: three with a trusted skill (on the cluster, quietly there, locally), one that drafts a skill. */
 const tasks = (): ScriptedTask => ({
   prompt: "Multiply 6 by 7.",
-  morePrompts: ["Multiply 6 by 7 here.", "Triple 14."],
+  morePrompts: ["Multiply 6 by 7 quietly.", "Multiply 6 by 7 here.", "Triple 14."],
   skills: [{ name: "multiply", code: multiplySkill }],
   script: [
     FakeReply.content(plan([{ id: "product", action: "skill", skill_name: "multiply", skill_args: { a: 6, b: 7 } }]), { when: "Request: Multiply 6 by 7." }),
     FakeReply.content(plan([{ id: "product", action: "skill", skill_name: "multiply", skill_args: { a: 6, b: 7 } }]), { when: "Request: Multiply 6 by 7 here." }),
+    FakeReply.content(plan([{ id: "product", action: "skill", skill_name: "multiply", skill_args: { a: 6, b: 7 } }]), { when: "Request: Multiply 6 by 7 quietly." }),
     FakeReply.content(plan([{ id: "t", action: "skill", skill_name: "triple", skill_args: { n: 14 }, description: "Return three times n." }]), {
       when: "Request: Triple 14."
     }),
@@ -62,12 +63,24 @@ describe.skipIf(postgresMissing !== undefined)("the CLI on the task cluster", ()
       const product = cli(ws, ["run", "Multiply 6 by 7.", "--json"])
       expect(product.code).toBe(0)
       expect(json(product.stdout)).toMatchObject({ state: "complete", result: { product: 42 } })
-      expect(product.stderr).toMatch(new RegExp(`^task [0-9a-f]{8} goes to the task cluster \\(1 worker: ${address}\\)\\ndriven by runner ${address}\\n$`))
+      // Its progress, followed from the store's audit log, as plain lines on stderr like a local run's.
+      const lines = product.stderr.trim().split("\n")
+      expect(lines[0]).toMatch(new RegExp(`^task [0-9a-f]{8} goes to the task cluster \\(1 worker: ${address}\\)$`))
+      expect(lines).toContain(`runner ${address} drives it (Start)`)
+      expect(lines).toContain("  node product [skill] complete")
+      expect(lines.at(-2)).toMatch(/^complete ← graph_exec/)
+      expect(lines.at(-1)).toBe(`driven by runner ${address}`)
+      expect(product.stderr).not.toMatch(/[\u001b\r]|INFO|level=|fiber=/)
+      const quiet = cli(ws, ["--log-level", "warning", "run", "Multiply 6 by 7 quietly.", "--json"])
+      expect(quiet.code).toBe(0)
+      expect(quiet.stderr).toMatch(new RegExp(`^task [0-9a-f]{8} goes to the task cluster \\(1 worker: ${address}\\)\\ndriven by runner ${address}\\n$`))
 
       // --on local: this process drives the task, though a worker runs (before triple is promoted: the
       // recorded planning prompts list the skills of their time).
       const here = cli(ws, ["--on", "local", "run", "Multiply 6 by 7 here.", "--json"])
-      expect(here.stderr).toBe("")
+      expect(here.stderr).not.toContain("cluster")
+      expect(here.stderr).not.toContain("runner")
+      expect(here.stderr.trim().split("\n").at(-1)).toMatch(/^complete ← graph_exec/)
       expect(here.code).toBe(0)
       expect(json(here.stdout)).toMatchObject({ state: "complete", result: { product: 42 } })
       const hereLog = cli(ws, ["log", "--task", (json(here.stdout) as { task_id: string }).task_id.slice(0, 8)])
@@ -102,7 +115,8 @@ describe.skipIf(postgresMissing !== undefined)("the CLI on the task cluster", ()
       const resumed = cli(ws, ["resume", "--task", id.slice(0, 8), "--json"])
       expect(resumed.code).toBe(0)
       expect(json(resumed.stdout)).toMatchObject({ task_id: id, state: "complete", result: { t: 42 } })
-      expect(resumed.stderr).toBe(`driven by runner ${address}\n`)
+      expect(resumed.stderr).toContain("complete ← graph_exec")
+      expect(resumed.stderr.trim().split("\n").at(-1)).toBe(`driven by runner ${address}`)
 
       // The same decision again (as after a runner that did not answer) is told again, not made again;
       // the other decision is refused, as in one process.

@@ -3,9 +3,9 @@
  * has a worker): `run` sends the task to the runners and follows it until it finishes or
  * pauses, `resume` asks the runner that holds the task to continue it (or joins the drive
  * already running there), `status` adds who holds the task now, and `approvals approve|reject`
- * record the decision here and then tell the task's runner, which acts only on that record:
- * it promotes an approved draft and continues the task. The
- * outcome, the output and the exit codes are those of the same command in one process.
+ * record the decision here and then tell the task's runner, which acts only on that record: it
+ * promotes an approved draft and continues the task. The outcome, the output, the progress on
+ * stderr and the exit codes are those of the same command in one process.
  */
 import { Console, Effect, Option } from "effect"
 import { NoTaskToResume } from "../../Agent.ts"
@@ -23,8 +23,8 @@ const cluster = Effect.flatMap(Effect.promise(() => import("../../layers/Cluster
 
 const short = (id: string): string => id.slice(0, 8)
 
-/** Progress lines go where the agent's own progress goes: stderr, on a terminal only. */
-const showOnTerminal = (line: string) => (process.stderr.isTTY === true ? Console.error(line) : Effect.void)
+/** Progress lines go where the agent's own progress goes: the log (info), plain lines on stderr. */
+const showProgress = (line: string) => Effect.logInfo(line)
 
 const describeRunners = (runners: ReadonlyArray<RunnerInfo>): string => {
   const healthy = runners.filter((runner) => runner.healthy)
@@ -39,7 +39,7 @@ export const runOnCluster = (prompt: string) =>
     const tasks = yield* cluster
     const submitted = tasks.submit(prompt)
     yield* Console.error(dim(`task ${short(submitted.id)} goes to the task cluster (${describeRunners(yield* tasks.runners)})`))
-    const outcome = yield* followTask(submitted.id, submitted.outcome, showOnTerminal)
+    const outcome = yield* followTask(submitted.id, submitted.outcome, showProgress)
     yield* Console.error(dim(`driven by runner ${outcome.runner}`))
     return outcome
   }).pipe(provideCluster)
@@ -56,7 +56,7 @@ export const resumeOnCluster = (wanted: Option.Option<string>) =>
     const saved = id === undefined ? Option.none<Task>() : yield* state.load(id)
     if (Option.isNone(saved)) return yield* new NoTaskToResume({ location: state.location })
     const taskId = saved.value.id
-    const outcome = yield* followTask(taskId, Effect.flatMap(cluster, (tasks) => tasks.resume(taskId)), showOnTerminal)
+    const outcome = yield* followTask(taskId, Effect.flatMap(cluster, (tasks) => tasks.resume(taskId)), showProgress)
     yield* Console.error(dim(`driven by runner ${outcome.runner}`))
     return outcome
   }).pipe(provideCluster)

@@ -8,7 +8,7 @@
  * stderr, one line each.
  */
 import { Command as Cli, Options } from "@effect/cli"
-import { Clock, Console, Effect, Logger, LogLevel, Option } from "effect"
+import { Clock, Console, Effect, FiberRef, Logger, LogLevel, Option } from "effect"
 import type { ProgressListener } from "../../agent/progress.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { AppConfig } from "../../layers/Config.ts"
@@ -23,6 +23,14 @@ const transitionLine = (taskId: string): ProgressListener => (progress) =>
         `${new Date(ms).toISOString()} task ${taskId.slice(0, 8)}: ${progress.from} → ${progress.to} (${sanitizeForTerminal(progress.reason).slice(0, 160)})`
       ))
     : Effect.void
+
+/**
+ * The engine's own news (it listens, it took shards) is said in the worker's first line: at the
+ * default level only its warnings and errors are shown; `--log-level debug` shows everything.
+ */
+const quietEngine = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
+    level === LogLevel.Info ? Logger.withMinimumLogLevel(effect, LogLevel.Warning) : effect)
 
 export const workerCommand = Cli.make(
   "worker",
@@ -49,10 +57,6 @@ export const workerCommand = Cli.make(
           `up to ${config.limits.max_concurrent_tasks} tasks at a time. Ctrl-C or SIGTERM stops it; its tasks go on on the other runners.`
       )
       return yield* Effect.never
-    }).pipe(
-      provideWorker(optionKeys, transitionLine),
-      // The engine's own news (it listens, it took shards) is said above in one line; its warnings stay.
-      Logger.withMinimumLogLevel(LogLevel.Warning)
-    )
+    }).pipe(provideWorker(optionKeys, transitionLine), quietEngine)
   }
 ).pipe(Cli.withDescription("Run a runner of the task cluster on a Postgres store: it drives the tasks sent with `run` and continues those of runners that died"))
