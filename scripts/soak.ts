@@ -499,7 +499,9 @@ export const runSoak = (options: SoakOptions) =>
       resultMismatches: 0
     }
 
-    for (let taskNumber = 1; counts.kills < options.kills; taskNumber++) {
+    // Kills that all land before a first save would test no resume: go on until one did (within 4× the kills).
+    const moreKills = () => counts.kills < options.kills || (counts.resumes === 0 && counts.kills < options.kills * 4)
+    for (let taskNumber = 1; moreKills(); taskNumber++) {
       yield* freshTask(ws)
       const ledger = makeLedger(reference.outcome, counts, problems)
       const killsBefore = counts.kills

@@ -8,7 +8,6 @@
 import { Clock, Data, Effect, Either, Option, Ref } from "effect"
 import type { Json } from "../core/config.ts"
 import { executeGraph } from "../core/executor.ts"
-import { jsonDepth, MAX_JSON_DEPTH } from "../core/jsonText.ts"
 import { type ActionNode, dependantsIndex, type Graph, type Node, resultLookup, type SkillNode } from "../core/graph.ts"
 import { jsonSchemaProblems } from "../core/jsonSchema.ts"
 import { extractJsonValue } from "../core/llmOutput.ts"
@@ -19,7 +18,7 @@ import { Event, type FailedNode } from "../core/taskMachine.ts"
 import { interpolate, interpolateArgs, type Results } from "../core/template.ts"
 import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
-import { maxResultChars, OutputTooLarge, ResultNotJson } from "../layers/Sandbox.ts"
+import { maxResultChars, OutputTooLarge } from "../layers/Sandbox.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
 import { Skills, type SkillUnreadable } from "../layers/Skills.ts"
 import { State } from "../layers/State.ts"
@@ -94,10 +93,7 @@ const runNode = (task: Task, progress: ProgressListener, library: Effect.Effect<
           (error) => new NodeDataTooLarge({ node: node.id, skill: node.skill_name, direction: "result", size: error.size, limit: error.limit })
         )
       )
-      // The result is saved with the task, and a saved task is read back through the depth check.
-      if (jsonDepth(run.result) > MAX_JSON_DEPTH) {
-        return yield* new ResultNotJson({ skill: node.skill_name, reason: `it nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels` })
-      }
+      // The sandbox refused a result deeper than a saved task is read back with (ResultNotJson).
       return run.result
     }
     const skills = yield* library

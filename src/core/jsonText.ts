@@ -33,12 +33,21 @@ const tooDeepAt = (text: string, limit: number): number => {
 const tooDeep = (limit: number) => `it nests arrays and objects deeper than ${limit} levels`
 
 /**
+ * Why JSON text nests deeper than the agent reads back (a saved task, an audit line), in words
+ * ending with the position; undefined when it does not. Counts brackets only: no parse.
+ */
+export const tooDeepIn = (text: string, limit: number = MAX_JSON_DEPTH): string | undefined => {
+  const at = tooDeepAt(text, limit)
+  return at === -1 ? undefined : `${tooDeep(limit)} (at position ${at})`
+}
+
+/**
  * Parses JSON text from outside. The left side is the reason, in words: the parser's own
  * message (`Unexpected token } in JSON at position 41`) or the depth limit.
  */
 export const parseJsonText = (text: string, limit: number = MAX_JSON_DEPTH): Either.Either<unknown, string> => {
-  const at = tooDeepAt(text, limit)
-  if (at !== -1) return Either.left(`${tooDeep(limit)} (at position ${at})`)
+  const deep = tooDeepIn(text, limit)
+  if (deep !== undefined) return Either.left(deep)
   return Either.try({
     try: (): unknown => JSON.parse(text),
     catch: (error) => error instanceof Error ? error.message : String(error)

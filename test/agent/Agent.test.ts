@@ -85,7 +85,7 @@ export function run({ depth }) { let v = 1; for (let i = 0; i < depth; i++) v = 
         return { outcome, saved }
       }).pipe(Effect.provide(agentLayer(config, [FakeReply.content(nestPlan(MAX_JSON_DEPTH + 1))], home)))
       expect(outcome.outcome.task.state).toBe("failed")
-      expect(outcome.outcome.task.error).toContain(`Skill nest returned a value that is not JSON (it nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels)`)
+      expect(outcome.outcome.task.error).toContain(`Skill nest returned a value that is not JSON the agent accepts (it nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`)
       expect(Option.getOrThrow(outcome.saved).state).toBe("failed")
     }).pipe(Effect.provide(TestPlatform)))
 

@@ -117,7 +117,10 @@ const limitAttempts: ReadonlyArray<Attempt> = [
   { name: "an 11th open handle", meta: data, code: "export function run() { for (let i = 0; i < 11; i++) fs.open('~/data/lines.txt') }", tag: "TooManyHandles", message: `already holds ${sandboxLimits.maxHandles} open files` },
   // Past a quarter of the 32 MB the sandbox runs in (maxResultChars), though it fits that memory itself.
   { name: "a huge result", code: "export const run = () => 'x'.repeat(9 * 1024 * 1024)", tag: "OutputTooLarge", message: "Refused the result of skill probe" },
-  { name: "huge log data", code: "export const run = () => log('big', { x: 'y'.repeat(100000) })", tag: "SkillThrew", message: "RangeError: log: the data is 100008 characters of JSON" }
+  { name: "huge log data", code: "export const run = () => log('big', { x: 'y'.repeat(100000) })", tag: "SkillThrew", message: "RangeError: log: the data is 100008 characters of JSON" },
+  // Deeper than the agent reads back from a saved task or an audit line (512 levels).
+  { name: "a result nested 600 levels deep", code: "export function run() { let d = 0; for (let i = 0; i < 600; i++) d = [d]; return d }", tag: "ResultNotJson", message: "Skill probe returned a value that is not JSON the agent accepts (it nests arrays and objects deeper than 512 levels (at position 512))" },
+  { name: "log data nested 600 levels deep", code: "export function run() { let d = 0; for (let i = 0; i < 600; i++) d = [d]; log('deep', { d }) }", tag: "SkillThrew", message: "TypeError: log: the data must be JSON the agent accepts (it nests arrays and objects deeper than 512 levels (at position 516))" }
 ]
 
 const draftAttempts: ReadonlyArray<Attempt> = [

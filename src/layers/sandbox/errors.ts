@@ -206,7 +206,7 @@ export class ResultNotJson extends Schema.TaggedError<ResultNotJson>()("ResultNo
   reason: Schema.String
 }) {
   override get message() {
-    return `Skill ${this.skill} returned a value that is not JSON (${this.reason}). Return plain data: objects, arrays, strings, numbers, booleans and null.`
+    return `Skill ${this.skill} returned a value that is not JSON the agent accepts (${this.reason}). Return plain data: objects and arrays (nested at most 512 levels), strings, numbers, booleans and null.`
   }
 }
 

@@ -6,6 +6,7 @@
  * - a violation (path, dependency, capability, command, handles, time) by stopping the run
  *   with its tagged error: the skill gets an exception too, but cannot catch its way past it.
  */
+import { tooDeepIn } from "../../core/jsonText.ts"
 import { Either, Schema } from "effect"
 import type { QuickJSHandle, VmCallResult } from "quickjs-emscripten"
 import type { Json } from "../../core/config.ts"
@@ -249,6 +250,8 @@ export const installGlobals = (run: RunScope, instance: Instance): void => {
     if (dataJson.length > MAX_LOG_DATA) {
       throw new GuestError("RangeError", `log: the data is ${dataJson.length} characters of JSON, more than the ${MAX_LOG_DATA} allowed`)
     }
+    const deep = tooDeepIn(dataJson)
+    if (deep !== undefined) throw new GuestError("TypeError", `log: the data must be JSON the agent accepts (${deep})`)
     run.audit("skill.log", { skill, event: name, data: parseGuestJson(dataJson) })
     return undefined
   }).dispose()

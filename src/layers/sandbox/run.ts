@@ -12,6 +12,7 @@
  * host RangeError, after which the engine is poisoned and replaced.
  * Values cross the boundary as JSON text only; no handle to a host object ever enters.
  */
+import { tooDeepIn } from "../../core/jsonText.ts"
 import { Either, Schema } from "effect"
 import type { QuickJSHandle, QuickJSRuntime } from "quickjs-emscripten"
 import { detectModuleForm } from "../../core/skillMeta.ts"
@@ -381,11 +382,14 @@ export class SandboxRun implements RunScope {
         return Either.mapLeft(json, (failure) =>
           failure._tag === "Thrown" ? new ResultNotJson({ skill: instance.name, reason: failure.error }) : failure)
       }),
-      Either.flatMap((json) =>
-        json.length > this.settings.maxResultChars
-          ? Either.left(this.stop(new OutputTooLarge({ skill: instance.name, what: "result", size: json.length, limit: this.settings.maxResultChars })))
-          : Either.right(json)
-      )
+      Either.flatMap((json) => {
+        if (json.length > this.settings.maxResultChars) {
+          return Either.left(this.stop(new OutputTooLarge({ skill: instance.name, what: "result", size: json.length, limit: this.settings.maxResultChars })))
+        }
+        // A result is saved with the task and logged: deeper than the agent reads back, it would be lost.
+        const deep = tooDeepIn(json)
+        return deep === undefined ? Either.right(json) : Either.left(new ResultNotJson({ skill: instance.name, reason: deep }))
+      })
     )
   }
 

@@ -24,13 +24,13 @@ import { decideOnCluster } from "./onCluster.ts"
  */
 const nextFor = (taskId: string | null, then: string) =>
   Effect.gen(function*() {
-    const next = (command: string) => `next: ${command} ${then}`
-    if (taskId === null) return next("luallm-agent resume")
+    // A record filed before approvals named their task: resume's default, the most recent unfinished.
+    if (taskId === null) return `next: luallm-agent resume — ${then}`
     // A task that is saved but cannot be read is still there: resume says what is wrong with it.
     const gone = yield* (yield* State).load(taskId).pipe(Effect.map(Option.isNone), Effect.orElseSucceed(() => false))
     return gone
       ? `its task ${taskId.slice(0, 8)} is no longer saved, so there is nothing to continue`
-      : next(resumeCommand({ id: taskId }))
+      : `next: ${resumeCommand({ id: taskId })} — ${then}`
   })
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON"))
@@ -95,7 +95,7 @@ const approveCommand = Cli.make("approve", { id }, ({ id }) =>
         const resolved = yield* approvals.resolve(id, true, "approved with `approvals approve`")
         const promoted = yield* approvals.promote(resolved.id)
         yield* Console.log(green(`approved and promoted ${promoted.skill_name} → ${promoted.promoted_to ?? "?"}`))
-        yield* Console.log(yield* nextFor(promoted.task_id, "(the task goes on with the skill)"))
+        yield* Console.log(yield* nextFor(promoted.task_id, "the task goes on with the skill"))
       }).pipe(provideAgent)
   })).pipe(Cli.withDescription("Approve a draft (you read it) and promote it into skills.allowed_dir"))
 
@@ -110,7 +110,7 @@ const rejectCommand = Cli.make(
           const approvals = yield* Approvals
           const resolved = yield* approvals.resolve(id, false, Option.getOrElse(reason, () => "rejected with `approvals reject`"))
           yield* Console.log(`rejected ${resolved.skill_name}`)
-          yield* Console.log(yield* nextFor(resolved.task_id, "(the task ends, failed with your reason)"))
+          yield* Console.log(yield* nextFor(resolved.task_id, "the task ends, failed with your reason"))
         }).pipe(provideAgent)
     })
 ).pipe(Cli.withDescription("Reject a draft, with a reason"))
