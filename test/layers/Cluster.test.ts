@@ -74,6 +74,15 @@ const linesOf = (taskId: string, event: string) =>
   Effect.map(AuditMemory, (memory) => Effect.map(memory.entries, (all) => all.filter((e) => e.task_id === taskId && e.event === event)))
     .pipe(Effect.flatten)
 
+/** A new task sent to the entity, paused on the draft it asks a human to approve. */
+const pausedOnDraft = Effect.gen(function*() {
+  const client = yield* TaskEntity.client
+  const id = crypto.randomUUID()
+  const paused = yield* client(id).Start(new StartTask({ prompt: "Triple 14" }))
+  expect(paused.task).toMatchObject({ state: "approval", paused: { reason: "approval" } })
+  return { client, id, approvalId: paused.task.draft?.approval_id ?? "" }
+})
+
 describe("the task entity", () => {
   it.scopedLive("Start creates the task under the entity's id and drives it to completion on this runner", () =>
     Effect.gen(function*() {
@@ -144,13 +153,8 @@ describe("the task entity", () => {
     Effect.gen(function*() {
       const context = yield* setUp(draftReplies)
       yield* Effect.gen(function*() {
-        const client = yield* TaskEntity.client
-        const approvals = yield* Approvals
-        const id = crypto.randomUUID()
-        const paused = yield* client(id).Start(new StartTask({ prompt: "Triple 14" }))
-        expect(paused.task).toMatchObject({ state: "approval", paused: { reason: "approval" } })
-        const approvalId = paused.task.draft?.approval_id ?? ""
-        yield* approvals.resolve(approvalId, true, "read it")
+        const { approvalId, client, id } = yield* pausedOnDraft
+        yield* (yield* Approvals).resolve(approvalId, true, "read it")
         const decided = yield* client(id).Approve(new ApprovalDecided({ approval: approvalId }))
         expect(decided.approval).toMatchObject({ id: approvalId, status: "approved", task_id: id })
         expect(decided.approval.promoted_to).toMatch(/triple\.js$/)
@@ -168,10 +172,7 @@ describe("the task entity", () => {
     Effect.gen(function*() {
       const context = yield* setUp(draftReplies)
       yield* Effect.gen(function*() {
-        const client = yield* TaskEntity.client
-        const id = crypto.randomUUID()
-        const paused = yield* client(id).Start(new StartTask({ prompt: "Triple 14" }))
-        const approvalId = paused.task.draft?.approval_id ?? ""
+        const { approvalId, client, id } = yield* pausedOnDraft
         const refused = yield* client(id).Approve(new ApprovalDecided({ approval: approvalId })).pipe(Effect.flip)
         expect(refused).toMatchObject({ _tag: "RemoteTaskError", error: "ApprovalNotDecided", runner: "localhost:34431" })
         expect(refused.message).toBe(
@@ -187,10 +188,7 @@ describe("the task entity", () => {
     Effect.gen(function*() {
       const context = yield* setUp(draftReplies)
       yield* Effect.gen(function*() {
-        const client = yield* TaskEntity.client
-        const id = crypto.randomUUID()
-        const paused = yield* client(id).Start(new StartTask({ prompt: "Triple 14" }))
-        const approvalId = paused.task.draft?.approval_id ?? ""
+        const { approvalId, client, id } = yield* pausedOnDraft
         yield* (yield* Approvals).resolve(approvalId, false, "it reads my keys")
         const decided = yield* client(id).Reject(new ApprovalDecided({ approval: approvalId }))
         expect(decided.approval).toMatchObject({ status: "rejected", reason: "it reads my keys" })
@@ -208,10 +206,7 @@ describe("the task entity", () => {
     Effect.gen(function*() {
       const context = yield* setUp(draftReplies)
       yield* Effect.gen(function*() {
-        const client = yield* TaskEntity.client
-        const id = crypto.randomUUID()
-        const paused = yield* client(id).Start(new StartTask({ prompt: "Triple 14" }))
-        const approvalId = paused.task.draft?.approval_id ?? ""
+        const { approvalId, client, id } = yield* pausedOnDraft
         yield* (yield* Approvals).resolve(approvalId, true, "read it")
         const other = crypto.randomUUID()
         const refused = yield* client(other).Approve(new ApprovalDecided({ approval: approvalId })).pipe(Effect.flip)
