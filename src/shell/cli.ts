@@ -13,6 +13,7 @@ import { generateCommand, generateWithContextCommand, quickPromptCommand } from 
 import { skillsCommand } from "./commands/skills.ts"
 import { statsCommand } from "./commands/stats.ts"
 import { resetCommand, resumeCommand, runCommand, statusCommand, tasksCommand } from "./commands/task.ts"
+import { workerCommand } from "./commands/worker.ts"
 import { ExitCodes, ExitWith } from "./exit.ts"
 import { root } from "./root.ts"
 
@@ -22,6 +23,7 @@ const subcommands = [
   statusCommand,
   tasksCommand,
   resetCommand,
+  workerCommand,
   approvalsCommand,
   skillsCommand,
   demoCommand,

@@ -17,6 +17,12 @@ export const globalOptions = {
   store: Options.text("store").pipe(
     Options.withDescription("Where tasks and the audit log are kept: file (state_dir, the default) or postgres://user:password@host:port/db"),
     Options.optional
+  ),
+  on: Options.choice("on", ["auto", "cluster", "local"]).pipe(
+    Options.withDescription(
+      "Where run, resume, status and approvals approve|reject act: auto (the default: on the task cluster when the Postgres store has a worker running), cluster, or local (this process)"
+    ),
+    Options.withDefault("auto")
   )
 }
 
