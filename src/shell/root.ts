@@ -1,7 +1,7 @@
 /**
  * The root command and its global options. Subcommands read these with `yield* root`
- * (the @effect/cli parent-command pattern), so `--config`, `--llm` and `--store` come before
- * the subcommand: `luallm-agent --config ./my.json doctor`.
+ * (the @effect/cli parent-command pattern); @effect/cli reads them before the subcommand, and
+ * `hoistRootOptions` (argv.ts) moves them there from wherever the user typed them.
  */
 import { Command, Options } from "@effect/cli"
 
