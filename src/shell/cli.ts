@@ -1,7 +1,7 @@
 /**
  * The `luallm-agent` command tree. Each subcommand lives in `src/shell/commands/<name>.ts`.
  */
-import { Command, HelpDoc } from "@effect/cli"
+import { Command, HelpDoc, ValidationError } from "@effect/cli"
 import { Console, Effect, Either, Logger, type LogLevel, Option } from "effect"
 import {
   type CommandNode,
@@ -68,7 +68,13 @@ export const unknownOption = (args: ReadonlyArray<string>) => readArgs(tree, arg
 /** What the words after the program name ask for: a command's help, or a command to parse (without `--log-level`). */
 export type CommandLine =
   | { readonly _tag: "Help"; readonly path: ReadonlyArray<CommandNode> }
-  | { readonly _tag: "Parse"; readonly args: ReadonlyArray<string>; readonly level: Option.Option<LogLevel.LogLevel> }
+  | {
+    readonly _tag: "Parse"
+    readonly args: ReadonlyArray<string>
+    readonly level: Option.Option<LogLevel.LogLevel>
+    /** The command named, as typed: `luallm-agent approvals show`. */
+    readonly command: string
+  }
 
 /**
  * Reads the words after the program name as `luallm-agent` does before @effect/cli parses them:
@@ -82,17 +88,24 @@ export const readCommandLine = (typed: ReadonlyArray<string>): Either.Either<Com
   if (Option.isSome(reading.unknown)) return Either.left(reading.unknown.value)
   const help = helpAskedFor(reading)
   if (Option.isSome(help)) return Either.map(help.value, (path): CommandLine => ({ _tag: "Help", path }))
-  return Either.map(takeLogLevel(args), ({ level, rest }): CommandLine => ({ _tag: "Parse", args: rest, level }))
+  const command = reading.path.map((node) => node.name).join(" ")
+  return Either.map(takeLogLevel(args), ({ level, rest }): CommandLine => ({ _tag: "Parse", args: rest, level, command }))
 }
 
-/** Runs the command line `argv` (with node and the script first, as `process.argv` has them). */
+/**
+ * Runs the command line `argv` (with node and the script first, as `process.argv` has them).
+ * After a usage problem @effect/cli has printed (a missing argument, a value of the wrong kind),
+ * the help to read is named.
+ */
 export const runCli = (argv: ReadonlyArray<string>) => {
   const [node = "node", script = programName, ...typed] = argv
   return Either.match(readCommandLine(typed), {
     onLeft: (error) => Effect.fail(new ExitWith({ code: ExitCodes.usage, error })),
     onRight: (line) => {
       if (line._tag === "Help") return Console.log(HelpDoc.toAnsiText(helpFor(programName, version, line.path)))
-      const run = runParsed([node, script, ...line.args])
+      const run = runParsed([node, script, ...line.args]).pipe(
+        Effect.tapError((error) => (ValidationError.isValidationError(error) ? Console.error(`\`${line.command} --help\` shows how to use it.`) : Effect.void))
+      )
       return Option.match(line.level, { onNone: () => run, onSome: (minimum) => Logger.withMinimumLogLevel(run, minimum) })
     }
   })

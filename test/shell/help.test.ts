@@ -214,6 +214,18 @@ describe("asking for help through the CLI", () => {
     )
   })
 
+  it("a usage problem @effect/cli reports is followed by the help to read", () => {
+    for (const [args, problem, help] of [
+      [["run"], "Missing argument <request>", "`luallm-agent run --help` shows how to use it."],
+      [["approvals", "show"], "Missing argument <id>", "`luallm-agent approvals show --help` shows how to use it."],
+      [["log", "--tail", "x"], "'x' is not a integer", "`luallm-agent log --help` shows how to use it."]
+    ] as const) {
+      const run = runCli(args)
+      expect(run.code).toBe(2)
+      expect(run.stderr.trim().split("\n").filter((line) => line.trim() !== "")).toEqual([problem, help])
+    }
+  })
+
   it("the built-ins it does not describe are refused by name; --version still answers", () => {
     const wizard = runCli(["run", "--wizard"])
     expect(wizard.code).toBe(2)
