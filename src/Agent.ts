@@ -21,7 +21,7 @@ import { TaskTokens } from "./agent/llmCall.ts"
 import { canStartModels, ensureModel, plan } from "./agent/planning.ts"
 import { both, type Progress, type ProgressCallback, type ProgressListener, toListener } from "./agent/progress.ts"
 import { type ApprovalError, Approvals, ApprovalsLive } from "./layers/Approvals.ts"
-import { Audit, type AuditWriteError, inTask } from "./layers/Audit.ts"
+import { Audit, type AuditEvent, type AuditWriteError, inTask } from "./layers/Audit.ts"
 import { AppConfig } from "./layers/Config.ts"
 import type { Llm, LlmError } from "./layers/Llm.ts"
 import type { Luallm, ModelNotReady } from "./layers/Luallm.ts"
@@ -51,6 +51,12 @@ export class TaskInProgress extends Data.TaggedError("TaskInProgress")<{ readonl
   }
 }
 
+export class TaskIdTaken extends Data.TaggedError("TaskIdTaken")<{ readonly id: string; readonly location: string }> {
+  override get message() {
+    return `A task with the id ${this.id} is already saved in ${this.location}; a new task needs an id of its own. Continue that one with \`luallm-agent resume --task ${this.id.slice(0, 8)}\` (\`Agent.resume({ task: "${this.id}" })\` in an app), or start without an id.`
+  }
+}
+
 export class NoTaskToResume extends Data.TaggedError("NoTaskToResume")<{ readonly location: string }> {
   override get message() {
     return `There is no saved task in ${this.location}. Start one with \`luallm-agent run "<request>"\` (\`Agent.start\` or \`Agent.run\` in an app).`
@@ -60,6 +66,11 @@ export class NoTaskToResume extends Data.TaggedError("NoTaskToResume")<{ readonl
 export interface RunOptions {
   /** Receives transitions, node changes and LLM calls as they happen: a listener returning an Effect, or a plain callback. */
   readonly onProgress?: ProgressCallback
+}
+
+export interface StartOptions extends RunOptions {
+  /** The new task's id (by default a fresh UUID): a task cluster names its tasks before they start. */
+  readonly id?: string
 }
 
 export interface ResumeOptions extends RunOptions {
@@ -76,6 +87,7 @@ export interface AgentOutcome {
 /** Everything the agent can fail with; a failed *task* is not an error but an outcome. */
 export type AgentError =
   | TaskInProgress
+  | TaskIdTaken
   | NoTaskToResume
   | TaskNotFound
   | TaskAmbiguous
@@ -112,7 +124,10 @@ export interface ResetOutcome {
 
 export interface AgentShape {
   /** Creates a task for `prompt` and drives it in the background; the handle comes back at once. */
-  readonly start: (prompt: string, options?: RunOptions) => Effect.Effect<TaskHandle, StateIoError | StateConflict | AuditWriteError>
+  readonly start: (
+    prompt: string,
+    options?: StartOptions
+  ) => Effect.Effect<TaskHandle, TaskIdTaken | StateCorrupt | StateIoError | StateConflict | AuditWriteError>
   /** Creates a task for `prompt` and drives it until it finishes or pauses (`start`, then `await`). */
   readonly run: (prompt: string, options?: RunOptions) => Effect.Effect<AgentOutcome, AgentError>
   /** Continues a saved task (by default the most recent unfinished one): after an approval, a model start, or a crash. */
@@ -192,14 +207,18 @@ export const makeAgent = Effect.gen(function*() {
       const next = transition({ ...base, tokens_used: task.tokens_used + (yield* Ref.get(spent)) }, event, app.config.limits, yield* nowIso)
       // Re-checking a pending approval changes nothing worth a line in the log.
       const logged = event._tag !== "ApprovalPending"
+      // A task's end is committed with its last transition: a crash cannot keep one without the other.
+      const ending: ReadonlyArray<AuditEvent> = isTerminal(next.task)
+        ? [{ event: next.task.state === "complete" ? "task.complete" : "task.failed", data: { steps: next.task.steps, ...(next.task.error === null ? {} : { error: next.task.error }) } }]
+        : []
       yield* state.save(
         next.task,
         logged
           ? [{
             event: "task.transition",
             data: { from: next.from, to: next.to, reason: next.reason, step: next.task.steps, skill: next.task.draft?.skill.name ?? null }
-          }]
-          : []
+          }, ...ending]
+          : ending
       )
       if (logged) yield* progress({ _tag: "Transition", from: next.from, to: next.to, reason: next.reason })
       return next.task
@@ -215,12 +234,7 @@ export const makeAgent = Effect.gen(function*() {
         task = yield* stepWith(task, progress)
         first = false
       }
-      if (isTerminal(task)) {
-        yield* audit.log(task.state === "complete" ? "task.complete" : "task.failed", {
-          steps: task.steps,
-          ...(task.error === null ? {} : { error: task.error })
-        })
-      } else if (task.paused !== null) {
+      if (!isTerminal(task) && task.paused !== null) {
         yield* audit.log("task.paused", { reason: task.paused.reason, next: task.paused.next_command })
       }
       return { task, paused: task.paused } satisfies AgentOutcome
@@ -266,9 +280,13 @@ export const makeAgent = Effect.gen(function*() {
       } satisfies TaskHandle
     })
 
-  const start = (prompt: string, options: RunOptions = {}) =>
+  const start = (prompt: string, options: StartOptions = {}) =>
     Effect.gen(function*() {
-      const task = newTask(crypto.randomUUID(), prompt, yield* nowIso)
+      // A given id must be new: saving over a task would replace its history.
+      if (options.id !== undefined && Option.isSome(yield* state.load(options.id))) {
+        return yield* new TaskIdTaken({ id: options.id, location: state.location })
+      }
+      const task = newTask(options.id ?? crypto.randomUUID(), prompt, yield* nowIso)
       yield* state.save(task, [{ event: "task.start", data: { prompt } }])
       return yield* launch(task.id, "run", (saved) => Effect.succeed(Option.getOrElse(saved, () => task)), options).pipe(
         // A new id cannot be running yet.
@@ -289,7 +307,11 @@ export const makeAgent = Effect.gen(function*() {
           onNone: () => Effect.fail(new NoTaskToResume({ location: state.location })),
           onSome: (task) => Effect.succeed(task.id)
         }))
-      : resolveTaskId(id).pipe(Effect.provideService(State, state))
+      : Effect.flatMap(
+        // A full id is looked up directly (a damaged task is there too); a prefix needs the list.
+        state.load(id).pipe(Effect.map(Option.isSome), Effect.catchTag("StateCorrupt", () => Effect.succeed(true))),
+        (saved) => (saved ? Effect.succeed(id) : resolveTaskId(id).pipe(Effect.provideService(State, state)))
+      )
 
   const resume = (options: ResumeOptions = {}) =>
     Effect.gen(function*() {

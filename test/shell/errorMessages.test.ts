@@ -4,16 +4,15 @@
  * and the exit code. A `Data.TaggedError` (or `Schema.TaggedError`) added anywhere in src without
  * a row here fails the completeness test at the bottom.
  */
-import { CliConfig, CommandDescriptor, HelpDoc } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
+import { CommandDescriptor } from "@effect/cli"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, HashMap, Option } from "effect"
+import { Effect, Either, HashMap } from "effect"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
 import { NodeAnswerInvalid, NodeDataTooLarge } from "../../src/agent/execution.ts"
-import { NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
+import { NoTaskToResume, TaskIdTaken, TaskInProgress } from "../../src/Agent.ts"
 import { AgentClosed, ApprovalCallbackFailed } from "../../src/createAgent.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
 import { fromJson } from "../../src/core/graph.ts"
@@ -30,6 +29,15 @@ import {
   PromotionRefused
 } from "../../src/layers/Approvals.ts"
 import { AuditReadError, AuditWriteError } from "../../src/layers/Audit.ts"
+import {
+  ApprovalNotDecided,
+  ApprovalOfAnotherTask,
+  ClusterNeedsPostgres,
+  ClusterSendFailed,
+  ClusterUnavailable,
+  RemoteTaskError,
+  WorkerListenFailed
+} from "../../src/layers/Cluster.ts"
 import { ConfigFileNotFound, ConfigFileUnreadable, ConfigInvalid } from "../../src/layers/Config.ts"
 import {
   LlmBadResponse,
@@ -90,12 +98,13 @@ import {
 } from "../../src/layers/State.ts"
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
 import { ConfirmationRequired } from "../../src/shell/commands/task.ts"
-import { LogLevelInvalid, UnknownOption } from "../../src/shell/argv.ts"
-import { cli, unknownOption } from "../../src/shell/cli.ts"
+import { LogLevelInvalid, UnknownCommand, UnknownOption } from "../../src/shell/argv.ts"
+import { cli } from "../../src/shell/cli.ts"
 import { OutputExists, OutputNotAllowed, OutputProtected } from "../../src/shell/outputPath.ts"
 import { ArgsNotJson, NoTestsRegistered } from "../../src/shell/commands/skills.ts"
 import { ExitCodes, ExitWith, renderError } from "../../src/shell/exit.ts"
 import { runCli } from "../support/cli.ts"
+import { shellWords, whyNotParsed } from "../support/commandLine.ts"
 
 interface Row {
   /** The case, when a class has several messages. */
@@ -166,6 +175,10 @@ const rows: ReadonlyArray<Row> = [
     facts: ["3f2a9c1e", "graph_exec", "this process", "`await`", "Agent.reset(\"3f2a9c1e\")", "luallm-agent resume --task 3f2a9c1e", "luallm-agent reset --task 3f2a9c1e"]
   },
   { error: new NoTaskToResume({ location: STATE_DIR }), facts: [STATE_DIR, "luallm-agent run", "Agent.start"] },
+  {
+    error: new TaskIdTaken({ id: ID, location: PG_URL }),
+    facts: [ID, PG_URL, "luallm-agent resume --task 3f2a9c1e", "Agent.resume({ task: \"3f2a9c1e-7b4d-4e21-9a0f-5c6d7e8f9a0b\" })", "without an id"]
+  },
   {
     error: new DraftWriteError({ path: `${STATE_DIR}/drafts/csv_sum.js`, reason: "ENOSPC: no space left on device" }),
     facts: [`${STATE_DIR}/drafts/csv_sum.js`, "ENOSPC", "skills.agent_dir", "luallm-agent resume"]
@@ -250,6 +263,40 @@ const rows: ReadonlyArray<Row> = [
   {
     error: new StoreUnavailable({ url: PG_URL, reason: "connect ECONNREFUSED 10.0.0.5:5432" }),
     facts: [PG_URL, "ECONNREFUSED", "--store", "store: \"file\""]
+  },
+  // The task cluster
+  {
+    error: new ClusterNeedsPostgres({ command: "worker" }),
+    facts: ["`worker`", "Postgres store", "\"file\"", "--store postgres://"]
+  },
+  {
+    error: new ClusterUnavailable({ url: PG_URL, reason: "permission denied for schema public" }),
+    facts: [PG_URL, "permission denied", "`store`", "--store"]
+  },
+  {
+    error: new WorkerListenFailed({ address: "127.0.0.1:7400", reason: "Error: listen EADDRINUSE: address already in use 127.0.0.1:7400" }),
+    facts: ["127.0.0.1:7400", "EADDRINUSE", "--port", "cluster.host"]
+  },
+  {
+    error: new ClusterSendFailed({ task: ID, request: "Status", reason: "no runner answered within 10s" }),
+    facts: ["Status", "3f2a9c1e", "no runner answered", "luallm-agent worker", "luallm-agent status --task 3f2a9c1e"]
+  },
+  {
+    error: new RemoteTaskError({ task_id: ID, runner: "10.0.0.7:7400", error: "LlmUnreachable", detail: "The model server at http://10.0.0.9:8080 did not answer. Start it." }),
+    facts: ["10.0.0.7:7400", "3f2a9c1e", "http://10.0.0.9:8080", "Start it."]
+  },
+  {
+    error: new ApprovalNotDecided({ approval: "ab12cd34-0000", task: ID, status: "pending", wanted: "approved" }),
+    facts: ["ab12cd34", "still pending", "luallm-agent approvals approve ab12cd34", "luallm-agent approvals reject ab12cd34", "state_dir"]
+  },
+  {
+    variant: "decided otherwise",
+    error: new ApprovalNotDecided({ approval: "ab12cd34-0000", task: ID, status: "rejected", wanted: "approved" }),
+    facts: ["ab12cd34", "was rejected, not approved", "final", "luallm-agent resume --task 3f2a9c1e"]
+  },
+  {
+    error: new ApprovalOfAnotherTask({ approval: "ab12cd34-0000", owner: ID, task: "9e8d7c6b-0000" }),
+    facts: ["ab12cd34", "task 3f2a9c1e", "task 9e8d7c6b", "luallm-agent approvals list"]
   },
   // Luallm
   { error: new LuallmNotFound({ binary: "luallm", stateFile: "/home/ada/.luallm/state.json" }), facts: ["luallm", "/home/ada/.luallm/state.json", "luallm.binary", "llm.base_url"] },
@@ -414,6 +461,15 @@ const rows: ReadonlyArray<Row> = [
     shown: new ExitWith({ code: ExitCodes.usage, error: new UnknownOption({ option: "--yse", command: "luallm-agent run", suggestion: "--yes" }) }),
     code: ExitCodes.usage,
     facts: ["--yse", "luallm-agent run has no option", "Did you mean --yes?", "`luallm-agent run --help`"]
+  },
+  {
+    error: new UnknownCommand({ word: "aprove", command: "luallm-agent approvals", commands: ["approve", "list", "reject", "retest", "show"] }),
+    shown: new ExitWith({
+      code: ExitCodes.usage,
+      error: new UnknownCommand({ word: "aprove", command: "luallm-agent approvals", commands: ["approve", "list", "reject", "retest", "show"] })
+    }),
+    code: ExitCodes.usage,
+    facts: [`luallm-agent approvals has no command "aprove"`, "Did you mean approve?", "approve, list, reject, retest, show", "`luallm-agent approvals --help`"]
   }
 ]
 
@@ -599,21 +655,6 @@ describe("the table of failure messages", () => {
 // ---------------------------------------------------------------------------------------------
 // Every command a message suggests works as printed: it parses against the CLI's own command tree
 // (subcommands, options, arguments), the way `luallm-agent` itself would parse it.
-
-/** The words of a command as a shell splits them (quotes grouped, `&&` ends a command). */
-const shellWords = (command: string): ReadonlyArray<ReadonlyArray<string>> =>
-  command.split("&&").map((part) => Array.from(part.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g), (m) => m[1] ?? m[2] ?? m[3] ?? ""))
-
-/** Why `words` (after `luallm-agent`) would not run, or undefined when they parse. */
-const whyNotParsed = (words: ReadonlyArray<string>) =>
-  Effect.gen(function*() {
-    const unknown = unknownOption(words)
-    if (Option.isSome(unknown)) return unknown.value.message
-    const parsed = yield* Effect.either(CommandDescriptor.parse(cli.descriptor, ["luallm-agent", ...words], CliConfig.defaultConfig))
-    if (Either.isLeft(parsed)) return HelpDoc.toAnsiText(parsed.left.error).trim()
-    const directive = parsed.right
-    return directive._tag === "UserDefined" && directive.leftover.length > 0 ? `left over: ${directive.leftover.join(" ")}` : undefined
-  }).pipe(Effect.provide(NodeContext.layer))
 
 /** The `luallm-agent …` commands quoted in `text` (between backticks), each as the words after the program. */
 const suggestedIn = (text: string): ReadonlyArray<ReadonlyArray<string>> =>

@@ -16,11 +16,13 @@ import { defaultTask, resolveTaskId, State, type TaskList, unfinishedTasks } fro
 import { reviewInteractively } from "../approvalPrompt.ts"
 import { ExitCodes, ExitWith } from "../exit.ts"
 import { terminalProgress } from "../progress.ts"
-import { provideAgent, provideState } from "../runtime.ts"
+import { onCluster, provideAgent, provideCluster, provideConfig, provideState } from "../runtime.ts"
+import { describeHolder, holderOnCluster, resumeOnCluster, runOnCluster } from "./onCluster.ts"
 import { bold, dim, green, isInteractive, printJson, red, warn, yellow } from "../ui.ts"
 
-const json = Options.boolean("json").pipe(Options.withDescription("Print the outcome as JSON"))
+const json = Options.boolean("json").pipe(Options.withDescription("Print the outcome as JSON, for scripts"))
 const taskOption = Options.text("task").pipe(
+  Options.withPseudoName("ID"),
   Options.withDescription("The task's id (4+ characters of it are enough); default: the most recent unfinished task"),
   Options.optional
 )
@@ -107,15 +109,23 @@ export const runCommand = Cli.make(
     json
   },
   ({ json: asJson, prompt, yes }) =>
-    Effect.gen(function*() {
-      if (!(yield* confirmTask(prompt, yes))) return yield* Console.log("not started")
-      const agent = yield* Agent
-      // Another unfinished task does not stop a new one; say so, so it is not forgotten.
-      const note = othersNote(yield* agent.tasks, null)
-      if (Option.isSome(note)) yield* Console.error(dim(`note: starting a new task; ${note.value}`))
-      const outcome = yield* agent.run(prompt, { onProgress: terminalProgress() })
-      yield* reportOutcome(outcome, asJson)
-    }).pipe(provideAgent)
+    Effect.if(onCluster("run"), {
+      onTrue: () =>
+        Effect.gen(function*() {
+          if (!(yield* confirmTask(prompt, yes))) return yield* Console.log("not started")
+          yield* reportOutcome(yield* runOnCluster(prompt), asJson)
+        }).pipe(provideConfig),
+      onFalse: () =>
+        Effect.gen(function*() {
+          if (!(yield* confirmTask(prompt, yes))) return yield* Console.log("not started")
+          const agent = yield* Agent
+          // Another unfinished task does not stop a new one; say so, so it is not forgotten.
+          const note = othersNote(yield* agent.tasks, null)
+          if (Option.isSome(note)) yield* Console.error(dim(`note: starting a new task; ${note.value}`))
+          const outcome = yield* agent.run(prompt, { onProgress: terminalProgress() })
+          yield* reportOutcome(outcome, asJson)
+        }).pipe(provideAgent)
+    })
 ).pipe(Cli.withDescription("Plan and run a new task; drafts missing skills and pauses for their approval"))
 
 /** On a terminal, a pending approval of this task is reviewed right away; elsewhere the task stays paused. */
@@ -129,14 +139,18 @@ const reviewPending = (task: Task) =>
   })
 
 export const resumeCommand = Cli.make("resume", { json, task: taskOption }, ({ json: asJson, task }) =>
-  Effect.gen(function*() {
-    const agent = yield* Agent
-    const chosen = yield* agent.task(Option.getOrUndefined(task))
-    yield* reviewPending(chosen)
-    const outcome = yield* agent.resume({ task: chosen.id, onProgress: terminalProgress() })
-    yield* reportOutcome(outcome, asJson)
-  }).pipe(provideAgent)).pipe(
-    Cli.withDescription("Continue a saved task (--task ID, else the most recent unfinished): after an approval, a model start, or a crash")
+  Effect.if(onCluster("resume"), {
+    onTrue: () => Effect.flatMap(resumeOnCluster(task), (outcome) => reportOutcome(outcome, asJson)),
+    onFalse: () =>
+      Effect.gen(function*() {
+        const agent = yield* Agent
+        const chosen = yield* agent.task(Option.getOrUndefined(task))
+        yield* reviewPending(chosen)
+        const outcome = yield* agent.resume({ task: chosen.id, onProgress: terminalProgress() })
+        yield* reportOutcome(outcome, asJson)
+      }).pipe(provideAgent)
+  })).pipe(
+    Cli.withDescription("Continue a saved task: after an approval, a model start, or a crash\nIt acts on the task --task names, else the most recent unfinished one.")
   )
 
 /** The task `--task` names, or the default one; `None` when nothing is saved. */
@@ -146,7 +160,10 @@ const chosenTask = (wanted: Option.Option<string>, list: TaskList) =>
     onSome: (id) => Effect.map(resolveTaskId(id), Option.some)
   })
 
-export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ json: asJson, task: wanted }) =>
+/** Who holds a task on the cluster, for `status`; `None` in one process. */
+type Holder<R> = (taskId: string) => Effect.Effect<Option.Option<{ readonly runner: string | null; readonly driving: boolean; readonly problem: string | null }>, never, R>
+
+const showStatus = <R>(wanted: Option.Option<string>, asJson: boolean, holder: Holder<R>) =>
   Effect.gen(function*() {
     const state = yield* State
     const list = yield* state.list
@@ -156,7 +173,14 @@ export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ j
     if (Option.isNone(id) && damaged !== undefined) return yield* damaged
     const saved = Option.isNone(id) ? Option.none<Task>() : yield* state.load(id.value)
     const others = unfinishedTasks(list).filter((other) => Option.isNone(id) || other.id !== id.value)
-    if (asJson) return yield* printJson({ task: Option.getOrNull(saved), other_unfinished: others.map((other) => other.id) })
+    const held = Option.isNone(saved) ? Option.none() : yield* holder(saved.value.id)
+    if (asJson) {
+      return yield* printJson({
+        task: Option.getOrNull(saved),
+        other_unfinished: others.map((other) => other.id),
+        ...Option.match(held, { onNone: () => ({}), onSome: (cluster) => ({ cluster }) })
+      })
+    }
     if (Option.isNone(saved)) return yield* Console.log("no task saved")
     const task = saved.value
     yield* Console.log(`${bold(`task ${task.id}`)}  ${task.state}  ${dim(`${task.steps} steps, updated ${task.updated_at}`)}`)
@@ -167,9 +191,18 @@ export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ j
       yield* Console.log(`  ${sanitizeForTerminal(node.id)} [${node.action}] ${node.status}${node.retries > 0 ? dim(` (${node.retries} retries)`) : ""}`)
     }
     if (task.error !== null) yield* Console.log(red(sanitizeForTerminal(task.error)))
+    if (Option.isSome(held)) yield* Console.log(describeHolder(held.value))
     const note = othersNote(list, task.id)
     if (Option.isSome(note)) yield* Console.log(dim(`note: ${note.value}`))
-  }).pipe(provideState)).pipe(Cli.withDescription("Show a saved task (--task ID, else the most recent unfinished)"))
+  })
+
+export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ json: asJson, task: wanted }) =>
+  Effect.if(onCluster("status"), {
+    onTrue: () => showStatus(wanted, asJson, (id) => Effect.asSome(holderOnCluster(id))).pipe(provideCluster),
+    onFalse: () => showStatus(wanted, asJson, () => Effect.succeedNone).pipe(provideState)
+  })).pipe(
+    Cli.withDescription("Show a saved task: its state, its nodes, and what comes next\nIt shows the task --task names, else the most recent unfinished one; on the task cluster, also the runner that holds it.")
+  )
 
 export const resetCommand = Cli.make("reset", { task: taskOption }, ({ task }) =>
   Effect.gen(function*() {
@@ -186,7 +219,7 @@ export const resetCommand = Cli.make("reset", { task: taskOption }, ({ task }) =
       yield* Console.log(`rejected its pending approval${rejectedApprovals.length === 1 ? "" : "s"} ${rejectedApprovals.map(short).join(", ")}`)
     }
   }).pipe(provideAgent)).pipe(
-    Cli.withDescription("Discard a saved task (--task ID, else the most recent unfinished) and reject its pending approvals; refused while it runs")
+    Cli.withDescription("Discard a saved task and reject its pending approvals\nIt discards the task --task names, else the most recent unfinished one; refused while a process drives it. Its history stays in the audit log.")
   )
 
 export const tasksCommand = Cli.make(
@@ -212,4 +245,4 @@ export const tasksCommand = Cli.make(
       }
       for (const damaged of list.damaged) yield* Console.error(warn(sanitizeForTerminal(damaged.message)))
     }).pipe(provideState)
-).pipe(Cli.withDescription("List the saved tasks: id, state, age (since the last change) and request; --json for scripts"))
+).pipe(Cli.withDescription("List the saved tasks: id, state, age (since the last change) and request"))
