@@ -47,16 +47,18 @@ export interface PairedTimings {
 }
 
 /**
- * Times `measured` and `baseline`, each `op(i)` for the i-th operation, in alternating blocks of
- * `block` operations for `rounds` rounds, after `warmups` of each (which the first file writes
- * and the JIT need). Blocks rather than strict alternation: an fsync also pays for what the
- * file system kept from the other side's last operation, so each side runs a few in a row and
- * mostly pays for its own; which side goes first alternates by round. Real time.
+ * Times `measured` and `baseline`, each `op(i)` for the i-th operation, one after the other,
+ * `perRound` pairs per round for `rounds` rounds, after `warmups` pairs (which the first file
+ * writes and the JIT need); which side goes first alternates by round. Strict alternation, as a
+ * running agent never saves twice in a row: each side runs after the other's operation, not
+ * after its own (a run of its own keeps its code and its connection hot, which flatters the side
+ * with more code), and what one side's operation leaves for the file system (dirty metadata the
+ * next fsync commits) the other side's leaves as well. Real time.
  */
-export const pairedBlocks = <E, R>(
+export const alternating = <E, R>(
   measured: (i: number) => Effect.Effect<unknown, E, R>,
   baseline: (i: number) => Effect.Effect<unknown, E, R>,
-  options: { readonly warmups: number; readonly rounds: number; readonly block: number }
+  options: { readonly warmups: number; readonly rounds: number; readonly perRound: number }
 ): Effect.Effect<PairedTimings, E, R> =>
   Effect.gen(function*() {
     let op = 0
@@ -66,21 +68,16 @@ export const pairedBlocks = <E, R>(
     }
     const all = { measured: [] as Array<number>, baseline: [] as Array<number> }
     const roundRatios: Array<number> = []
-    const time = (side: "measured" | "baseline", start: number) =>
-      Effect.gen(function*() {
-        const times: Array<number> = []
-        for (let i = 0; i < options.block; i++) {
-          const [duration] = yield* Effect.timed(side === "measured" ? measured(start + i) : baseline(start + i))
-          times.push(Duration.toMillis(duration))
-        }
-        all[side].push(...times)
-        return median(times)
-      })
-    for (let round = 0; round < options.rounds; round++, op += options.block) {
-      const first = round % 2 === 0 ? "measured" : "baseline"
-      const a = yield* time(first, op)
-      const b = yield* time(first === "measured" ? "baseline" : "measured", op)
-      roundRatios.push(first === "measured" ? a / b : b / a)
+    const time = (effect: Effect.Effect<unknown, E, R>) => Effect.map(Effect.timed(effect), ([duration]) => Duration.toMillis(duration))
+    for (let round = 0; round < options.rounds; round++) {
+      const mine = { measured: [] as Array<number>, baseline: [] as Array<number> }
+      for (let i = 0; i < options.perRound; i++, op++) {
+        const sides = round % 2 === 0 ? (["measured", "baseline"] as const) : (["baseline", "measured"] as const)
+        for (const side of sides) mine[side].push(yield* time(side === "measured" ? measured(op) : baseline(op)))
+      }
+      all.measured.push(...mine.measured)
+      all.baseline.push(...mine.baseline)
+      roundRatios.push(median(mine.measured) / median(mine.baseline))
     }
     return { measured: all.measured, baseline: all.baseline, roundRatios }
   }).pipe(Effect.withClock(Clock.make()))

@@ -8,8 +8,8 @@
  * - Postgres store (a server started for the bench, fsync on): the same save, one statement that
  *   replaces the task row (checking its seq) and inserts the audit line, through `@effect/sql`;
  *   the baseline is a bare `INSERT … ON CONFLICT` of the same bytes through the `pg` driver.
- * Both sides run in alternating blocks (`pairedBlocks`); the row gives the medians of every
- * operation, their 10th–90th percentiles, and the spread of the rounds' ratios.
+ * The two sides alternate (`alternating`); the row gives the medians of every operation, their
+ * 10th–90th percentiles, and the spread of the rounds' ratios.
  */
 import { FileSystem, Path } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -22,7 +22,7 @@ import { formatAuditLine, inTask, makeFileAudit } from "../src/layers/Audit.ts"
 import { makeFileStateStore } from "../src/layers/store/fileState.ts"
 import { makePostgresStore } from "../src/layers/store/postgres.ts"
 import { postgresMissing, startPostgres } from "../test/support/postgres.ts"
-import { pairedBlocks, pairedRow } from "./measure.ts"
+import { alternating, pairedRow } from "./measure.ts"
 import type { BenchRow, BenchSize } from "./types.ts"
 
 const created = "2025-01-01T00:00:00.000Z"
@@ -98,7 +98,7 @@ const transitionsOf = (count: number): ReadonlyArray<Transition> =>
   }))
 
 const sizeOf = (size: BenchSize) =>
-  size === "full" ? { warmups: 50, rounds: 40, block: 10 } : { warmups: 1, rounds: 2, block: 2 }
+  size === "full" ? { warmups: 200, rounds: 40, perRound: 10 } : { warmups: 1, rounds: 2, perRound: 2 }
 
 export const stepOverheadBench = (size: BenchSize): Effect.Effect<ReadonlyArray<BenchRow>> =>
   Effect.gen(function*() {
@@ -108,7 +108,7 @@ export const stepOverheadBench = (size: BenchSize): Effect.Effect<ReadonlyArray<
     const audit = yield* makeFileAudit({ path: path.join(dir, "audit", "audit.jsonl"), maxSizeBytes: 1024 * 1024 * 1024, maxFiles: 1 })
     const state = yield* makeFileStateStore({ dir: path.join(dir, "state"), audit })
     const options = sizeOf(size)
-    const transitions = transitionsOf(options.warmups + options.rounds * options.block)
+    const transitions = transitionsOf(options.warmups + options.rounds * options.perRound)
     const at = (i: number): Transition => transitions[i % transitions.length] ?? transitions[0] ?? { task: sampleTask, record: "", line: "" }
 
     // The same bytes, written with nothing in between: no encoding, no checks, no Effect.
@@ -128,7 +128,7 @@ export const stepOverheadBench = (size: BenchSize): Effect.Effect<ReadonlyArray<
       const { task } = at(i)
       return state.save(task, [{ event: "task.transition", data: { ...transition, step: task.steps } }]).pipe(inTask(task.id))
     }
-    const timings = yield* pairedBlocks(save, bare, options)
+    const timings = yield* alternating(save, bare, options)
     return [
       pairedRow(timings, {
         figure: `step overhead: State.save with its audit line, ${(at(0).record.length / 1024).toFixed(0)} KB task`,
@@ -173,7 +173,7 @@ const postgresRow = (size: BenchSize, at: (i: number) => Transition) =>
       const { task } = at(i)
       return state.save(task, [{ event: "task.transition", data: { ...transition, step: task.steps } }]).pipe(inTask(task.id))
     }
-    const timings = yield* pairedBlocks(save, bare, sizeOf(size))
+    const timings = yield* alternating(save, bare, sizeOf(size))
     return Option.some(pairedRow(timings, {
       figure: `step overhead on Postgres: State.save with its audit line, ${(at(0).record.length / 1024).toFixed(0)} KB task`,
       baselineLabel: "bare INSERT … ON CONFLICT of the same bytes (pg driver)",
