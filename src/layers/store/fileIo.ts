@@ -73,15 +73,21 @@ export const close = (fd: number): Effect.Effect<void, NodeJS.ErrnoException> =>
  */
 export const syncDirectory = (dir: string): Effect.Effect<void, NodeJS.ErrnoException> =>
   Effect.acquireUseRelease(
-    Effect.async<number, NodeJS.ErrnoException>((resume) => {
-      NFS.open(dir, "r", (error, fd) => resume(error === null ? Effect.succeed(fd) : Effect.fail(error)))
+    Effect.async<number | undefined, NodeJS.ErrnoException>((resume) => {
+      NFS.open(dir, "r", (error, fd) => resume(error === null ? Effect.succeed(fd) : isUnsupported(error) ? Effect.succeed(undefined) : Effect.fail(error)))
     }),
     (fd) =>
-      Effect.async<void, NodeJS.ErrnoException>((resume) => {
+      fd === undefined ? Effect.void : Effect.async<void, NodeJS.ErrnoException>((resume) => {
         NFS.fsync(fd, (error) => resume(error === null || isUnsupported(error) ? Effect.void : Effect.fail(error)))
       }),
-    (fd) => Effect.ignore(close(fd))
+    // A read-only descriptor of a directory: closing it cannot lose anything.
+    (fd) => (fd === undefined ? Effect.void : Effect.ignore(close(fd)))
   )
 
-/** A directory that cannot be fsynced (Windows, some network file systems): its entries are as durable as the platform makes them. */
-const isUnsupported = (error: NodeJS.ErrnoException): boolean => error.code === "EISDIR" || error.code === "EINVAL" || error.code === "EPERM"
+/**
+ * A directory that cannot be opened or fsynced (Windows, some network file systems): its entries
+ * are as durable as the platform makes them (the file's own fsync commits them on Linux's
+ * journalling file systems).
+ */
+const isUnsupported = (error: NodeJS.ErrnoException): boolean =>
+  error.code === "EISDIR" || error.code === "EINVAL" || error.code === "EPERM" || error.code === "EACCES"
