@@ -29,6 +29,7 @@ export {
   AgentLive,
   type AgentOutcome,
   AgentServicesLive,
+  NothingToRetry,
   NoTaskToResume,
   type Progress,
   type ProgressCallback,

@@ -6,7 +6,7 @@ import { MAX_JSON_DEPTH } from "../../src/core/jsonText.ts"
 import { newTask, type Task } from "../../src/core/task.ts"
 import { Approvals } from "../../src/layers/Approvals.ts"
 import { AuditMemory } from "../../src/layers/Audit.ts"
-import { FakeReply, LlmRequests } from "../../src/layers/Llm.ts"
+import { FakeReply, LlmHttpError, LlmRequests, LlmUnreachable } from "../../src/layers/Llm.ts"
 import { LuallmCalls, ModelNotRunning } from "../../src/layers/Luallm.ts"
 import { State } from "../../src/layers/State.ts"
 import { agentLayer, installSkill, testConfig } from "../support/agentHarness.ts"
@@ -429,4 +429,72 @@ export function run({ tag }) { fs.appendFile("${home}/data/marks.txt", tag + "\\
       expect(readFileSync(`${home}/data/marks.txt`, "utf8")).toBe("one\ntwo\n")
       expect(done.task.result).toEqual({ two: "two" })
     }).pipe(Effect.provide(TestPlatform)))
+
+  describe("a model that stops answering, and a retry", () => {
+    const unreachable = new LlmUnreachable({ url: "http://127.0.0.1:8089/v1/chat/completions", reason: "connect ECONNREFUSED", attempts: 3, startCommand: "luallm start m" })
+
+    it.scoped("pauses while planning (not an error) and continues the same task on resume", () =>
+      Effect.gen(function*() {
+        const home = yield* tempDir
+        const config = testConfig(home)
+        installSkill(config, "add", addSkill)
+        const replies = [
+          FakeReply.fail(unreachable, { when: "Request:" }),
+          FakeReply.content(sumPlan, { when: "Request:" }),
+          FakeReply.content("five", { when: "The sum is 5" })
+        ]
+        const { done, first, events } = yield* Effect.gen(function*() {
+          const agent = yield* Agent
+          const first = yield* agent.run("Add")
+          const done = yield* agent.resume({ task: first.task.id })
+          const events = (yield* (yield* AuditMemory).entries).map((e) => e.event)
+          return { first, done, events }
+        }).pipe(Effect.provide(agentLayer(config, replies, home)))
+        expect(first.task).toMatchObject({ state: "model_wait", resume_state: "planning" })
+        expect(first.paused?.message).toContain("Could not reach the LLM at http://127.0.0.1:8089/v1/chat/completions: connect ECONNREFUSED (3 attempts)")
+        expect(first.paused?.next_command).toBe(`luallm-agent resume --task ${first.task.id.slice(0, 8)}`)
+        expect(done.task).toMatchObject({ id: first.task.id, state: "complete", result: { say: "five" } })
+        expect(events).toEqual(expect.arrayContaining(["llm.error", "task.paused", "task.resume", "task.complete"]))
+      }).pipe(Effect.provide(TestPlatform)))
+
+    it.scoped("a 400 (a request the server refuses) is an error, not a pause; the task stays saved where it was", () =>
+      Effect.gen(function*() {
+        const home = yield* tempDir
+        const config = testConfig(home)
+        const refused = new LlmHttpError({ url: "http://x/v1/chat/completions", status: 400, body: "bad", attempts: 1, retryAfter: null })
+        const { error, tasks } = yield* Effect.gen(function*() {
+          const agent = yield* Agent
+          const error = yield* Effect.flip(agent.run("Add"))
+          return { error, tasks: (yield* agent.tasks).tasks }
+        }).pipe(Effect.provide(agentLayer(config, [FakeReply.fail(refused)], home)))
+        expect(error._tag).toBe("LlmHttpError")
+        expect(tasks.map((t) => t.state)).toEqual(["planning"])
+      }).pipe(Effect.provide(TestPlatform)))
+
+    it.scoped("retryFailed plans again a task whose plans were all invalid, and a retry of a complete task is refused", () =>
+      Effect.gen(function*() {
+        const home = yield* tempDir
+        const config = testConfig(home, { limits: { ...testConfig(home).limits, max_plan_retries: 1 } })
+        installSkill(config, "add", addSkill)
+        const replies = [
+          FakeReply.content("no plan", { when: "Request:" }),
+          FakeReply.content("still no plan", { when: "Request:" }),
+          FakeReply.content(sumPlan, { when: "Request:" }),
+          FakeReply.content("five", { when: "The sum is 5" })
+        ]
+        const { failed, retried, refused, events } = yield* Effect.gen(function*() {
+          const agent = yield* Agent
+          const failed = yield* agent.run("Add")
+          const retried = yield* agent.resume({ retryFailed: true })
+          const refused = yield* Effect.flip(agent.resume({ task: failed.task.id, retryFailed: true }))
+          const events = (yield* (yield* AuditMemory).entries).map((e) => e.event)
+          return { failed, retried, refused, events }
+        }).pipe(Effect.provide(agentLayer(config, replies, home)))
+        expect(failed.task.state).toBe("failed")
+        expect(failed.task.error).toContain(`luallm-agent resume --task ${failed.task.id.slice(0, 8)} --retry-failed`)
+        expect(retried.task).toMatchObject({ id: failed.task.id, state: "complete", result: { say: "five" }, error: null })
+        expect(refused).toMatchObject({ _tag: "NothingToRetry", id: failed.task.id, state: "complete" })
+        expect(events).toEqual(expect.arrayContaining(["task.failed", "task.retry", "task.complete"]))
+      }).pipe(Effect.provide(TestPlatform)))
+  })
 })

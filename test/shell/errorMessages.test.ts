@@ -13,7 +13,7 @@ import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
 import { NodeAnswerInvalid, NodeDataTooLarge } from "../../src/agent/execution.ts"
-import { NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
+import { NothingToRetry, NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
 import { AgentClosed, ApprovalCallbackFailed } from "../../src/createAgent.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
 import { fromJson } from "../../src/core/graph.ts"
@@ -166,6 +166,21 @@ const rows: ReadonlyArray<Row> = [
     facts: ["3f2a9c1e", "graph_exec", "this process", "`await`", "Agent.reset(\"3f2a9c1e\")", "luallm-agent resume --task 3f2a9c1e", "luallm-agent reset --task 3f2a9c1e"]
   },
   { error: new NoTaskToResume({ location: STATE_DIR }), facts: [STATE_DIR, "luallm-agent run", "Agent.start"] },
+  {
+    variant: "no failed task",
+    error: new NothingToRetry({ id: null, state: null, location: STATE_DIR }),
+    facts: [STATE_DIR, "No failed task", "`luallm-agent tasks`", "`luallm-agent resume --task ID`"]
+  },
+  {
+    variant: "a complete task",
+    error: new NothingToRetry({ id: ID, state: "complete", location: STATE_DIR }),
+    facts: [ID.slice(0, 8), "is complete: there is nothing to retry", "`luallm-agent run \"<request>\"`"]
+  },
+  {
+    variant: "an unfinished task",
+    error: new NothingToRetry({ id: ID, state: "model_wait", location: STATE_DIR }),
+    facts: [ID.slice(0, 8), "model_wait, not failed", `\`luallm-agent resume --task ${ID.slice(0, 8)}\``]
+  },
   {
     error: new DraftWriteError({ path: `${STATE_DIR}/drafts/csv_sum.js`, reason: "ENOSPC: no space left on device" }),
     facts: [`${STATE_DIR}/drafts/csv_sum.js`, "ENOSPC", "skills.agent_dir", "luallm-agent resume"]
@@ -683,6 +698,6 @@ describe("suggested commands", () => {
       }
     }
     const failed = transition(task, Event.TestsFailed({ report: null, feedback: "1 of 1 tests failed" }), { ...limits, max_skill_retries: 3 }, now).task
-    expect(suggestedIn(failed.error ?? "")).toEqual([["skills", "test", "csv_sum", "--draft"]])
+    expect(suggestedIn(failed.error ?? "")).toEqual([["skills", "test", "csv_sum", "--draft"], ["resume", "--task", ID.slice(0, 8), "--retry-failed"]])
   })
 })

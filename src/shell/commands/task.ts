@@ -6,15 +6,16 @@
  * continues).
  */
 import { Args, Command as Cli, Options, Prompt } from "@effect/cli"
-import { Clock, Console, Data, Effect, Option } from "effect"
-import { Agent, type AgentOutcome } from "../../Agent.ts"
-import type { Task } from "../../core/task.ts"
+import { Clock, Console, Data, Effect, Option, Predicate } from "effect"
+import { Agent, type AgentError, type AgentOutcome } from "../../Agent.ts"
+import { resumeCommand as resumeTaskCommand, type Task } from "../../core/task.ts"
+import { retryCommand, retryOf } from "../../core/taskMachine.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { Approvals } from "../../layers/Approvals.ts"
 import { AppConfig } from "../../layers/Config.ts"
 import { defaultTask, resolveTaskId, State, type TaskList, unfinishedTasks } from "../../layers/State.ts"
 import { reviewInteractively } from "../approvalPrompt.ts"
-import { ExitCodes, ExitWith } from "../exit.ts"
+import { ExitCodes, ExitWith, renderError } from "../exit.ts"
 import { terminalProgress } from "../progress.ts"
 import { provideAgent, provideState } from "../runtime.ts"
 import { bold, dim, green, isInteractive, printJson, red, warn, yellow } from "../ui.ts"
@@ -30,19 +31,79 @@ const short = (id: string): string => id.slice(0, 8)
 const renderValue = (value: unknown): string =>
   sanitizeForTerminal(typeof value === "string" ? value : JSON.stringify(value, null, 2) ?? "null")
 
+/** The command that takes a task on from where it stands: its pause's, a retry for a failed one, none for a complete one. */
+const nextCommandOf = (task: Task): string | null =>
+  task.state === "complete" ? null : task.state === "failed" ? retryCommand(task) : task.paused?.next_command ?? resumeTaskCommand(task)
+
+/** What `resume --retry-failed` would do with a failed task, in a few words. */
+const retryWouldDo = (task: Task): string => {
+  const retry = retryOf(task)
+  return retry._tag === "Plan"
+    ? "plans the task again"
+    : retry.nodes.length === 0
+    ? "runs the rest of its graph"
+    : `runs the failed node${retry.nodes.length === 1 ? "" : "s"} ${retry.nodes.join(", ")} again; completed nodes keep their results`
+}
+
+/** The `--json` outcome of `run` and `resume`: the same fields whether the task completed, failed or paused, or the command failed. */
+const outcomeJson = (task: Task | null, paused: Task["paused"], error: string | null) => ({
+  task_id: task?.id ?? null,
+  state: task?.state ?? null,
+  paused,
+  result: task?.result ?? null,
+  error,
+  steps: task?.steps ?? null,
+  next_command: task === null ? null : nextCommandOf(task)
+})
+
+/**
+ * With `--json`, a command that fails before its task reaches an outcome still prints one on
+ * stdout: the task as it was saved (when there is one; it is left there and `resume` continues
+ * it), and the error. The error goes to stderr as always, with its exit code.
+ */
+const printFailure = (error: unknown, task: Option.Option<Task>) =>
+  printJson(outcomeJson(
+    Option.getOrNull(task),
+    Option.match(task, { onNone: () => null, onSome: (t) => t.paused }),
+    Predicate.hasProperty(error, "message") && typeof error.message === "string" ? error.message : String(error)
+  ))
+
+/** `--json` for errors raised before any task was chosen (config, confirmation, store); an `ExitWith` has said its part already. */
+const jsonOnError = (asJson: boolean) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  asJson ? Effect.tapError(effect, (error) => (error instanceof ExitWith ? Effect.void : printFailure(error, Option.none()))) : effect
+
+/** Waits for the task `id`; with `--json`, a failure prints the task as saved, then ends the command with the error's message and code. */
+const awaitOutcome = (
+  outcome: Effect.Effect<AgentOutcome, AgentError>,
+  id: Option.Option<string>,
+  asJson: boolean
+): Effect.Effect<AgentOutcome, AgentError | ExitWith, Agent> =>
+  asJson
+    ? Effect.catchAll(outcome, (error) =>
+      Effect.gen(function*() {
+        const agent = yield* Agent
+        const saved = Option.isSome(id) ? yield* agent.task(id.value).pipe(Effect.option) : Option.none<Task>()
+        yield* printFailure(error, saved)
+        return yield* new ExitWith({ code: renderError(error).code, error })
+      }))
+    : outcome
+
 /** What a finished or paused task shows, and the exit code that goes with it. */
-export const reportOutcome = (outcome: AgentOutcome, asJson: boolean) =>
+export const reportOutcome = (outcome: AgentOutcome, asJson: boolean, alreadyFailed = false) =>
   Effect.gen(function*() {
     const { paused, task } = outcome
     if (asJson) {
-      yield* printJson({ task_id: task.id, state: task.state, paused, result: task.result ?? null, error: task.error, steps: task.steps })
+      yield* printJson(outcomeJson(task, paused, task.error))
     } else if (task.state === "complete") {
       yield* Console.log(green(`✓ task ${task.id.slice(0, 8)} complete`) + dim(` (${task.steps} steps)`))
       const result = task.result
       const entries = typeof result === "object" && result !== null && !Array.isArray(result) ? Object.entries(result) : []
       for (const [id, value] of entries) yield* Console.log(`${bold(sanitizeForTerminal(id))}: ${renderValue(value)}`)
     } else if (task.state === "failed") {
-      yield* Console.error(red(`✗ task ${task.id.slice(0, 8)} failed`) + `\n${sanitizeForTerminal(task.error ?? "no reason recorded")}`)
+      // A plain `resume` does not run a failed task again: say what does.
+      const note = alreadyFailed ? ` (it had failed before; \`resume\` alone does not run it again)` : ""
+      yield* Console.error(red(`✗ task ${task.id.slice(0, 8)} failed`) + `${note}\n${sanitizeForTerminal(task.error ?? "no reason recorded")}`)
+      yield* Console.error(`next: ${retryCommand(task)}   (${sanitizeForTerminal(retryWouldDo(task))})`)
     } else if (paused !== null) {
       yield* Console.log(`${yellow(`⏸ task ${task.id.slice(0, 8)} paused`)} in ${task.state}: ${sanitizeForTerminal(paused.message)}`)
       yield* Console.log(`next: ${paused.next_command}`)
@@ -113,9 +174,11 @@ export const runCommand = Cli.make(
       // Another unfinished task does not stop a new one; say so, so it is not forgotten.
       const note = othersNote(yield* agent.tasks, null)
       if (Option.isSome(note)) yield* Console.error(dim(`note: starting a new task; ${note.value}`))
-      const outcome = yield* agent.run(prompt, { onProgress: terminalProgress() })
+      const handle = yield* agent.start(prompt, { onProgress: terminalProgress() })
+      // Interrupting the command (Ctrl-C) stops the task; its last transition stays saved.
+      const outcome = yield* awaitOutcome(Effect.onInterrupt(handle.await, () => handle.interrupt), Option.some(handle.id), asJson)
       yield* reportOutcome(outcome, asJson)
-    }).pipe(provideAgent)
+    }).pipe(provideAgent, jsonOnError(asJson))
 ).pipe(Cli.withDescription("Plan and run a new task; drafts missing skills and pauses for their approval"))
 
 /** On a terminal, a pending approval of this task is reviewed right away; elsewhere the task stays paused. */
@@ -128,15 +191,30 @@ const reviewPending = (task: Task) =>
     if (record.status === "pending") yield* reviewInteractively(approvalId)
   })
 
-export const resumeCommand = Cli.make("resume", { json, task: taskOption }, ({ json: asJson, task }) =>
+const retryFailed = Options.boolean("retry-failed").pipe(
+  Options.withDescription(
+    "Retry a failed task (--task ID, else the most recent failed one): its failed nodes run again, completed nodes keep their results; a task that failed before its graph ran is planned again"
+  )
+)
+
+export const resumeCommand = Cli.make("resume", { json, task: taskOption, retryFailed }, ({ json: asJson, retryFailed: retrying, task }) =>
   Effect.gen(function*() {
     const agent = yield* Agent
-    const chosen = yield* agent.task(Option.getOrUndefined(task))
-    yield* reviewPending(chosen)
-    const outcome = yield* agent.resume({ task: chosen.id, onProgress: terminalProgress() })
-    yield* reportOutcome(outcome, asJson)
-  }).pipe(provideAgent)).pipe(
-    Cli.withDescription("Continue a saved task (--task ID, else the most recent unfinished): after an approval, a model start, or a crash")
+    const wanted = Option.getOrUndefined(task)
+    const chosen = retrying && wanted === undefined ? Option.none<Task>() : Option.some(yield* agent.task(wanted))
+    if (Option.isSome(chosen) && !retrying) yield* reviewPending(chosen.value)
+    const id = Option.map(chosen, (t) => t.id)
+    const outcome = yield* awaitOutcome(
+      agent.resume({ ...(Option.isSome(id) ? { task: id.value } : {}), retryFailed: retrying, onProgress: terminalProgress() }),
+      id,
+      asJson
+    )
+    const alreadyFailed = !retrying && Option.isSome(chosen) && chosen.value.state === "failed"
+    yield* reportOutcome(outcome, asJson, alreadyFailed)
+  }).pipe(provideAgent, jsonOnError(asJson))).pipe(
+    Cli.withDescription(
+      "Continue a saved task (--task ID, else the most recent unfinished): after an approval, a model start or stop, or a crash; --retry-failed retries a failed one"
+    )
   )
 
 /** The task `--task` names, or the default one; `None` when nothing is saved. */
