@@ -21,7 +21,7 @@ import { TaskTokens } from "./agent/llmCall.ts"
 import { canStartModels, ensureModel, plan } from "./agent/planning.ts"
 import { both, type Progress, type ProgressCallback, type ProgressListener, toListener } from "./agent/progress.ts"
 import { type ApprovalError, Approvals, ApprovalsLive } from "./layers/Approvals.ts"
-import { Audit, type AuditWriteError, inTask } from "./layers/Audit.ts"
+import { Audit, type AuditEvent, type AuditWriteError, inTask } from "./layers/Audit.ts"
 import { AppConfig } from "./layers/Config.ts"
 import { isModelUnavailable, type Llm, type LlmError } from "./layers/Llm.ts"
 import type { Luallm, ModelNotReady } from "./layers/Luallm.ts"
@@ -48,6 +48,12 @@ export class TaskInProgress extends Data.TaggedError("TaskInProgress")<{ readonl
   override get message() {
     const id = this.id.slice(0, 8)
     return `Task ${id} (in state ${this.state}) is being driven by this process right now. Wait for it (its handle's \`await\`) or stop it (\`interrupt\`); then continue it with \`Agent.resume({ task: "${id}" })\` or discard it with \`Agent.reset("${id}")\` (from a shell: \`luallm-agent resume --task ${id}\`, \`luallm-agent reset --task ${id}\`).`
+  }
+}
+
+export class TaskIdTaken extends Data.TaggedError("TaskIdTaken")<{ readonly id: string; readonly location: string }> {
+  override get message() {
+    return `A task with the id ${this.id} is already saved in ${this.location}; a new task needs an id of its own. Continue that one with \`luallm-agent resume --task ${this.id.slice(0, 8)}\` (\`Agent.resume({ task: "${this.id}" })\` in an app), or start without an id.`
   }
 }
 
@@ -79,6 +85,11 @@ export interface RunOptions {
   readonly onProgress?: ProgressCallback
 }
 
+export interface StartOptions extends RunOptions {
+  /** The new task's id (by default a fresh UUID): a task cluster names its tasks before they start. */
+  readonly id?: string
+}
+
 export interface ResumeOptions extends RunOptions {
   /** The task's id or an unambiguous prefix; by default the most recent unfinished task (with `retryFailed`, the most recent failed one). */
   readonly task?: string
@@ -99,6 +110,7 @@ export interface AgentOutcome {
 /** Everything the agent can fail with; a failed *task* is not an error but an outcome. */
 export type AgentError =
   | TaskInProgress
+  | TaskIdTaken
   | NoTaskToResume
   | NothingToRetry
   | TaskNotFound
@@ -136,7 +148,10 @@ export interface ResetOutcome {
 
 export interface AgentShape {
   /** Creates a task for `prompt` and drives it in the background; the handle comes back at once. */
-  readonly start: (prompt: string, options?: RunOptions) => Effect.Effect<TaskHandle, StateIoError | StateConflict | AuditWriteError>
+  readonly start: (
+    prompt: string,
+    options?: StartOptions
+  ) => Effect.Effect<TaskHandle, TaskIdTaken | StateCorrupt | StateIoError | StateConflict | AuditWriteError>
   /** Creates a task for `prompt` and drives it until it finishes or pauses (`start`, then `await`). */
   readonly run: (prompt: string, options?: RunOptions) => Effect.Effect<AgentOutcome, AgentError>
   /** Continues a saved task (by default the most recent unfinished one): after an approval, a model start, or a crash; `retryFailed` retries a failed one. */
@@ -225,14 +240,18 @@ export const makeAgent = Effect.gen(function*() {
   /** Saves a transition with its audit line (`logged`), and reports it. */
   const saveTransition = (next: Transition, progress: ProgressListener, logged = true) =>
     Effect.gen(function*() {
+      // A task's end is committed with its last transition: a crash cannot keep one without the other.
+      const ending: ReadonlyArray<AuditEvent> = isTerminal(next.task)
+        ? [{ event: next.task.state === "complete" ? "task.complete" : "task.failed", data: { steps: next.task.steps, ...(next.task.error === null ? {} : { error: next.task.error }) } }]
+        : []
       yield* state.save(
         next.task,
         logged
           ? [{
             event: "task.transition",
             data: { from: next.from, to: next.to, reason: next.reason, step: next.task.steps, skill: next.task.draft?.skill.name ?? null }
-          }]
-          : []
+          }, ...ending]
+          : ending
       )
       if (logged) yield* progress({ _tag: "Transition", from: next.from, to: next.to, reason: next.reason })
     })
@@ -247,12 +266,7 @@ export const makeAgent = Effect.gen(function*() {
         task = yield* stepWith(task, progress)
         first = false
       }
-      if (isTerminal(task)) {
-        yield* audit.log(task.state === "complete" ? "task.complete" : "task.failed", {
-          steps: task.steps,
-          ...(task.error === null ? {} : { error: task.error })
-        })
-      } else if (task.paused !== null) {
+      if (!isTerminal(task) && task.paused !== null) {
         yield* audit.log("task.paused", { reason: task.paused.reason, next: task.paused.next_command })
       }
       return { task, paused: task.paused } satisfies AgentOutcome
@@ -298,9 +312,13 @@ export const makeAgent = Effect.gen(function*() {
       } satisfies TaskHandle
     })
 
-  const start = (prompt: string, options: RunOptions = {}) =>
+  const start = (prompt: string, options: StartOptions = {}) =>
     Effect.gen(function*() {
-      const task = newTask(crypto.randomUUID(), prompt, yield* nowIso)
+      // A given id must be new: saving over a task would replace its history.
+      if (options.id !== undefined && Option.isSome(yield* state.load(options.id))) {
+        return yield* new TaskIdTaken({ id: options.id, location: state.location })
+      }
+      const task = newTask(options.id ?? crypto.randomUUID(), prompt, yield* nowIso)
       yield* state.save(task, [{ event: "task.start", data: { prompt } }])
       return yield* launch(task.id, "run", (saved) => Effect.succeed(Option.getOrElse(saved, () => task)), options).pipe(
         // A new id cannot be running yet.
@@ -321,7 +339,11 @@ export const makeAgent = Effect.gen(function*() {
           onNone: () => Effect.fail(new NoTaskToResume({ location: state.location })),
           onSome: (task) => Effect.succeed(task.id)
         }))
-      : resolveTaskId(id).pipe(Effect.provideService(State, state))
+      : Effect.flatMap(
+        // A full id is looked up directly (a damaged task is there too); a prefix needs the list.
+        state.load(id).pipe(Effect.map(Option.isSome), Effect.catchTag("StateCorrupt", () => Effect.succeed(true))),
+        (saved) => (saved ? Effect.succeed(id) : resolveTaskId(id).pipe(Effect.provideService(State, state)))
+      )
 
   /** The most recently updated failed task: what `resume --retry-failed` retries when it names none. */
   const lastFailed = Effect.flatMap(state.list, (list) =>

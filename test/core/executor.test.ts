@@ -339,7 +339,8 @@ describe("executeGraph", () => {
           maxParallel: 1,
           stopOn: isModelDown,
           runNode: () =>
-            Effect.flatMap(Ref.updateAndGet(attempts, (n) => n + 1), (n) => (n === 1 ? Effect.fail(new DiskFull({ message: "flaky" })) : Effect.fail(new ModelDown())))
+            Effect.flatMap(Ref.updateAndGet(attempts, (n) => n + 1), (n): Effect.Effect<never, DiskFull | ModelDown> =>
+              n === 1 ? Effect.fail(new DiskFull({ message: "flaky" })) : Effect.fail(new ModelDown()))
         })
         expect(yield* Ref.get(attempts)).toBe(2)
         expect(Option.isSome(run.stopped)).toBe(true)

@@ -17,7 +17,8 @@ import { defaultTask, resolveTaskId, State, type TaskList, unfinishedTasks } fro
 import { reviewInteractively } from "../approvalPrompt.ts"
 import { ExitCodes, ExitWith, renderError } from "../exit.ts"
 import { terminalProgress } from "../progress.ts"
-import { provideAgent, provideState } from "../runtime.ts"
+import { onCluster, provideAgent, provideCluster, provideConfig, provideState } from "../runtime.ts"
+import { describeHolder, holderOnCluster, resumeOnCluster, runOnCluster } from "./onCluster.ts"
 import { bold, dim, green, isInteractive, printJson, red, warn, yellow } from "../ui.ts"
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print the outcome as JSON"))
@@ -168,17 +169,25 @@ export const runCommand = Cli.make(
     json
   },
   ({ json: asJson, prompt, yes }) =>
-    Effect.gen(function*() {
-      if (!(yield* confirmTask(prompt, yes))) return yield* Console.log("not started")
-      const agent = yield* Agent
-      // Another unfinished task does not stop a new one; say so, so it is not forgotten.
-      const note = othersNote(yield* agent.tasks, null)
-      if (Option.isSome(note)) yield* Console.error(dim(`note: starting a new task; ${note.value}`))
-      const handle = yield* agent.start(prompt, { onProgress: terminalProgress() })
-      // Interrupting the command (Ctrl-C) stops the task; its last transition stays saved.
-      const outcome = yield* awaitOutcome(Effect.onInterrupt(handle.await, () => handle.interrupt), Option.some(handle.id), asJson)
-      yield* reportOutcome(outcome, asJson)
-    }).pipe(provideAgent, jsonOnError(asJson))
+    Effect.if(onCluster("run"), {
+      onTrue: () =>
+        Effect.gen(function*() {
+          if (!(yield* confirmTask(prompt, yes))) return yield* Console.log("not started")
+          yield* reportOutcome(yield* runOnCluster(prompt), asJson)
+        }).pipe(provideConfig),
+      onFalse: () =>
+        Effect.gen(function*() {
+          if (!(yield* confirmTask(prompt, yes))) return yield* Console.log("not started")
+          const agent = yield* Agent
+          // Another unfinished task does not stop a new one; say so, so it is not forgotten.
+          const note = othersNote(yield* agent.tasks, null)
+          if (Option.isSome(note)) yield* Console.error(dim(`note: starting a new task; ${note.value}`))
+          const handle = yield* agent.start(prompt, { onProgress: terminalProgress() })
+          // Interrupting the command (Ctrl-C) stops the task; its last transition stays saved.
+          const outcome = yield* awaitOutcome(Effect.onInterrupt(handle.await, () => handle.interrupt), Option.some(handle.id), asJson)
+          yield* reportOutcome(outcome, asJson)
+        }).pipe(provideAgent)
+    }).pipe(jsonOnError(asJson))
 ).pipe(Cli.withDescription("Plan and run a new task; drafts missing skills and pauses for their approval"))
 
 /** On a terminal, a pending approval of this task is reviewed right away; elsewhere the task stays paused. */
@@ -198,20 +207,25 @@ const retryFailed = Options.boolean("retry-failed").pipe(
 )
 
 export const resumeCommand = Cli.make("resume", { json, task: taskOption, retryFailed }, ({ json: asJson, retryFailed: retrying, task }) =>
-  Effect.gen(function*() {
-    const agent = yield* Agent
-    const wanted = Option.getOrUndefined(task)
-    const chosen = retrying && wanted === undefined ? Option.none<Task>() : Option.some(yield* agent.task(wanted))
-    if (Option.isSome(chosen) && !retrying) yield* reviewPending(chosen.value)
-    const id = Option.map(chosen, (t) => t.id)
-    const outcome = yield* awaitOutcome(
-      agent.resume({ ...(Option.isSome(id) ? { task: id.value } : {}), retryFailed: retrying, onProgress: terminalProgress() }),
-      id,
-      asJson
-    )
-    const alreadyFailed = !retrying && Option.isSome(chosen) && chosen.value.state === "failed"
-    yield* reportOutcome(outcome, asJson, alreadyFailed)
-  }).pipe(provideAgent, jsonOnError(asJson))).pipe(
+  // A retry runs in this process, on the same store (the task's lock keeps the runners off it).
+  Effect.if(Effect.map(onCluster("resume"), (on) => on && !retrying), {
+    onTrue: () => Effect.flatMap(resumeOnCluster(task), (outcome) => reportOutcome(outcome, asJson)),
+    onFalse: () =>
+      Effect.gen(function*() {
+        const agent = yield* Agent
+        const wanted = Option.getOrUndefined(task)
+        const chosen = retrying && wanted === undefined ? Option.none<Task>() : Option.some(yield* agent.task(wanted))
+        if (Option.isSome(chosen) && !retrying) yield* reviewPending(chosen.value)
+        const id = Option.map(chosen, (t) => t.id)
+        const outcome = yield* awaitOutcome(
+          agent.resume({ ...(Option.isSome(id) ? { task: id.value } : {}), retryFailed: retrying, onProgress: terminalProgress() }),
+          id,
+          asJson
+        )
+        const alreadyFailed = !retrying && Option.isSome(chosen) && chosen.value.state === "failed"
+        yield* reportOutcome(outcome, asJson, alreadyFailed)
+      }).pipe(provideAgent)
+  }).pipe(jsonOnError(asJson))).pipe(
     Cli.withDescription(
       "Continue a saved task (--task ID, else the most recent unfinished): after an approval, a model start or stop, or a crash; --retry-failed retries a failed one"
     )
@@ -224,7 +238,10 @@ const chosenTask = (wanted: Option.Option<string>, list: TaskList) =>
     onSome: (id) => Effect.map(resolveTaskId(id), Option.some)
   })
 
-export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ json: asJson, task: wanted }) =>
+/** Who holds a task on the cluster, for `status`; `None` in one process. */
+type Holder<R> = (taskId: string) => Effect.Effect<Option.Option<{ readonly runner: string | null; readonly driving: boolean; readonly problem: string | null }>, never, R>
+
+const showStatus = <R>(wanted: Option.Option<string>, asJson: boolean, holder: Holder<R>) =>
   Effect.gen(function*() {
     const state = yield* State
     const list = yield* state.list
@@ -234,7 +251,14 @@ export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ j
     if (Option.isNone(id) && damaged !== undefined) return yield* damaged
     const saved = Option.isNone(id) ? Option.none<Task>() : yield* state.load(id.value)
     const others = unfinishedTasks(list).filter((other) => Option.isNone(id) || other.id !== id.value)
-    if (asJson) return yield* printJson({ task: Option.getOrNull(saved), other_unfinished: others.map((other) => other.id) })
+    const held = Option.isNone(saved) ? Option.none() : yield* holder(saved.value.id)
+    if (asJson) {
+      return yield* printJson({
+        task: Option.getOrNull(saved),
+        other_unfinished: others.map((other) => other.id),
+        ...Option.match(held, { onNone: () => ({}), onSome: (cluster) => ({ cluster }) })
+      })
+    }
     if (Option.isNone(saved)) return yield* Console.log("no task saved")
     const task = saved.value
     yield* Console.log(`${bold(`task ${task.id}`)}  ${task.state}  ${dim(`${task.steps} steps, updated ${task.updated_at}`)}`)
@@ -245,9 +269,18 @@ export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ j
       yield* Console.log(`  ${sanitizeForTerminal(node.id)} [${node.action}] ${node.status}${node.retries > 0 ? dim(` (${node.retries} retries)`) : ""}`)
     }
     if (task.error !== null) yield* Console.log(red(sanitizeForTerminal(task.error)))
+    if (Option.isSome(held)) yield* Console.log(describeHolder(held.value))
     const note = othersNote(list, task.id)
     if (Option.isSome(note)) yield* Console.log(dim(`note: ${note.value}`))
-  }).pipe(provideState)).pipe(Cli.withDescription("Show a saved task (--task ID, else the most recent unfinished)"))
+  })
+
+export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ json: asJson, task: wanted }) =>
+  Effect.if(onCluster("status"), {
+    onTrue: () => showStatus(wanted, asJson, (id) => Effect.asSome(holderOnCluster(id))).pipe(provideCluster),
+    onFalse: () => showStatus(wanted, asJson, () => Effect.succeedNone).pipe(provideState)
+  })).pipe(
+    Cli.withDescription("Show a saved task (--task ID, else the most recent unfinished), and on the task cluster the runner that holds it")
+  )
 
 export const resetCommand = Cli.make("reset", { task: taskOption }, ({ task }) =>
   Effect.gen(function*() {
