@@ -374,6 +374,11 @@ const rows: ReadonlyArray<Row> = [
   { error: new ApprovalAmbiguous({ id: "3f2a", matches: [ID, "3f2a0000-0000-4000-8000-000000000000"] }), facts: ["3f2a", ID] },
   { error: new ApprovalCorrupt({ path: `${STATE_DIR}/pending_approvals/skill_csv_sum_${ID}.json`, reason: "status: expected pending" }), facts: [`skill_csv_sum_${ID}.json`, "status"] },
   { error: new ApprovalAlreadyResolved({ id: ID, status: "rejected" }), facts: [ID, "rejected"] },
+  {
+    variant: "its task reset",
+    error: new ApprovalAlreadyResolved({ id: ID, status: "rejected", reason: "its task was discarded with reset" }),
+    facts: [ID, "already rejected (its task was discarded with reset)"]
+  },
   { variant: "tests failed", error: new PromotionRefused({ id: ID, skill: "csv_sum", reason: "its last test run did not pass (2/3)" }), facts: ["csv_sum", ID, "2/3", "luallm-agent approvals show 3f2a9c1e"] },
   { variant: "draft changed", error: new PromotionRefused({ id: ID, skill: "csv_sum", reason: "the draft changed after it was approved" }), facts: ["csv_sum", "changed after it was approved"] },
   { error: new ApprovalIoError({ path: "/home/ada/skills/csv_sum.js", reason: "EACCES: permission denied" }), facts: ["/home/ada/skills/csv_sum.js", "EACCES"] },

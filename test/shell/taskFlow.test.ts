@@ -231,3 +231,40 @@ describe("resume --retry-failed", () => {
       expect(none.stderr.trim()).toBe(`error: Task ${short(id)} is complete: there is nothing to retry. Start a new one with \`luallm-agent run "<request>"\`.`)
     }))
 })
+
+describe("after a human decided", () => {
+  it.scopedLive("status after approvals reject no longer offers approve: it says the task fails with the reason, which resume then does", () =>
+    Effect.gen(function*() {
+      const ws = yield* workspace
+      const paused = outcomeOf((yield* ws.cli(["run", "shout hi", "--json"])).stdout)
+      expect(paused).toMatchObject({ state: "approval", paused: { reason: "approval" } })
+      const id: string = paused.task_id
+      expect((yield* ws.cli(["status"])).stdout).toContain("luallm-agent approvals approve")
+      const [pending] = outcomeOf((yield* ws.cli(["approvals", "list", "--json"])).stdout) as ReadonlyArray<{ id: string }>
+      expect((yield* ws.cli(["approvals", "reject", pending?.id ?? "", "--reason", "too loud"])).code).toBe(ExitCodes.ok)
+
+      const status = yield* ws.cli(["status"])
+      expect(status.stdout).not.toContain("approvals approve")
+      expect(status.stdout).toContain("rejected: the drafted skill shout was rejected (too loud); the task fails with that reason when it is continued.")
+      expect(status.stdout).toContain(`next: luallm-agent resume --task ${short(id)}`)
+      const json = outcomeOf((yield* ws.cli(["status", "--json"])).stdout)
+      expect(json).toMatchObject({ decided_approval: { status: "rejected", reason: "too loud", skill_name: "shout" }, next_command: `luallm-agent resume --task ${short(id)}` })
+
+      const resumed = yield* ws.cli(["resume", "--json"])
+      expect(resumed.code).toBe(ExitCodes.failure)
+      expect(outcomeOf(resumed.stdout)).toMatchObject({ task_id: id, state: "failed" })
+      expect(outcomeOf(resumed.stdout).error).toContain("too loud")
+    }))
+
+  it.scopedLive("reset leaves no pending approval behind, and approving it afterwards says its task was discarded", () =>
+    Effect.gen(function*() {
+      const ws = yield* workspace
+      const paused = outcomeOf((yield* ws.cli(["run", "shout hi", "--json"])).stdout)
+      const [pending] = outcomeOf((yield* ws.cli(["approvals", "list", "--json"])).stdout) as ReadonlyArray<{ id: string }>
+      expect((yield* ws.cli(["reset", "--task", short(paused.task_id)])).code).toBe(ExitCodes.ok)
+      expect(outcomeOf((yield* ws.cli(["approvals", "list", "--json"])).stdout)).toEqual([])
+      const approve = yield* ws.cli(["approvals", "approve", short(pending?.id ?? "")])
+      expect(approve.code).toBe(ExitCodes.failure)
+      expect(approve.stderr).toContain("was already rejected (its task was discarded with reset); a decision is final.")
+    }))
+})

@@ -11,7 +11,7 @@ import { Agent, type AgentError, type AgentOutcome } from "../../Agent.ts"
 import { resumeCommand as resumeTaskCommand, type Task } from "../../core/task.ts"
 import { retryCommand, retryOf } from "../../core/taskMachine.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
-import { Approvals } from "../../layers/Approvals.ts"
+import { Approvals, ApprovalsLive } from "../../layers/Approvals.ts"
 import { AppConfig } from "../../layers/Config.ts"
 import { defaultTask, resolveTaskId, State, type TaskList, unfinishedTasks } from "../../layers/State.ts"
 import { reviewInteractively } from "../approvalPrompt.ts"
@@ -241,6 +241,17 @@ const chosenTask = (wanted: Option.Option<string>, list: TaskList) =>
 /** Who holds a task on the cluster, for `status`; `None` in one process. */
 type Holder<R> = (taskId: string) => Effect.Effect<Option.Option<{ readonly runner: string | null; readonly driving: boolean; readonly problem: string | null }>, never, R>
 
+/** The approval a paused task waits for, when a human has already decided it (the task learns it on resume). */
+const decidedApproval = (task: Task) =>
+  Effect.gen(function*() {
+    const approvalId = task.state === "approval" ? task.draft?.approval_id ?? null : null
+    if (approvalId === null) return Option.none()
+    const record = yield* (yield* Approvals).get(approvalId).pipe(Effect.option)
+    return Option.filter(record, (r) => r.status !== "pending").pipe(
+      Option.map((r) => ({ id: r.id, status: r.status, reason: r.reason, skill_name: r.skill_name }))
+    )
+  })
+
 const showStatus = <R>(wanted: Option.Option<string>, asJson: boolean, holder: Holder<R>) =>
   Effect.gen(function*() {
     const state = yield* State
@@ -252,18 +263,35 @@ const showStatus = <R>(wanted: Option.Option<string>, asJson: boolean, holder: H
     const saved = Option.isNone(id) ? Option.none<Task>() : yield* state.load(id.value)
     const others = unfinishedTasks(list).filter((other) => Option.isNone(id) || other.id !== id.value)
     const held = Option.isNone(saved) ? Option.none() : yield* holder(saved.value.id)
+    const decision = Option.isNone(saved) ? Option.none() : yield* decidedApproval(saved.value)
     if (asJson) {
       return yield* printJson({
         task: Option.getOrNull(saved),
         other_unfinished: others.map((other) => other.id),
-        ...Option.match(held, { onNone: () => ({}), onSome: (cluster) => ({ cluster }) })
+        ...Option.match(held, { onNone: () => ({}), onSome: (cluster) => ({ cluster }) }),
+        ...Option.match(saved, {
+          onNone: () => ({}),
+          onSome: (task) => ({
+            decided_approval: Option.getOrNull(decision),
+            next_command: Option.isSome(decision) ? resumeTaskCommand(task) : nextCommandOf(task)
+          })
+        })
       })
     }
     if (Option.isNone(saved)) return yield* Console.log("no task saved")
     const task = saved.value
     yield* Console.log(`${bold(`task ${task.id}`)}  ${task.state}  ${dim(`${task.steps} steps, updated ${task.updated_at}`)}`)
     yield* Console.log(`request: ${sanitizeForTerminal(task.prompt)}`)
-    if (task.paused !== null) yield* Console.log(`${yellow("paused")}: ${sanitizeForTerminal(task.paused.message)}\nnext: ${task.paused.next_command}`)
+    if (Option.isSome(decision)) {
+      // A human decided while the task was paused: what it waited for is over, and resume acts on it.
+      const { reason, skill_name, status } = decision.value
+      yield* Console.log(
+        status === "rejected"
+          ? `${red("rejected")}: the drafted skill ${skill_name} was rejected (${sanitizeForTerminal(reason ?? "no reason given")}); the task fails with that reason when it is continued.`
+          : `${green("approved")}: the drafted skill ${skill_name} was approved; the task goes on with it when it is continued.`
+      )
+      yield* Console.log(`next: ${resumeTaskCommand(task)}`)
+    } else if (task.paused !== null) yield* Console.log(`${yellow("paused")}: ${sanitizeForTerminal(task.paused.message)}\nnext: ${task.paused.next_command}`)
     if (task.draft !== null) yield* Console.log(`drafting ${task.draft.skill.name} (version ${task.draft.attempt})`)
     for (const node of task.graph?.nodes ?? []) {
       yield* Console.log(`  ${sanitizeForTerminal(node.id)} [${node.action}] ${node.status}${node.retries > 0 ? dim(` (${node.retries} retries)`) : ""}`)
@@ -277,7 +305,7 @@ const showStatus = <R>(wanted: Option.Option<string>, asJson: boolean, holder: H
 export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ json: asJson, task: wanted }) =>
   Effect.if(onCluster("status"), {
     onTrue: () => showStatus(wanted, asJson, (id) => Effect.asSome(holderOnCluster(id))).pipe(provideCluster),
-    onFalse: () => showStatus(wanted, asJson, () => Effect.succeedNone).pipe(provideState)
+    onFalse: () => showStatus(wanted, asJson, () => Effect.succeedNone).pipe(Effect.provide(ApprovalsLive), provideState)
   })).pipe(
     Cli.withDescription("Show a saved task (--task ID, else the most recent unfinished), and on the task cluster the runner that holds it")
   )
