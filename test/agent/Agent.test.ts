@@ -497,4 +497,72 @@ export function run({ tag }) { fs.appendFile("${home}/data/marks.txt", tag + "\\
         expect(events).toEqual(expect.arrayContaining(["task.failed", "task.retry", "task.complete"]))
       }).pipe(Effect.provide(TestPlatform)))
   })
+
+  describe("a rework may rewrite the tests when they are the problem", () => {
+    /** The first draft's tests are unusable; the rework that asks for tests gets a good pair. */
+    const scripted = (badTests: string) => [
+      FakeReply.content(doublePlan, { when: "Request:" }),
+      FakeReply.content(JSON.stringify({ code: doubleSkill(2), tests: badTests }), { when: "Write the skill file" }),
+      FakeReply.content(JSON.stringify({ code: doubleSkill(2), tests: doubleTests }), { when: "write its tests again" }),
+      // What a code-only rework would get: the same code, the same tests, until the retry limit.
+      ...Array.from({ length: 4 }, () => FakeReply.content(JSON.stringify({ code: doubleSkill(2) }), { when: "The tests failed like this" }))
+    ]
+
+    const draftWith = (badTests: string) =>
+      Effect.gen(function*() {
+        const home = yield* tempDir
+        const config = testConfig(home)
+        return yield* Effect.gen(function*() {
+          const outcome = yield* (yield* Agent).run("Double 21")
+          const approvals = yield* Approvals
+          const [pending] = yield* approvals.listPending
+          const tested = pending === undefined ? null : yield* approvals.tested(pending)
+          const prompts = (yield* (yield* LlmRequests).requests).map((r) => r.messages.at(-1)?.content ?? "")
+          return { outcome, tested, prompts, pending }
+        }).pipe(Effect.provide(agentLayer(config, scripted(badTests), home)))
+      })
+
+    it.scoped("a test file that is the skill's code (no tests registered): the rework asks for code and tests, and ends in approval with the new tests", () =>
+      Effect.gen(function*() {
+        const { outcome, pending, prompts, tested } = yield* draftWith(doubleSkill(2))
+        expect(outcome.task.state).toBe("approval")
+        expect(outcome.task.draft?.attempt).toBe(2)
+        const rework = prompts.find((prompt) => prompt.startsWith("Job: fix a skill whose tests cannot be used"))
+        expect(rework).toContain("double.test.js registers no tests")
+        expect(rework).toContain(`"tests": "<the whole new double.test.js>"`)
+        expect(prompts.some((prompt) => prompt.includes("The tests failed like this"))).toBe(false)
+        // The approval shows the tests that ran: the new ones.
+        expect(tested?.tests).toBe(doubleTests)
+        expect(pending?.test_report).toMatchObject({ total: 2, passed: 2 })
+      }).pipe(Effect.provide(TestPlatform)))
+
+    it.scoped("tests that fail inside the test file (calling what does not exist) are written again too", () =>
+      Effect.gen(function*() {
+        const broken = `const { run } = require("double")\ntest("doubles 2", () => { assert.equal(twice(run({ n: 2 })), 4) })\n`
+        const { outcome, prompts, tested } = yield* draftWith(broken)
+        expect(outcome.task.state).toBe("approval")
+        const rework = prompts.find((prompt) => prompt.startsWith("Job: fix a skill whose tests cannot be used"))
+        expect(rework).toContain("The test \"doubles 2\" fails inside double.test.js itself, not in an assertion: ReferenceError")
+        expect(tested?.tests).toBe(doubleTests)
+      }).pipe(Effect.provide(TestPlatform)))
+
+    it.scoped("tests that fail on their assertions keep: the rework asks for the code only", () =>
+      Effect.gen(function*() {
+        const home = yield* tempDir
+        const config = testConfig(home)
+        const replies = [
+          FakeReply.content(doublePlan, { when: "Request:" }),
+          FakeReply.content(JSON.stringify({ code: doubleSkill(3), tests: doubleTests }), { when: "Write the skill file" }),
+          FakeReply.content(JSON.stringify({ code: doubleSkill(2), tests: "test(\"weakened\", () => {})" }), { when: "The tests failed like this" })
+        ]
+        const { outcome, tested } = yield* Effect.gen(function*() {
+          const outcome = yield* (yield* Agent).run("Double 21")
+          const approvals = yield* Approvals
+          const [pending] = yield* approvals.listPending
+          return { outcome, tested: pending === undefined ? null : yield* approvals.tested(pending) }
+        }).pipe(Effect.provide(agentLayer(config, replies, home)))
+        expect(outcome.task.state).toBe("approval")
+        expect(tested?.tests).toBe(doubleTests)
+      }).pipe(Effect.provide(TestPlatform)))
+  })
 })
