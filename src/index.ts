@@ -50,6 +50,7 @@ export {
   type CreateAgentOptions,
   type PromiseAgent,
   type PromiseTaskHandle,
+  type ResumeTaskOptions,
   type StartOptions
 } from "./createAgent.ts"
 
