@@ -129,14 +129,14 @@ export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progr
     const failure = draft.feedback ?? "the tests failed"
     // A rework keeps the tests, so passing means the code changed to meet them; unless the tests
     // are what is wrong: then it asks for the code and new tests, which replace the old ones.
-    const testsProblem = !rework
+    // (A draft whose code was refused before its tests were written gets them after the code.)
+    const noTests = previousTests.trim() === ""
+    const testsProblem = !rework || noTests
       ? undefined
-      : previousTests.trim() === ""
-      ? `there is no ${draft.skill.name}.test.js.`
       : draft.test_report === null
       ? `${draft.skill.name}.test.js could not run.`
       : testsAtFault(draft.skill.name, draft.test_report)
-    const withTests = !rework || testsProblem !== undefined
+    const withTests = !rework || noTests || testsProblem !== undefined
     const answer = !rework
       ? yield* ask("skill.draft", () => skillCodeUserPrompt(context), draftSchema, "skill_draft")
       : testsProblem !== undefined

@@ -75,7 +75,8 @@ export class ApprovalAlreadyResolved extends Data.TaggedError("ApprovalAlreadyRe
   readonly reason?: string | null
 }> {
   override get message() {
-    const why = this.reason === undefined || this.reason === null ? "" : ` (${this.reason})`
+    // Why a draft was rejected matters to whoever finds it settled (its task reset, say).
+    const why = this.status !== "rejected" || this.reason === undefined || this.reason === null ? "" : ` (${this.reason})`
     return `Approval ${this.id} was already ${this.status}${why}; a decision is final. Run the task again to draft a new version.`
   }
 }
