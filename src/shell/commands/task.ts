@@ -21,8 +21,9 @@ import { onCluster, provideAgent, provideCluster, provideConfig, provideState } 
 import { describeHolder, holderOnCluster, resumeOnCluster, runOnCluster } from "./onCluster.ts"
 import { bold, dim, green, isInteractive, printJson, red, warn, yellow } from "../ui.ts"
 
-const json = Options.boolean("json").pipe(Options.withDescription("Print the outcome as JSON"))
+const json = Options.boolean("json").pipe(Options.withDescription("Print the outcome as JSON, for scripts"))
 const taskOption = Options.text("task").pipe(
+  Options.withPseudoName("ID"),
   Options.withDescription("The task's id (4+ characters of it are enough); default: the most recent unfinished task"),
   Options.optional
 )
@@ -227,7 +228,7 @@ export const resumeCommand = Cli.make("resume", { json, task: taskOption, retryF
       }).pipe(provideAgent)
   }).pipe(jsonOnError(asJson))).pipe(
     Cli.withDescription(
-      "Continue a saved task (--task ID, else the most recent unfinished): after an approval, a model start or stop, or a crash; --retry-failed retries a failed one"
+      "Continue a saved task: after an approval, a model that was down, or a crash\nIt acts on the task --task names, else the most recent unfinished one. With --retry-failed it retries a failed task (by default the most recent failed one): its failed nodes run again and the completed ones keep their results."
     )
   )
 
@@ -307,7 +308,7 @@ export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ j
     onTrue: () => showStatus(wanted, asJson, (id) => Effect.asSome(holderOnCluster(id))).pipe(provideCluster),
     onFalse: () => showStatus(wanted, asJson, () => Effect.succeedNone).pipe(Effect.provide(ApprovalsLive), provideState)
   })).pipe(
-    Cli.withDescription("Show a saved task (--task ID, else the most recent unfinished), and on the task cluster the runner that holds it")
+    Cli.withDescription("Show a saved task: its state, its nodes, and what comes next\nIt shows the task --task names, else the most recent unfinished one; on the task cluster, also the runner that holds it.")
   )
 
 export const resetCommand = Cli.make("reset", { task: taskOption }, ({ task }) =>
@@ -325,7 +326,7 @@ export const resetCommand = Cli.make("reset", { task: taskOption }, ({ task }) =
       yield* Console.log(`rejected its pending approval${rejectedApprovals.length === 1 ? "" : "s"} ${rejectedApprovals.map(short).join(", ")}`)
     }
   }).pipe(provideAgent)).pipe(
-    Cli.withDescription("Discard a saved task (--task ID, else the most recent unfinished) and reject its pending approvals; refused while it runs")
+    Cli.withDescription("Discard a saved task and reject its pending approvals\nIt discards the task --task names, else the most recent unfinished one; refused while a process drives it. Its history stays in the audit log.")
   )
 
 export const tasksCommand = Cli.make(
@@ -351,4 +352,4 @@ export const tasksCommand = Cli.make(
       }
       for (const damaged of list.damaged) yield* Console.error(warn(sanitizeForTerminal(damaged.message)))
     }).pipe(provideState)
-).pipe(Cli.withDescription("List the saved tasks: id, state, age (since the last change) and request; --json for scripts"))
+).pipe(Cli.withDescription("List the saved tasks: id, state, age (since the last change) and request"))
