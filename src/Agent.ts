@@ -14,7 +14,7 @@
 import type { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Data, Effect, Fiber, FiberMap, Layer, Option, PubSub, Ref, Stream, Take } from "effect"
 import { isTerminal, newTask, type Pause, type Task } from "./core/task.ts"
-import { Command, commandFor, Event, transition } from "./core/taskMachine.ts"
+import { Command, commandFor, Event, retryCommand, transition, type Transition } from "./core/taskMachine.ts"
 import { checkApproval, type DraftWriteError, requestApproval, testDraft, writeDraft } from "./agent/drafting.ts"
 import { execute } from "./agent/execution.ts"
 import { TaskTokens } from "./agent/llmCall.ts"
@@ -23,7 +23,7 @@ import { both, type Progress, type ProgressCallback, type ProgressListener, toLi
 import { type ApprovalError, Approvals, ApprovalsLive } from "./layers/Approvals.ts"
 import { Audit, type AuditEvent, type AuditWriteError, inTask } from "./layers/Audit.ts"
 import { AppConfig } from "./layers/Config.ts"
-import type { Llm, LlmError } from "./layers/Llm.ts"
+import { isModelUnavailable, type Llm, type LlmError } from "./layers/Llm.ts"
 import type { Luallm, ModelNotReady } from "./layers/Luallm.ts"
 import { SandboxLive } from "./layers/Sandbox.ts"
 import { type SkillRunner, SkillRunnerLive } from "./layers/SkillRunner.ts"
@@ -63,6 +63,23 @@ export class NoTaskToResume extends Data.TaggedError("NoTaskToResume")<{ readonl
   }
 }
 
+export class NothingToRetry extends Data.TaggedError("NothingToRetry")<{
+  /** The task asked for, or `null` when none was named and no task failed. */
+  readonly id: string | null
+  readonly state: string | null
+  readonly location: string
+}> {
+  override get message() {
+    if (this.id === null) {
+      return `No failed task in ${this.location} to retry. \`luallm-agent tasks\` lists the saved tasks; \`luallm-agent resume --task ID\` continues an unfinished one.`
+    }
+    const id = this.id.slice(0, 8)
+    return this.state === "complete"
+      ? `Task ${id} is complete: there is nothing to retry. Start a new one with \`luallm-agent run "<request>"\`.`
+      : `Task ${id} is in state ${this.state ?? "unknown"}, not failed: only a failed task is retried. Continue it with \`luallm-agent resume --task ${id}\`.`
+  }
+}
+
 export interface RunOptions {
   /** Receives transitions, node changes and LLM calls as they happen: a listener returning an Effect, or a plain callback. */
   readonly onProgress?: ProgressCallback
@@ -74,8 +91,14 @@ export interface StartOptions extends RunOptions {
 }
 
 export interface ResumeOptions extends RunOptions {
-  /** The task's id or an unambiguous prefix; by default the most recent unfinished task. */
+  /** The task's id or an unambiguous prefix; by default the most recent unfinished task (with `retryFailed`, the most recent failed one). */
   readonly task?: string
+  /**
+   * Retry a failed task: run its failed nodes again (and those skipped because of them), keeping
+   * the completed nodes' results; a task that failed before its graph ran is planned again.
+   * Fails with `NothingToRetry` when the task did not fail.
+   */
+  readonly retryFailed?: boolean
 }
 
 /** Where a drive stopped: finished (complete or failed), or paused with the command that continues. */
@@ -89,6 +112,7 @@ export type AgentError =
   | TaskInProgress
   | TaskIdTaken
   | NoTaskToResume
+  | NothingToRetry
   | TaskNotFound
   | TaskAmbiguous
   | StateIoError
@@ -130,7 +154,7 @@ export interface AgentShape {
   ) => Effect.Effect<TaskHandle, TaskIdTaken | StateCorrupt | StateIoError | StateConflict | AuditWriteError>
   /** Creates a task for `prompt` and drives it until it finishes or pauses (`start`, then `await`). */
   readonly run: (prompt: string, options?: RunOptions) => Effect.Effect<AgentOutcome, AgentError>
-  /** Continues a saved task (by default the most recent unfinished one): after an approval, a model start, or a crash. */
+  /** Continues a saved task (by default the most recent unfinished one): after an approval, a model start, or a crash; `retryFailed` retries a failed one. */
   readonly resume: (options?: ResumeOptions) => Effect.Effect<AgentOutcome, AgentError>
   /** Performs the current state's command and one transition; saves and audits it. */
   readonly step: (task: Task, options?: RunOptions) => Effect.Effect<Task, AgentError>
@@ -195,18 +219,27 @@ export const makeAgent = Effect.gen(function*() {
     Effect.gen(function*() {
       const spent = yield* Ref.make(0)
       const tokens = TaskTokens.of({ used: Effect.map(Ref.get(spent), (n) => task.tokens_used + n), add: (n) => Ref.update(spent, (s) => s + n) })
-      // A model that stopped mid-task pauses the task in model_wait, like one missing at the start.
+      // A model that stopped or stopped answering mid-task pauses the task in model_wait, like one
+      // missing at the start; `resume` asks again from the same state.
       const event = yield* perform(task, progress).pipe(
         Effect.provideService(TaskTokens, tokens),
         Effect.catchTag("ModelNotRunning", (error) =>
           Effect.map(canStartModels, (autoStart): Event =>
-            Event.ModelMissing({ model: error.model, startCommand: error.startCommand, autoStart })))
+            Event.ModelMissing({ model: error.model, startCommand: error.startCommand, autoStart }))),
+        Effect.catchIf(isModelUnavailable, (error) =>
+          Effect.succeed(Event.ModelFailed({ model: task.state === "planning" ? task.model : null, error: error.message })))
       )
       // A graph run saved its progress as it went; the transition starts from that.
       const base = event._tag === "GraphFinished" ? { ...task, graph: event.graph } : task
       const next = transition({ ...base, tokens_used: task.tokens_used + (yield* Ref.get(spent)) }, event, app.config.limits, yield* nowIso)
       // Re-checking a pending approval changes nothing worth a line in the log.
-      const logged = event._tag !== "ApprovalPending"
+      yield* saveTransition(next, progress, event._tag !== "ApprovalPending")
+      return next.task
+    }).pipe(inTask(task.id), Effect.provide(context))
+
+  /** Saves a transition with its audit line (`logged`), and reports it. */
+  const saveTransition = (next: Transition, progress: ProgressListener, logged = true) =>
+    Effect.gen(function*() {
       // A task's end is committed with its last transition: a crash cannot keep one without the other.
       const ending: ReadonlyArray<AuditEvent> = isTerminal(next.task)
         ? [{ event: next.task.state === "complete" ? "task.complete" : "task.failed", data: { steps: next.task.steps, ...(next.task.error === null ? {} : { error: next.task.error }) } }]
@@ -221,8 +254,7 @@ export const makeAgent = Effect.gen(function*() {
           : ending
       )
       if (logged) yield* progress({ _tag: "Transition", from: next.from, to: next.to, reason: next.reason })
-      return next.task
-    }).pipe(inTask(task.id), Effect.provide(context))
+    })
 
   /** Steps until the task finishes or pauses. */
   const drive = (start: Task, progress: ProgressListener) =>
@@ -248,7 +280,7 @@ export const makeAgent = Effect.gen(function*() {
   const launch = (
     id: string,
     command: string,
-    begin: (saved: Option.Option<Task>) => Effect.Effect<Task, AgentError>,
+    begin: (saved: Option.Option<Task>, progress: ProgressListener) => Effect.Effect<Task, AgentError>,
     options: RunOptions
   ) =>
     Effect.gen(function*() {
@@ -257,7 +289,7 @@ export const makeAgent = Effect.gen(function*() {
       const progress = both(toListener(options.onProgress), publish)
       const body = turns.withPermits(1)(Effect.scoped(Effect.gen(function*() {
         yield* state.lock(id, command)
-        const task = yield* begin(yield* state.load(id))
+        const task = yield* begin(yield* state.load(id), progress)
         if (isTerminal(task)) return { task, paused: null } satisfies AgentOutcome
         return yield* drive(task, progress)
       }))).pipe(
@@ -313,14 +345,34 @@ export const makeAgent = Effect.gen(function*() {
         (saved) => (saved ? Effect.succeed(id) : resolveTaskId(id).pipe(Effect.provideService(State, state)))
       )
 
+  /** The most recently updated failed task: what `resume --retry-failed` retries when it names none. */
+  const lastFailed = Effect.flatMap(state.list, (list) =>
+    Option.match(Option.fromNullable(list.tasks.find((task) => task.state === "failed")), {
+      onNone: () => Effect.fail(new NothingToRetry({ id: null, state: null, location: state.location })),
+      onSome: (task) => Effect.succeed(task.id)
+    }))
+
+  /** A failed task made ready to run again (`RetryFailed`), saved and audited before it is driven. */
+  const retry = (task: Task, progress: ProgressListener) =>
+    Effect.gen(function*() {
+      if (task.state !== "failed") return yield* new NothingToRetry({ id: task.id, state: task.state, location: state.location })
+      const next = transition(task, Event.RetryFailed(), app.config.limits, yield* nowIso)
+      yield* audit.log("task.retry", { command: retryCommand(task), to: next.to })
+      yield* saveTransition(next, progress)
+      return next.task
+    }).pipe(inTask(task.id))
+
   const resume = (options: ResumeOptions = {}) =>
     Effect.gen(function*() {
-      const id = yield* chooseTask(options.task)
-      const handle = yield* launch(id, "resume", (saved) =>
+      const retrying = options.retryFailed === true
+      const id = yield* (retrying && options.task === undefined ? lastFailed : chooseTask(options.task))
+      const handle = yield* launch(id, "resume", (saved, progress) =>
         Option.match(saved, {
           onNone: () => Effect.fail(new NoTaskToResume({ location: state.location })),
           onSome: (task) =>
-            isTerminal(task)
+            retrying
+              ? retry(task, progress)
+              : isTerminal(task)
               ? Effect.succeed(task)
               : Effect.as(audit.log("task.resume", { state: task.state, steps: task.steps }), task)
         }), options)

@@ -70,6 +70,15 @@ export interface StartOptions {
   readonly onProgress?: (progress: Progress) => void
 }
 
+/** What `resume` takes besides the task's id. */
+export interface ResumeTaskOptions extends StartOptions {
+  /**
+   * Retry a failed task (by default the most recent failed one): its failed nodes run again and
+   * completed nodes keep their results; a task that failed before its graph ran is planned again.
+   */
+  readonly retryFailed?: boolean
+}
+
 /** A task running in the background. */
 export interface PromiseTaskHandle {
   /** The task's id: `resume(id)`, `reset(id)` and `luallm-agent status --task ID` take it. */
@@ -87,9 +96,9 @@ export interface PromiseAgent {
   readonly start: (prompt: string, options?: StartOptions) => Promise<PromiseTaskHandle>
   /**
    * Continues a saved task (its id or a prefix; by default the most recent unfinished one): after
-   * an approval, a model start, or a crash.
+   * an approval, a model that was down, or a crash; `{ retryFailed: true }` retries a failed one.
    */
-  readonly resume: (id?: string, options?: StartOptions) => Promise<AgentOutcome>
+  readonly resume: (id?: string, options?: ResumeTaskOptions) => Promise<AgentOutcome>
   /** The saved tasks, most recently updated first. */
   readonly tasks: () => Promise<TaskList>
   /** Discards a saved task (by default the most recent unfinished one) and rejects its pending approvals. */
@@ -210,7 +219,10 @@ export const createAgent = (options: CreateAgentOptions = {}): PromiseAgent => {
         follow(Effect.onInterrupt(handle.await, () => handle.interrupt), runOptions(start)))),
     start: (prompt, start) => toPromise("start", Effect.map(startTask(prompt, start), (handle) => promiseHandle(handle, start))),
     resume: (id, start) =>
-      toPromise("resume", Effect.flatMap(Agent, (agent) => follow(agent.resume({ ...runOptions(start), task: id }), runOptions(start)))),
+      toPromise(
+        "resume",
+        Effect.flatMap(Agent, (agent) => follow(agent.resume({ ...runOptions(start), task: id, retryFailed: start?.retryFailed === true }), runOptions(start)))
+      ),
     tasks: () => toPromise("tasks", Effect.flatMap(Agent, (agent) => agent.tasks)),
     reset: (id) => toPromise("reset", Effect.flatMap(Agent, (agent) => agent.reset(id))),
     close: () => {

@@ -29,6 +29,7 @@ export {
   AgentLive,
   type AgentOutcome,
   AgentServicesLive,
+  NothingToRetry,
   NoTaskToResume,
   type Progress,
   type ProgressCallback,
@@ -49,6 +50,7 @@ export {
   type CreateAgentOptions,
   type PromiseAgent,
   type PromiseTaskHandle,
+  type ResumeTaskOptions,
   type StartOptions
 } from "./createAgent.ts"
 

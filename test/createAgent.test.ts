@@ -51,6 +51,22 @@ const scopedAgent = (options: CreateAgentOptions) =>
   Effect.acquireRelease(Effect.sync(() => createAgent(options)), (agent) => Effect.promise(() => agent.close()))
 
 describe("createAgent (Promises and callbacks)", () => {
+  it.scoped("resume(id, { retryFailed: true }) plans a task again whose skill a human rejected, and it completes once approved", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const server = yield* openAiServer({ reply: draftingModel })
+      let approve = false
+      const agent = yield* scopedAgent({ config: appConfig(home), llm: { baseUrl: server.url }, onApproval: () => approve })
+      const failed = yield* promise(() => agent.run("Double 21"))
+      expect(failed.task.state).toBe("failed")
+      expect(failed.task.error).toContain(`--task ${failed.task.id.slice(0, 8)} --retry-failed`)
+      approve = true
+      const retried = yield* promise(() => agent.resume(failed.task.id, { retryFailed: true }))
+      expect(retried.task).toMatchObject({ id: failed.task.id, state: "complete", result: { d: 42 } })
+      const again = yield* rejection(() => agent.resume(failed.task.id, { retryFailed: true }))
+      expect(again._tag).toBe("NothingToRetry")
+    }).pipe(Effect.provide(TestPlatform)))
+
   it.scoped("asks onApproval about a draft with its code and tests; true promotes it and the task completes", () =>
     Effect.gen(function*() {
       const home = yield* tempDir

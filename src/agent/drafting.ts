@@ -1,8 +1,8 @@
 /**
  * The skill sub-loop: draft a missing skill and its tests with the code model, check the
  * draft's header before anything runs, run the tests in the sandbox (draft mode: writes go
- * to a scratch dir), rework with the failing output, then file the approval and wait for a
- * human. Drafts live in `skills.agent_dir`; nothing here writes to `skills.allowed_dir`
+ * to a scratch dir), rework with the failing output (the code, and the tests too when they are
+ * what is wrong), then file the approval and wait for a human. Drafts live in `skills.agent_dir`; nothing here writes to `skills.allowed_dir`
  * except `Approvals.promote`, after a human said yes.
  */
 import { FileSystem, Path } from "@effect/platform"
@@ -15,13 +15,14 @@ import {
   type SkillDraftContext,
   skillCodeUserPrompt,
   skillReworkUserPrompt,
+  skillReworkWithTestsUserPrompt,
   skillTestUserPrompt
 } from "../core/prompts.ts"
 import { describeHiddenCharacters, findHiddenCharacters } from "../core/reviewText.ts"
 import { isSkillName, parseMetadata } from "../core/skillMeta.ts"
 import { resumeCommand, type SkillDraft, type Task } from "../core/task.ts"
 import { Event } from "../core/taskMachine.ts"
-import { allPassed, type TestReport } from "../core/testHarness.ts"
+import { allPassed, type TestReport, testsAtFault } from "../core/testHarness.ts"
 import { Approvals } from "../layers/Approvals.ts"
 import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
@@ -101,8 +102,9 @@ export const codeSchema = answerJsonSchema(Schema.Struct({ code: Schema.String }
 export const testsSchema = answerJsonSchema(Schema.Struct({ tests: Schema.String }))
 
 /**
- * `DraftSkill` and `ReworkSkill`: write the code (and, the first time, the tests). A first
- * draft asks for both in one answer; a model that sent only the code is asked for the tests.
+ * `DraftSkill` and `ReworkSkill`: write the code (and, the first time or when they were the
+ * problem, the tests). A first draft asks for both in one answer; a model that sent only the
+ * code is asked for the tests.
  */
 export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progress: ProgressListener) =>
   Effect.gen(function*() {
@@ -124,26 +126,38 @@ export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progr
       }, progress)
     const previousTests = rework ? yield* fs.readFileString(files.test).pipe(Effect.orElseSucceed(() => "")) : ""
     const previousCode = rework ? yield* fs.readFileString(files.code).pipe(Effect.orElseSucceed(() => "")) : ""
-    const answer = rework
+    const failure = draft.feedback ?? "the tests failed"
+    // A rework keeps the tests, so passing means the code changed to meet them; unless the tests
+    // are what is wrong: then it asks for the code and new tests, which replace the old ones.
+    // (A draft whose code was refused before its tests were written gets them after the code.)
+    const noTests = previousTests.trim() === ""
+    const testsProblem = !rework || noTests
+      ? undefined
+      : draft.test_report === null
+      ? `${draft.skill.name}.test.js could not run.`
+      : testsAtFault(draft.skill.name, draft.test_report)
+    const withTests = !rework || noTests || testsProblem !== undefined
+    const answer = !rework
+      ? yield* ask("skill.draft", () => skillCodeUserPrompt(context), draftSchema, "skill_draft")
+      : testsProblem !== undefined
       ? yield* ask(
         "skill.rework",
-        (shrink) => skillReworkUserPrompt(context, previousCode, previousTests, draft.feedback ?? "the tests failed", shrink),
-        codeSchema,
-        "skill_code"
+        (shrink) => skillReworkWithTestsUserPrompt(context, previousCode, previousTests, testsProblem, failure, shrink),
+        draftSchema,
+        "skill_draft"
       )
-      : yield* ask("skill.draft", () => skillCodeUserPrompt(context), draftSchema, "skill_draft")
-    const drafted = parseDraftAnswer(answer.content, rework ? "code" : "both")
+      : yield* ask("skill.rework", (shrink) => skillReworkUserPrompt(context, previousCode, previousTests, failure, shrink), codeSchema, "skill_code")
+    const drafted = parseDraftAnswer(answer.content, withTests ? "both" : "code")
     if (drafted.code.trim() === "") return Event.DraftRejected({ feedback: "The answer held no code. Answer with the whole skill file, header first." })
     const hiddenInCode = hiddenCharacterFeedback("code", drafted.code)
     if (hiddenInCode !== undefined) return Event.DraftRejected({ feedback: hiddenInCode })
     yield* writeFile(files.code, drafted.code)
     const problem = yield* checkDraft(draft.skill.name, files.code)
     if (problem !== undefined) return Event.DraftRejected({ feedback: problem })
-    // Tests are written once, from the first version; a rework keeps them, so passing means
-    // the code changed to meet them, not the other way round. Tests that could not run at
-    // all (no report) are written again.
-    if (!rework || previousTests.trim() === "" || draft.test_report === null) {
-      const tests = !rework && drafted.tests.trim() !== ""
+    // The tests are written with the first version, and again only when they were the problem;
+    // a model that sent only the code is asked for them.
+    if (withTests) {
+      const tests = drafted.tests.trim() !== ""
         ? drafted.tests
         : parseDraftAnswer((yield* ask("skill.test", () => skillTestUserPrompt(context, drafted.code), testsSchema, "skill_tests")).content, "tests").tests
       if (tests.trim() === "") return Event.DraftRejected({ feedback: "The tests answer held no code." })

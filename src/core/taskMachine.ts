@@ -4,7 +4,8 @@
  *   pending → planning → graph_exec → complete | failed
  *                 ↘ skill_draft → skill_test → approval ↗   (a missing skill)
  *                        ↖ rework ↙ (tests failed)
- *   any state that needs a model ⇄ model_wait
+ *   any state that needs a model ⇄ model_wait   (not running, or not answering: the task pauses)
+ *   failed → graph_exec (its failed nodes again) | planning (failed before its graph ran)   (retry)
  *
  * `commandFor(task)` says what the current state asks the world to do; the `Agent` service
  * performs it and reports an `Event`; `transition(task, event)` computes the next task. The
@@ -12,7 +13,7 @@
  * `commandFor` again.
  */
 import { Data } from "effect"
-import type { Graph } from "./graph.ts"
+import { type Graph, reopenFailed } from "./graph.ts"
 import { type MissingSkill, resumeCommand, type SkillDraft, type Task, type TaskStateName, type TestedFiles } from "./task.ts"
 import type { TestReport } from "./testHarness.ts"
 
@@ -45,8 +46,17 @@ export interface FailedNode {
 
 export type Event = Data.TaggedEnum<{
   ModelReady: { readonly model: string }
-  /** `autoStart`: the policy lets the agent start the model itself, so the task does not pause. */
-  ModelMissing: { readonly model: string; readonly startCommand: string; readonly autoStart: boolean }
+  /**
+   * `autoStart`: the policy lets the agent start the model itself, so the task does not pause.
+   * `graph`: the graph as a run that stopped for the model left it (its finished nodes kept).
+   */
+  ModelMissing: { readonly model: string; readonly startCommand: string; readonly autoStart: boolean; readonly graph?: Graph }
+  /**
+   * The model's server did not answer after its retries: nothing listened, it stayed silent, or
+   * it kept failing (5xx). `error` says which and how often it was tried; `model` is the one asked,
+   * when known; `graph` as for `ModelMissing`. The task pauses; `resume` asks again.
+   */
+  ModelFailed: { readonly model: string | null; readonly error: string; readonly graph?: Graph }
   Planned: { readonly graph: Graph; readonly missing: ReadonlyArray<MissingSkill> }
   PlanRejected: { readonly errors: ReadonlyArray<string> }
   Drafted: { readonly codePath: string; readonly testPath: string }
@@ -60,6 +70,8 @@ export type Event = Data.TaggedEnum<{
   Approved: {}
   Rejected: { readonly reason: string }
   GraphFinished: { readonly graph: Graph; readonly failed: ReadonlyArray<FailedNode>; readonly result: unknown }
+  /** A human asked to retry a failed task (`resume --retry-failed`): see `retryOf`. */
+  RetryFailed: {}
 }>
 export const Event = Data.taggedEnum<Event>()
 
@@ -75,6 +87,24 @@ export interface Transition {
   readonly to: TaskStateName
   readonly reason: string
 }
+
+/**
+ * What retrying a failed task does: a task whose graph ran runs its failed nodes again (and the
+ * nodes that were skipped because of them), keeping what completed; a task that failed before
+ * its graph could run (no valid plan, a skill that could not be drafted or was rejected) plans again.
+ */
+export type Retry =
+  | { readonly _tag: "Nodes"; readonly graph: Graph; readonly nodes: ReadonlyArray<string> }
+  | { readonly _tag: "Plan" }
+
+export const retryOf = (task: Task): Retry => {
+  if (task.graph === null || task.draft !== null || task.missing_skills.length > 0) return { _tag: "Plan" }
+  const { graph, reopened } = reopenFailed(task.graph)
+  return { _tag: "Nodes", graph, nodes: reopened }
+}
+
+/** The command that retries a failed task, for its messages. */
+export const retryCommand = (task: Pick<Task, "id">): string => `${resumeCommand(task)} --retry-failed`
 
 /** What the current state asks for. */
 export const commandFor = (task: Task): Command => {
@@ -138,7 +168,7 @@ const draftFailed = (task: Task, draft: SkillDraft, feedback: string, report: Te
       `The drafted skill "${draft.skill.name}" still fails after ${draft.attempt} versions (limits.max_skill_retries = ${limits.max_skill_retries}). ` +
         `Last failure:\n${feedback}\n` +
         `The draft is in ${draft.code_path ?? "the drafts directory"}; fix it by hand and run \`luallm-agent skills test ${draft.skill.name} --draft\`, ` +
-        `use a stronger code model (model_policy.code), or raise limits.max_skill_retries and run the task again.`
+        `use a stronger code model (model_policy.code), or raise limits.max_skill_retries; then \`${retryCommand(task)}\` plans the task again.`
     )
   }
   return { ...task, draft: updated, state: "rework" }
@@ -169,6 +199,7 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
       return {
         task: {
           ...task,
+          graph: event.graph ?? task.graph,
           state: "model_wait",
           resume_state: task.state === "model_wait" ? task.resume_state : task.state,
           wait_model: event.model,
@@ -180,6 +211,26 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
         },
         reason: event.autoStart ? `model ${event.model} is not running; starting it (model_policy.auto_start)` : `model ${event.model} is not running`
       }
+    case "ModelFailed": {
+      const where = task.state === "model_wait" ? (task.resume_state ?? "planning") : task.state
+      const at = where === "pending" ? "before planning" : `in ${where}`
+      return {
+        task: {
+          ...task,
+          graph: event.graph ?? task.graph,
+          state: "model_wait",
+          resume_state: where,
+          wait_model: event.model ?? task.wait_model,
+          paused: {
+            reason: "model",
+            message: `The model${event.model === null ? "" : ` ${event.model}`} did not answer: ${event.error}\n` +
+              `The task is paused ${at} and keeps what it has done; once the model answers again, continue it with \`${resumeCommand(task)}\`.`,
+            next_command: resumeCommand(task)
+          }
+        },
+        reason: `model${event.model === null ? "" : ` ${event.model}`} did not answer; paused ${at}`
+      }
+    }
     case "Planned": {
       const planned = { ...task, graph: event.graph, plan_attempts: task.plan_attempts + 1, plan_feedback: null }
       const names = event.missing.map((m) => m.name)
@@ -199,7 +250,7 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
             { ...task, plan_attempts: attempts, plan_feedback: feedback },
             `The model did not produce a valid plan in ${attempts} attempts (limits.max_plan_retries = ${limits.max_plan_retries}); ` +
               `each time its errors were sent back to it. Last errors:\n${feedback}\n` +
-              `Rephrase the request more concretely, choose a stronger planning model (model_policy.planning), or raise limits.max_plan_retries.`
+              `Rephrase the request more concretely in a new task, or choose a stronger planning model (model_policy.planning) or raise limits.max_plan_retries and plan this one again with \`${retryCommand(task)}\`.`
           ),
           reason: `plan attempt ${attempts} invalid; retries exhausted`
         }
@@ -269,7 +320,7 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
         task: failWith(
           task,
           `A human rejected the drafted skill "${draft?.skill.name ?? "?"}": ${event.reason}. ` +
-            `The task cannot run without it. Run the task again with a more precise request, or write the skill yourself into skills.allowed_dir.`
+            `The task cannot run without it. Run a new task with a more precise request, or write the skill yourself into skills.allowed_dir and plan this one again with \`${retryCommand(task)}\`.`
         ),
         reason: `skill ${draft?.skill.name ?? "?"} rejected: ${event.reason}`
       }
@@ -283,9 +334,26 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
         task: failWith(
           finished,
           `${event.failed.length} node(s) failed after their retries, and their dependants were skipped:\n${lines}\n` +
-            `See \`luallm-agent log --task ${task.id}\` for every attempt; fix the cause (paths, skill, model) and run the task again.`
+            `See \`luallm-agent log --task ${task.id}\` for every attempt; fix the cause (paths, skill, model), then \`${retryCommand(task)}\` runs the failed nodes again (completed nodes keep their results).`
         ),
         reason: `nodes failed: ${event.failed.map((n) => n.id).join(", ")}`
+      }
+    }
+    case "RetryFailed": {
+      if (task.state !== "failed") return { task, reason: `only a failed task is retried; this one is ${task.state}` }
+      const retry = retryOf(task)
+      const again = { ...task, error: null, paused: null, resume_state: null, wait_model: null }
+      if (retry._tag === "Nodes") {
+        return {
+          task: { ...again, graph: retry.graph, state: "graph_exec" },
+          reason: retry.nodes.length === 0
+            ? "retrying: the graph runs on from where it stopped"
+            : `retrying the failed node(s) ${retry.nodes.join(", ")} and the nodes skipped because of them; completed nodes keep their results`
+        }
+      }
+      return {
+        task: { ...again, graph: null, draft: null, missing_skills: [], plan_attempts: 0, plan_feedback: null, state: "planning" },
+        reason: "retrying: the task failed before its graph ran, so it is planned again"
       }
     }
   }
@@ -302,7 +370,7 @@ export const transition = (task: Task, event: Event, limits: Limits, now: string
     ? failWith(
       stamped,
       `The task reached the step limit (${limits.max_task_steps} transitions, limits.max_task_steps) in state ${stamped.state} without finishing. ` +
-        `See \`luallm-agent log --task ${task.id}\` for what it was doing; raise limits.max_task_steps or split the request.`
+        `See \`luallm-agent log --task ${task.id}\` for what it was doing; split the request, or raise limits.max_task_steps and continue with \`${retryCommand(task)}\`.`
     )
     : stamped
   return {

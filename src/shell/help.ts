@@ -22,7 +22,7 @@ import type { CommandNode } from "./argv.ts"
 export const examples: Readonly<Record<string, ReadonlyArray<string>>> = {
   "": [`luallm-agent doctor`, `luallm-agent run "Summarise ~/data/q1.csv"`, `luallm-agent help run`],
   run: [`luallm-agent run "Summarise ~/data/q1.csv"`, `luallm-agent run --yes --json "Count the words in ~/notes"`],
-  resume: [`luallm-agent resume`, `luallm-agent resume --task 5f0c --json`],
+  resume: [`luallm-agent resume`, `luallm-agent resume --task 5f0c --json`, `luallm-agent resume --task 5f0c --retry-failed`],
   status: [`luallm-agent status`, `luallm-agent status --task 5f0c --json`],
   tasks: [`luallm-agent tasks`, `luallm-agent tasks --json`],
   reset: [`luallm-agent reset --task 5f0c`],

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import type { Graph } from "../../src/core/graph.ts"
 import { Schema } from "effect"
 import { newTask, Task as TaskSchema, type Task } from "../../src/core/task.ts"
-import { Command, commandFor, Event, type Limits, transition } from "../../src/core/taskMachine.ts"
+import { Command, commandFor, Event, type Limits, retryOf, transition } from "../../src/core/taskMachine.ts"
 
 const limits: Limits = { max_task_steps: 50, max_plan_retries: 2, max_skill_retries: 1 }
 const now = "2026-01-01T00:00:00.000Z"
@@ -216,5 +216,93 @@ describe("task machine", () => {
     )
     expect(tasks.map((t) => t.state)).toEqual(["planning", "planning", "failed"])
     expect(last(tasks).error).toContain("step limit (3 transitions")
+  })
+
+  describe("a model that does not answer", () => {
+    it("pauses in model_wait with the reason and the resume command, from any state that asks a model, and goes back there", () => {
+      const planning = last(run(newTask("t-1234567890", "sum", now), [Event.ModelReady({ model: "m" })]))
+      const paused = transition(planning, Event.ModelFailed({ model: "m", error: "Could not reach the LLM at http://x: connect ECONNREFUSED." }), limits, now).task
+      expect(paused).toMatchObject({ state: "model_wait", resume_state: "planning", wait_model: "m", error: null })
+      expect(paused.paused).toEqual({
+        reason: "model",
+        message: "The model m did not answer: Could not reach the LLM at http://x: connect ECONNREFUSED.\n" +
+          "The task is paused in planning and keeps what it has done; once the model answers again, continue it with `luallm-agent resume --task t-123456`.",
+        next_command: "luallm-agent resume --task t-123456"
+      })
+      expect(commandFor(paused)).toEqual(Command.EnsureModel())
+      // Still down on resume: it stays paused for the state it left, not for model_wait.
+      const again = transition(paused, Event.ModelFailed({ model: null, error: "still down" }), limits, now).task
+      expect(again).toMatchObject({ state: "model_wait", resume_state: "planning", wait_model: "m" })
+      expect(transition(again, Event.ModelReady({ model: "m" }), limits, now).task).toMatchObject({ state: "planning", paused: null, resume_state: null })
+    })
+
+    it("keeps the graph a stopped run left (finished nodes kept) and goes back to running it", () => {
+      const executing = last(run(newTask("t", "sum", now), [Event.ModelReady({ model: "m" }), Event.Planned({ graph, missing: [] })]))
+      const half: Graph = { ...graph, nodes: [{ ...(graph.nodes[0] as Graph["nodes"][number]), status: "complete", result: 1 }] }
+      const paused = transition(executing, Event.ModelFailed({ model: null, error: "HTTP 503", graph: half }), limits, now).task
+      expect(paused).toMatchObject({ state: "model_wait", resume_state: "graph_exec", graph: half })
+      const back = transition(paused, Event.ModelReady({ model: "m" }), limits, now).task
+      expect(commandFor(back)).toEqual(Command.ExecuteGraph({ graph: half }))
+    })
+  })
+
+  describe("retrying a failed task", () => {
+    const failedGraph: Graph = {
+      ...graph,
+      nodes: [
+        { id: "a", action: "skill", skill_name: "mark", skill_args: {}, depends_on: [], status: "complete", retries: 0, max_retries: 1, result: "A" },
+        { id: "b", action: "skill", skill_name: "read", skill_args: {}, depends_on: ["a"], status: "failed", retries: 1, max_retries: 1, error: "no file" },
+        { id: "c", action: "llm_call", prompt_template: "{b}", depends_on: ["b"], status: "skipped", retries: 0, max_retries: 1 }
+      ]
+    }
+
+    it("runs the failed nodes again from graph_exec, keeping the completed ones' results", () => {
+      const failed = last(run(newTask("t", "sum", now), [
+        Event.ModelReady({ model: "m" }),
+        Event.Planned({ graph, missing: [] }),
+        Event.GraphFinished({ graph: failedGraph, failed: [{ id: "b", error: "no file" }], result: null })
+      ]))
+      expect(failed.error).toContain("`luallm-agent resume --task t --retry-failed` runs the failed nodes again")
+      expect(retryOf(failed)).toMatchObject({ _tag: "Nodes", nodes: ["b"] })
+      const next = transition(failed, Event.RetryFailed(), limits, now)
+      expect(next.to).toBe("graph_exec")
+      expect(next.reason).toContain("retrying the failed node(s) b")
+      expect(next.task).toMatchObject({ error: null, paused: null, steps: failed.steps + 1 })
+      expect(next.task.graph?.nodes.map((node) => [node.id, node.status, node.result])).toEqual([["a", "complete", "A"], ["b", "pending", undefined], ["c", "pending", undefined]])
+    })
+
+    it("plans again a task that failed before its graph ran: no valid plan, a draft that kept failing, a rejected skill", () => {
+      const planning = last(run(newTask("t", "sum", now), [Event.ModelReady({ model: "m" })]))
+      const noPlan = last(run(planning, [Event.PlanRejected({ errors: ["x"] }), Event.PlanRejected({ errors: ["x"] }), Event.PlanRejected({ errors: ["x"] })]))
+      const badDraft = last(run(planning, [
+        Event.Planned({ graph, missing: [skill] }),
+        Event.Drafted({ codePath: "/d/c.js", testPath: "/d/t.js" }),
+        Event.TestsFailed({ report: failing, feedback: "1" }),
+        Event.Drafted({ codePath: "/d/c.js", testPath: "/d/t.js" }),
+        Event.TestsFailed({ report: failing, feedback: "2" })
+      ]))
+      const rejected = last(run(planning, [
+        Event.Planned({ graph, missing: [skill] }),
+        Event.Drafted({ codePath: "/d/c.js", testPath: "/d/t.js" }),
+        Event.TestsPassed({ report: passing, tested }),
+        Event.ApprovalRequested({ approvalId: "ap", nextCommand: "x" }),
+        Event.Rejected({ reason: "no" })
+      ]))
+      for (const failed of [noPlan, badDraft, rejected]) {
+        expect(failed.state).toBe("failed")
+        expect(failed.error).toContain("luallm-agent resume --task t --retry-failed")
+        expect(retryOf(failed)).toEqual({ _tag: "Plan" })
+        const next = transition(failed, Event.RetryFailed(), limits, now).task
+        expect(next).toMatchObject({ state: "planning", graph: null, draft: null, missing_skills: [], plan_attempts: 0, plan_feedback: null, error: null })
+        expect(commandFor(next)).toEqual(Command.Plan({ attempt: 1, feedback: null }))
+      }
+    })
+
+    it("changes nothing in a task that did not fail", () => {
+      const planning = last(run(newTask("t", "sum", now), [Event.ModelReady({ model: "m" })]))
+      const next = transition(planning, Event.RetryFailed(), limits, now)
+      expect(next.task.state).toBe("planning")
+      expect(next.reason).toBe("only a failed task is retried; this one is planning")
+    })
   })
 })

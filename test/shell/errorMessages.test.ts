@@ -12,7 +12,7 @@ import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
 import { NodeAnswerInvalid, NodeDataTooLarge } from "../../src/agent/execution.ts"
-import { NoTaskToResume, TaskIdTaken, TaskInProgress } from "../../src/Agent.ts"
+import { NothingToRetry, NoTaskToResume, TaskIdTaken, TaskInProgress } from "../../src/Agent.ts"
 import { AgentClosed, ApprovalCallbackFailed } from "../../src/createAgent.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
 import { fromJson } from "../../src/core/graph.ts"
@@ -175,6 +175,21 @@ const rows: ReadonlyArray<Row> = [
     facts: ["3f2a9c1e", "graph_exec", "this process", "`await`", "Agent.reset(\"3f2a9c1e\")", "luallm-agent resume --task 3f2a9c1e", "luallm-agent reset --task 3f2a9c1e"]
   },
   { error: new NoTaskToResume({ location: STATE_DIR }), facts: [STATE_DIR, "luallm-agent run", "Agent.start"] },
+  {
+    variant: "no failed task",
+    error: new NothingToRetry({ id: null, state: null, location: STATE_DIR }),
+    facts: [STATE_DIR, "No failed task", "`luallm-agent tasks`", "`luallm-agent resume --task ID`"]
+  },
+  {
+    variant: "a complete task",
+    error: new NothingToRetry({ id: ID, state: "complete", location: STATE_DIR }),
+    facts: [ID.slice(0, 8), "is complete: there is nothing to retry", "`luallm-agent run \"<request>\"`"]
+  },
+  {
+    variant: "an unfinished task",
+    error: new NothingToRetry({ id: ID, state: "model_wait", location: STATE_DIR }),
+    facts: [ID.slice(0, 8), "model_wait, not failed", `\`luallm-agent resume --task ${ID.slice(0, 8)}\``]
+  },
   {
     error: new TaskIdTaken({ id: ID, location: PG_URL }),
     facts: [ID, PG_URL, "luallm-agent resume --task 3f2a9c1e", "Agent.resume({ task: \"3f2a9c1e-7b4d-4e21-9a0f-5c6d7e8f9a0b\" })", "without an id"]
@@ -359,6 +374,11 @@ const rows: ReadonlyArray<Row> = [
   { error: new ApprovalAmbiguous({ id: "3f2a", matches: [ID, "3f2a0000-0000-4000-8000-000000000000"] }), facts: ["3f2a", ID] },
   { error: new ApprovalCorrupt({ path: `${STATE_DIR}/pending_approvals/skill_csv_sum_${ID}.json`, reason: "status: expected pending" }), facts: [`skill_csv_sum_${ID}.json`, "status"] },
   { error: new ApprovalAlreadyResolved({ id: ID, status: "rejected" }), facts: [ID, "rejected"] },
+  {
+    variant: "its task reset",
+    error: new ApprovalAlreadyResolved({ id: ID, status: "rejected", reason: "its task was discarded with reset" }),
+    facts: [ID, "already rejected (its task was discarded with reset)"]
+  },
   { variant: "tests failed", error: new PromotionRefused({ id: ID, skill: "csv_sum", reason: "its last test run did not pass (2/3)" }), facts: ["csv_sum", ID, "2/3", "luallm-agent approvals show 3f2a9c1e"] },
   { variant: "draft changed", error: new PromotionRefused({ id: ID, skill: "csv_sum", reason: "the draft changed after it was approved" }), facts: ["csv_sum", "changed after it was approved"] },
   { error: new ApprovalIoError({ path: "/home/ada/skills/csv_sum.js", reason: "EACCES: permission denied" }), facts: ["/home/ada/skills/csv_sum.js", "EACCES"] },
@@ -724,6 +744,6 @@ describe("suggested commands", () => {
       }
     }
     const failed = transition(task, Event.TestsFailed({ report: null, feedback: "1 of 1 tests failed" }), { ...limits, max_skill_retries: 3 }, now).task
-    expect(suggestedIn(failed.error ?? "")).toEqual([["skills", "test", "csv_sum", "--draft"]])
+    expect(suggestedIn(failed.error ?? "")).toEqual([["skills", "test", "csv_sum", "--draft"], ["resume", "--task", ID.slice(0, 8), "--retry-failed"]])
   })
 })
