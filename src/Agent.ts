@@ -417,7 +417,7 @@ export const AgentServicesLive = Layer.mergeAll(
  * `Agent` with its live services, its questions for a human going to `approver` (which may use
  * them: `Approvals`, `SkillRunner`, …): `ApproverFrom(handler)`, `ApproverQueue`, the terminal.
  */
-export const agentWithApprover = <E, R>(approver: Layer.Layer<Approver, E, R>) =>
+export const agentWithApprover = <E, R, Also = never>(approver: Layer.Layer<Approver | Also, E, R>) =>
   AgentLive.pipe(Layer.provideMerge(approver), Layer.provideMerge(AgentServicesLive))
 
 /** `Agent` with its live services; a question for a human pauses the task (`ApproverPause`). */

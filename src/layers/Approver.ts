@@ -17,7 +17,7 @@
  */
 import { Context, Data, Deferred, Effect, Layer, Queue } from "effect"
 import type { PlannedNode, PlanSummary } from "../core/planSummary.ts"
-import type { ApprovalRecord } from "./Approvals.ts"
+import type { ApprovalError, ApprovalRecord } from "./Approvals.ts"
 
 export type Question = Data.TaggedEnum<{
   /** A plan to run (tier: approval_tiers.task_confirmation). Nothing has run or been drafted yet. */
@@ -58,9 +58,12 @@ export class ApprovalCallbackFailed extends Data.TaggedError("ApprovalCallbackFa
   }
 }
 
+/** What asking can fail with: the app's approver itself, or reading the approval a human reviews. */
+export type ApproverError = ApprovalCallbackFailed | ApprovalError
+
 export interface ApproverShape {
   /** Asks a human (or whoever stands in for one) and waits for the answer. */
-  readonly ask: (question: Question) => Effect.Effect<Answer, ApprovalCallbackFailed>
+  readonly ask: (question: Question) => Effect.Effect<Answer, ApproverError>
 }
 
 export class Approver extends Context.Tag("Approver")<Approver, ApproverShape>() {}

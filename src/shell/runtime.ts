@@ -5,7 +5,8 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect, Layer, Option } from "effect"
-import { AgentDefault } from "../Agent.ts"
+import { agentWithApprover } from "../Agent.ts"
+import { type Approver, ApproverPause } from "../layers/Approver.ts"
 import { AuditLive, AuditReaderLive } from "../layers/Audit.ts"
 import { AppConfigLive } from "../layers/Config.ts"
 import { llmLayerFor } from "../layers/Llm.ts"
@@ -75,6 +76,12 @@ export const skillsLayer = (options: GlobalOptions) =>
 export const provideSkills = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(root, (options) => Effect.provide(effect, skillsLayer(options)))
 
-/** Runs `effect` with the agent and all its live services, the LLM picked by `--llm`. */
-export const provideAgent = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(root, (options) => Effect.provide(effect, AgentDefault.pipe(Layer.provideMerge(llmLayer(options)))))
+/**
+ * Runs `effect` with the agent and all its live services, the LLM picked by `--llm`, and the
+ * agent's questions for a human going to `approver` (it may use the agent's services and the terminal).
+ */
+export const provideAgentWith = <EA, RA>(approver: Layer.Layer<Approver, EA, RA>) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(root, (options) => Effect.provide(effect, agentWithApprover(approver).pipe(Layer.provideMerge(llmLayer(options)))))
+
+/** Runs `effect` with the agent and all its live services; a question for a human pauses the task. */
+export const provideAgent = provideAgentWith(ApproverPause)

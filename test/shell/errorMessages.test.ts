@@ -14,7 +14,8 @@ import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
 import { NodeAnswerInvalid, NodeDataTooLarge } from "../../src/agent/execution.ts"
 import { NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
-import { AgentClosed, ApprovalCallbackFailed } from "../../src/createAgent.ts"
+import { AgentClosed } from "../../src/createAgent.ts"
+import { ApprovalCallbackFailed } from "../../src/layers/Approver.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
 import { fromJson } from "../../src/core/graph.ts"
 import { MAX_JSON_DEPTH } from "../../src/core/jsonText.ts"
@@ -89,7 +90,6 @@ import {
   TaskNotFound
 } from "../../src/layers/State.ts"
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
-import { ConfirmationRequired } from "../../src/shell/commands/task.ts"
 import { LogLevelInvalid, UnknownOption } from "../../src/shell/argv.ts"
 import { cli, unknownOption } from "../../src/shell/cli.ts"
 import { OutputExists, OutputNotAllowed, OutputProtected } from "../../src/shell/outputPath.ts"
@@ -172,8 +172,8 @@ const rows: ReadonlyArray<Row> = [
   },
   // The Promise facade (createAgent)
   {
-    error: new ApprovalCallbackFailed({ skill: "csv_sum", approvalId: "ab12cd34-0000", taskId: ID, reason: "it threw review service down" }),
-    facts: ["onApproval", "csv_sum", "ab12cd34", "review service down", "task 3f2a9c1e stays paused", "resume(\"3f2a9c1e\")"]
+    error: new ApprovalCallbackFailed({ question: "the drafted skill csv_sum (approval ab12cd34)", taskId: ID, reason: "it threw review service down" }),
+    facts: ["onApproval", "csv_sum", "ab12cd34", "review service down", "task 3f2a9c1e stays where it was", "resume(\"3f2a9c1e\")", "luallm-agent resume --task 3f2a9c1e"]
   },
   { error: new AgentClosed({ method: "run" }), facts: ["run()", "close()", "createAgent"] },
   // Config
@@ -378,8 +378,6 @@ const rows: ReadonlyArray<Row> = [
     facts: [`Decision "check"`, `"result >"`, conditionError?.message ?? "?", "limits.max_plan_retries"]
   },
   // Shell commands
-  { variant: "prompt tier", error: new ConfirmationRequired({ tier: "prompt" }), facts: ["--yes", "approval_tiers.task_confirmation"] },
-  { variant: "human tier", error: new ConfirmationRequired({ tier: "human" }), facts: ["approval_tiers.task_confirmation", "terminal"] },
   { error: new ContextFileUnreadable({ path: "/home/ada/notes.md", reason: "ENOENT: no such file or directory" }), facts: ["/home/ada/notes.md", "ENOENT"] },
   { error: new NoCodeInAnswer({ out: "sum.py", model: "qwen2.5-7b-instruct", answer: "I cannot help with that." }), facts: ["sum.py", "qwen2.5-7b-instruct", "I cannot help with that."] },
   { error: new OutputNotWritten({ path: "/readonly/sum.py", reason: "EACCES: permission denied" }), facts: ["/readonly/sum.py", "EACCES"] },

@@ -1,23 +1,28 @@
 /**
- * The task commands: `run "<request>" [--yes]`, `resume`, `status`, `reset` and `tasks`.
- * `resume`, `status` and `reset` act on `--task ID` (an id or a prefix of 4+ characters), by
- * default the most recent unfinished task (else the most recent one), so one-task use reads as
- * it always did. Exit codes: 0 complete, 1 failed, 3 paused (an approval or a model; `resume`
+ * The task commands: `run "<request>" [--yes] [--allow-exec] [--plan-only]`, `resume`, `status`,
+ * `reset` and `tasks`. `resume`, `status` and `reset` act on `--task ID` (an id or a prefix of 4+
+ * characters), by default the most recent unfinished task (else the most recent one), so one-task
+ * use reads as it always did. The agent's questions (the plan, a draft, an exec grant) are asked
+ * on a terminal and pause the task elsewhere (`../approver.ts`). Exit codes: 0 complete (or
+ * declined by the human, or a plan printed), 1 failed, 3 paused (a question or a model; `resume`
  * continues).
  */
-import { Args, Command as Cli, Options, Prompt } from "@effect/cli"
-import { Clock, Console, Data, Effect, Option } from "effect"
+import { Args, Command as Cli, Options } from "@effect/cli"
+import { Clock, Console, Effect, Layer, Option } from "effect"
 import { Agent, type AgentOutcome } from "../../Agent.ts"
+import { summarize } from "../../agent/questions.ts"
 import type { Task } from "../../core/task.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
-import { Approvals } from "../../layers/Approvals.ts"
-import { AppConfig } from "../../layers/Config.ts"
+import { shellQuote } from "../../layers/Approvals.ts"
+import { SandboxLive } from "../../layers/Sandbox.ts"
+import { SkillsLive } from "../../layers/Skills.ts"
 import { defaultTask, resolveTaskId, State, type TaskList, unfinishedTasks } from "../../layers/State.ts"
-import { reviewInteractively } from "../approvalPrompt.ts"
+import { cliApprover } from "../approver.ts"
 import { ExitCodes, ExitWith } from "../exit.ts"
+import { describePlan } from "../planView.ts"
 import { terminalProgress } from "../progress.ts"
-import { provideAgent, provideState } from "../runtime.ts"
-import { bold, dim, green, isInteractive, printJson, red, warn, yellow } from "../ui.ts"
+import { provideAgent, provideAgentWith, provideState } from "../runtime.ts"
+import { bold, dim, green, printJson, red, warn, yellow } from "../ui.ts"
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print the outcome as JSON"))
 const taskOption = Options.text("task").pipe(
@@ -30,12 +35,27 @@ const short = (id: string): string => id.slice(0, 8)
 const renderValue = (value: unknown): string =>
   sanitizeForTerminal(typeof value === "string" ? value : JSON.stringify(value, null, 2) ?? "null")
 
+/** The plan of a task that waits for its confirmation, as a human reviews it; `None` for any other task. */
+const planAwaitingConfirmation = (task: Task) =>
+  task.state === "confirmation" && task.graph !== null
+    ? Effect.map(summarize(task.graph, task.missing_skills), Option.some)
+    : Effect.succeed(Option.none())
+
 /** What a finished or paused task shows, and the exit code that goes with it. */
 export const reportOutcome = (outcome: AgentOutcome, asJson: boolean) =>
   Effect.gen(function*() {
     const { paused, task } = outcome
+    const plan = yield* planAwaitingConfirmation(task)
     if (asJson) {
-      yield* printJson({ task_id: task.id, state: task.state, paused, result: task.result ?? null, error: task.error, steps: task.steps })
+      yield* printJson({
+        task_id: task.id,
+        state: task.state,
+        paused,
+        result: task.result ?? null,
+        error: task.error,
+        steps: task.steps,
+        ...(Option.isSome(plan) ? { plan: plan.value } : {})
+      })
     } else if (task.state === "complete") {
       yield* Console.log(green(`✓ task ${task.id.slice(0, 8)} complete`) + dim(` (${task.steps} steps)`))
       const result = task.result
@@ -43,33 +63,20 @@ export const reportOutcome = (outcome: AgentOutcome, asJson: boolean) =>
       for (const [id, value] of entries) yield* Console.log(`${bold(sanitizeForTerminal(id))}: ${renderValue(value)}`)
     } else if (task.state === "failed") {
       yield* Console.error(red(`✗ task ${task.id.slice(0, 8)} failed`) + `\n${sanitizeForTerminal(task.error ?? "no reason recorded")}`)
+    } else if (task.state === "declined") {
+      yield* Console.log(`${yellow(`task ${task.id.slice(0, 8)} declined`)}: ${sanitizeForTerminal(task.error ?? "a human said no")}`)
     } else if (paused !== null) {
+      if (Option.isSome(plan)) yield* Console.log(describePlan(task.prompt, plan.value))
       yield* Console.log(`${yellow(`⏸ task ${task.id.slice(0, 8)} paused`)} in ${task.state}: ${sanitizeForTerminal(paused.message)}`)
       yield* Console.log(`next: ${paused.next_command}`)
     }
-    const code = task.state === "complete" ? ExitCodes.ok : task.state === "failed" ? ExitCodes.failure : ExitCodes.paused
+    // A plan (or an exec grant) the human declined ended the task as asked: not a failure.
+    const code = task.state === "complete" || task.state === "declined"
+      ? ExitCodes.ok
+      : task.state === "failed"
+      ? ExitCodes.failure
+      : ExitCodes.paused
     if (code !== ExitCodes.ok) return yield* new ExitWith({ code })
-  })
-
-export class ConfirmationRequired extends Data.TaggedError("ConfirmationRequired")<{ readonly tier: "prompt" | "human" }> {
-  override get message() {
-    return this.tier === "human"
-      ? "This task needs a human's confirmation (approval_tiers.task_confirmation = \"human\") and there is no terminal to ask on. Run it from a terminal."
-      : "This task needs confirmation and there is no terminal to ask on. Pass --yes, or set approval_tiers.task_confirmation to \"auto\"."
-  }
-}
-
-/** Asks before a task starts, as `approval_tiers.task_confirmation` says; `--yes` skips a `prompt` tier. */
-const confirmTask = (prompt: string, yes: boolean) =>
-  Effect.gen(function*() {
-    const app = yield* AppConfig
-    const tier = app.approvalTier("task_confirmation")
-    if (tier === "auto" || (tier === "prompt" && yes)) return true
-    if (!isInteractive()) return yield* new ConfirmationRequired({ tier })
-    // One key (y or n; Enter is no); Ctrl-C is no as well.
-    return yield* Prompt.run(Prompt.confirm({ message: `Run this task? ${sanitizeForTerminal(prompt)}`, initial: false })).pipe(
-      Effect.catchTag("QuitException", () => Effect.succeed(false))
-    )
   })
 
 /** How long ago `iso` was, in the largest whole unit: `42s`, `5m`, `3h`, `2d`. */
@@ -99,44 +106,74 @@ const othersNote = (list: TaskList, except: string | null): Option.Option<string
   )
 }
 
+const yes = Options.boolean("yes").pipe(
+  Options.withAlias("y"),
+  Options.withDescription("Confirm the plan without being asked (approval_tiers.task_confirmation \"prompt\"; never a skill approval)")
+)
+const allowExec = Options.boolean("allow-exec").pipe(
+  Options.withDescription("Grant exec to the task's skills that run commands (shell_safe), for this task only, without being asked")
+)
+
+/** The approver for `run` and `resume`, with what their flags answer ahead of time. */
+const approverFor = (flags: { readonly yes: boolean; readonly allowExec: boolean }) =>
+  cliApprover({ confirmPlan: flags.yes ? "--yes" : undefined, grantExec: flags.allowExec ? "--allow-exec" : undefined })
+
+/** `run --plan-only`: the plan, and nothing saved or run; exit 0 with a plan, 1 without one. */
+const printPlanOnly = (prompt: string, asJson: boolean) =>
+  Effect.gen(function*() {
+    const { plan, task } = yield* (yield* Agent).plan(prompt, { onProgress: terminalProgress() })
+    if (asJson) {
+      yield* printJson({ plan_only: true, saved: false, request: prompt, state: task.state, model: task.model, plan, paused: task.paused, error: task.error })
+    } else if (plan !== null) {
+      yield* Console.log(describePlan(prompt, plan))
+      yield* Console.log(dim(`plan only: nothing ran and no task was saved; \`luallm-agent run ${sanitizeForTerminal(shellQuote(prompt))}\` plans it again and runs it`))
+    } else if (task.paused !== null) {
+      yield* Console.error(`${warn(`no plan: ${sanitizeForTerminal(task.paused.message)}`)} Nothing was saved: run this command again once the model runs.`)
+    } else {
+      yield* Console.error(red(`✗ no plan`) + `\n${sanitizeForTerminal(task.error ?? "no reason recorded")}`)
+    }
+    if (plan === null) return yield* new ExitWith({ code: ExitCodes.failure })
+  })
+
 export const runCommand = Cli.make(
   "run",
   {
     prompt: Args.text({ name: "request" }).pipe(Args.withDescription("What the agent should do, in plain language")),
-    yes: Options.boolean("yes").pipe(Options.withAlias("y"), Options.withDescription("Skip the task confirmation (never a skill promotion)")),
+    yes,
+    allowExec,
+    planOnly: Options.boolean("plan-only").pipe(
+      Options.withDescription("Plan the request, print the plan (--json: as JSON) and stop: nothing is drafted, run or saved as a task")
+    ),
     json
   },
-  ({ json: asJson, prompt, yes }) =>
-    Effect.gen(function*() {
-      if (!(yield* confirmTask(prompt, yes))) return yield* Console.log("not started")
-      const agent = yield* Agent
-      // Another unfinished task does not stop a new one; say so, so it is not forgotten.
-      const note = othersNote(yield* agent.tasks, null)
-      if (Option.isSome(note)) yield* Console.error(dim(`note: starting a new task; ${note.value}`))
-      const outcome = yield* agent.run(prompt, { onProgress: terminalProgress() })
-      yield* reportOutcome(outcome, asJson)
-    }).pipe(provideAgent)
-).pipe(Cli.withDescription("Plan and run a new task; drafts missing skills and pauses for their approval"))
+  ({ allowExec, json: asJson, planOnly, prompt, yes }) =>
+    planOnly
+      ? printPlanOnly(prompt, asJson).pipe(provideAgent)
+      : Effect.gen(function*() {
+        const agent = yield* Agent
+        // Another unfinished task does not stop a new one; say so, so it is not forgotten.
+        const note = othersNote(yield* agent.tasks, null)
+        if (Option.isSome(note)) yield* Console.error(dim(`note: starting a new task; ${note.value}`))
+        const outcome = yield* agent.run(prompt, { onProgress: terminalProgress() })
+        yield* reportOutcome(outcome, asJson)
+      }).pipe(provideAgentWith(approverFor({ yes, allowExec })))
+).pipe(
+  Cli.withDescription(
+    "Plan a new task, show the plan for confirmation, and run it; drafts missing skills and asks (or pauses) for their approval"
+  )
+)
 
-/** On a terminal, a pending approval of this task is reviewed right away; elsewhere the task stays paused. */
-const reviewPending = (task: Task) =>
-  Effect.gen(function*() {
-    const approvalId = task.state === "approval" ? task.draft?.approval_id ?? null : null
-    if (approvalId === null || !isInteractive()) return
-    const approvals = yield* Approvals
-    const record = yield* approvals.get(approvalId)
-    if (record.status === "pending") yield* reviewInteractively(approvalId)
-  })
-
-export const resumeCommand = Cli.make("resume", { json, task: taskOption }, ({ json: asJson, task }) =>
+export const resumeCommand = Cli.make("resume", { json, task: taskOption, yes, allowExec }, ({ allowExec, json: asJson, task, yes }) =>
   Effect.gen(function*() {
     const agent = yield* Agent
     const chosen = yield* agent.task(Option.getOrUndefined(task))
-    yield* reviewPending(chosen)
+    // On a terminal, what the task waits for (its plan, its draft, an exec grant) is asked again right away.
     const outcome = yield* agent.resume({ task: chosen.id, onProgress: terminalProgress() })
     yield* reportOutcome(outcome, asJson)
-  }).pipe(provideAgent)).pipe(
-    Cli.withDescription("Continue a saved task (--task ID, else the most recent unfinished): after an approval, a model start, or a crash")
+  }).pipe(provideAgentWith(approverFor({ yes, allowExec })))).pipe(
+    Cli.withDescription(
+      "Continue a saved task (--task ID, else the most recent unfinished): after a question, a model start, or a crash; --yes confirms its plan, --allow-exec grants exec"
+    )
   )
 
 /** The task `--task` names, or the default one; `None` when nothing is saved. */
@@ -163,6 +200,8 @@ export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ j
     yield* Console.log(`request: ${sanitizeForTerminal(task.prompt)}`)
     if (task.paused !== null) yield* Console.log(`${yellow("paused")}: ${sanitizeForTerminal(task.paused.message)}\nnext: ${task.paused.next_command}`)
     if (task.draft !== null) yield* Console.log(`drafting ${task.draft.skill.name} (version ${task.draft.attempt})`)
+    const plan = yield* planAwaitingConfirmation(task).pipe(Effect.provide(SkillsLive.pipe(Layer.provide(SandboxLive))))
+    if (Option.isSome(plan)) yield* Console.log(describePlan(task.prompt, plan.value))
     for (const node of task.graph?.nodes ?? []) {
       yield* Console.log(`  ${sanitizeForTerminal(node.id)} [${node.action}] ${node.status}${node.retries > 0 ? dim(` (${node.retries} retries)`) : ""}`)
     }
