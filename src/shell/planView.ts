@@ -23,7 +23,7 @@ const nodeLine = (node: PlannedNode): string => {
     ...(node.inputs.length === 0 ? [] : [`given: ${listed(node.inputs)}`]),
     ...(node.exec ? [yellow(`runs commands: ${node.command === null ? "(the skill chooses)" : reviewed(node.command)}`)] : [])
   ]
-  return `  ${bold(reviewed(node.id))} [${what}]${details.length === 0 ? "" : `  ${dim("·")} ${details.join(dim("  ·  "))}`}`
+  return `  ${bold(reviewed(node.id))} [${what}]${details.map((detail) => `${dim("  ·  ")}${detail}`).join("")}`
 }
 
 export const describePlan = (request: string, plan: PlanSummary): string =>
