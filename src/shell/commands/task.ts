@@ -200,8 +200,11 @@ export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ j
     yield* Console.log(`request: ${sanitizeForTerminal(task.prompt)}`)
     if (task.paused !== null) yield* Console.log(`${yellow("paused")}: ${sanitizeForTerminal(task.paused.message)}\nnext: ${task.paused.next_command}`)
     if (task.draft !== null) yield* Console.log(`drafting ${task.draft.skill.name} (version ${task.draft.attempt})`)
-    const plan = yield* planAwaitingConfirmation(task).pipe(Effect.provide(SkillsLive.pipe(Layer.provide(SandboxLive))))
-    if (Option.isSome(plan)) yield* Console.log(describePlan(task.prompt, plan.value))
+    if (task.state === "confirmation") {
+      // Only then are the skills' headers read (what each may reach, which run commands).
+      const plan = yield* planAwaitingConfirmation(task).pipe(Effect.provide(SkillsLive.pipe(Layer.provide(SandboxLive))))
+      if (Option.isSome(plan)) yield* Console.log(describePlan(task.prompt, plan.value))
+    }
     for (const node of task.graph?.nodes ?? []) {
       yield* Console.log(`  ${sanitizeForTerminal(node.id)} [${node.action}] ${node.status}${node.retries > 0 ? dim(` (${node.retries} retries)`) : ""}`)
     }
