@@ -4,6 +4,7 @@
 //   dist/index.js                 the library for plain Node: our sources as one ES module
 //   dist/types/                   the library's declarations (.d.ts), emitted by tsc
 //   dist/bench.cjs, dist/soak.cjs the bench and soak runners (not shipped: see `files` in package.json)
+//   dist/clusterSoak.cjs          the task cluster's soak (not shipped either)
 // One bundled file starts several times faster than unbundled ESM (see README, Performance).
 //
 // Run by `prepare` (so `npm ci` and `npm pack` leave dist/ ready) and by the tests' global setup.
@@ -23,7 +24,8 @@ const bundles = {
   cli: "src/shell/main.ts",
   sandboxWorker: "src/layers/sandbox/workerMain.ts",
   bench: "bench/main.ts",
-  soak: "scripts/soak.ts"
+  soak: "scripts/soak.ts",
+  clusterSoak: "scripts/clusterSoak.ts"
 }
 
 /**

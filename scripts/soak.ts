@@ -34,7 +34,6 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Console, Context, Data, Duration, Effect, Either, Fiber, Layer, Option, Redacted, Stream } from "effect"
-import { pathToFileURL } from "node:url"
 import { Agent, AgentDefault } from "../src/Agent.ts"
 import { type AgentConfig, configInside, postgresUrl } from "../src/core/config.ts"
 import type { Task } from "../src/core/task.ts"
@@ -566,7 +565,9 @@ const soakCommand = Cli.make(
     }).pipe(Effect.scoped)
 )
 
-const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
+// By the entry's name: in a bundle every module's import.meta.url is the bundle's, and
+// dist/clusterSoak.cjs bundles this module too.
+const isMain = /(^|[\\/])soak\.(cjs|ts)$/.test(process.argv[1] ?? "")
 
 if (isMain) {
   Cli.run(soakCommand, { name: "soak", version: "1" })(process.argv).pipe(

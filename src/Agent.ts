@@ -26,8 +26,8 @@ import { canStartModels, ensureModel, plan } from "./agent/planning.ts"
 import { both, type Progress, type ProgressCallback, type ProgressListener, toListener } from "./agent/progress.ts"
 import { askExecGrant, confirmPlan, summarize } from "./agent/questions.ts"
 import { type ApprovalError, Approvals, ApprovalsLive } from "./layers/Approvals.ts"
-import { type ApprovalCallbackFailed, Approver, ApproverPause, type ApproverShape } from "./layers/Approver.ts"
-import { Audit, type AuditWriteError, inTask } from "./layers/Audit.ts"
+import { type ApprovalCallbackFailed, Approver, ApproverPause, type ApproverShape, type StandingAnswers, withStandingAnswers } from "./layers/Approver.ts"
+import { Audit, type AuditEvent, type AuditWriteError, inTask } from "./layers/Audit.ts"
 import { AppConfig } from "./layers/Config.ts"
 import type { Llm, LlmError } from "./layers/Llm.ts"
 import type { Luallm, ModelNotReady } from "./layers/Luallm.ts"
@@ -57,6 +57,12 @@ export class TaskInProgress extends Data.TaggedError("TaskInProgress")<{ readonl
   }
 }
 
+export class TaskIdTaken extends Data.TaggedError("TaskIdTaken")<{ readonly id: string; readonly location: string }> {
+  override get message() {
+    return `A task with the id ${this.id} is already saved in ${this.location}; a new task needs an id of its own. Continue that one with \`luallm-agent resume --task ${this.id.slice(0, 8)}\` (\`Agent.resume({ task: "${this.id}" })\` in an app), or start without an id.`
+  }
+}
+
 export class NoTaskToResume extends Data.TaggedError("NoTaskToResume")<{ readonly location: string }> {
   override get message() {
     return `There is no saved task in ${this.location}. Start one with \`luallm-agent run "<request>"\` (\`Agent.start\` or \`Agent.run\` in an app).`
@@ -66,6 +72,17 @@ export class NoTaskToResume extends Data.TaggedError("NoTaskToResume")<{ readonl
 export interface RunOptions {
   /** Receives transitions, node changes and LLM calls as they happen: a listener returning an Effect, or a plain callback. */
   readonly onProgress?: ProgressCallback
+  /**
+   * Answers given ahead of time for this drive (the CLI's `--yes`, `--allow-exec`): `confirmPlan`
+   * confirms the plan under the `prompt` tier, `grantExec` grants exec to the task's skills; each
+   * names who gave it. Other questions go to the `Approver`.
+   */
+  readonly answers?: StandingAnswers
+}
+
+export interface StartOptions extends RunOptions {
+  /** The new task's id (by default a fresh UUID): a task cluster names its tasks before they start. */
+  readonly id?: string
 }
 
 export interface ResumeOptions extends RunOptions {
@@ -82,6 +99,7 @@ export interface AgentOutcome {
 /** Everything the agent can fail with; a failed *task* is not an error but an outcome. */
 export type AgentError =
   | TaskInProgress
+  | TaskIdTaken
   | NoTaskToResume
   | TaskNotFound
   | TaskAmbiguous
@@ -130,7 +148,10 @@ export interface ResetOutcome {
 
 export interface AgentShape {
   /** Creates a task for `prompt` and drives it in the background; the handle comes back at once. */
-  readonly start: (prompt: string, options?: RunOptions) => Effect.Effect<TaskHandle, StateIoError | StateConflict | AuditWriteError>
+  readonly start: (
+    prompt: string,
+    options?: StartOptions
+  ) => Effect.Effect<TaskHandle, TaskIdTaken | StateCorrupt | StateIoError | StateConflict | AuditWriteError>
   /** Creates a task for `prompt` and drives it until it finishes or pauses (`start`, then `await`). */
   readonly run: (prompt: string, options?: RunOptions) => Effect.Effect<AgentOutcome, AgentError>
   /** Continues a saved task (by default the most recent unfinished one): after an approval, a model start, or a crash. */
@@ -202,7 +223,8 @@ export const makeAgent = Effect.gen(function*() {
   /** While a task waits for a human's answer it gives its turn to another task, and takes one again after. */
   const offTurn = Approver.of({ ask: (question) => Effect.acquireUseRelease(turns.release(1), () => approver.ask(question), () => turns.take(1)) })
 
-  const step = (task: Task, options: RunOptions = {}) => stepWith(task, toListener(options.onProgress), approver)
+  const step = (task: Task, options: RunOptions = {}) =>
+    stepWith(task, toListener(options.onProgress), withStandingAnswers(approver, options.answers ?? {}))
 
   /** Performs the state's command; its event, with the tokens its model calls used. */
   const performCounted = (task: Task, progress: ProgressListener, asking: ApproverShape) =>
@@ -228,35 +250,35 @@ export const makeAgent = Effect.gen(function*() {
       const next = transition({ ...base, tokens_used: task.tokens_used + tokens }, event, app.config.limits, yield* nowIso)
       // Waiting for a human changes nothing worth a line in the log (the pause is audited by `drive`).
       const logged = !isWait(event)
+      // A task's end (complete, failed, declined) is committed with its last transition: a crash cannot keep one without the other.
+      const ending: ReadonlyArray<AuditEvent> = isTerminal(next.task)
+        ? [{ event: `task.${next.task.state}`, data: { steps: next.task.steps, ...(next.task.error === null ? {} : { error: next.task.error }) } }]
+        : []
       yield* state.save(
         next.task,
         logged
           ? [{
             event: "task.transition",
             data: { from: next.from, to: next.to, reason: next.reason, step: next.task.steps, skill: next.task.draft?.skill.name ?? null }
-          }]
-          : []
+          }, ...ending]
+          : ending
       )
       if (logged) yield* progress({ _tag: "Transition", from: next.from, to: next.to, reason: next.reason })
       return next.task
     }).pipe(inTask(task.id), Effect.provide(context))
 
   /** Steps until the task finishes or pauses. */
-  const drive = (start: Task, progress: ProgressListener) =>
+  const drive = (start: Task, progress: ProgressListener, answers: StandingAnswers) =>
     Effect.gen(function*() {
+      const asking = withStandingAnswers(offTurn, answers)
       let task = start
       // A paused task is retried once per drive: the first step re-checks what it waited for.
       let first = true
       while (!isTerminal(task) && (first || task.paused === null)) {
-        task = yield* stepWith(task, progress, offTurn)
+        task = yield* stepWith(task, progress, asking)
         first = false
       }
-      if (isTerminal(task)) {
-        yield* audit.log(`task.${task.state}`, {
-          steps: task.steps,
-          ...(task.error === null ? {} : { error: task.error })
-        })
-      } else if (task.paused !== null) {
+      if (!isTerminal(task) && task.paused !== null) {
         yield* audit.log("task.paused", { reason: task.paused.reason, next: task.paused.next_command })
       }
       return { task, paused: task.paused } satisfies AgentOutcome
@@ -281,7 +303,7 @@ export const makeAgent = Effect.gen(function*() {
         yield* state.lock(id, command)
         const task = yield* begin(yield* state.load(id))
         if (isTerminal(task)) return { task, paused: null } satisfies AgentOutcome
-        return yield* drive(task, progress)
+        return yield* drive(task, progress, options.answers ?? {})
       }))).pipe(
         inTask(id),
         Effect.ensuring(PubSub.publish(events, Take.end))
@@ -302,9 +324,13 @@ export const makeAgent = Effect.gen(function*() {
       } satisfies TaskHandle
     })
 
-  const start = (prompt: string, options: RunOptions = {}) =>
+  const start = (prompt: string, options: StartOptions = {}) =>
     Effect.gen(function*() {
-      const task = newTask(crypto.randomUUID(), prompt, yield* nowIso)
+      // A given id must be new: saving over a task would replace its history.
+      if (options.id !== undefined && Option.isSome(yield* state.load(options.id))) {
+        return yield* new TaskIdTaken({ id: options.id, location: state.location })
+      }
+      const task = newTask(options.id ?? crypto.randomUUID(), prompt, yield* nowIso)
       yield* state.save(task, [{ event: "task.start", data: { prompt } }])
       return yield* launch(task.id, "run", (saved) => Effect.succeed(Option.getOrElse(saved, () => task)), options).pipe(
         // A new id cannot be running yet.
@@ -325,7 +351,11 @@ export const makeAgent = Effect.gen(function*() {
           onNone: () => Effect.fail(new NoTaskToResume({ location: state.location })),
           onSome: (task) => Effect.succeed(task.id)
         }))
-      : resolveTaskId(id).pipe(Effect.provideService(State, state))
+      : Effect.flatMap(
+        // A full id is looked up directly (a damaged task is there too); a prefix needs the list.
+        state.load(id).pipe(Effect.map(Option.isSome), Effect.catchTag("StateCorrupt", () => Effect.succeed(true))),
+        (saved) => (saved ? Effect.succeed(id) : resolveTaskId(id).pipe(Effect.provideService(State, state)))
+      )
 
   const resume = (options: ResumeOptions = {}) =>
     Effect.gen(function*() {

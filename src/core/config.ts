@@ -133,6 +133,23 @@ export const ConfigSchema = Schema.Struct({
     /** Whether the agent may start a model itself instead of pausing in `model_wait`. */
     auto_start: Flag
   }),
+  /**
+   * Runners of the task cluster (`luallm-agent worker`, a Postgres store): where a runner listens
+   * and how the runners share the tasks. Every runner and client of one store must agree on
+   * `shards`; the rest is per runner.
+   */
+  cluster: Schema.Struct({
+    /** The address a runner listens on and registers for the others to reach it (127.0.0.1: one machine). */
+    host: Schema.String.pipe(Schema.minLength(1)).annotations(expected("a host name or IP address")),
+    /** The runner's port; 0 picks a free one. */
+    port: Schema.Number.pipe(Schema.int(), Schema.between(0, 65535)).annotations(expected("a port number from 0 to 65535")),
+    /** How many shards the tasks are spread over; the same for every runner and client of the store. */
+    shards: PositiveInt,
+    /** How long a silent runner keeps its shards: after it, they move to the others (a third of it is the heartbeat). */
+    lease_seconds: Schema.Number.pipe(Schema.int(), Schema.greaterThanOrEqualTo(3)).annotations(expected("a whole number of seconds ≥ 3")),
+    /** How often one runner pings the others; an unanswered runner loses its shards without waiting for the lease. */
+    health_check_seconds: PositiveInt
+  }),
   approval_tiers: Schema.Struct({
     task_confirmation: Tier,
     /** Promotion of drafted code always needs a human; the schema refuses anything else. */
@@ -206,6 +223,7 @@ export const defaultConfig = (env: ConfigEnvironment): AgentConfig => {
       max_concurrent_tasks: 4
     },
     model_policy: { planning: null, code: null, default: null, auto_start: false },
+    cluster: { host: "127.0.0.1", port: 0, shards: 300, lease_seconds: 35, health_check_seconds: 60 },
     approval_tiers: { task_confirmation: "prompt", skill_promotion: "human", model_start: "prompt", skill_exec: "human" }
   }, new Map()).config
 }

@@ -38,7 +38,9 @@ const escapeRegExp = (text: string): string => text.replace(/[.+^${}()|[\]\\]/g,
 const segmentToRegExp = (segment: string): string =>
   escapeRegExp(segment).replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")
 
+/** A memo of pure results (same glob, same RegExp), bounded so a long-lived process cannot grow it. */
 const compiled = new Map<string, RegExp>()
+const maxCompiled = 1024
 
 /** Compiles an absolute, normalised glob to an anchored regular expression (memoised). */
 export const globToRegExp = (glob: string): RegExp => {
@@ -56,6 +58,7 @@ export const globToRegExp = (glob: string): RegExp => {
     }
   })
   const regexp = new RegExp(`^${source === "" ? "/" : source}$`)
+  if (compiled.size >= maxCompiled) compiled.clear()
   compiled.set(glob, regexp)
   return regexp
 }

@@ -26,6 +26,7 @@ import {
   fileSources,
   followStateDir,
   isJsonObject,
+  type Json,
   type JsonObject,
   type Tier
 } from "../core/config.ts"
@@ -180,6 +181,8 @@ export interface LoadOptions {
   readonly settings?: unknown
   /** `--store` from the command line: overrides `store` from the file, the environment and the app. */
   readonly store?: string | undefined
+  /** Other command-line options that set a key (`worker --port` sets `cluster.port`), overriding it likewise. */
+  readonly optionKeys?: ReadonlyArray<{ readonly key: ReadonlyArray<string>; readonly option: string; readonly value: Json }>
 }
 
 /** The app's settings as an object of config keys, with where each came from. */
@@ -192,6 +195,12 @@ const appSettings = (settings: unknown): Effect.Effect<{ readonly values: JsonOb
       file: null,
       issues: [{ key: "(settings)", message: `expected an object with a config file's keys, got ${JSON.stringify(settings) ?? String(settings)}`, source: { _tag: "app" } }]
     })
+
+/** `value` under the key path `key`: `["cluster", "port"]`, 7400 → `{ cluster: { port: 7400 } }`. */
+const nestedUnder = (key: ReadonlyArray<string>, value: Json): JsonObject => {
+  const [head, ...rest] = key
+  return head === undefined ? {} : { [head]: rest.length === 0 ? value : nestedUnder(rest, value) }
+}
 
 /** Finds the config file in SPEC order; a file named by `--config` or the environment must exist. */
 const findConfigFile = (candidates: ReadonlyArray<ConfigFileCandidate>) =>
@@ -239,8 +248,12 @@ export const loadConfig = (options: LoadOptions) =>
     for (const [key, source] of fromEnv.sources) sources.set(key, source)
     for (const key of fromApp.keys) sources.set(key, { _tag: "app" })
 
-    if (options.store !== undefined) sources.set("store", { _tag: "option", option: "--store" })
-    const fromOptions: JsonObject = options.store === undefined ? {} : { store: options.store }
+    const optionKeys = [
+      ...(options.store === undefined ? [] : [{ key: ["store"], option: "--store", value: options.store }]),
+      ...(options.optionKeys ?? [])
+    ]
+    for (const { key, option } of optionKeys) sources.set(key.join("."), { _tag: "option", option })
+    const fromOptions = optionKeys.reduce<JsonObject>((merged, { key, value }) => deepMerge(merged, nestedUnder(key, value)), {})
     const merged = deepMerge(
       deepMerge(deepMerge(deepMerge(defaults as unknown as JsonObject, fromFile), fromEnv.values), fromApp.values),
       fromOptions

@@ -3,13 +3,13 @@
  * (`Run this plan?`), a drafted skill (`[V]iew code [R]erun tests [E]dit [Y]es [N]o`), a skill's
  * exec grant (`Grant exec to skill X for this task?`); Enter is no, and Ctrl-C (or `q` in the
  * review) leaves the question for later: the task pauses, as it does without a terminal. Anywhere
- * else every question pauses the task (exit 3) with the command that continues it. `--yes` and
- * `--allow-exec` answer ahead of time.
+ * else every question pauses the task (exit 3) with the command that continues it. (`--yes` and
+ * `--allow-exec` answer ahead of time: `RunOptions.answers`.)
  */
 import { Prompt } from "@effect/cli"
 import type { FileSystem, Path, Terminal } from "@effect/platform"
 import { Console, Effect, Layer } from "effect"
-import { Answer, Approver, ApproverPause, Question, type StandingAnswers, withStandingAnswers } from "../layers/Approver.ts"
+import { Answer, Approver, ApproverPause, Question } from "../layers/Approver.ts"
 import type { Approvals } from "../layers/Approvals.ts"
 import type { SkillRunner } from "../layers/SkillRunner.ts"
 import { reviewInteractively } from "./approvalPrompt.ts"
@@ -51,8 +51,5 @@ export const ApproverTerminal: Layer.Layer<Approver, never, TerminalServices> = 
   })
 )
 
-/** The approver for `run` and `resume`: the terminal when there is one, else pause; the flags' answers first. */
-export const cliApprover = (standing: StandingAnswers) =>
-  Layer.effect(Approver, Effect.map(Approver, (inner) => withStandingAnswers(inner, standing))).pipe(
-    Layer.provide(isInteractive() ? ApproverTerminal : ApproverPause)
-  )
+/** The approver for `run` and `resume`: the terminal when there is one, else every question pauses its task. */
+export const cliApprover = (): Layer.Layer<Approver, never, TerminalServices> => (isInteractive() ? ApproverTerminal : ApproverPause)

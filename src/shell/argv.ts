@@ -6,6 +6,9 @@
  * The known options come from the command tree itself (each command's usage, and
  * @effect/cli's built-ins), so a new option needs no change here.
  *
+ * The root's own options (`--config`, `--llm`, `--store`, `--on`) may stand after the command too:
+ * `hoistRootOptions` moves them before it, where @effect/cli reads them.
+ *
  * `--log-level` is taken out here too and applied to the whole command: @effect/cli's own
  * handling of it depends on where it stands (before a subcommand, or after a flag at the end,
  * it is refused), and our progress lines are log lines it filters.
@@ -145,3 +148,32 @@ export const takeLogLevel = (
   const level = LogLevel.allLevels.find((candidate) => candidate._tag.toLowerCase() === value?.toLowerCase())
   return level === undefined ? Either.left(new LogLevelInvalid({ value })) : Either.right({ level: Option.some(level), rest })
 }
+
+/**
+ * `args` with the root command's own options (and their values) moved to the front, wherever
+ * they stood before a `--`: `run --store postgres://… "request"` parses as
+ * `--store postgres://… run "request"`. No subcommand has an option of the same name, so nothing
+ * is taken from a command.
+ */
+export const hoistRootOptions = (root: Descriptor, args: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const rootOptions = optionsIn(CommandDescriptor.getUsage(root))
+  const hoisted: Array<string> = []
+  const rest: Array<string> = []
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i] ?? ""
+    if (word === "--") {
+      rest.push(...args.slice(i))
+      break
+    }
+    const option = optionWord.test(word) ? rootOptions.find((candidate) => candidate.names.includes(word.split("=")[0] ?? word)) : undefined
+    if (option === undefined) {
+      rest.push(word)
+    } else if (option.takesValue && !word.includes("=") && i + 1 < args.length) {
+      hoisted.push(word, args[++i] ?? "")
+    } else {
+      hoisted.push(word)
+    }
+  }
+  return [...hoisted, ...rest]
+}
+

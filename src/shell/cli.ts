@@ -3,7 +3,7 @@
  */
 import { Command } from "@effect/cli"
 import { Effect, Either, Logger, Option } from "effect"
-import { findUnknownOption, takeLogLevel } from "./argv.ts"
+import { findUnknownOption, hoistRootOptions, takeLogLevel } from "./argv.ts"
 import { approvalsCommand } from "./commands/approvals.ts"
 import { configCommand } from "./commands/config.ts"
 import { demoCommand } from "./commands/demo.ts"
@@ -13,6 +13,7 @@ import { generateCommand, generateWithContextCommand, quickPromptCommand } from 
 import { skillsCommand } from "./commands/skills.ts"
 import { statsCommand } from "./commands/stats.ts"
 import { resetCommand, resumeCommand, runCommand, statusCommand, tasksCommand } from "./commands/task.ts"
+import { workerCommand } from "./commands/worker.ts"
 import { ExitCodes, ExitWith } from "./exit.ts"
 import { root } from "./root.ts"
 
@@ -22,6 +23,7 @@ const subcommands = [
   statusCommand,
   tasksCommand,
   resetCommand,
+  workerCommand,
   approvalsCommand,
   skillsCommand,
   demoCommand,
@@ -52,10 +54,12 @@ export const unknownOption = (args: ReadonlyArray<string>) =>
 /**
  * Runs the command line `argv` (with node and the script first, as `process.argv` has them).
  * An option the command does not have is refused first, by name, with the closest one it has;
- * `--log-level` applies to the whole command wherever it stands.
+ * the global options (`--config`, `--llm`, `--store`, `--on`) and `--log-level` apply to the
+ * whole command wherever they stand.
  */
 export const runCli = (argv: ReadonlyArray<string>) => {
-  const [node = "node", script = programName, ...args] = argv
+  const [node = "node", script = programName, ...typed] = argv
+  const args = hoistRootOptions(root.descriptor, typed)
   const unknown = unknownOption(args)
   if (Option.isSome(unknown)) return Effect.fail(new ExitWith({ code: ExitCodes.usage, error: unknown.value }))
   return Either.match(takeLogLevel(args), {

@@ -1,7 +1,7 @@
 /**
  * The root command and its global options. Subcommands read these with `yield* root`
- * (the @effect/cli parent-command pattern), so `--config`, `--llm` and `--store` come before
- * the subcommand: `luallm-agent --config ./my.json doctor`.
+ * (the @effect/cli parent-command pattern); @effect/cli reads them before the subcommand, and
+ * `hoistRootOptions` (argv.ts) moves them there from wherever the user typed them.
  */
 import { Command, Options } from "@effect/cli"
 
@@ -17,6 +17,12 @@ export const globalOptions = {
   store: Options.text("store").pipe(
     Options.withDescription("Where tasks and the audit log are kept: file (state_dir, the default) or postgres://user:password@host:port/db"),
     Options.optional
+  ),
+  on: Options.choice("on", ["auto", "cluster", "local"]).pipe(
+    Options.withDescription(
+      "Where run, resume, status and approvals approve|reject act: auto (the default: on the task cluster when the Postgres store has a worker running), cluster, or local (this process)"
+    ),
+    Options.withDefault("auto")
   )
 }
 

@@ -11,7 +11,9 @@ import { mkdtempSync, realpathSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { configInside } from "../../src/core/config.ts"
+import { hoistRootOptions } from "../../src/shell/argv.ts"
 import { ExitCodes, ExitWith, renderError } from "../../src/shell/exit.ts"
+import { root } from "../../src/shell/root.ts"
 import { runCli, runCliAsync, runCliInTerminal } from "../support/cli.ts"
 import { openAiServer } from "../support/openaiServer.ts"
 
@@ -75,6 +77,31 @@ describe("an option the command does not have", () => {
       expect(run.stderr).toBe("")
       expect(run.code).toBe(ExitCodes.ok)
     }
+  })
+})
+
+describe("global options after the command", () => {
+  it("--config, --store and --on apply wherever they stand, with their values, and are checked as before", () => {
+    const home = freshHome()
+    const file = join(home, "my.json")
+    writeFileSync(file, JSON.stringify({ limits: { max_concurrent_tasks: 7 } }))
+    for (const args of [["config", "--json", "--config", file], ["config", "--config", file, "--json"], ["config", `--config=${file}`, "--json"]]) {
+      const run = runCli(args, { env: { HOME: home }, cwd: home })
+      expect(run.stderr).toBe("")
+      expect(JSON.parse(run.stdout)).toMatchObject({ values: { limits: { max_concurrent_tasks: 7 } } })
+    }
+    const tasks = runCli(["tasks", "--store", "file", "--on", "local"], { env: { HOME: home }, cwd: home })
+    expect(tasks).toMatchObject({ code: ExitCodes.ok, stderr: "" })
+    const bad = runCli(["status", "--json", "--store", "nope"], { env: { HOME: home }, cwd: home })
+    expect(bad.stderr).toContain(`store: expected "file" or a postgres:// URL, got "nope" (from --store)`)
+    expect(bad.code).not.toBe(ExitCodes.ok)
+  })
+
+  it("moves only the root's options, never a word after --, a command's own option or a request", () => {
+    expect(hoistRootOptions(root.descriptor, ["run", "count words", "--store", "file", "--yes"])).toEqual(["--store", "file", "run", "count words", "--yes"])
+    expect(hoistRootOptions(root.descriptor, ["log", "--task", "ab12", "--llm=live"])).toEqual(["--llm=live", "log", "--task", "ab12"])
+    expect(hoistRootOptions(root.descriptor, ["run", "--", "--store", "x"])).toEqual(["run", "--", "--store", "x"])
+    expect(hoistRootOptions(root.descriptor, ["run", "--store x as text"])).toEqual(["run", "--store x as text"])
   })
 })
 

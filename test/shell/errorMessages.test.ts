@@ -13,7 +13,7 @@ import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
 import { NodeAnswerInvalid, NodeDataTooLarge } from "../../src/agent/execution.ts"
-import { NoTaskToResume, TaskInProgress } from "../../src/Agent.ts"
+import { NoTaskToResume, TaskIdTaken, TaskInProgress } from "../../src/Agent.ts"
 import { AgentClosed } from "../../src/createAgent.ts"
 import { ApprovalCallbackFailed } from "../../src/layers/Approver.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
@@ -31,6 +31,15 @@ import {
   PromotionRefused
 } from "../../src/layers/Approvals.ts"
 import { AuditReadError, AuditWriteError } from "../../src/layers/Audit.ts"
+import {
+  ApprovalNotDecided,
+  ApprovalOfAnotherTask,
+  ClusterNeedsPostgres,
+  ClusterSendFailed,
+  ClusterUnavailable,
+  RemoteTaskError,
+  WorkerListenFailed
+} from "../../src/layers/Cluster.ts"
 import { ConfigFileNotFound, ConfigFileUnreadable, ConfigInvalid } from "../../src/layers/Config.ts"
 import {
   LlmBadResponse,
@@ -167,6 +176,10 @@ const rows: ReadonlyArray<Row> = [
   },
   { error: new NoTaskToResume({ location: STATE_DIR }), facts: [STATE_DIR, "luallm-agent run", "Agent.start"] },
   {
+    error: new TaskIdTaken({ id: ID, location: PG_URL }),
+    facts: [ID, PG_URL, "luallm-agent resume --task 3f2a9c1e", "Agent.resume({ task: \"3f2a9c1e-7b4d-4e21-9a0f-5c6d7e8f9a0b\" })", "without an id"]
+  },
+  {
     error: new DraftWriteError({ path: `${STATE_DIR}/drafts/csv_sum.js`, reason: "ENOSPC: no space left on device" }),
     facts: [`${STATE_DIR}/drafts/csv_sum.js`, "ENOSPC", "skills.agent_dir", "luallm-agent resume"]
   },
@@ -250,6 +263,40 @@ const rows: ReadonlyArray<Row> = [
   {
     error: new StoreUnavailable({ url: PG_URL, reason: "connect ECONNREFUSED 10.0.0.5:5432" }),
     facts: [PG_URL, "ECONNREFUSED", "--store", "store: \"file\""]
+  },
+  // The task cluster
+  {
+    error: new ClusterNeedsPostgres({ command: "worker" }),
+    facts: ["`worker`", "Postgres store", "\"file\"", "--store postgres://"]
+  },
+  {
+    error: new ClusterUnavailable({ url: PG_URL, reason: "permission denied for schema public" }),
+    facts: [PG_URL, "permission denied", "`store`", "--store"]
+  },
+  {
+    error: new WorkerListenFailed({ address: "127.0.0.1:7400", reason: "Error: listen EADDRINUSE: address already in use 127.0.0.1:7400" }),
+    facts: ["127.0.0.1:7400", "EADDRINUSE", "--port", "cluster.host"]
+  },
+  {
+    error: new ClusterSendFailed({ task: ID, request: "Status", reason: "no runner answered within 10s" }),
+    facts: ["Status", "3f2a9c1e", "no runner answered", "luallm-agent worker", "luallm-agent status --task 3f2a9c1e"]
+  },
+  {
+    error: new RemoteTaskError({ task_id: ID, runner: "10.0.0.7:7400", error: "LlmUnreachable", detail: "The model server at http://10.0.0.9:8080 did not answer. Start it." }),
+    facts: ["10.0.0.7:7400", "3f2a9c1e", "http://10.0.0.9:8080", "Start it."]
+  },
+  {
+    error: new ApprovalNotDecided({ approval: "ab12cd34-0000", task: ID, status: "pending", wanted: "approved" }),
+    facts: ["ab12cd34", "still pending", "luallm-agent approvals approve ab12cd34", "luallm-agent approvals reject ab12cd34", "state_dir"]
+  },
+  {
+    variant: "decided otherwise",
+    error: new ApprovalNotDecided({ approval: "ab12cd34-0000", task: ID, status: "rejected", wanted: "approved" }),
+    facts: ["ab12cd34", "was rejected, not approved", "final", "luallm-agent resume --task 3f2a9c1e"]
+  },
+  {
+    error: new ApprovalOfAnotherTask({ approval: "ab12cd34-0000", owner: ID, task: "9e8d7c6b-0000" }),
+    facts: ["ab12cd34", "task 3f2a9c1e", "task 9e8d7c6b", "luallm-agent approvals list"]
   },
   // Luallm
   { error: new LuallmNotFound({ binary: "luallm", stateFile: "/home/ada/.luallm/state.json" }), facts: ["luallm", "/home/ada/.luallm/state.json", "luallm.binary", "llm.base_url"] },

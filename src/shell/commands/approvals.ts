@@ -15,7 +15,8 @@ import { describeApproval, retest, viewTested } from "../approvalPrompt.ts"
 import { hiddenCharacterWarnings, reviewed } from "../codeReview.ts"
 import { ExitCodes, ExitWith } from "../exit.ts"
 import { dim, green, printJson } from "../ui.ts"
-import { provideAgent } from "../runtime.ts"
+import { onCluster, provideAgent } from "../runtime.ts"
+import { decideOnCluster } from "./onCluster.ts"
 
 /**
  * What continues the task an approval belongs to (only that task); for a task that is no longer
@@ -86,24 +87,32 @@ const retestCommand = Cli.make("retest", { id, json }, ({ id, json: asJson }) =>
   )
 
 const approveCommand = Cli.make("approve", { id }, ({ id }) =>
-  Effect.gen(function*() {
-    const approvals = yield* Approvals
-    const resolved = yield* approvals.resolve(id, true, "approved with `approvals approve`")
-    const promoted = yield* approvals.promote(resolved.id)
-    yield* Console.log(green(`approved and promoted ${promoted.skill_name} → ${promoted.promoted_to ?? "?"}`))
-    yield* Console.log(yield* nextFor(promoted.task_id, "the task goes on with the skill"))
-  }).pipe(provideAgent)).pipe(Cli.withDescription("Approve a draft (you read it) and promote it into skills.allowed_dir"))
+  Effect.if(onCluster("approvals approve"), {
+    onTrue: () => decideOnCluster(id, true, "approved with `approvals approve`"),
+    onFalse: () =>
+      Effect.gen(function*() {
+        const approvals = yield* Approvals
+        const resolved = yield* approvals.resolve(id, true, "approved with `approvals approve`")
+        const promoted = yield* approvals.promote(resolved.id)
+        yield* Console.log(green(`approved and promoted ${promoted.skill_name} → ${promoted.promoted_to ?? "?"}`))
+        yield* Console.log(yield* nextFor(promoted.task_id, "the task goes on with the skill"))
+      }).pipe(provideAgent)
+  })).pipe(Cli.withDescription("Approve a draft (you read it) and promote it into skills.allowed_dir"))
 
 const rejectCommand = Cli.make(
   "reject",
   { id, reason: Options.text("reason").pipe(Options.withDescription("Why; the task's failure message quotes it"), Options.optional) },
   ({ id, reason }) =>
-    Effect.gen(function*() {
-      const approvals = yield* Approvals
-      const resolved = yield* approvals.resolve(id, false, Option.getOrElse(reason, () => "rejected with `approvals reject`"))
-      yield* Console.log(`rejected ${resolved.skill_name}`)
-      yield* Console.log(yield* nextFor(resolved.task_id, "the task ends, failed with your reason"))
-    }).pipe(provideAgent)
+    Effect.if(onCluster("approvals reject"), {
+      onTrue: () => decideOnCluster(id, false, Option.getOrElse(reason, () => "rejected with `approvals reject`")),
+      onFalse: () =>
+        Effect.gen(function*() {
+          const approvals = yield* Approvals
+          const resolved = yield* approvals.resolve(id, false, Option.getOrElse(reason, () => "rejected with `approvals reject`"))
+          yield* Console.log(`rejected ${resolved.skill_name}`)
+          yield* Console.log(yield* nextFor(resolved.task_id, "the task ends, failed with your reason"))
+        }).pipe(provideAgent)
+    })
 ).pipe(Cli.withDescription("Reject a draft, with a reason"))
 
 export const approvalsCommand = Cli.make("approvals").pipe(

@@ -8,20 +8,21 @@
  * continues).
  */
 import { Args, Command as Cli, Options } from "@effect/cli"
-import { Clock, Console, Effect, Layer, Option } from "effect"
+import { Clock, Console, Effect, Option } from "effect"
 import { Agent, type AgentOutcome } from "../../Agent.ts"
 import { summarize } from "../../agent/questions.ts"
+import type { PlanSummary } from "../../core/planSummary.ts"
 import type { Task } from "../../core/task.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { shellQuote } from "../../layers/Approvals.ts"
-import { SandboxLive } from "../../layers/Sandbox.ts"
-import { SkillsLive } from "../../layers/Skills.ts"
+import type { StandingAnswers } from "../../layers/Approver.ts"
 import { defaultTask, resolveTaskId, State, type TaskList, unfinishedTasks } from "../../layers/State.ts"
 import { cliApprover } from "../approver.ts"
 import { ExitCodes, ExitWith } from "../exit.ts"
 import { describePlan } from "../planView.ts"
 import { terminalProgress } from "../progress.ts"
-import { provideAgent, provideAgentWith, provideState } from "../runtime.ts"
+import { onCluster, provideAgent, provideAgentWith, provideCluster, provideSkills, provideState } from "../runtime.ts"
+import { describeHolder, ExecGrantNotSent, holderOnCluster, resumeOnCluster, runOnCluster } from "./onCluster.ts"
 import { bold, dim, green, printJson, red, warn, yellow } from "../ui.ts"
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print the outcome as JSON"))
@@ -39,13 +40,26 @@ const renderValue = (value: unknown): string =>
 const planAwaitingConfirmation = (task: Task) =>
   task.state === "confirmation" && task.graph !== null
     ? Effect.map(summarize(task.graph, task.missing_skills), Option.some)
-    : Effect.succeed(Option.none())
+    : Effect.succeed(Option.none<PlanSummary>())
 
-/** What a finished or paused task shows, and the exit code that goes with it. */
-export const reportOutcome = (outcome: AgentOutcome, asJson: boolean) =>
+/**
+ * The same, for a command without the agent's services (on the cluster, `status`): the skills'
+ * headers are read only for a task that waits for its confirmation.
+ */
+const planOfTask = (task: Task) =>
+  task.state === "confirmation" ? planAwaitingConfirmation(task).pipe(provideSkills) : Effect.succeed(Option.none<PlanSummary>())
+
+/** `reportOutcome` where the agent's services are not at hand (a task on the cluster). */
+const reportOutcomeWithPlan = (outcome: AgentOutcome, asJson: boolean) =>
+  Effect.flatMap(planOfTask(outcome.task), (plan) => reportOutcome(outcome, asJson, plan))
+
+/**
+ * What a finished or paused task shows, and the exit code that goes with it; `plan`: the plan of
+ * a task that waits for its confirmation (`planAwaitingConfirmation`).
+ */
+export const reportOutcome = (outcome: AgentOutcome, asJson: boolean, plan: Option.Option<PlanSummary> = Option.none()) =>
   Effect.gen(function*() {
     const { paused, task } = outcome
-    const plan = yield* planAwaitingConfirmation(task)
     if (asJson) {
       yield* printJson({
         task_id: task.id,
@@ -114,9 +128,11 @@ const allowExec = Options.boolean("allow-exec").pipe(
   Options.withDescription("Grant exec to the task's skills that run commands (shell_safe), for this task only, without being asked")
 )
 
-/** The approver for `run` and `resume`, with what their flags answer ahead of time. */
-const approverFor = (flags: { readonly yes: boolean; readonly allowExec: boolean }) =>
-  cliApprover({ confirmPlan: flags.yes ? "--yes" : undefined, grantExec: flags.allowExec ? "--allow-exec" : undefined })
+/** What `run` and `resume`'s flags answer ahead of time. */
+const answersOf = (flags: { readonly yes: boolean; readonly allowExec: boolean }): StandingAnswers => ({
+  ...(flags.yes ? { confirmPlan: "--yes" } : {}),
+  ...(flags.allowExec ? { grantExec: "--allow-exec" } : {})
+})
 
 /** `run --plan-only`: the plan, and nothing saved or run; exit 0 with a plan, 1 without one. */
 const printPlanOnly = (prompt: string, asJson: boolean) =>
@@ -149,14 +165,22 @@ export const runCommand = Cli.make(
   ({ allowExec, json: asJson, planOnly, prompt, yes }) =>
     planOnly
       ? printPlanOnly(prompt, asJson).pipe(provideAgent)
-      : Effect.gen(function*() {
-        const agent = yield* Agent
-        // Another unfinished task does not stop a new one; say so, so it is not forgotten.
-        const note = othersNote(yield* agent.tasks, null)
-        if (Option.isSome(note)) yield* Console.error(dim(`note: starting a new task; ${note.value}`))
-        const outcome = yield* agent.run(prompt, { onProgress: terminalProgress() })
-        yield* reportOutcome(outcome, asJson)
-      }).pipe(provideAgentWith(approverFor({ yes, allowExec })))
+      : Effect.if(onCluster("run"), {
+        onTrue: () =>
+          Effect.gen(function*() {
+            if (allowExec) return yield* new ExecGrantNotSent({ command: "run", task: null })
+            yield* reportOutcomeWithPlan(yield* runOnCluster(prompt, { confirmPlan: yes }), asJson)
+          }),
+        onFalse: () =>
+          Effect.gen(function*() {
+            const agent = yield* Agent
+            // Another unfinished task does not stop a new one; say so, so it is not forgotten.
+            const note = othersNote(yield* agent.tasks, null)
+            if (Option.isSome(note)) yield* Console.error(dim(`note: starting a new task; ${note.value}`))
+            const outcome = yield* agent.run(prompt, { onProgress: terminalProgress(), answers: answersOf({ yes, allowExec }) })
+            yield* reportOutcome(outcome, asJson, yield* planAwaitingConfirmation(outcome.task))
+          }).pipe(provideAgentWith(cliApprover()))
+      })
 ).pipe(
   Cli.withDescription(
     "Plan a new task, show the plan for confirmation, and run it; drafts missing skills and asks (or pauses) for their approval"
@@ -164,13 +188,21 @@ export const runCommand = Cli.make(
 )
 
 export const resumeCommand = Cli.make("resume", { json, task: taskOption, yes, allowExec }, ({ allowExec, json: asJson, task, yes }) =>
-  Effect.gen(function*() {
-    const agent = yield* Agent
-    const chosen = yield* agent.task(Option.getOrUndefined(task))
-    // On a terminal, what the task waits for (its plan, its draft, an exec grant) is asked again right away.
-    const outcome = yield* agent.resume({ task: chosen.id, onProgress: terminalProgress() })
-    yield* reportOutcome(outcome, asJson)
-  }).pipe(provideAgentWith(approverFor({ yes, allowExec })))).pipe(
+  Effect.if(onCluster("resume"), {
+    onTrue: () =>
+      Effect.gen(function*() {
+        if (allowExec) return yield* new ExecGrantNotSent({ command: "resume", task: Option.getOrNull(task) })
+        yield* reportOutcomeWithPlan(yield* resumeOnCluster(task, { confirmPlan: yes }), asJson)
+      }),
+    onFalse: () =>
+      Effect.gen(function*() {
+        const agent = yield* Agent
+        const chosen = yield* agent.task(Option.getOrUndefined(task))
+        // On a terminal, what the task waits for (its plan, its draft, an exec grant) is asked again right away.
+        const outcome = yield* agent.resume({ task: chosen.id, onProgress: terminalProgress(), answers: answersOf({ yes, allowExec }) })
+        yield* reportOutcome(outcome, asJson, yield* planAwaitingConfirmation(outcome.task))
+      }).pipe(provideAgentWith(cliApprover()))
+  })).pipe(
     Cli.withDescription(
       "Continue a saved task (--task ID, else the most recent unfinished): after a question, a model start, or a crash; --yes confirms its plan, --allow-exec grants exec"
     )
@@ -183,7 +215,10 @@ const chosenTask = (wanted: Option.Option<string>, list: TaskList) =>
     onSome: (id) => Effect.map(resolveTaskId(id), Option.some)
   })
 
-export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ json: asJson, task: wanted }) =>
+/** Who holds a task on the cluster, for `status`; `None` in one process. */
+type Holder<R> = (taskId: string) => Effect.Effect<Option.Option<{ readonly runner: string | null; readonly driving: boolean; readonly problem: string | null }>, never, R>
+
+const showStatus = <R>(wanted: Option.Option<string>, asJson: boolean, holder: Holder<R>) =>
   Effect.gen(function*() {
     const state = yield* State
     const list = yield* state.list
@@ -193,25 +228,38 @@ export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ j
     if (Option.isNone(id) && damaged !== undefined) return yield* damaged
     const saved = Option.isNone(id) ? Option.none<Task>() : yield* state.load(id.value)
     const others = unfinishedTasks(list).filter((other) => Option.isNone(id) || other.id !== id.value)
-    if (asJson) return yield* printJson({ task: Option.getOrNull(saved), other_unfinished: others.map((other) => other.id) })
+    const held = Option.isNone(saved) ? Option.none() : yield* holder(saved.value.id)
+    if (asJson) {
+      return yield* printJson({
+        task: Option.getOrNull(saved),
+        other_unfinished: others.map((other) => other.id),
+        ...Option.match(held, { onNone: () => ({}), onSome: (cluster) => ({ cluster }) })
+      })
+    }
     if (Option.isNone(saved)) return yield* Console.log("no task saved")
     const task = saved.value
     yield* Console.log(`${bold(`task ${task.id}`)}  ${task.state}  ${dim(`${task.steps} steps, updated ${task.updated_at}`)}`)
     yield* Console.log(`request: ${sanitizeForTerminal(task.prompt)}`)
     if (task.paused !== null) yield* Console.log(`${yellow("paused")}: ${sanitizeForTerminal(task.paused.message)}\nnext: ${task.paused.next_command}`)
     if (task.draft !== null) yield* Console.log(`drafting ${task.draft.skill.name} (version ${task.draft.attempt})`)
-    if (task.state === "confirmation") {
-      // Only then are the skills' headers read (what each may reach, which run commands).
-      const plan = yield* planAwaitingConfirmation(task).pipe(Effect.provide(SkillsLive.pipe(Layer.provide(SandboxLive))))
-      if (Option.isSome(plan)) yield* Console.log(describePlan(task.prompt, plan.value))
-    }
+    const plan = yield* planOfTask(task)
+    if (Option.isSome(plan)) yield* Console.log(describePlan(task.prompt, plan.value))
     for (const node of task.graph?.nodes ?? []) {
       yield* Console.log(`  ${sanitizeForTerminal(node.id)} [${node.action}] ${node.status}${node.retries > 0 ? dim(` (${node.retries} retries)`) : ""}`)
     }
     if (task.error !== null) yield* Console.log(red(sanitizeForTerminal(task.error)))
+    if (Option.isSome(held)) yield* Console.log(describeHolder(held.value))
     const note = othersNote(list, task.id)
     if (Option.isSome(note)) yield* Console.log(dim(`note: ${note.value}`))
-  }).pipe(provideState)).pipe(Cli.withDescription("Show a saved task (--task ID, else the most recent unfinished)"))
+  })
+
+export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ json: asJson, task: wanted }) =>
+  Effect.if(onCluster("status"), {
+    onTrue: () => showStatus(wanted, asJson, (id) => Effect.asSome(holderOnCluster(id))).pipe(provideCluster),
+    onFalse: () => showStatus(wanted, asJson, () => Effect.succeedNone).pipe(provideState)
+  })).pipe(
+    Cli.withDescription("Show a saved task (--task ID, else the most recent unfinished), and on the task cluster the runner that holds it")
+  )
 
 export const resetCommand = Cli.make("reset", { task: taskOption }, ({ task }) =>
   Effect.gen(function*() {
