@@ -98,6 +98,7 @@ import {
   TaskAmbiguous,
   TaskNotFound
 } from "../../src/layers/State.ts"
+import { ExecGrantNotSent } from "../../src/shell/commands/onCluster.ts"
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
 import { LogLevelInvalid, UnknownOption } from "../../src/shell/argv.ts"
 import { cli, unknownOption } from "../../src/shell/cli.ts"
@@ -423,6 +424,17 @@ const rows: ReadonlyArray<Row> = [
     error: conditionError ?? { _tag: "missing" },
     shown: planRetriesSpent([badCondition?.message ?? "?"]),
     facts: [`Decision "check"`, `"result >"`, conditionError?.message ?? "?", "limits.max_plan_retries"]
+  },
+  // The task cluster: exec is never granted by a message
+  {
+    variant: "run",
+    error: new ExecGrantNotSent({ command: "run", task: null }),
+    facts: ["--allow-exec", "grants nothing by itself", "luallm-agent --on local run \"<request>\" --allow-exec", "approval_tiers.skill_exec"]
+  },
+  {
+    variant: "resume",
+    error: new ExecGrantNotSent({ command: "resume", task: ID }),
+    facts: ["luallm-agent --on local resume --task 3f2a9c1e --allow-exec", "Nothing was sent"]
   },
   // Shell commands
   { error: new ContextFileUnreadable({ path: "/home/ada/notes.md", reason: "ENOENT: no such file or directory" }), facts: ["/home/ada/notes.md", "ENOENT"] },

@@ -43,7 +43,9 @@ export class ExecGrantNotSent extends Data.TaggedError("ExecGrantNotSent")<{
   override get message() {
     const here = this.command === "run"
       ? `\`luallm-agent --on local run "<request>" --allow-exec\``
-      : `\`luallm-agent --on local resume${this.task === null ? "" : ` --task ${this.task.slice(0, 8)}`} --allow-exec\``
+      : this.task === null
+      ? "`luallm-agent --on local resume --allow-exec`"
+      : `\`luallm-agent --on local resume --task ${this.task.slice(0, 8)} --allow-exec\``
     return `--allow-exec is not sent to the task cluster: a message to a runner grants nothing by itself (whoever reaches a runner's port could send one), and exec would run commands on the runner's machine. Nothing was sent. Grant it in this process instead with ${here}, or set approval_tiers.skill_exec to "auto" in the workers' config.`
   }
 }
