@@ -1,10 +1,13 @@
 /**
- * Options a command does not have, found before @effect/cli parses the command line. Its parser
- * reads an unknown `--yse` in `run --yse x` as the request text and then complains about `x`;
- * this check names the option, the command, and the closest one it has (`--yes`).
+ * The command line read against the command tree before @effect/cli parses it.
  *
- * The known options come from the command tree itself (each command's usage, and
- * @effect/cli's built-ins), so a new option needs no change here.
+ * Options a command does not have are found here. Its parser reads an unknown `--yse` in
+ * `run --yse x` as the request text and then complains about `x`; this check names the option,
+ * the command, and the closest one it has (`--yes`). The known options come from the command tree
+ * itself (each command's usage, and the built-ins offered), so a new option needs no change here.
+ *
+ * So is a request for help (`--help`, `-h`, `help COMMAND`, a group given no subcommand): help.ts
+ * shows it, from the same tree.
  *
  * The root's own options (`--config`, `--llm`, `--store`, `--on`) may stand after the command too:
  * `hoistRootOptions` moves them before it, where @effect/cli reads them.
@@ -56,9 +59,17 @@ const optionsIn = (usage: Usage.Usage): ReadonlyArray<KnownOption> => {
 
 type Descriptor = CommandDescriptor.Command<unknown>
 
-/** @effect/cli's own options (`--help`, `--log-level LEVEL`, …), valid on every command. */
+/**
+ * The built-ins of @effect/cli this CLI offers, on every command: `-h/--help`, `--version` and
+ * `--log-level LEVEL`. Its `--wizard` and `--completions` are not offered (the help does not
+ * describe them, and the wizard waits on a terminal that a script does not have), so they are
+ * refused like any unknown option.
+ */
+const offeredBuiltIns = new Set(["--help", "--version", "--log-level"])
 const builtIns = (command: Descriptor): ReadonlyArray<KnownOption> =>
-  optionsIn(Options.getUsage(BuiltInOptions.builtInOptions(command, Usage.empty, HelpDoc.empty)))
+  optionsIn(Options.getUsage(BuiltInOptions.builtInOptions(command, Usage.empty, HelpDoc.empty))).filter((option) =>
+    option.names.some((name) => offeredBuiltIns.has(name))
+  )
 
 /** `--name`, `-n`, `--name=value`: a word shaped like an option (a request like "-5 °C" is not). */
 const optionWord = /^--?[A-Za-z][\w-]*(?:=.*)?$/s
@@ -66,52 +77,127 @@ const optionWord = /^--?[A-Za-z][\w-]*(?:=.*)?$/s
 /** A command's name (the first, for a command that has aliases). */
 const nameOf = (command: Descriptor): string => Array.from(CommandDescriptor.getNames(command))[0] ?? ""
 
-/** The commands directly below `command`, by name (one without subcommands lists only itself). */
-const childrenOf = (command: Descriptor): HashMap.HashMap<string, Descriptor> =>
-  HashMap.remove(CommandDescriptor.getSubcommands(command), nameOf(command))
+/** A command and the commands below it (none for one that takes no subcommand). */
+export interface CommandNode {
+  readonly name: string
+  readonly descriptor: Descriptor
+  /** The root's in the order given; below it, by name (@effect/cli keeps no order for a command's subcommands). */
+  readonly children: ReadonlyArray<CommandNode>
+}
+
+const nodeOf = (descriptor: Descriptor): CommandNode => ({
+  name: nameOf(descriptor),
+  descriptor,
+  children: Array.from(HashMap.values(HashMap.remove(CommandDescriptor.getSubcommands(descriptor), nameOf(descriptor))))
+    .map(nodeOf)
+    .sort((a, b) => a.name.localeCompare(b.name))
+})
 
 /**
- * The first option in `args` (the words after the program name) that the command it is given
- * to does not have, or none. Options of a command are accepted after its subcommands' names too.
- * `subcommands` are the root's, whole: the tree @effect/cli gives from the root stops at their
- * names (their own children are listed only by each of them), which is deep enough here.
+ * The command tree: the root and, in their order, its subcommands with theirs. They are given
+ * whole: the tree @effect/cli gives from the root stops at their names (their own children are
+ * listed only by each of them), which is deep enough here.
  */
-export const findUnknownOption = (
-  program: string,
-  root: Descriptor,
-  subcommands: ReadonlyArray<Descriptor>,
-  args: ReadonlyArray<string>
-): Option.Option<UnknownOption> => {
-  let known: Array<KnownOption> = [...builtIns(root), ...optionsIn(CommandDescriptor.getUsage(root))]
-  let children = HashMap.fromIterable(subcommands.map((command) => [nameOf(command), command] as const))
-  const path = [program]
+export const commandTree = (root: Descriptor, subcommands: ReadonlyArray<Descriptor>): CommandNode => ({
+  name: nameOf(root),
+  descriptor: root,
+  children: subcommands.map(nodeOf)
+})
+
+/** The words after the program name, as the command tree reads them. */
+export interface Reading {
+  /** The commands named, the root first: [luallm-agent, approvals, show]. */
+  readonly path: ReadonlyArray<CommandNode>
+  /** The first option that the command it is given to does not have. */
+  readonly unknown: Option.Option<UnknownOption>
+  /** The options given, by the name typed (`--help`, `-h`, `--json`), values left out. */
+  readonly options: ReadonlyArray<string>
+  /** The other words (a request, an id), each with the commands named before it. */
+  readonly operands: ReadonlyArray<{ readonly word: string; readonly path: ReadonlyArray<CommandNode> }>
+}
+
+/**
+ * Reads `args` (the words after the program name) against the command tree. Options of a command
+ * are accepted after its subcommands' names too; after `--` every word is an operand.
+ */
+export const readArgs = (tree: CommandNode, args: ReadonlyArray<string>): Reading => {
+  let known: Array<KnownOption> = [...builtIns(tree.descriptor), ...optionsIn(CommandDescriptor.getUsage(tree.descriptor))]
+  const path: Array<CommandNode> = [tree]
+  const options: Array<string> = []
+  const operands: Array<{ readonly word: string; readonly path: ReadonlyArray<CommandNode> }> = []
+  let unknown = Option.none<UnknownOption>()
   for (let i = 0; i < args.length; i++) {
     const word = args[i] ?? ""
-    if (word === "--") break
+    if (word === "--") {
+      operands.push(...args.slice(i + 1).map((rest) => ({ word: rest, path: [...path] })))
+      break
+    }
     if (optionWord.test(word)) {
       const name = word.split("=")[0] ?? word
       const option = known.find((candidate) => candidate.names.includes(name))
-      if (option === undefined) return Option.some(new UnknownOption({ option: name, command: path.join(" "), suggestion: closest(name, known) }))
-      if (option.takesValue && !word.includes("=")) i++
+      options.push(name)
+      if (option === undefined && Option.isNone(unknown)) {
+        const command = path.map((node) => node.name).join(" ")
+        unknown = Option.some(new UnknownOption({ option: name, command, suggestion: closestOption(name, known) }))
+      }
+      if (option !== undefined && option.takesValue && !word.includes("=")) i++
       continue
     }
-    const sub = HashMap.get(children, word)
-    if (Option.isSome(sub)) {
-      known = [...known, ...optionsIn(CommandDescriptor.getUsage(sub.value))]
-      children = childrenOf(sub.value)
-      path.push(word)
+    const sub = path.at(-1)?.children.find((child) => child.name === word)
+    if (sub === undefined) {
+      operands.push({ word, path: [...path] })
+    } else {
+      known = [...known, ...optionsIn(CommandDescriptor.getUsage(sub.descriptor))]
+      path.push(sub)
     }
   }
-  return Option.none()
+  return { path, unknown, options, operands }
 }
 
-/** The known long option nearest to `name` (at most two edits away), as @effect/cli's own suggestions measure it. */
-const closest = (name: string, known: ReadonlyArray<KnownOption>): string | null =>
-  known
-    .flatMap((option) => option.names.filter((candidate) => candidate.startsWith("--")))
-    .map((candidate) => ({ candidate, distance: levensteinDistance(name, candidate, CliConfig.defaultConfig) }))
+export class UnknownCommand extends Data.TaggedError("UnknownCommand")<{
+  readonly word: string
+  /** The command as typed so far: `luallm-agent approvals`. */
+  readonly command: string
+  readonly commands: ReadonlyArray<string>
+}> {
+  override get message() {
+    const near = closest(this.word, this.commands)
+    const guess = near === null ? "" : ` Did you mean ${near}?`
+    return `${this.command} has no command ${JSON.stringify(this.word)}.${guess} Its commands: ${this.commands.join(", ")}; \`${this.command} --help\` describes them.`
+  }
+}
+
+/**
+ * The command whose help the words ask for, if they do: `--help` or `-h` anywhere (before a `--`)
+ * asks for the help of the command named; `help COMMAND…` as the first word for that command's;
+ * a command that needs a subcommand (the root, `approvals`, `skills`) given none, nor any other
+ * word or `--version`, shows its help rather than an error. A word after `help` that is no command
+ * of the one before it is an UnknownCommand.
+ */
+export const helpAskedFor = (reading: Reading): Option.Option<Either.Either<ReadonlyArray<CommandNode>, UnknownCommand>> => {
+  const { operands, options, path } = reading
+  if (options.includes("--help") || options.includes("-h")) return Option.some(Either.right(path))
+  const [first, ...rest] = operands
+  if (first !== undefined && first.word === "help" && first.path.length === 1) {
+    const stray = rest.find((operand) => (operand.path.at(-1)?.children.length ?? 0) > 0)
+    if (stray === undefined) return Option.some(Either.right(path))
+    const command = stray.path.map((node) => node.name).join(" ")
+    return Option.some(Either.left(new UnknownCommand({ word: stray.word, command, commands: stray.path.at(-1)?.children.map((child) => child.name) ?? [] })))
+  }
+  const needsSubcommand = (path.at(-1)?.children.length ?? 0) > 0
+  return needsSubcommand && operands.length === 0 && !options.includes("--version") ? Option.some(Either.right(path)) : Option.none()
+}
+
+/** The candidate nearest to `word` (at most two edits away), as @effect/cli's own suggestions measure it. */
+const closest = (word: string, candidates: ReadonlyArray<string>): string | null =>
+  candidates
+    .map((candidate) => ({ candidate, distance: levensteinDistance(word, candidate, CliConfig.defaultConfig) }))
     .filter(({ distance }) => distance <= 2)
     .sort((a, b) => a.distance - b.distance)[0]?.candidate ?? null
+
+/** The known long option nearest to `name`. */
+const closestOption = (name: string, known: ReadonlyArray<KnownOption>): string | null =>
+  closest(name, known.flatMap((option) => option.names.filter((candidate) => candidate.startsWith("--"))))
 
 export class LogLevelInvalid extends Data.TaggedError("LogLevelInvalid")<{ readonly value: string }> {
   override get message() {

@@ -7,15 +7,20 @@ import { Command, Options } from "@effect/cli"
 
 export const globalOptions = {
   config: Options.file("config").pipe(
-    Options.withDescription("Config file (default: $LUALLM_AGENT_CONFIG, ./luallm-agent.json, ~/.config/luallm-agent/config.json)"),
+    Options.withPseudoName("FILE"),
+    Options.withDescription("The config file to read (default: $LUALLM_AGENT_CONFIG, else ./luallm-agent.json, else ~/.config/luallm-agent/config.json)"),
     Options.optional
   ),
   llm: Options.text("llm").pipe(
-    Options.withDescription("Which LLM to talk to: live (default), replay:<cassette.jsonl> or record:<cassette.jsonl>"),
+    Options.withPseudoName("live|replay:FILE|record:FILE"),
+    Options.withDescription(
+      "Which model to talk to: live (the default: the server at llm.base_url), replay:FILE (answers from a recorded cassette, no server needed) or record:FILE (live, appending each exchange to FILE)"
+    ),
     Options.optional
   ),
   store: Options.text("store").pipe(
-    Options.withDescription("Where tasks and the audit log are kept: file (state_dir, the default) or postgres://user:password@host:port/db"),
+    Options.withPseudoName("file|postgres://…"),
+    Options.withDescription("Where tasks and the audit log are kept: file (in state_dir, the default) or a Postgres URL, postgres://user:password@host:port/db"),
     Options.optional
   ),
   on: Options.choice("on", ["auto", "cluster", "local"]).pipe(

@@ -4,10 +4,9 @@
  * and the exit code. A `Data.TaggedError` (or `Schema.TaggedError`) added anywhere in src without
  * a row here fails the completeness test at the bottom.
  */
-import { CliConfig, CommandDescriptor, HelpDoc } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
+import { CommandDescriptor } from "@effect/cli"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, HashMap, Option } from "effect"
+import { Effect, Either, HashMap } from "effect"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
@@ -100,12 +99,13 @@ import {
 } from "../../src/layers/State.ts"
 import { ExecGrantNotSent } from "../../src/shell/commands/onCluster.ts"
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
-import { LogLevelInvalid, UnknownOption } from "../../src/shell/argv.ts"
-import { cli, unknownOption } from "../../src/shell/cli.ts"
+import { LogLevelInvalid, UnknownCommand, UnknownOption } from "../../src/shell/argv.ts"
+import { cli } from "../../src/shell/cli.ts"
 import { OutputExists, OutputNotAllowed, OutputProtected } from "../../src/shell/outputPath.ts"
 import { ArgsNotJson, NoTestsRegistered } from "../../src/shell/commands/skills.ts"
 import { ExitCodes, ExitWith, renderError } from "../../src/shell/exit.ts"
 import { runCli } from "../support/cli.ts"
+import { shellWords, whyNotParsed } from "../support/commandLine.ts"
 
 interface Row {
   /** The case, when a class has several messages. */
@@ -471,6 +471,15 @@ const rows: ReadonlyArray<Row> = [
     shown: new ExitWith({ code: ExitCodes.usage, error: new UnknownOption({ option: "--yse", command: "luallm-agent run", suggestion: "--yes" }) }),
     code: ExitCodes.usage,
     facts: ["--yse", "luallm-agent run has no option", "Did you mean --yes?", "`luallm-agent run --help`"]
+  },
+  {
+    error: new UnknownCommand({ word: "aprove", command: "luallm-agent approvals", commands: ["approve", "list", "reject", "retest", "show"] }),
+    shown: new ExitWith({
+      code: ExitCodes.usage,
+      error: new UnknownCommand({ word: "aprove", command: "luallm-agent approvals", commands: ["approve", "list", "reject", "retest", "show"] })
+    }),
+    code: ExitCodes.usage,
+    facts: [`luallm-agent approvals has no command "aprove"`, "Did you mean approve?", "approve, list, reject, retest, show", "`luallm-agent approvals --help`"]
   }
 ]
 
@@ -656,21 +665,6 @@ describe("the table of failure messages", () => {
 // ---------------------------------------------------------------------------------------------
 // Every command a message suggests works as printed: it parses against the CLI's own command tree
 // (subcommands, options, arguments), the way `luallm-agent` itself would parse it.
-
-/** The words of a command as a shell splits them (quotes grouped, `&&` ends a command). */
-const shellWords = (command: string): ReadonlyArray<ReadonlyArray<string>> =>
-  command.split("&&").map((part) => Array.from(part.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g), (m) => m[1] ?? m[2] ?? m[3] ?? ""))
-
-/** Why `words` (after `luallm-agent`) would not run, or undefined when they parse. */
-const whyNotParsed = (words: ReadonlyArray<string>) =>
-  Effect.gen(function*() {
-    const unknown = unknownOption(words)
-    if (Option.isSome(unknown)) return unknown.value.message
-    const parsed = yield* Effect.either(CommandDescriptor.parse(cli.descriptor, ["luallm-agent", ...words], CliConfig.defaultConfig))
-    if (Either.isLeft(parsed)) return HelpDoc.toAnsiText(parsed.left.error).trim()
-    const directive = parsed.right
-    return directive._tag === "UserDefined" && directive.leftover.length > 0 ? `left over: ${directive.leftover.join(" ")}` : undefined
-  }).pipe(Effect.provide(NodeContext.layer))
 
 /** The `luallm-agent …` commands quoted in `text` (between backticks), each as the words after the program. */
 const suggestedIn = (text: string): ReadonlyArray<ReadonlyArray<string>> =>

@@ -33,7 +33,7 @@ const nextFor = (taskId: string | null, then: string) =>
       : `next: ${resumeCommand({ id: taskId })} — ${then}`
   })
 
-const json = Options.boolean("json").pipe(Options.withDescription("Print JSON"))
+const json = Options.boolean("json").pipe(Options.withDescription("Print it as JSON, for scripts"))
 const id = Args.text({ name: "id" }).pipe(Args.withDescription("The approval id (the first 8 characters are enough)"))
 
 const listCommand = Cli.make("list", { json }, ({ json: asJson }) =>
@@ -51,7 +51,7 @@ const listCommand = Cli.make("list", { json }, ({ json: asJson }) =>
         [`${record.id.slice(0, 8)}  ${record.skill_name} ${reviewed(record.version)}  ${tests}${task}  ${dim(record.created_at)}`, ...hidden].join("\n")
       )
     }
-  }).pipe(provideAgent)).pipe(Cli.withDescription("List the drafts waiting for a human (with a warning for characters a reader cannot see)"))
+  }).pipe(provideAgent)).pipe(Cli.withDescription("List the drafts waiting for a human\nEach with its task, its test results, and a warning for characters a reader cannot see."))
 
 const showCommand = Cli.make("show", { id, json }, ({ id, json: asJson }) =>
   Effect.gen(function*() {
@@ -70,7 +70,7 @@ const showCommand = Cli.make("show", { id, json }, ({ id, json: asJson }) =>
     yield* Console.log(describeApproval(record, copy, approvals.promotionCommands(record)))
     yield* Console.log(`\n${viewTested(copy)}`)
   }).pipe(provideAgent)).pipe(
-    Cli.withDescription("Show a draft as it will be installed: summary, tests, declared paths, the code and tests with hidden characters marked, the promotion commands")
+    Cli.withDescription("Show a draft as it will be installed, code and tests included\nIts summary, test results, declared paths, the tested code and tests with hidden characters marked, and the commands that promote it by hand.")
   )
 
 const retestCommand = Cli.make("retest", { id, json }, ({ id, json: asJson }) =>
@@ -82,7 +82,7 @@ const retestCommand = Cli.make("retest", { id, json }, ({ id, json: asJson }) =>
     if (!allPassed(record.test_report)) return yield* new ExitWith({ code: ExitCodes.failure })
   }).pipe(provideAgent)).pipe(
     Cli.withDescription(
-      "Rerun a pending draft's tests in the sandbox (after you edited it, or to see them again) and keep the new results and tested copy in the approval; exit 1 when a test fails"
+      "Rerun a pending draft's tests in the sandbox and keep the new results\nAfter you edited the draft, or to see its tests again: the approval keeps the new results and tested copy. Exit 1 when a test fails."
     )
   )
 
@@ -101,7 +101,7 @@ const approveCommand = Cli.make("approve", { id }, ({ id }) =>
 
 const rejectCommand = Cli.make(
   "reject",
-  { id, reason: Options.text("reason").pipe(Options.withDescription("Why; the task's failure message quotes it"), Options.optional) },
+  { id, reason: Options.text("reason").pipe(Options.withPseudoName("TEXT"), Options.withDescription("Why, in a few words; the task's failure message quotes it (default: none given)"), Options.optional) },
   ({ id, reason }) =>
     Effect.if(onCluster("approvals reject"), {
       onTrue: () => decideOnCluster(id, false, Option.getOrElse(reason, () => "rejected with `approvals reject`")),

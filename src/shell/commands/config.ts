@@ -39,4 +39,4 @@ export const configCommand = Cli.make(
         yield* Console.log(`${key} = ${secretKeys.has(key) && typeof value === "string" ? value : JSON.stringify(value)}  ${dim(`(${sourceOf(key)})`)}`)
       }
     }).pipe(provideConfig)
-).pipe(Cli.withDescription("Print the effective configuration and where each value came from (llm.api_key only as set or not)"))
+).pipe(Cli.withDescription("Print the effective configuration and where each value came from\nllm.api_key is shown only as set or not, and from where."))

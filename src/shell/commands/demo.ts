@@ -164,6 +164,6 @@ const runDemo = (record: boolean) =>
 
 export const demoCommand = Cli.make(
   "demo",
-  { record: Options.boolean("record").pipe(Options.withDescription("Rewrite the cassette from the scripted llama-server")) },
+  { record: Options.boolean("record").pipe(Options.withDescription("Run the demo against the project's scripted model server and record demo/cassette.jsonl afresh (for maintainers)")) },
   ({ record }) => runDemo(record)
 ).pipe(Cli.withDescription("Run a full task replayed from a recorded session (no model needed)"))

@@ -173,4 +173,4 @@ export const doctorCommand = Cli.make(
       else yield* printResults(results)
       if (results.some((r) => !r.ok && r.required)) return yield* new ExitWith({ code: ExitCodes.failure })
     })
-).pipe(Cli.withDescription("Check the configuration, directories, luallm and each LLM endpoint (kind, models, context, slots)"))
+).pipe(Cli.withDescription("Check the setup: configuration, directories, luallm and each model endpoint\nFor each endpoint: its kind, models, context size and slots. Each failed check says how to fix it."))

@@ -21,9 +21,13 @@ export const formatEntry = (entry: AuditEntry): string => {
 export const logCommand = Cli.make(
   "log",
   {
-    tail: Options.integer("tail").pipe(Options.withDescription("Only the last N lines"), Options.optional),
-    task: Options.text("task").pipe(Options.withDescription("Only the lines of this task (its id; 4+ characters are enough)"), Options.optional),
-    json: Options.boolean("json").pipe(Options.withDescription("Print the raw JSONL lines"))
+    tail: Options.integer("tail").pipe(Options.withPseudoName("N"), Options.withDescription("Only the last N lines (default: all of them)"), Options.optional),
+    task: Options.text("task").pipe(
+      Options.withPseudoName("ID"),
+      Options.withDescription("Only the lines of this task (its id; 4+ characters are enough; default: every task's)"),
+      Options.optional
+    ),
+    json: Options.boolean("json").pipe(Options.withDescription("Print the lines as they are stored, one JSON object each"))
   },
   ({ json, tail, task }) =>
     Effect.gen(function*() {
@@ -42,4 +46,4 @@ export const logCommand = Cli.make(
         yield* Console.error(warn(`${line.file}:${line.line} is not a valid audit line: ${sanitizeForTerminal(line.text)}`))
       }
     }).pipe(provideAuditReader)
-).pipe(Cli.withDescription("Show the audit log (--tail N, --task ID, --json)"))
+).pipe(Cli.withDescription("Show the audit log: every model call, skill run, state change and human decision"))

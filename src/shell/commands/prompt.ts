@@ -45,6 +45,7 @@ export class OutputNotWritten extends Data.TaggedError("OutputNotWritten")<{
 }
 
 const modelOption = Options.text("model").pipe(
+  Options.withPseudoName("NAME"),
   Options.withDescription("The model to ask (default: luallm.model, the model policy, else the running model)"),
   Options.optional
 )
@@ -103,7 +104,7 @@ const completeWithProgress = (request: CompletionRequest) =>
 
 export const quickPromptCommand = Cli.make(
   "quick-prompt",
-  { text: Args.text({ name: "prompt" }), model: modelOption, json: jsonOption },
+  { text: Args.text({ name: "prompt" }).pipe(Args.withDescription("What to ask, as one argument (quote it)")), model: modelOption, json: jsonOption },
   ({ json, model, text }) =>
     Effect.gen(function*() {
       const request: CompletionRequest = {
@@ -188,11 +189,17 @@ const outArg = Args.text({ name: "out" }).pipe(
 
 export const generateCommand = Cli.make(
   "generate",
-  { out: outArg, text: Args.text({ name: "prompt" }), model: modelOption, json: jsonOption, force: forceOption },
+  {
+    out: outArg,
+    text: Args.text({ name: "prompt" }).pipe(Args.withDescription("What the file should hold, in plain language, as one argument (quote it)")),
+    model: modelOption,
+    json: jsonOption,
+    force: forceOption
+  },
   ({ force, json, model, out, text }) => generate(out, text, { model, json, force }).pipe(provideLlm)
 ).pipe(
   Cli.withDescription(
-    "Ask the model for a file's code and write it to <out> (markdown fences and prose stripped). <out> must be inside allowed_paths; an existing file is replaced only with --force"
+    "Ask the model for a file's code and write it to <out>\nMarkdown fences and prose around the code are stripped. <out> must be inside allowed_paths; an existing file is replaced only with --force."
   )
 )
 
@@ -211,7 +218,7 @@ export const generateWithContextCommand = Cli.make(
     out: outArg,
     // @effect/cli's repeated arguments are greedy, so the prompt is taken from the end here.
     rest: Args.text({ name: "context-file… prompt" }).pipe(
-      Args.withDescription("One or more files to show the model, then the prompt"),
+      Args.withDescription("One or more files to show the model (read whole, each named), then the prompt as the last argument"),
       Args.atLeast(2)
     ),
     model: modelOption,

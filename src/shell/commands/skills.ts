@@ -21,7 +21,7 @@ import { ExitCodes, ExitWith } from "../exit.ts"
 import { provideSkills } from "../runtime.ts"
 import { bold, dim, fail, ok, printJson, printUntrusted, skipped, testCounts } from "../ui.ts"
 
-const json = Options.boolean("json").pipe(Options.withDescription("Print JSON"))
+const json = Options.boolean("json").pipe(Options.withDescription("Print it as JSON, for scripts"))
 const draft = Options.boolean("draft").pipe(
   Options.withDescription("Use the agent's draft of this name (skills.agent_dir); it runs in draft mode, its writes going to a scratch directory")
 )
@@ -61,7 +61,7 @@ const listCommand = Cli.make("list", { json }, ({ json: asJson }) =>
         )
       }
     }
-  }).pipe(provideSkills)).pipe(Cli.withDescription("List approved, shipped and drafted skills; broken files are listed with their error"))
+  }).pipe(provideSkills)).pipe(Cli.withDescription("List the approved, shipped and drafted skills\nA skill file that cannot be read is listed with its error."))
 
 /** The header's fields; they come from the file under review, so hidden characters are shown. */
 const describeSkill = (meta: SkillMetadata, file: string, tests: string | null): ReadonlyArray<string> => {
@@ -106,7 +106,7 @@ const showCommand = Cli.make("show", { name, draft, json }, ({ draft: fromDrafts
       ].join("\n")
     )
   }).pipe(provideSkills)).pipe(
-    Cli.withDescription("Show a skill: its header (functions, arguments, paths, dependencies, capabilities), then its code and tests with hidden characters marked")
+    Cli.withDescription("Show a skill: its header, code and tests\nThe header (functions, arguments, paths, dependencies, capabilities), then the code and tests with hidden characters marked.")
   )
 
 export class ArgsNotJson extends Data.TaggedError("ArgsNotJson")<{ readonly reason: string }> {
@@ -124,7 +124,11 @@ const runCommand = Cli.make(
   "run",
   {
     name,
-    args: Options.text("args").pipe(Options.withDescription("run's arguments, a JSON object"), Options.withDefault("{}")),
+    args: Options.text("args").pipe(
+      Options.withPseudoName("JSON"),
+      Options.withDescription("The arguments of the skill's run(args), as a JSON object with the names its header's args list (default: {}, none)"),
+      Options.withDefault("{}")
+    ),
     json,
     draft,
     allowExec
@@ -180,7 +184,7 @@ const testCommand = Cli.make("test", { name, json, draft, allowExec }, ({ allowE
     if (report.failed > 0) return yield* new ExitWith({ code: ExitCodes.failure })
   }).pipe(provideSkills)).pipe(
     Cli.withDescription(
-      "Run <name>.test.js in the sandbox: exit 0 when every test that ran passed, 1 when one failed, none is registered, or the tests cannot run. Tests that need exec are skipped unless --allow-exec grants it."
+      "Run a skill's tests (<name>.test.js) in the sandbox\nExit 0 when every test that ran passed; 1 when one failed, none is registered, or the tests cannot run. Tests that need exec are skipped unless --allow-exec grants it."
     )
   )
 

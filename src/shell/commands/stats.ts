@@ -108,7 +108,8 @@ export const statsCommand = Cli.make(
   {
     json: Options.boolean("json").pipe(Options.withDescription("Print the figures as JSON")),
     since: Options.text("since").pipe(
-      Options.withDescription("Only what happened at or after this ISO date or date-time (UTC unless it has an offset)"),
+      Options.withPseudoName("DATE"),
+      Options.withDescription("Only what happened at or after this ISO date or date-time, UTC unless it has an offset (default: the whole log)"),
       Options.optional
     )
   },
@@ -130,4 +131,6 @@ export const statsCommand = Cli.make(
         ))
       }
     }).pipe(provideAuditReader)
-).pipe(Cli.withDescription("Figures from the audit log: LLM latency, tokens, prompt-cache hit rate and tokens/s, skill drafting success and retries, tasks by state (--json, --since DATE)"))
+).pipe(Cli.withDescription(
+    "Print figures from the audit log: model calls, skill drafting, tasks by state\nThe model calls' latency, tokens, prompt-cache hit rate and tokens/s; how often skill drafts passed and after how many retries; the tasks by state."
+  ))

@@ -25,8 +25,9 @@ import { onCluster, provideAgent, provideAgentWith, provideCluster, provideSkill
 import { describeHolder, ExecGrantNotSent, holderOnCluster, resumeOnCluster, runOnCluster } from "./onCluster.ts"
 import { bold, dim, green, printJson, red, warn, yellow } from "../ui.ts"
 
-const json = Options.boolean("json").pipe(Options.withDescription("Print the outcome as JSON"))
+const json = Options.boolean("json").pipe(Options.withDescription("Print the outcome as JSON, for scripts"))
 const taskOption = Options.text("task").pipe(
+  Options.withPseudoName("ID"),
   Options.withDescription("The task's id (4+ characters of it are enough); default: the most recent unfinished task"),
   Options.optional
 )
@@ -183,7 +184,10 @@ export const runCommand = Cli.make(
       })
 ).pipe(
   Cli.withDescription(
-    "Plan a new task, show the plan for confirmation, and run it; drafts missing skills and asks (or pauses) for their approval"
+    "Plan a new task, show its plan for your confirmation, then run it\n" +
+      "A missing skill is drafted, tested and shown to a human before it is trusted; a skill that runs commands asks for exec. " +
+      "On a terminal these questions are asked there; elsewhere the task pauses (exit 3) with the command that continues it. " +
+      "--plan-only prints the plan and stops."
   )
 )
 
@@ -204,7 +208,9 @@ export const resumeCommand = Cli.make("resume", { json, task: taskOption, yes, a
       }).pipe(provideAgentWith(cliApprover()))
   })).pipe(
     Cli.withDescription(
-      "Continue a saved task (--task ID, else the most recent unfinished): after a question, a model start, or a crash; --yes confirms its plan, --allow-exec grants exec"
+      "Continue a saved task: after a question, a model start, or a crash\n" +
+        "It acts on the task --task names, else the most recent unfinished one. On a terminal what the task waits for " +
+        "(its plan, its draft's review, an exec grant) is asked again; elsewhere --yes confirms its plan and --allow-exec grants exec."
     )
   )
 
@@ -258,7 +264,7 @@ export const statusCommand = Cli.make("status", { json, task: taskOption }, ({ j
     onTrue: () => showStatus(wanted, asJson, (id) => Effect.asSome(holderOnCluster(id))).pipe(provideCluster),
     onFalse: () => showStatus(wanted, asJson, () => Effect.succeedNone).pipe(provideState)
   })).pipe(
-    Cli.withDescription("Show a saved task (--task ID, else the most recent unfinished), and on the task cluster the runner that holds it")
+    Cli.withDescription("Show a saved task: its state, its nodes, and what comes next\nIt shows the task --task names, else the most recent unfinished one; on the task cluster, also the runner that holds it.")
   )
 
 export const resetCommand = Cli.make("reset", { task: taskOption }, ({ task }) =>
@@ -276,7 +282,7 @@ export const resetCommand = Cli.make("reset", { task: taskOption }, ({ task }) =
       yield* Console.log(`rejected its pending approval${rejectedApprovals.length === 1 ? "" : "s"} ${rejectedApprovals.map(short).join(", ")}`)
     }
   }).pipe(provideAgent)).pipe(
-    Cli.withDescription("Discard a saved task (--task ID, else the most recent unfinished) and reject its pending approvals; refused while it runs")
+    Cli.withDescription("Discard a saved task and reject its pending approvals\nIt discards the task --task names, else the most recent unfinished one; refused while a process drives it. Its history stays in the audit log.")
   )
 
 export const tasksCommand = Cli.make(
@@ -302,4 +308,4 @@ export const tasksCommand = Cli.make(
       }
       for (const damaged of list.damaged) yield* Console.error(warn(sanitizeForTerminal(damaged.message)))
     }).pipe(provideState)
-).pipe(Cli.withDescription("List the saved tasks: id, state, age (since the last change) and request; --json for scripts"))
+).pipe(Cli.withDescription("List the saved tasks: id, state, age (since the last change) and request"))

@@ -36,10 +36,11 @@ export const workerCommand = Cli.make(
   "worker",
   {
     host: Options.text("host").pipe(
+      Options.withPseudoName("ADDRESS"),
       Options.withDescription("The address to listen on and register, one the other runners can reach (default: cluster.host, 127.0.0.1)"),
       Options.optional
     ),
-    port: Options.integer("port").pipe(Options.withDescription("The port to listen on (default: cluster.port; 0 takes a free one)"), Options.optional)
+    port: Options.integer("port").pipe(Options.withPseudoName("PORT"), Options.withDescription("The port to listen on (default: cluster.port; 0 takes a free one)"), Options.optional)
   },
   ({ host, port }) => {
     const optionKeys: OptionKeys = [
@@ -59,4 +60,6 @@ export const workerCommand = Cli.make(
       return yield* Effect.never
     }).pipe(provideWorker(optionKeys, transitionLine), quietEngine)
   }
-).pipe(Cli.withDescription("Run a runner of the task cluster on a Postgres store: it drives the tasks sent with `run` and continues those of runners that died"))
+).pipe(Cli.withDescription(
+    "Run a runner of the task cluster on a Postgres store\nIt drives the tasks sent with `run` and continues those of runners that died, until Ctrl-C or SIGTERM."
+  ))
