@@ -89,7 +89,9 @@ const runNode = (task: Task, progress: ProgressListener, library: Effect.Effect<
       const runner = yield* SkillRunner
       const app = yield* AppConfig
       const args = yield* skillArguments(node, results)
-      const run = yield* runner.execute(node.skill_name, args, { grantExec: app.approvalTier("skill_exec") === "auto" }).pipe(
+      // exec: granted by the tier, or by a human for this task (asked before the graph ran, see questions.ts).
+      const grantExec = app.approvalTier("skill_exec") === "auto" || task.exec_grants.some((grant) => grant.skill === node.skill_name)
+      const run = yield* runner.execute(node.skill_name, args, { grantExec }).pipe(
         Effect.catchIf(
           (error): error is OutputTooLarge => error instanceof OutputTooLarge && error.what === "result",
           (error) => new NodeDataTooLarge({ node: node.id, skill: node.skill_name, direction: "result", size: error.size, limit: error.limit })

@@ -1,11 +1,16 @@
 /**
  * The agent's state machine, as pure functions:
  *
- *   pending → planning → graph_exec → complete | failed
- *                 ↘ skill_draft → skill_test → approval ↗   (a missing skill)
- *                        ↖ rework ↙ (tests failed)
+ *   pending → planning → (confirmation) → graph_exec → complete | failed
+ *                              ↘ skill_draft → skill_test → approval ↗   (a missing skill)
+ *                                     ↖ rework ↙ (tests failed)
  *   any state that needs a model ⇄ model_wait   (not running, or not answering: the task pauses)
+ *   confirmation, approval, graph_exec (an exec grant): a human's no → declined
  *   failed → graph_exec (its failed nodes again) | planning (failed before its graph ran)   (retry)
+ *
+ * Where a human must answer (the plan's confirmation, a draft's approval, a skill's exec grant),
+ * the `Approver` is asked; "not now" is a `…Pending` event that pauses the task with the exact
+ * command that continues it (`pauseFor`).
  *
  * `commandFor(task)` says what the current state asks the world to do; the `Agent` service
  * performs it and reports an `Event`; `transition(task, event)` computes the next task. The
@@ -14,7 +19,7 @@
  */
 import { Data } from "effect"
 import { type Graph, reopenFailed } from "./graph.ts"
-import { type MissingSkill, resumeCommand, type SkillDraft, type Task, type TaskStateName, type TestedFiles } from "./task.ts"
+import { isTerminal, type MissingSkill, type Pause, resumeCommand, type SkillDraft, type Task, type TaskStateName, type TestedFiles } from "./task.ts"
 import type { TestReport } from "./testHarness.ts"
 
 export type Command = Data.TaggedEnum<{
@@ -22,6 +27,8 @@ export type Command = Data.TaggedEnum<{
   EnsureModel: {}
   /** Ask the model for a task graph; `feedback` holds the last attempt's errors. */
   Plan: { readonly attempt: number; readonly feedback: string | null }
+  /** Ask a human to confirm the plan before anything runs or is drafted. */
+  ConfirmPlan: { readonly graph: Graph; readonly missing: ReadonlyArray<MissingSkill> }
   /** Write the first version of a missing skill and its tests. */
   DraftSkill: { readonly draft: SkillDraft }
   /** Rewrite a draft that failed, given `draft.feedback`. */
@@ -30,9 +37,9 @@ export type Command = Data.TaggedEnum<{
   TestSkill: { readonly draft: SkillDraft }
   /** File the approval request for a draft whose tests pass. */
   RequestApproval: { readonly draft: SkillDraft }
-  /** See whether a human has decided (and the skill was promoted). */
+  /** Ask a human about the draft (unless one decided already), and promote it on a yes. */
   CheckApproval: { readonly draft: SkillDraft; readonly approvalId: string }
-  /** Run (or continue) the graph. */
+  /** Run (or continue) the graph, once each skill that runs host commands has its exec grant. */
   ExecuteGraph: { readonly graph: Graph }
   /** Nothing left to do: the task is complete or failed. */
   Finished: {}
@@ -57,7 +64,8 @@ export type Event = Data.TaggedEnum<{
    * when known; `graph` as for `ModelMissing`. The task pauses; `resume` asks again.
    */
   ModelFailed: { readonly model: string | null; readonly error: string; readonly graph?: Graph }
-  Planned: { readonly graph: Graph; readonly missing: ReadonlyArray<MissingSkill> }
+  /** `confirm`: a human must confirm the plan first (approval_tiers.task_confirmation is not "auto"). */
+  Planned: { readonly graph: Graph; readonly missing: ReadonlyArray<MissingSkill>; readonly confirm?: boolean }
   PlanRejected: { readonly errors: ReadonlyArray<string> }
   Drafted: { readonly codePath: string; readonly testPath: string }
   /** The draft is unusable before any test runs (no metadata, wrong name, paths outside). */
@@ -65,10 +73,21 @@ export type Event = Data.TaggedEnum<{
   /** `tested`: the hashes of the code and tests this run read, kept by `Approvals`. */
   TestsPassed: { readonly report: TestReport; readonly tested: TestedFiles }
   TestsFailed: { readonly report: TestReport | null; readonly feedback: string }
-  ApprovalRequested: { readonly approvalId: string; readonly nextCommand: string }
+  /** `by`: who said yes (the terminal, the app, `--yes`); the audit log keeps it. */
+  PlanConfirmed: { readonly by: string }
+  PlanDeclined: { readonly reason: string }
+  /** Nobody answered now: the task pauses until `resume` (with `--yes` for the `prompt` tier). */
+  ConfirmationPending: { readonly tier: "prompt" | "human" }
+  ApprovalRequested: { readonly approvalId: string }
+  /** Nobody decided now: the task pauses until an `approvals approve|reject` and `resume`. */
   ApprovalPending: {}
   Approved: {}
   Rejected: { readonly reason: string }
+  /** `exec` granted to `skill` for this task only. */
+  ExecGranted: { readonly skill: string; readonly by: string }
+  ExecDeclined: { readonly skill: string; readonly reason: string }
+  /** Nobody answered now: the task pauses until `resume --allow-exec`. `commands`: what the skill's nodes would run. */
+  ExecPending: { readonly skill: string; readonly tier: string; readonly commands: ReadonlyArray<string> }
   GraphFinished: { readonly graph: Graph; readonly failed: ReadonlyArray<FailedNode>; readonly result: unknown }
   /** A human asked to retry a failed task (`resume --retry-failed`): see `retryOf`. */
   RetryFailed: {}
@@ -114,6 +133,10 @@ export const commandFor = (task: Task): Command => {
       return Command.EnsureModel()
     case "planning":
       return Command.Plan({ attempt: task.plan_attempts + 1, feedback: task.plan_feedback })
+    case "confirmation":
+      return task.graph === null
+        ? Command.Plan({ attempt: task.plan_attempts + 1, feedback: task.plan_feedback })
+        : Command.ConfirmPlan({ graph: task.graph, missing: task.missing_skills })
     case "skill_draft":
     case "rework":
     case "skill_test":
@@ -133,6 +156,7 @@ export const commandFor = (task: Task): Command => {
         : Command.ExecuteGraph({ graph: task.graph })
     case "complete":
     case "failed":
+    case "declined":
       return Command.Finished()
   }
 }
@@ -157,6 +181,60 @@ const nextAfterSkills = (task: Task, missing: ReadonlyArray<MissingSkill>): Task
 }
 
 const failWith = (task: Task, error: string): Task => ({ ...task, state: "failed", error, paused: null })
+
+/** A human said no: the task ends, and `error` says what was declined and that nothing of it ran. */
+const declineWith = (task: Task, error: string): Task => ({ ...task, state: "declined", error, paused: null })
+
+/** " (reason)" when the human gave one. */
+const because = (reason: string): string => (reason.trim() === "" ? "" : ` (${reason.trim()})`)
+
+/**
+ * Events that only re-check what a paused task waits for: a wait, not progress. They use up no
+ * step and leave no transition line (the drive audits the pause itself).
+ */
+export const isWait = (event: Event): boolean =>
+  event._tag === "ApprovalPending" || event._tag === "ConfirmationPending" || event._tag === "ExecPending"
+
+/** What a task waiting for a human says, and the exact command that continues it (and no other task). */
+export const pauseFor = (task: Task, event: Event & { readonly _tag: "ApprovalPending" | "ConfirmationPending" | "ExecPending" }): Pause => {
+  const id = task.id.slice(0, 8)
+  const resume = resumeCommand(task)
+  switch (event._tag) {
+    case "ApprovalPending": {
+      const approval = task.draft?.approval_id?.slice(0, 8) ?? "ID"
+      return {
+        reason: "approval",
+        message: `The drafted skill "${task.draft?.skill.name ?? "?"}" passes its tests and waits for a human to review and approve it.`,
+        next_command: `${resume}   (or: luallm-agent approvals approve ${approval} && ${resume})`
+      }
+    }
+    case "ConfirmationPending": {
+      const drafts = task.missing_skills.length === 0 ? "" : `, drafting ${task.missing_skills.map((skill) => skill.name).join(", ")} first`
+      const shown = `The plan (${task.graph?.nodes.length ?? 0} nodes${drafts}) waits for a human to confirm it (approval_tiers.task_confirmation is "${event.tier}"); nothing has run. \`luallm-agent status --task ${id}\` shows it`
+      return event.tier === "prompt"
+        ? {
+          reason: "confirmation",
+          message: `${shown}; confirm it with \`${resume} --yes\`, or discard the task with \`luallm-agent reset --task ${id}\`.`,
+          next_command: `${resume} --yes`
+        }
+        : {
+          reason: "confirmation",
+          message: `${shown}; only a human at a terminal may confirm it: run \`${resume}\` there and answer, or discard the task with \`luallm-agent reset --task ${id}\`.`,
+          next_command: resume
+        }
+    }
+    case "ExecPending": {
+      const commands = event.commands.length === 0 ? "" : ` (to run: ${event.commands.join("; ")})`
+      return {
+        reason: "exec",
+        message: `Skill ${event.skill} runs commands on this machine${commands} and needs the exec capability, which approval_tiers.skill_exec ("${event.tier}") leaves to a human. ` +
+          `Grant it for this task only with \`${resume} --allow-exec\` (or run \`${resume}\` on a terminal and answer); to grant it to every task, set approval_tiers.skill_exec to "auto". ` +
+          `To refuse it, discard the task with \`luallm-agent reset --task ${id}\`.`,
+        next_command: `${resume} --allow-exec`
+      }
+    }
+  }
+}
 
 /** A draft failed (tests or shape): rework it, unless the retries are spent. */
 const draftFailed = (task: Task, draft: SkillDraft, feedback: string, report: TestReport | null, limits: Limits): Task => {
@@ -184,7 +262,7 @@ const planFeedback = (errors: ReadonlyArray<string>): string => {
 }
 
 /** The next task for `event` in the current state, before the step limit is applied. */
-const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task; readonly reason: string } => {
+const apply = (task: Task, event: Event, limits: Limits, now: string): { readonly task: Task; readonly reason: string } => {
   const draft = task.draft
   switch (event._tag) {
     case "ModelReady": {
@@ -234,13 +312,25 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
     case "Planned": {
       const planned = { ...task, graph: event.graph, plan_attempts: task.plan_attempts + 1, plan_feedback: null }
       const names = event.missing.map((m) => m.name)
-      return {
-        task: nextAfterSkills(planned, event.missing),
-        reason: names.length === 0
-          ? `plan accepted (${event.graph.nodes.length} nodes)`
-          : `plan accepted; missing skills: ${names.join(", ")}`
-      }
+      const accepted = names.length === 0
+        ? `plan accepted (${event.graph.nodes.length} nodes)`
+        : `plan accepted; missing skills: ${names.join(", ")}`
+      return event.confirm === true
+        ? { task: { ...planned, missing_skills: event.missing, state: "confirmation" }, reason: `${accepted}; waiting for a human to confirm it` }
+        : { task: nextAfterSkills(planned, event.missing), reason: accepted }
     }
+    case "PlanConfirmed":
+      return { task: nextAfterSkills({ ...task, paused: null }, task.missing_skills), reason: `plan confirmed by ${event.by}` }
+    case "PlanDeclined":
+      return {
+        task: declineWith(
+          task,
+          `The plan was declined${because(event.reason)}; nothing ran and no skill was drafted. Run the task again with a more precise request, or see a plan first with \`luallm-agent run --plan-only "<request>"\`.`
+        ),
+        reason: `plan declined${because(event.reason)}`
+      }
+    case "ConfirmationPending":
+      return { task: { ...task, paused: pauseFor(task, event) }, reason: "waiting for a human to confirm the plan" }
     case "PlanRejected": {
       const attempts = task.plan_attempts + 1
       const feedback = planFeedback(event.errors)
@@ -295,19 +385,11 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
     case "ApprovalRequested":
       if (draft === null) return { task, reason: "no draft in progress" }
       return {
-        task: {
-          ...task,
-          draft: { ...draft, approval_id: event.approvalId },
-          paused: {
-            reason: "approval",
-            message: `The drafted skill "${draft.skill.name}" passes its tests and waits for a human to review and approve it.`,
-            next_command: event.nextCommand
-          }
-        },
+        task: { ...task, draft: { ...draft, approval_id: event.approvalId } },
         reason: `approval ${event.approvalId} requested for ${draft.skill.name}`
       }
     case "ApprovalPending":
-      return { task, reason: "approval still pending" }
+      return { task: { ...task, paused: pauseFor(task, event) }, reason: "approval still pending" }
     case "Approved": {
       const rest = task.missing_skills.slice(1)
       return {
@@ -324,6 +406,22 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
         ),
         reason: `skill ${draft?.skill.name ?? "?"} rejected: ${event.reason}`
       }
+    case "ExecGranted":
+      return {
+        task: { ...task, paused: null, exec_grants: [...task.exec_grants, { skill: event.skill, by: event.by, at: now }] },
+        reason: `exec granted to ${event.skill} for this task by ${event.by}`
+      }
+    case "ExecDeclined":
+      return {
+        task: declineWith(
+          task,
+          `Running commands (exec) was refused to skill ${event.skill}${because(event.reason)}, so the plan cannot run; no node ran after that. ` +
+            `Run the task again with a request that needs no commands, or grant exec when asked.`
+        ),
+        reason: `exec declined for ${event.skill}${because(event.reason)}`
+      }
+    case "ExecPending":
+      return { task: { ...task, paused: pauseFor(task, event) }, reason: `waiting for a human to grant exec to ${event.skill}` }
     case "GraphFinished": {
       const finished = { ...task, graph: event.graph }
       if (event.failed.length === 0) {
@@ -361,11 +459,11 @@ const apply = (task: Task, event: Event, limits: Limits): { readonly task: Task;
 
 /** Applies `event`, counts the step and enforces `max_task_steps`. */
 export const transition = (task: Task, event: Event, limits: Limits, now: string): Transition => {
-  const next = apply(task, event, limits)
-  // Re-checking a pending approval is a wait, not progress: it does not use up steps.
-  const steps = event._tag === "ApprovalPending" ? task.steps : task.steps + 1
+  const next = apply(task, event, limits, now)
+  // Waiting for a human is not progress: it does not use up steps.
+  const steps = isWait(event) ? task.steps : task.steps + 1
   const stamped: Task = { ...next.task, steps, updated_at: now }
-  const over = steps >= limits.max_task_steps && stamped.state !== "complete" && stamped.state !== "failed"
+  const over = steps >= limits.max_task_steps && !isTerminal(stamped)
   const final = over
     ? failWith(
       stamped,

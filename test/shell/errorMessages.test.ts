@@ -13,7 +13,8 @@ import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
 import { NodeAnswerInvalid, NodeDataTooLarge } from "../../src/agent/execution.ts"
 import { NothingToRetry, NoTaskToResume, TaskIdTaken, TaskInProgress } from "../../src/Agent.ts"
-import { AgentClosed, ApprovalCallbackFailed } from "../../src/createAgent.ts"
+import { AgentClosed } from "../../src/createAgent.ts"
+import { ApprovalCallbackFailed } from "../../src/layers/Approver.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
 import { fromJson } from "../../src/core/graph.ts"
 import { MAX_JSON_DEPTH } from "../../src/core/jsonText.ts"
@@ -96,8 +97,8 @@ import {
   TaskAmbiguous,
   TaskNotFound
 } from "../../src/layers/State.ts"
+import { ExecGrantNotSent } from "../../src/shell/commands/onCluster.ts"
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
-import { ConfirmationRequired } from "../../src/shell/commands/task.ts"
 import { LogLevelInvalid, UnknownCommand, UnknownOption } from "../../src/shell/argv.ts"
 import { cli } from "../../src/shell/cli.ts"
 import { OutputExists, OutputNotAllowed, OutputProtected } from "../../src/shell/outputPath.ts"
@@ -200,8 +201,8 @@ const rows: ReadonlyArray<Row> = [
   },
   // The Promise facade (createAgent)
   {
-    error: new ApprovalCallbackFailed({ skill: "csv_sum", approvalId: "ab12cd34-0000", taskId: ID, reason: "it threw review service down" }),
-    facts: ["onApproval", "csv_sum", "ab12cd34", "review service down", "task 3f2a9c1e stays paused", "resume(\"3f2a9c1e\")"]
+    error: new ApprovalCallbackFailed({ question: "the drafted skill csv_sum (approval ab12cd34)", taskId: ID, reason: "it threw review service down" }),
+    facts: ["onApproval", "csv_sum", "ab12cd34", "review service down", "task 3f2a9c1e stays where it was", "resume(\"3f2a9c1e\")", "luallm-agent resume --task 3f2a9c1e"]
   },
   { error: new AgentClosed({ method: "run" }), facts: ["run()", "close()", "createAgent"] },
   // Config
@@ -444,9 +445,18 @@ const rows: ReadonlyArray<Row> = [
     shown: planRetriesSpent([badCondition?.message ?? "?"]),
     facts: [`Decision "check"`, `"result >"`, conditionError?.message ?? "?", "limits.max_plan_retries"]
   },
+  // The task cluster: exec is never granted by a message
+  {
+    variant: "run",
+    error: new ExecGrantNotSent({ command: "run", task: null }),
+    facts: ["--allow-exec", "grants nothing by itself", "luallm-agent --on local run \"<request>\" --allow-exec", "approval_tiers.skill_exec"]
+  },
+  {
+    variant: "resume",
+    error: new ExecGrantNotSent({ command: "resume", task: ID }),
+    facts: ["luallm-agent --on local resume --task 3f2a9c1e --allow-exec", "Nothing was sent"]
+  },
   // Shell commands
-  { variant: "prompt tier", error: new ConfirmationRequired({ tier: "prompt" }), facts: ["--yes", "approval_tiers.task_confirmation"] },
-  { variant: "human tier", error: new ConfirmationRequired({ tier: "human" }), facts: ["approval_tiers.task_confirmation", "terminal"] },
   { error: new ContextFileUnreadable({ path: "/home/ada/notes.md", reason: "ENOENT: no such file or directory" }), facts: ["/home/ada/notes.md", "ENOENT"] },
   { error: new NoCodeInAnswer({ out: "sum.py", model: "qwen2.5-7b-instruct", answer: "I cannot help with that." }), facts: ["sum.py", "qwen2.5-7b-instruct", "I cannot help with that."] },
   { error: new OutputNotWritten({ path: "/readonly/sum.py", reason: "EACCES: permission denied" }), facts: ["/readonly/sum.py", "EACCES"] },
