@@ -57,7 +57,12 @@ const agentIn = (replies: ReadonlyArray<FakeReply>, parallel: number, adjust: (c
     const fs = yield* FileSystem.FileSystem
     const home = yield* fs.makeTempDirectoryScoped({ prefix: "luallm-agent-bench-agent-" })
     const base = configInside(home)
-    const config = adjust({ ...base, limits: { ...base.limits, max_task_steps: 1000 } })
+    // Unattended: no human confirms the bench's plans.
+    const config = adjust({
+      ...base,
+      limits: { ...base.limits, max_task_steps: 1000 },
+      approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" }
+    })
     const context = yield* Layer.build(AgentDefault.pipe(
       Layer.provideMerge(slotsOf(parallel).pipe(Layer.provide(LlmFake(replies, { model: "bench-model" })))),
       Layer.provideMerge(LuallmTest({ servers: [] })),

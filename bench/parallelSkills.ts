@@ -34,7 +34,12 @@ const agentAt = (iterations: number, maxParallel: number, runs: number) =>
     const fs = yield* FileSystem.FileSystem
     const home = yield* fs.makeTempDirectoryScoped({ prefix: "luallm-agent-bench-parallel-" })
     const base = configInside(home)
-    const config = { ...base, limits: { ...base.limits, max_parallel_nodes: maxParallel, skill_timeout_seconds: 60 } }
+    // Unattended: no human confirms the bench's plans.
+    const config = {
+      ...base,
+      limits: { ...base.limits, max_parallel_nodes: maxParallel, skill_timeout_seconds: 60 },
+      approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" as const }
+    }
     yield* fs.makeDirectory(config.skills.allowed_dir, { recursive: true })
     yield* fs.writeFileString(`${config.skills.allowed_dir}/burn.js`, burnSkill)
     const context = yield* Layer.build(AgentDefault.pipe(

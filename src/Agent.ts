@@ -10,20 +10,26 @@
  *
  * The transition logic is pure (`core/taskMachine.ts`); this file only performs the command the
  * current state asks for, then saves the new task with its audit line, after every transition.
+ * Questions for a human (the plan's confirmation, a draft's approval, an exec grant) go to the
+ * `Approver` the app provides; a task waiting for an answer gives its turn to another meanwhile.
+ * `plan(prompt)` plans without saving or running anything (`run --plan-only`).
  */
 import type { FileSystem, Path } from "@effect/platform"
 import { Clock, Context, Data, Effect, Fiber, FiberMap, Layer, Option, PubSub, Ref, Stream, Take } from "effect"
+import type { PlanSummary } from "./core/planSummary.ts"
 import { isTerminal, newTask, type Pause, type Task } from "./core/task.ts"
-import { Command, commandFor, Event, transition } from "./core/taskMachine.ts"
+import { Command, commandFor, Event, isWait, retryCommand, transition, type Transition } from "./core/taskMachine.ts"
 import { checkApproval, type DraftWriteError, requestApproval, testDraft, writeDraft } from "./agent/drafting.ts"
 import { execute } from "./agent/execution.ts"
 import { TaskTokens } from "./agent/llmCall.ts"
 import { canStartModels, ensureModel, plan } from "./agent/planning.ts"
 import { both, type Progress, type ProgressCallback, type ProgressListener, toListener } from "./agent/progress.ts"
+import { askExecGrant, confirmPlan, summarize } from "./agent/questions.ts"
 import { type ApprovalError, Approvals, ApprovalsLive } from "./layers/Approvals.ts"
+import { type ApprovalCallbackFailed, Approver, ApproverPause, type ApproverShape, type StandingAnswers, withStandingAnswers } from "./layers/Approver.ts"
 import { Audit, type AuditEvent, type AuditWriteError, inTask } from "./layers/Audit.ts"
 import { AppConfig } from "./layers/Config.ts"
-import type { Llm, LlmError } from "./layers/Llm.ts"
+import { isModelUnavailable, type Llm, type LlmError } from "./layers/Llm.ts"
 import type { Luallm, ModelNotReady } from "./layers/Luallm.ts"
 import { SandboxLive } from "./layers/Sandbox.ts"
 import { type SkillRunner, SkillRunnerLive } from "./layers/SkillRunner.ts"
@@ -63,9 +69,32 @@ export class NoTaskToResume extends Data.TaggedError("NoTaskToResume")<{ readonl
   }
 }
 
+export class NothingToRetry extends Data.TaggedError("NothingToRetry")<{
+  /** The task asked for, or `null` when none was named and no task failed. */
+  readonly id: string | null
+  readonly state: string | null
+  readonly location: string
+}> {
+  override get message() {
+    if (this.id === null) {
+      return `No failed task in ${this.location} to retry. \`luallm-agent tasks\` lists the saved tasks; \`luallm-agent resume --task ID\` continues an unfinished one.`
+    }
+    const id = this.id.slice(0, 8)
+    return this.state === "complete"
+      ? `Task ${id} is complete: there is nothing to retry. Start a new one with \`luallm-agent run "<request>"\`.`
+      : `Task ${id} is in state ${this.state ?? "unknown"}, not failed: only a failed task is retried. Continue it with \`luallm-agent resume --task ${id}\`.`
+  }
+}
+
 export interface RunOptions {
   /** Receives transitions, node changes and LLM calls as they happen: a listener returning an Effect, or a plain callback. */
   readonly onProgress?: ProgressCallback
+  /**
+   * Answers given ahead of time for this drive (the CLI's `--yes`, `--allow-exec`): `confirmPlan`
+   * confirms the plan under the `prompt` tier, `grantExec` grants exec to the task's skills; each
+   * names who gave it. Other questions go to the `Approver`.
+   */
+  readonly answers?: StandingAnswers
 }
 
 export interface StartOptions extends RunOptions {
@@ -74,8 +103,14 @@ export interface StartOptions extends RunOptions {
 }
 
 export interface ResumeOptions extends RunOptions {
-  /** The task's id or an unambiguous prefix; by default the most recent unfinished task. */
+  /** The task's id or an unambiguous prefix; by default the most recent unfinished task (with `retryFailed`, the most recent failed one). */
   readonly task?: string
+  /**
+   * Retry a failed task: run its failed nodes again (and those skipped because of them), keeping
+   * the completed nodes' results; a task that failed before its graph ran is planned again.
+   * Fails with `NothingToRetry` when the task did not fail.
+   */
+  readonly retryFailed?: boolean
 }
 
 /** Where a drive stopped: finished (complete or failed), or paused with the command that continues. */
@@ -89,6 +124,7 @@ export type AgentError =
   | TaskInProgress
   | TaskIdTaken
   | NoTaskToResume
+  | NothingToRetry
   | TaskNotFound
   | TaskAmbiguous
   | StateIoError
@@ -100,6 +136,7 @@ export type AgentError =
   | ModelNotReady
   | SkillLoadError
   | ApprovalError
+  | ApprovalCallbackFailed
   | DraftWriteError
 
 /** A task running in the background. */
@@ -111,6 +148,17 @@ export interface TaskHandle {
   readonly await: Effect.Effect<AgentOutcome, AgentError>
   /** Stops the task (its last transition stays saved; `resume` continues it). */
   readonly interrupt: Effect.Effect<void>
+}
+
+/** What `plan` made of a request: nothing of it was saved or run. */
+export interface PlanPreview {
+  /**
+   * The task as planning left it, not saved: with its graph (state `confirmation`, `skill_draft`
+   * or `graph_exec`), or `failed` (no valid plan), or paused for a model that is not running.
+   */
+  readonly task: Task
+  /** The plan as a human reviews it; `null` when there is none. */
+  readonly plan: PlanSummary | null
 }
 
 /** What `reset` discarded. */
@@ -130,8 +178,10 @@ export interface AgentShape {
   ) => Effect.Effect<TaskHandle, TaskIdTaken | StateCorrupt | StateIoError | StateConflict | AuditWriteError>
   /** Creates a task for `prompt` and drives it until it finishes or pauses (`start`, then `await`). */
   readonly run: (prompt: string, options?: RunOptions) => Effect.Effect<AgentOutcome, AgentError>
-  /** Continues a saved task (by default the most recent unfinished one): after an approval, a model start, or a crash. */
+  /** Continues a saved task (by default the most recent unfinished one): after an approval, a model start, or a crash; `retryFailed` retries a failed one. */
   readonly resume: (options?: ResumeOptions) => Effect.Effect<AgentOutcome, AgentError>
+  /** Plans `prompt` and returns the plan without saving a task or running, drafting or confirming anything. */
+  readonly plan: (prompt: string, options?: RunOptions) => Effect.Effect<PlanPreview, AgentError>
   /** Performs the current state's command and one transition; saves and audits it. */
   readonly step: (task: Task, options?: RunOptions) => Effect.Effect<Task, AgentError>
   /** The saved tasks, most recently updated first. */
@@ -151,6 +201,7 @@ type StepServices =
   | Skills
   | SkillRunner
   | Approvals
+  | Approver
   | FileSystem.FileSystem
   | Path.Path
 
@@ -162,12 +213,15 @@ const perform = (task: Task, progress: ProgressListener) => {
   return Command.$match(command, {
     EnsureModel: () => ensureModel(task),
     Plan: ({ attempt, feedback }) => plan(task, attempt, feedback, progress),
+    ConfirmPlan: ({ graph, missing }) => confirmPlan(task, graph, missing),
     DraftSkill: ({ draft }) => writeDraft(task, draft, false, progress),
     ReworkSkill: ({ draft }) => writeDraft(task, draft, true, progress),
     TestSkill: ({ draft }) => testDraft(draft),
     RequestApproval: ({ draft }) => requestApproval(task, draft),
-    CheckApproval: ({ approvalId }) => checkApproval(approvalId),
-    ExecuteGraph: ({ graph }) => execute(task, graph, progress),
+    CheckApproval: ({ approvalId }) => checkApproval(task, approvalId),
+    // Each skill that runs host commands gets its exec grant (or the task pauses) before any node runs.
+    ExecuteGraph: ({ graph }) =>
+      Effect.flatMap(askExecGrant(task, graph), Option.match({ onSome: Effect.succeed, onNone: () => execute(task, graph, progress) })),
     Finished: () => Effect.dieMessage(`step() called on a finished task (${task.state})`)
   })
 }
@@ -189,27 +243,49 @@ export const makeAgent = Effect.gen(function*() {
   const launching = yield* Effect.makeSemaphore(1)
   const turns = yield* Effect.makeSemaphore(app.config.limits.max_concurrent_tasks)
 
-  const step = (task: Task, options: RunOptions = {}) => stepWith(task, toListener(options.onProgress))
+  const approver = yield* Approver
+  /** While a task waits for a human's answer it gives its turn to another task, and takes one again after. */
+  const offTurn = Approver.of({ ask: (question) => Effect.acquireUseRelease(turns.release(1), () => approver.ask(question), () => turns.take(1)) })
 
-  const stepWith = (task: Task, progress: ProgressListener) =>
+  const step = (task: Task, options: RunOptions = {}) =>
+    stepWith(task, toListener(options.onProgress), withStandingAnswers(approver, options.answers ?? {}))
+
+  /** Performs the state's command; its event, with the tokens its model calls used. */
+  const performCounted = (task: Task, progress: ProgressListener, asking: ApproverShape) =>
     Effect.gen(function*() {
       const spent = yield* Ref.make(0)
       const tokens = TaskTokens.of({ used: Effect.map(Ref.get(spent), (n) => task.tokens_used + n), add: (n) => Ref.update(spent, (s) => s + n) })
-      // A model that stopped mid-task pauses the task in model_wait, like one missing at the start.
+      // A model that stopped or stopped answering mid-task pauses the task in model_wait, like one
+      // missing at the start; `resume` asks again from the same state.
       const event = yield* perform(task, progress).pipe(
         Effect.provideService(TaskTokens, tokens),
+        Effect.provideService(Approver, asking),
         Effect.catchTag("ModelNotRunning", (error) =>
           Effect.map(canStartModels, (autoStart): Event =>
-            Event.ModelMissing({ model: error.model, startCommand: error.startCommand, autoStart })))
+            Event.ModelMissing({ model: error.model, startCommand: error.startCommand, autoStart }))),
+        Effect.catchIf(isModelUnavailable, (error) =>
+          Effect.succeed(Event.ModelFailed({ model: task.state === "planning" ? task.model : null, error: error.message })))
       )
+      return { event, tokens: yield* Ref.get(spent) }
+    })
+
+  const stepWith = (task: Task, progress: ProgressListener, asking: ApproverShape) =>
+    Effect.gen(function*() {
+      const { event, tokens } = yield* performCounted(task, progress, asking)
       // A graph run saved its progress as it went; the transition starts from that.
       const base = event._tag === "GraphFinished" ? { ...task, graph: event.graph } : task
-      const next = transition({ ...base, tokens_used: task.tokens_used + (yield* Ref.get(spent)) }, event, app.config.limits, yield* nowIso)
-      // Re-checking a pending approval changes nothing worth a line in the log.
-      const logged = event._tag !== "ApprovalPending"
-      // A task's end is committed with its last transition: a crash cannot keep one without the other.
+      const next = transition({ ...base, tokens_used: task.tokens_used + tokens }, event, app.config.limits, yield* nowIso)
+      // Waiting for a human changes nothing worth a line in the log (the pause is audited by `drive`).
+      yield* saveTransition(next, progress, !isWait(event))
+      return next.task
+    }).pipe(inTask(task.id), Effect.provide(context))
+
+  /** Saves a transition with its audit line (`logged`), and reports it. */
+  const saveTransition = (next: Transition, progress: ProgressListener, logged = true) =>
+    Effect.gen(function*() {
+      // A task's end (complete, failed, declined) is committed with its last transition: a crash cannot keep one without the other.
       const ending: ReadonlyArray<AuditEvent> = isTerminal(next.task)
-        ? [{ event: next.task.state === "complete" ? "task.complete" : "task.failed", data: { steps: next.task.steps, ...(next.task.error === null ? {} : { error: next.task.error }) } }]
+        ? [{ event: `task.${next.task.state}`, data: { steps: next.task.steps, ...(next.task.error === null ? {} : { error: next.task.error }) } }]
         : []
       yield* state.save(
         next.task,
@@ -221,17 +297,17 @@ export const makeAgent = Effect.gen(function*() {
           : ending
       )
       if (logged) yield* progress({ _tag: "Transition", from: next.from, to: next.to, reason: next.reason })
-      return next.task
-    }).pipe(inTask(task.id), Effect.provide(context))
+    })
 
   /** Steps until the task finishes or pauses. */
-  const drive = (start: Task, progress: ProgressListener) =>
+  const drive = (start: Task, progress: ProgressListener, answers: StandingAnswers) =>
     Effect.gen(function*() {
+      const asking = withStandingAnswers(offTurn, answers)
       let task = start
       // A paused task is retried once per drive: the first step re-checks what it waited for.
       let first = true
       while (!isTerminal(task) && (first || task.paused === null)) {
-        task = yield* stepWith(task, progress)
+        task = yield* stepWith(task, progress, asking)
         first = false
       }
       if (!isTerminal(task) && task.paused !== null) {
@@ -248,7 +324,7 @@ export const makeAgent = Effect.gen(function*() {
   const launch = (
     id: string,
     command: string,
-    begin: (saved: Option.Option<Task>) => Effect.Effect<Task, AgentError>,
+    begin: (saved: Option.Option<Task>, progress: ProgressListener) => Effect.Effect<Task, AgentError>,
     options: RunOptions
   ) =>
     Effect.gen(function*() {
@@ -257,9 +333,9 @@ export const makeAgent = Effect.gen(function*() {
       const progress = both(toListener(options.onProgress), publish)
       const body = turns.withPermits(1)(Effect.scoped(Effect.gen(function*() {
         yield* state.lock(id, command)
-        const task = yield* begin(yield* state.load(id))
+        const task = yield* begin(yield* state.load(id), progress)
         if (isTerminal(task)) return { task, paused: null } satisfies AgentOutcome
-        return yield* drive(task, progress)
+        return yield* drive(task, progress, options.answers ?? {})
       }))).pipe(
         inTask(id),
         Effect.ensuring(PubSub.publish(events, Take.end))
@@ -313,19 +389,63 @@ export const makeAgent = Effect.gen(function*() {
         (saved) => (saved ? Effect.succeed(id) : resolveTaskId(id).pipe(Effect.provideService(State, state)))
       )
 
+  /** The most recently updated failed task: what `resume --retry-failed` retries when it names none. */
+  const lastFailed = Effect.flatMap(state.list, (list) =>
+    Option.match(Option.fromNullable(list.tasks.find((task) => task.state === "failed")), {
+      onNone: () => Effect.fail(new NothingToRetry({ id: null, state: null, location: state.location })),
+      onSome: (task) => Effect.succeed(task.id)
+    }))
+
+  /** A failed task made ready to run again (`RetryFailed`), saved and audited before it is driven. */
+  const retry = (task: Task, progress: ProgressListener) =>
+    Effect.gen(function*() {
+      if (task.state !== "failed") return yield* new NothingToRetry({ id: task.id, state: task.state, location: state.location })
+      const next = transition(task, Event.RetryFailed(), app.config.limits, yield* nowIso)
+      yield* audit.log("task.retry", { command: retryCommand(task), to: next.to })
+      yield* saveTransition(next, progress)
+      return next.task
+    }).pipe(inTask(task.id))
+
   const resume = (options: ResumeOptions = {}) =>
     Effect.gen(function*() {
-      const id = yield* chooseTask(options.task)
-      const handle = yield* launch(id, "resume", (saved) =>
+      const retrying = options.retryFailed === true
+      const id = yield* (retrying && options.task === undefined ? lastFailed : chooseTask(options.task))
+      const handle = yield* launch(id, "resume", (saved, progress) =>
         Option.match(saved, {
           onNone: () => Effect.fail(new NoTaskToResume({ location: state.location })),
           onSome: (task) =>
-            isTerminal(task)
+            retrying
+              ? retry(task, progress)
+              : isTerminal(task)
               ? Effect.succeed(task)
               : Effect.as(audit.log("task.resume", { state: task.state, steps: task.steps }), task)
         }), options)
       return yield* awaitHandle(handle)
     })
+
+  const plan = (prompt: string, options: RunOptions = {}) => {
+    const id = crypto.randomUUID()
+    return Effect.gen(function*() {
+      const progress = toListener(options.onProgress)
+      let task = newTask(id, prompt, yield* nowIso)
+      // Only the states before a plan exists: nothing is drafted, confirmed or run, and nothing saved.
+      const planning = (current: Task) =>
+        current.paused === null && (current.state === "pending" || current.state === "planning" || current.state === "model_wait")
+      while (planning(task)) {
+        const { event, tokens } = yield* performCounted(task, progress, approver)
+        task = transition({ ...task, tokens_used: task.tokens_used + tokens }, event, app.config.limits, yield* nowIso).task
+      }
+      const summary = task.graph === null || isTerminal(task) ? null : yield* summarize(task.graph, task.missing_skills)
+      yield* audit.log("task.plan_only", {
+        prompt,
+        state: task.state,
+        nodes: task.graph?.nodes.length ?? 0,
+        drafts: task.missing_skills.map((skill) => skill.name),
+        exec_skills: summary?.exec_skills ?? []
+      })
+      return { task, plan: summary } satisfies PlanPreview
+    }).pipe(inTask(id), Effect.provide(context))
+  }
 
   const task = (id?: string) =>
     Effect.gen(function*() {
@@ -358,10 +478,10 @@ export const makeAgent = Effect.gen(function*() {
       })).pipe(inTask(chosen))
     })
 
-  return Agent.of({ start, run, resume, step, tasks: state.list, task, reset })
+  return Agent.of({ start, run, resume, plan, step, tasks: state.list, task, reset })
 })
 
-/** The agent over whatever layers the app provides for its services. */
+/** The agent over whatever layers the app provides for its services (the `Approver` among them). */
 export const AgentLive = Layer.scoped(Agent, makeAgent)
 
 /**
@@ -375,5 +495,12 @@ export const AgentServicesLive = Layer.mergeAll(
   SkillRunnerLive.pipe(Layer.provideMerge(SkillsLive), Layer.provideMerge(SandboxLive))
 )
 
-/** `Agent` with its live services. */
-export const AgentDefault = AgentLive.pipe(Layer.provideMerge(AgentServicesLive))
+/**
+ * `Agent` with its live services, its questions for a human going to `approver` (which may use
+ * them: `Approvals`, `SkillRunner`, …): `ApproverFrom(handler)`, `ApproverQueue`, the terminal.
+ */
+export const agentWithApprover = <E, R, Also = never>(approver: Layer.Layer<Approver | Also, E, R>) =>
+  AgentLive.pipe(Layer.provideMerge(approver), Layer.provideMerge(AgentServicesLive))
+
+/** `Agent` with its live services; a question for a human pauses the task (`ApproverPause`). */
+export const AgentDefault = agentWithApprover(ApproverPause)

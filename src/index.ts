@@ -29,7 +29,10 @@ export {
   AgentLive,
   type AgentOutcome,
   AgentServicesLive,
+  agentWithApprover,
+  NothingToRetry,
   NoTaskToResume,
+  type PlanPreview,
   type Progress,
   type ProgressCallback,
   type ProgressListener,
@@ -43,14 +46,32 @@ export {
 // The agent for apps without Effect: Promises and callbacks
 export {
   AgentClosed,
-  ApprovalCallbackFailed,
   type ApprovalRequest,
   createAgent,
   type CreateAgentOptions,
   type PromiseAgent,
   type PromiseTaskHandle,
+  type ResumeTaskOptions,
   type StartOptions
 } from "./createAgent.ts"
+
+// Questions for a human: confirming a plan, approving a draft, granting exec
+export {
+  Answer,
+  ApprovalCallbackFailed,
+  type AskedQuestion,
+  Approver,
+  ApproverFrom,
+  ApproverPause,
+  ApproverQuestions,
+  ApproverQueue,
+  type ApproverShape,
+  describeQuestion,
+  Question,
+  type StandingAnswers,
+  withStandingAnswers
+} from "./layers/Approver.ts"
+export { commandLine, type PlannedNode, type PlanSummary, type SkillFacts, summarizePlan } from "./core/planSummary.ts"
 
 // Configuration
 export { type AgentConfig, type ConfigEnvironment, ConfigSchema, defaultConfig, Tier } from "./core/config.ts"
@@ -71,7 +92,7 @@ export {
 } from "./layers/Config.ts"
 
 // The persisted task and its graph
-export { type Pause, SkillDraft, MissingSkill, newTask, isTerminal, Task, TaskStateName } from "./core/task.ts"
+export { ExecGrant, type Pause, SkillDraft, MissingSkill, newTask, isTerminal, Task, TaskStateName } from "./core/task.ts"
 export {
   type ActionNode,
   type DecisionNode,

@@ -40,7 +40,17 @@ const draftingModel = (message: string): string =>
     ? doubleTests
     : `You said: ${message.slice(0, 40)}`
 
-const appConfig = (home: string): AgentConfig => configInside(home, { allowedPaths: [`${home}/data/**`] })
+/** An app's config: plans confirmed by `onApproval` (the default tier), or run at once with `confirm: "auto"`. */
+const appConfig = (home: string, confirm: "auto" | "prompt" = "prompt"): AgentConfig => {
+  const base = configInside(home, { allowedPaths: [`${home}/data/**`] })
+  return { ...base, approval_tiers: { ...base.approval_tiers, task_confirmation: confirm } }
+}
+
+/** The questions an `onApproval` was asked, by kind and subject. */
+const subjects = (asked: ReadonlyArray<ApprovalRequest>) =>
+  asked.map((question) =>
+    question._tag === "ApproveSkill" ? `skill ${question.approval.skill_name}` : question._tag === "GrantExec" ? `exec ${question.skill}` : `plan ${question.request}`
+  )
 
 const promise = <A>(make: () => Promise<A>) => Effect.promise(make)
 const rejection = (make: () => Promise<unknown>) =>
@@ -51,7 +61,23 @@ const scopedAgent = (options: CreateAgentOptions) =>
   Effect.acquireRelease(Effect.sync(() => createAgent(options)), (agent) => Effect.promise(() => agent.close()))
 
 describe("createAgent (Promises and callbacks)", () => {
-  it.scoped("asks onApproval about a draft with its code and tests; true promotes it and the task completes", () =>
+  it.scoped("resume(id, { retryFailed: true }) plans a task again whose skill a human rejected, and it completes once approved", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const server = yield* openAiServer({ reply: draftingModel })
+      let approve = false
+      const agent = yield* scopedAgent({ config: appConfig(home), llm: { baseUrl: server.url }, onApproval: (question) => question._tag === "ConfirmPlan" || approve })
+      const failed = yield* promise(() => agent.run("Double 21"))
+      expect(failed.task.state).toBe("failed")
+      expect(failed.task.error).toContain(`--task ${failed.task.id.slice(0, 8)} --retry-failed`)
+      approve = true
+      const retried = yield* promise(() => agent.resume(failed.task.id, { retryFailed: true }))
+      expect(retried.task).toMatchObject({ id: failed.task.id, state: "complete", result: { d: 42 } })
+      const again = yield* rejection(() => agent.resume(failed.task.id, { retryFailed: true }))
+      expect(again._tag).toBe("NothingToRetry")
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("asks onApproval to confirm the plan, then about the draft with its code and tests; yes to both completes the task in one await", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
       const server = yield* openAiServer({ reply: draftingModel })
@@ -69,46 +95,62 @@ describe("createAgent (Promises and callbacks)", () => {
       const outcome = yield* promise(() => agent.run("Double 21"))
       expect(outcome.task.state).toBe("complete")
       expect(outcome.task.result).toEqual({ d: 42 })
-      expect(asked.map((request) => request.approval.skill_name)).toEqual(["double"])
-      expect(asked[0]?.code).toBe(doubleSkill)
-      expect(asked[0]?.tests).toBe(doubleTests)
-      expect(asked[0]?.approval.test_report).toMatchObject({ total: 2, passed: 2, failed: 0 })
+      expect(subjects(asked)).toEqual(["plan Double 21", "skill double"])
+      const [plan, draft] = asked
+      if (plan?._tag !== "ConfirmPlan" || draft?._tag !== "ApproveSkill") throw new Error("asked the wrong questions")
+      // The plan is confirmed before anything is drafted: it names the skill to draft.
+      expect(plan.tier).toBe("prompt")
+      expect(plan.plan.drafts).toEqual([{ name: "double", purpose: "Return twice the number n." }])
+      expect(plan.plan.nodes).toMatchObject([{ id: "d", action: "skill", uses: "double", drafted: true, exec: false }])
+      expect(draft.code).toBe(doubleSkill)
+      expect(draft.tests).toBe(doubleTests)
+      expect(draft.approval.test_report).toMatchObject({ total: 2, passed: 2, failed: 0 })
       expect(readFileSync(`${home}/skills/double.js`, "utf8")).toBe(doubleSkill)
       const transitions = progress.flatMap((event) => (event._tag === "Transition" ? [event.to] : []))
-      expect(transitions).toEqual(expect.arrayContaining(["planning", "skill_draft", "approval", "graph_exec", "complete"]))
+      expect(transitions).toEqual(expect.arrayContaining(["planning", "confirmation", "skill_draft", "approval", "graph_exec", "complete"]))
       expect(progress.some((event) => event._tag === "LlmCall" && event.model === "test-model")).toBe(true)
     }).pipe(Effect.provide(TestPlatform)))
 
-  it.scoped("false rejects the draft: the task fails with the app's no and nothing is promoted", () =>
+  it.scoped("false to a draft rejects it: the task fails with the app's no and nothing is promoted", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
       const server = yield* openAiServer({ reply: draftingModel })
-      const agent = yield* scopedAgent({ config: appConfig(home), llm: { baseUrl: server.url }, onApproval: () => false })
+      const agent = yield* scopedAgent({ config: appConfig(home), llm: { baseUrl: server.url }, onApproval: (question) => question._tag !== "ApproveSkill" })
       const outcome = yield* promise(() => agent.run("Double 21"))
       expect(outcome.task.state).toBe("failed")
       expect(outcome.task.error).toContain("rejected by the app (onApproval)")
       expect(existsSync(`${home}/skills/double.js`)).toBe(false)
     }).pipe(Effect.provide(TestPlatform)))
 
-  it.scoped("without onApproval the task pauses; resume() on an agent with onApproval asks and completes it", () =>
+  it.scoped("false to the plan ends the task declined: nothing is drafted or run", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const server = yield* openAiServer({ reply: draftingModel })
+      const asked: Array<ApprovalRequest> = []
+      const agent = yield* scopedAgent({ config: appConfig(home), llm: { baseUrl: server.url }, onApproval: (question) => asked.push(question) < 0 })
+      const outcome = yield* promise(() => agent.run("Double 21"))
+      expect(subjects(asked)).toEqual(["plan Double 21"])
+      expect(outcome.task.state).toBe("declined")
+      expect(outcome.paused).toBeNull()
+      expect(outcome.task.error).toContain("The plan was declined; nothing ran and no skill was drafted.")
+      expect(existsSync(`${home}/drafts/double.js`)).toBe(false)
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("without onApproval the task pauses at each question; resume() on an agent with onApproval asks and completes it", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
       const server = yield* openAiServer({ reply: draftingModel })
       const first = createAgent({ config: appConfig(home), llm: { baseUrl: server.url } })
       const paused = yield* promise(() => first.run("Double 21"))
       yield* promise(() => first.close())
-      expect(paused.task.state).toBe("approval")
-      expect(paused.paused?.reason).toBe("approval")
-      expect(existsSync(`${home}/skills/double.js`)).toBe(false)
+      expect(paused.task.state).toBe("confirmation")
+      expect(paused.paused).toMatchObject({ reason: "confirmation", next_command: `luallm-agent resume --task ${paused.task.id.slice(0, 8)} --yes` })
+      expect(existsSync(`${home}/drafts/double.js`)).toBe(false)
 
-      const asked: Array<string> = []
-      const second = yield* scopedAgent({
-        config: appConfig(home),
-        llm: { baseUrl: server.url },
-        onApproval: ({ approval }) => asked.push(approval.skill_name) > 0
-      })
+      const asked: Array<ApprovalRequest> = []
+      const second = yield* scopedAgent({ config: appConfig(home), llm: { baseUrl: server.url }, onApproval: (question) => asked.push(question) > 0 })
       const done = yield* promise(() => second.resume())
-      expect(asked).toEqual(["double"])
+      expect(subjects(asked)).toEqual(["plan Double 21", "skill double"])
       expect(done.task.id).toBe(paused.task.id)
       expect(done.task.state).toBe("complete")
       expect(done.task.result).toEqual({ d: 42 })
@@ -119,30 +161,40 @@ describe("createAgent (Promises and callbacks)", () => {
       const home = yield* tempDir
       const server = yield* openAiServer({ reply: draftingModel })
       const throwing = createAgent({
-        config: appConfig(home),
+        config: appConfig(home, "auto"),
         llm: { baseUrl: server.url },
         onApproval: () => Promise.reject(new Error("review service down"))
       })
       const thrown = yield* rejection(() => throwing.run("Double 21"))
       yield* promise(() => throwing.close())
       expect(thrown._tag).toBe("ApprovalCallbackFailed")
-      expect(thrown.message).toContain("onApproval failed for skill double")
-      expect(thrown.message).toContain("it threw review service down")
-      expect(thrown.message).toContain(`call resume("`)
+      expect(thrown.message).toMatch(/^The app's approver failed to answer about the drafted skill double \(approval [0-9a-f]{8}\): it threw review service down\./)
 
       const vague = yield* scopedAgent({
-        config: appConfig(home),
+        config: appConfig(home, "auto"),
         llm: { baseUrl: server.url },
         // A JavaScript app can return anything: only true or false decides.
         onApproval: (() => "yes") as unknown as () => boolean
       })
       const [paused] = (yield* promise(() => vague.tasks())).tasks
-      expect(thrown.message).toContain(`call resume("${paused?.id.slice(0, 8)}")`)
+      expect(thrown.message).toContain(`then continue it with resume("${paused?.id.slice(0, 8)}")`)
       const answered = yield* rejection(() => vague.resume(paused?.id))
       expect(answered._tag).toBe("ApprovalCallbackFailed")
       expect(answered.message).toContain(`it returned "yes", not true or false`)
       expect(existsSync(`${home}/skills/double.js`)).toBe(false)
       expect((yield* promise(() => vague.tasks())).tasks.map((task) => task.state)).toEqual(["approval"])
+    }).pipe(Effect.provide(TestPlatform)))
+
+  it.scoped("plan() returns the plan with the skill to draft and saves no task", () =>
+    Effect.gen(function*() {
+      const home = yield* tempDir
+      const server = yield* openAiServer({ reply: draftingModel })
+      const agent = yield* scopedAgent({ config: appConfig(home), llm: { baseUrl: server.url }, onApproval: () => Promise.reject(new Error("never asked")) })
+      const preview = yield* promise(() => agent.plan("Double 21"))
+      expect(preview.task.state).toBe("confirmation")
+      expect(preview.plan).toMatchObject({ drafts: [{ name: "double" }], exec_skills: [], nodes: [{ id: "d", uses: "double", drafted: true }] })
+      expect((yield* promise(() => agent.tasks())).tasks).toEqual([])
+      expect(existsSync(`${home}/drafts/double.js`)).toBe(false)
     }).pipe(Effect.provide(TestPlatform)))
 
   it.scoped("rejects with the tagged error itself: a bad setting, an unknown task, a closed agent", () =>
@@ -156,7 +208,7 @@ describe("createAgent (Promises and callbacks)", () => {
       expect(invalid._tag).toBe("ConfigInvalid")
       expect(invalid.message).toContain("limits.max_task_steps: expected a positive integer, got 0 (from the app's settings)")
 
-      const agent = createAgent({ config: appConfig(home), llm: { baseUrl: server.url } })
+      const agent = createAgent({ config: appConfig(home, "auto"), llm: { baseUrl: server.url } })
       yield* promise(() => agent.run("Double 21"))
       const unknown = yield* rejection(() => agent.resume("ffffffff"))
       expect(unknown._tag).toBe("TaskNotFound")
@@ -180,7 +232,7 @@ describe("createAgent (Promises and callbacks)", () => {
         }
       })
       const everything: Array<Progress> = []
-      const agent = yield* scopedAgent({ config: appConfig(home), llm: { baseUrl: server.url }, onProgress: (event) => everything.push(event) })
+      const agent = yield* scopedAgent({ config: appConfig(home, "auto"), llm: { baseUrl: server.url }, onProgress: (event) => everything.push(event) })
       const own = { a: [] as Array<Progress>, b: [] as Array<Progress> }
       const a = yield* promise(() => agent.start("Greet as [a]", { onProgress: (event) => own.a.push(event) }))
       const b = yield* promise(() => agent.start("Greet as [b]", { onProgress: (event) => own.b.push(event) }))
@@ -204,7 +256,7 @@ describe("createAgent (Promises and callbacks)", () => {
     Effect.gen(function*() {
       const home = yield* tempDir
       // Any URL: the scripted server answers every host, and the replay matches what was recorded.
-      const config = { ...appConfig(home), llm: { ...appConfig(home).llm, base_url: "http://127.0.0.1:9" } }
+      const config = { ...appConfig(home, "auto"), llm: { ...appConfig(home).llm, base_url: "http://127.0.0.1:9" } }
       const cassette = `${home}/session.jsonl`
       const replies = [
         FakeReply.content(JSON.stringify({ nodes: [{ id: "say", action: "llm_call", prompt_template: "Say hello." }] }), { when: "Request:" }),

@@ -1,12 +1,13 @@
 /**
  * The skill sub-loop: draft a missing skill and its tests with the code model, check the
  * draft's header before anything runs, run the tests in the sandbox (draft mode: writes go
- * to a scratch dir), rework with the failing output, then file the approval and wait for a
- * human. Drafts live in `skills.agent_dir`; nothing here writes to `skills.allowed_dir`
+ * to a scratch dir), rework with the failing output (the code, and the tests too when they are
+ * what is wrong), then file the approval and ask a human (through the `Approver`). Drafts live in
+ * `skills.agent_dir`; nothing here writes to `skills.allowed_dir`
  * except `Approvals.promote`, after a human said yes.
  */
 import { FileSystem, Path } from "@effect/platform"
-import { Data, Effect, Either, Schema } from "effect"
+import { Data, Effect, Either, Option, Schema } from "effect"
 import { answerJsonSchema, type JsonSchema } from "../core/jsonSchema.ts"
 import { parseDraftAnswer } from "../core/llmOutput.ts"
 import {
@@ -15,14 +16,16 @@ import {
   type SkillDraftContext,
   skillCodeUserPrompt,
   skillReworkUserPrompt,
+  skillReworkWithTestsUserPrompt,
   skillTestUserPrompt
 } from "../core/prompts.ts"
 import { describeHiddenCharacters, findHiddenCharacters } from "../core/reviewText.ts"
 import { isSkillName, parseMetadata } from "../core/skillMeta.ts"
-import { resumeCommand, type SkillDraft, type Task } from "../core/task.ts"
+import type { SkillDraft, Task } from "../core/task.ts"
 import { Event } from "../core/taskMachine.ts"
-import { allPassed, type TestReport } from "../core/testHarness.ts"
-import { Approvals } from "../layers/Approvals.ts"
+import { allPassed, type TestReport, testsAtFault } from "../core/testHarness.ts"
+import { type ApprovalRecord, Approvals } from "../layers/Approvals.ts"
+import { Approver, Question } from "../layers/Approver.ts"
 import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
 import { Llm } from "../layers/Llm.ts"
@@ -101,8 +104,9 @@ export const codeSchema = answerJsonSchema(Schema.Struct({ code: Schema.String }
 export const testsSchema = answerJsonSchema(Schema.Struct({ tests: Schema.String }))
 
 /**
- * `DraftSkill` and `ReworkSkill`: write the code (and, the first time, the tests). A first
- * draft asks for both in one answer; a model that sent only the code is asked for the tests.
+ * `DraftSkill` and `ReworkSkill`: write the code (and, the first time or when they were the
+ * problem, the tests). A first draft asks for both in one answer; a model that sent only the
+ * code is asked for the tests.
  */
 export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progress: ProgressListener) =>
   Effect.gen(function*() {
@@ -124,26 +128,38 @@ export const writeDraft = (task: Task, draft: SkillDraft, rework: boolean, progr
       }, progress)
     const previousTests = rework ? yield* fs.readFileString(files.test).pipe(Effect.orElseSucceed(() => "")) : ""
     const previousCode = rework ? yield* fs.readFileString(files.code).pipe(Effect.orElseSucceed(() => "")) : ""
-    const answer = rework
+    const failure = draft.feedback ?? "the tests failed"
+    // A rework keeps the tests, so passing means the code changed to meet them; unless the tests
+    // are what is wrong: then it asks for the code and new tests, which replace the old ones.
+    // (A draft whose code was refused before its tests were written gets them after the code.)
+    const noTests = previousTests.trim() === ""
+    const testsProblem = !rework || noTests
+      ? undefined
+      : draft.test_report === null
+      ? `${draft.skill.name}.test.js could not run.`
+      : testsAtFault(draft.skill.name, draft.test_report)
+    const withTests = !rework || noTests || testsProblem !== undefined
+    const answer = !rework
+      ? yield* ask("skill.draft", () => skillCodeUserPrompt(context), draftSchema, "skill_draft")
+      : testsProblem !== undefined
       ? yield* ask(
         "skill.rework",
-        (shrink) => skillReworkUserPrompt(context, previousCode, previousTests, draft.feedback ?? "the tests failed", shrink),
-        codeSchema,
-        "skill_code"
+        (shrink) => skillReworkWithTestsUserPrompt(context, previousCode, previousTests, testsProblem, failure, shrink),
+        draftSchema,
+        "skill_draft"
       )
-      : yield* ask("skill.draft", () => skillCodeUserPrompt(context), draftSchema, "skill_draft")
-    const drafted = parseDraftAnswer(answer.content, rework ? "code" : "both")
+      : yield* ask("skill.rework", (shrink) => skillReworkUserPrompt(context, previousCode, previousTests, failure, shrink), codeSchema, "skill_code")
+    const drafted = parseDraftAnswer(answer.content, withTests ? "both" : "code")
     if (drafted.code.trim() === "") return Event.DraftRejected({ feedback: "The answer held no code. Answer with the whole skill file, header first." })
     const hiddenInCode = hiddenCharacterFeedback("code", drafted.code)
     if (hiddenInCode !== undefined) return Event.DraftRejected({ feedback: hiddenInCode })
     yield* writeFile(files.code, drafted.code)
     const problem = yield* checkDraft(draft.skill.name, files.code)
     if (problem !== undefined) return Event.DraftRejected({ feedback: problem })
-    // Tests are written once, from the first version; a rework keeps them, so passing means
-    // the code changed to meet them, not the other way round. Tests that could not run at
-    // all (no report) are written again.
-    if (!rework || previousTests.trim() === "" || draft.test_report === null) {
-      const tests = !rework && drafted.tests.trim() !== ""
+    // The tests are written with the first version, and again only when they were the problem;
+    // a model that sent only the code is asked for them.
+    if (withTests) {
+      const tests = drafted.tests.trim() !== ""
         ? drafted.tests
         : parseDraftAnswer((yield* ask("skill.test", () => skillTestUserPrompt(context, drafted.code), testsSchema, "skill_tests")).content, "tests").tests
       if (tests.trim() === "") return Event.DraftRejected({ feedback: "The tests answer held no code." })
@@ -196,7 +212,7 @@ export const testDraft = (draft: SkillDraft) =>
     return Event.TestsPassed({ report, tested: yield* approvals.keepTested(run.right.tested) })
   })
 
-/** `RequestApproval`: file the record and pause with the commands that continue. */
+/** `RequestApproval`: file the record; `CheckApproval` then asks a human about it. */
 export const requestApproval = (task: Task, draft: SkillDraft) =>
   Effect.gen(function*() {
     const approvals = yield* Approvals
@@ -216,31 +232,51 @@ export const requestApproval = (task: Task, draft: SkillDraft) =>
       tested: draft.tested,
       taskId: task.id
     })
-    return Event.ApprovalRequested({
-      approvalId: record.id,
-      nextCommand: `${resumeCommand(task)}   (or: luallm-agent approvals approve ${record.id.slice(0, 8)} && ${resumeCommand(task)})`
-    })
+    return Event.ApprovalRequested({ approvalId: record.id })
   })
 
 /**
- * `CheckApproval`: approved → promote (if not yet) → `Approved`; rejected → `Rejected`;
- * still pending, but a human copied the exact approved file into allowed_dir by hand →
- * recorded as approved → `Approved`; otherwise `ApprovalPending`.
+ * What a decided record means for its task: approved → promote (if not yet) → `Approved`;
+ * rejected → `Rejected`; still pending, but a human copied the exact approved file into
+ * allowed_dir by hand → recorded as approved → `Approved`; `None` while nobody has decided.
  */
-export const checkApproval = (approvalId: string) =>
+const decided = (record: ApprovalRecord) =>
   Effect.gen(function*() {
     const approvals = yield* Approvals
     const audit = yield* Audit
-    const record = yield* approvals.get(approvalId)
-    if (record.status === "rejected") return Event.Rejected({ reason: record.reason ?? "no reason given" })
+    if (record.status === "rejected") return Option.some(Event.Rejected({ reason: record.reason ?? "no reason given" }))
     if (record.status === "approved") {
       if (record.promoted_to === null) yield* approvals.promote(record.id)
-      return Event.Approved()
+      return Option.some(Event.Approved())
     }
     if (yield* approvals.checkPromotion(record)) {
       yield* approvals.resolve(record.id, true, "promoted by hand with the printed commands")
       yield* audit.log("approval.manual_promotion", { id: record.id, skill: record.skill_name })
-      return Event.Approved()
+      return Option.some(Event.Approved())
     }
-    return Event.ApprovalPending()
+    return Option.none<Event>()
+  })
+
+/**
+ * `CheckApproval`: a record someone decided already (`approvals approve|reject`, a hand
+ * promotion) is taken as decided; otherwise the `Approver` is asked with the tested copy (what
+ * promotion installs) and its answer is recorded: yes → resolved and promoted → `Approved`; no →
+ * `Rejected`; not now → `ApprovalPending`, which pauses the task.
+ */
+export const checkApproval = (task: Task, approvalId: string) =>
+  Effect.gen(function*() {
+    const approvals = yield* Approvals
+    const approver = yield* Approver
+    const record = yield* approvals.get(approvalId)
+    const before = yield* decided(record)
+    if (Option.isSome(before)) return before.value
+    const copy = yield* approvals.tested(record)
+    const answer = yield* approver.ask(Question.ApproveSkill({ taskId: task.id, approval: record, code: copy.code, tests: copy.tests }))
+    if (answer._tag === "Later") return Event.ApprovalPending()
+    const resolved = answer._tag === "Yes"
+      ? approvals.resolve(record.id, true, `approved by ${answer.by}`)
+      : approvals.resolve(record.id, false, answer.reason.trim() === "" ? `rejected by ${answer.by}` : answer.reason)
+    // Someone else decided while this human read it (e.g. `approvals approve` from another shell): theirs counts.
+    const settled = yield* resolved.pipe(Effect.catchTag("ApprovalAlreadyResolved", () => approvals.get(record.id)))
+    return Option.getOrElse(yield* decided(settled), () => Event.ApprovalPending())
   })

@@ -7,7 +7,7 @@
  */
 import { Clock, Data, Effect, Either, Option, Ref } from "effect"
 import type { Json } from "../core/config.ts"
-import { executeGraph } from "../core/executor.ts"
+import { runGraph } from "../core/executor.ts"
 import { type ActionNode, dependantsIndex, type Graph, type Node, resultLookup, type SkillNode } from "../core/graph.ts"
 import { jsonSchemaProblems } from "../core/jsonSchema.ts"
 import { extractJsonValue } from "../core/llmOutput.ts"
@@ -18,12 +18,14 @@ import { Event, type FailedNode } from "../core/taskMachine.ts"
 import { interpolate, interpolateArgs, type Results } from "../core/template.ts"
 import { Audit } from "../layers/Audit.ts"
 import { AppConfig } from "../layers/Config.ts"
+import { isModelUnavailable, type LlmHttpError, type LlmTimeout, type LlmUnreachable } from "../layers/Llm.ts"
+import { ModelNotRunning } from "../layers/Luallm.ts"
 import { maxResultChars, OutputTooLarge } from "../layers/Sandbox.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
 import { Skills, type SkillUnreadable } from "../layers/Skills.ts"
 import { State } from "../layers/State.ts"
 import { askModel } from "./llmCall.ts"
-import { librarySkills } from "./planning.ts"
+import { canStartModels, librarySkills } from "./planning.ts"
 import { makeWriteBehind } from "./writeBehind.ts"
 import type { ProgressListener } from "./progress.ts"
 
@@ -87,7 +89,9 @@ const runNode = (task: Task, progress: ProgressListener, library: Effect.Effect<
       const runner = yield* SkillRunner
       const app = yield* AppConfig
       const args = yield* skillArguments(node, results)
-      const run = yield* runner.execute(node.skill_name, args, { grantExec: app.approvalTier("skill_exec") === "auto" }).pipe(
+      // exec: granted by the tier, or by a human for this task (asked before the graph ran, see questions.ts).
+      const grantExec = app.approvalTier("skill_exec") === "auto" || task.exec_grants.some((grant) => grant.skill === node.skill_name)
+      const run = yield* runner.execute(node.skill_name, args, { grantExec }).pipe(
         Effect.catchIf(
           (error): error is OutputTooLarge => error instanceof OutputTooLarge && error.what === "result",
           (error) => new NodeDataTooLarge({ node: node.id, skill: node.skill_name, direction: "result", size: error.size, limit: error.limit })
@@ -129,6 +133,10 @@ export class NodeAnswerInvalid extends Data.TaggedError("NodeAnswerInvalid")<{
   }
 }
 
+/** A node's failure that no retry of the node can help: the model it asked is not there or not answering. */
+const modelDown = (error: unknown): error is ModelNotRunning | LlmUnreachable | LlmTimeout | LlmHttpError =>
+  error instanceof ModelNotRunning || isModelUnavailable(error)
+
 /** Announces a node's new status when it changed between two snapshots. */
 const statusChanges = (before: Graph, after: Graph): ReadonlyArray<Node> => {
   const previous = new Map(before.nodes.map((node) => [node.id, node.status]))
@@ -166,12 +174,21 @@ export const execute = (task: Task, graph: Graph, progress: ProgressListener) =>
       onSome: Effect.succeed,
       onNone: () => Effect.tap(librarySkills, (skills) => Ref.set(listed, Option.some(skills)))
     }))
-    const finished = yield* executeGraph(graph, {
+    const run = yield* runGraph(graph, {
       runNode: runNode(task, progress, library),
       maxParallel: app.config.limits.max_parallel_nodes,
-      onUpdate
+      onUpdate,
+      stopOn: modelDown
     })
     yield* persist.flush
+    const finished = run.graph
+    // A model that is down stops the run: the task pauses with what completed, and resumes it.
+    if (Option.isSome(run.stopped)) {
+      const error = run.stopped.value
+      return error instanceof ModelNotRunning
+        ? Event.ModelMissing({ model: error.model, startCommand: error.startCommand, autoStart: yield* canStartModels, graph: finished })
+        : Event.ModelFailed({ model: null, error: error.message, graph: finished })
+    }
     const failed: ReadonlyArray<FailedNode> = finished.nodes
       .filter((node) => node.status === "failed")
       .map((node) => ({ id: node.id, error: node.error ?? "failed" }))

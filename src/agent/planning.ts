@@ -127,5 +127,6 @@ export const plan = (task: Task, attempt: number, feedback: string | null, progr
       nodes: parsed.right.graph.nodes.length,
       missing: parsed.right.missing.map((skill) => skill.name)
     })
-    return Event.Planned(parsed.right)
+    // Under any tier but auto, a human confirms the plan before anything is drafted or run.
+    return Event.Planned({ ...parsed.right, confirm: app.approvalTier("task_confirmation") !== "auto" })
   })

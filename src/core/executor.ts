@@ -23,6 +23,7 @@ import {
   Option,
   Predicate,
   Queue,
+  Ref,
   Schedule,
   SynchronizedRef
 } from "effect"
@@ -48,6 +49,21 @@ export interface ExecuteOptions<E, R, E2, R2, R3> {
   readonly onUpdate?: (graph: Graph) => Effect.Effect<void, E2, R2>
   /** Spaces the retries of a failing node; their number is the node's `max_retries`. Default: no delay. */
   readonly retrySchedule?: Schedule.Schedule<unknown, unknown, R3>
+}
+
+export interface RunOptions<E, S extends E, R, E2, R2, R3> extends ExecuteOptions<E, R, E2, R2, R3> {
+  /**
+   * A `runNode` failure that stops the whole run instead of failing its node (the model the node
+   * asked is down: the next nodes asking it would fail the same way). That node goes back to
+   * `pending` (its retries as they were), the nodes already running finish, no other node starts.
+   */
+  readonly stopOn: (error: E) => error is S
+}
+
+/** How a run ended: its graph, and the failure that stopped it early, if one did. */
+export interface GraphRun<E> {
+  readonly graph: Graph
+  readonly stopped: Option.Option<E>
 }
 
 type Nodes = HashMap.HashMap<string, Node>
@@ -96,7 +112,13 @@ const decide = (node: DecisionNode, results: Results): Outcome =>
 export const executeGraph = <E, R, E2 = never, R2 = never, R3 = never>(
   graph: Graph,
   options: ExecuteOptions<E, R, E2, R2, R3>
-): Effect.Effect<Graph, E2, R | R2 | R3> =>
+): Effect.Effect<Graph, E2, R | R2 | R3> => Effect.map(runGraph(graph, { ...options, stopOn: (_): _ is never => false }), (run) => run.graph)
+
+/** `executeGraph`, where some failures of `runNode` stop the run (`stopOn`) and are returned with the graph. */
+export const runGraph = <E, S extends E, R, E2 = never, R2 = never, R3 = never>(
+  graph: Graph,
+  options: RunOptions<E, S, R, E2, R2, R3>
+): Effect.Effect<GraphRun<S>, E2, R | R2 | R3> =>
   Effect.gen(function*() {
     const order = graph.nodes.map((node) => node.id)
     const dependants = dependantsIndex(graph.nodes)
@@ -128,6 +150,8 @@ export const executeGraph = <E, R, E2 = never, R2 = never, R3 = never>(
     }
     const queue = yield* Queue.unbounded<string>()
     const finished = yield* Deferred.make<void>()
+    /** The failure that stops the run (the first one); once set, no node starts. */
+    const stopped = yield* Ref.make(Option.none<S>())
 
     // Copying n nodes into an array at every change would make a run quadratic in the graph size,
     // so a snapshot builds its array on first read; the HashMap it reads from never changes.
@@ -171,29 +195,33 @@ export const executeGraph = <E, R, E2 = never, R2 = never, R3 = never>(
         return [[retried, nodes] as const, { ...current, nodes }]
       })
 
-    const attempt = (node: ActionNode, nodes: Nodes): Effect.Effect<Outcome, never, R> =>
-      Effect.either(Effect.mapError(options.runNode(node, snapshot(nodes)), describeError))
+    /** The node's outcome (right), or the failure that stops the run (left). */
+    const attempt = (node: ActionNode, nodes: Nodes): Effect.Effect<Either.Either<Outcome, S>, never, R> =>
+      options.runNode(node, snapshot(nodes)).pipe(
+        Effect.map((result) => Either.right(Either.right(result))),
+        Effect.catchAll((error) => Effect.succeed(options.stopOn(error) ? Either.left(error) : Either.right(Either.left(describeError(error)))))
+      )
 
     /** Tries again while the node has retries left and the schedule agrees; spaced by the schedule. */
     const retry = (first: ActionNode, failure: Outcome) =>
       Effect.gen(function*() {
         const driver = yield* Schedule.driver(retrySchedule)
         let node = first
-        let outcome = failure
-        while (Either.isLeft(outcome) && node.retries < node.max_retries) {
-          if (Option.isNone(yield* Effect.option(driver.next(outcome)))) break
+        let tried: Either.Either<Outcome, S> = Either.right(failure)
+        while (Either.isRight(tried) && Either.isLeft(tried.right) && node.retries < node.max_retries) {
+          if (Option.isNone(yield* Effect.option(driver.next(tried.right)))) break
           const [retried, nodes] = yield* countRetry(node)
           node = retried
-          outcome = yield* attempt(node, nodes)
+          tried = yield* attempt(node, nodes)
         }
-        return outcome
+        return tried
       })
 
     // Most nodes succeed at once; only a failure pays for setting up the retry schedule.
     const runAction = (node: ActionNode, nodes: Nodes) =>
       Effect.flatMap(
         attempt(node, nodes),
-        (outcome) => Either.isLeft(outcome) ? retry(node, outcome) : Effect.succeed(outcome)
+        (tried) => Either.isRight(tried) && Either.isLeft(tried.right) ? retry(node, tried.right) : Effect.succeed(tried)
       )
 
     const record = (nodes: Nodes, node: Node, outcome: Outcome): Nodes =>
@@ -217,18 +245,33 @@ export const executeGraph = <E, R, E2 = never, R2 = never, R3 = never>(
         return [{ ready, outstanding }, { nodes, outstanding }]
       })
 
+    /** Leaves `id` pending (it did not run, or its run was stopped) and counts it as no longer outstanding. */
+    const leavePending = (id: string) =>
+      transition((current) => {
+        const nodes = HashMap.modify(current.nodes, id, requeued)
+        const outstanding = current.outstanding - 1
+        return [outstanding, { nodes, outstanding }]
+      })
+
+    const whenSettled = (outstanding: number) => outstanding === 0 ? Deferred.succeed(finished, undefined) : Effect.void
+
     // Once a node has finished, its outcome is recorded even if an interruption arrives meanwhile.
     const execute = (id: string) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
+          if (Option.isSome(yield* Ref.get(stopped))) return yield* Effect.flatMap(leavePending(id), whenSettled)
           const nodes = yield* start(id)
           const node = HashMap.unsafeGet(nodes, id)
           const outcome = node.action === "decision" ?
-            decide(node, resultsIn(nodes)) :
+            Either.right(decide(node, resultsIn(nodes))) :
             yield* restore(runAction(node, nodes))
-          const { outstanding, ready } = yield* settle(id, outcome)
+          if (Either.isLeft(outcome)) {
+            yield* Ref.update(stopped, Option.orElse(() => Option.some(outcome.left)))
+            return yield* Effect.flatMap(leavePending(id), whenSettled)
+          }
+          const { outstanding, ready } = yield* settle(id, outcome.right)
           yield* Queue.offerAll(queue, ready)
-          if (outstanding === 0) yield* Deferred.succeed(finished, undefined)
+          yield* whenSettled(outstanding)
         })
       )
 
@@ -251,5 +294,5 @@ export const executeGraph = <E, R, E2 = never, R2 = never, R3 = never>(
         Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.ignore(requeueRunning))
       )
     }
-    return snapshot((yield* SynchronizedRef.get(state)).nodes)
+    return { graph: snapshot((yield* SynchronizedRef.get(state)).nodes), stopped: yield* Ref.get(stopped) }
   })

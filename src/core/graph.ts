@@ -241,6 +241,51 @@ export const markDownstreamSkipped = (graph: Graph, id: string): Graph => {
   return { ...graph, nodes: graph.nodes.map((node) => downstream.has(node.id) ? skipped(node) : node) }
 }
 
+/**
+ * A finished graph made ready to run its failed part again: each failed node, and each node
+ * skipped because of one, goes back to `pending` with its retries at 0; complete nodes keep
+ * their results, and a node on the branch a complete decision did not take stays skipped.
+ * `reopened` lists the failed nodes, in graph order.
+ */
+export const reopenFailed = (graph: Graph): { readonly graph: Graph; readonly reopened: ReadonlyArray<string> } => {
+  const nodes = byId(graph.nodes)
+  const dependants = dependantsIndex(graph.nodes)
+  const failed = graph.nodes.filter((node) => node.status === "failed").map((node) => node.id)
+  // What a complete decision ruled out: its other branch and everything below it.
+  const notTaken = new Set<string>()
+  for (const node of graph.nodes) {
+    if (node.action !== "decision" || node.status !== "complete") continue
+    const other = node.result === true ? node.if_false : node.if_true
+    for (const id of [other, ...descendants(dependants, other)]) notTaken.add(id)
+  }
+  const reopen = new Set(failed)
+  for (const id of failed) {
+    for (const below of descendants(dependants, id)) {
+      if (nodes.get(below)?.status === "skipped" && !notTaken.has(below)) reopen.add(below)
+    }
+  }
+  // A node that also waits for a node that stays skipped can never run: it stays skipped too.
+  let changed = true
+  while (changed) {
+    changed = false
+    for (const id of reopen) {
+      const blocked = (nodes.get(id)?.depends_on ?? []).some((dep) => nodes.get(dep)?.status === "skipped" && !reopen.has(dep))
+      if (blocked) {
+        reopen.delete(id)
+        changed = true
+      }
+    }
+  }
+  const reset = (node: Node): Node => {
+    const { error: _error, result: _result, ...rest } = node
+    return { ...rest, status: "pending", retries: 0 }
+  }
+  return {
+    graph: { ...graph, nodes: graph.nodes.map((node) => (reopen.has(node.id) ? reset(node) : node)) },
+    reopened: failed.filter((id) => reopen.has(id))
+  }
+}
+
 /** The results of the complete nodes, for templates and conditions. */
 export const resultLookup = (graph: Graph): Results => {
   const nodes = byId(graph.nodes)

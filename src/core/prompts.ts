@@ -280,6 +280,30 @@ export const skillReworkUserPrompt = (
     `Answer with one JSON object and nothing else: {"code": "<the whole corrected ${context.name}.js, header first>"}.`
   ].join("\n\n")
 
+/**
+ * The user message of a rework whose tests are the problem (they could not run, registered none,
+ * or broke inside the test file): the code and new tests, in one answer; the new tests replace
+ * the old ones.
+ */
+export const skillReworkWithTestsUserPrompt = (
+  context: SkillDraftContext,
+  code: string,
+  tests: string,
+  problem: string,
+  failure: string,
+  shrink: PromptShrink
+): string =>
+  [
+    "Job: fix a skill whose tests cannot be used, and write its tests again.",
+    describeDraft(context),
+    `The current code of ${context.name}.js:\n${code}`,
+    `Its tests (${context.name}.test.js):\n${tests === "" ? "(none)" : tests}`,
+    `Why the tests must be written again: ${problem}`,
+    `How they ran:\n${excerpt(failure, shrink.excerpt)}`,
+    `Write the skill file again (fixed if it needs it) and new tests for it: 3 to 8 focused tests of its behaviour and its errors, in a file that only calls test(name, fn) and assert.*, never the skill's own code. They replace the old tests.`,
+    `Answer with one JSON object and nothing else: {"code": "<the whole ${context.name}.js, header first>", "tests": "<the whole new ${context.name}.test.js>"}.`
+  ].join("\n\n")
+
 /** The user message of an `llm_call` node: its interpolated prompt, and the answer's shape when it declares one. */
 export const nodeUserPrompt = (context: {
   readonly id: string

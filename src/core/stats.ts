@@ -29,6 +29,7 @@
  *   for the task's current draft; retries per skill = reworks / drafts started.
  * - Tasks by final state: the last of a task's `task.*` lines decides: `task.complete` or a
  *   transition to `complete` → complete; `task.failed` or a transition to `failed` → failed;
+ *   `task.declined` or a transition to `declined` (a human said no to its plan or to exec) → declined;
  *   `task.paused` → paused; anything else (start, resume, a transition to a working state: the
  *   process stopped mid-task) → unfinished.
  * - Skill runs: `skill.end` (success) and `skill.error` (failure) lines per skill, with their
@@ -109,7 +110,7 @@ export interface SkillTestStats extends Timing {
   readonly failing: number
 }
 
-export type FinalState = "complete" | "failed" | "paused" | "unfinished"
+export type FinalState = "complete" | "failed" | "declined" | "paused" | "unfinished"
 
 export interface Stats {
   /** The `--since` bound, ISO, or `null` for the whole log. */
@@ -204,6 +205,8 @@ const factOf = (line: AuditLine): Fact => {
       return taskState("complete")
     case "task.failed":
       return taskState("failed")
+    case "task.declined":
+      return taskState("declined")
     case "task.transition":
       return ofTask((task) => decodeWith(TransitionData, data, (t) => Fact.Transition({ ...t, task })))
     case "plan.accepted":
@@ -351,7 +354,7 @@ export const computeStats = (entries: ReadonlyArray<AuditLine>, since?: Date): S
       },
       Transition: ({ from, task, to }) => {
         ofTask(task)
-        finals.set(task, to === "complete" || to === "failed" ? to : "unfinished")
+        finals.set(task, to === "complete" || to === "failed" || to === "declined" ? to : "unfinished")
         if (from === "model_wait") return
         if (to === "skill_draft") {
           const { missing, position } = progress.get(task) ?? { missing: [], position: -1 }
@@ -430,6 +433,7 @@ export const computeStats = (entries: ReadonlyArray<AuditLine>, since?: Date): S
       total: states.length,
       complete: countState("complete"),
       failed: countState("failed"),
+      declined: countState("declined"),
       paused: countState("paused"),
       unfinished: countState("unfinished")
     },

@@ -10,6 +10,8 @@ import { TestReport } from "./testHarness.ts"
 export const TaskStateName = Schema.Literal(
   "pending",
   "planning",
+  /** The plan waits for a human's yes before anything runs (approval_tiers.task_confirmation). */
+  "confirmation",
   "graph_exec",
   "skill_draft",
   "skill_test",
@@ -17,7 +19,9 @@ export const TaskStateName = Schema.Literal(
   "rework",
   "model_wait",
   "complete",
-  "failed"
+  "failed",
+  /** A human said no to the plan or to a skill's exec grant: the task ended without running it. */
+  "declined"
 )
 export type TaskStateName = typeof TaskStateName.Type
 
@@ -54,13 +58,25 @@ export const SkillDraft = Schema.Struct({
 })
 export type SkillDraft = typeof SkillDraft.Type
 
-/** Why a task stopped without finishing, and the exact command that continues it. */
+/**
+ * Why a task stopped without finishing, and the exact command that continues it: a drafted
+ * skill's approval, a model, the plan's confirmation, or a skill's exec grant.
+ */
 export const Pause = Schema.Struct({
-  reason: Schema.Literal("approval", "model"),
+  reason: Schema.Literal("approval", "model", "confirmation", "exec"),
   message: Schema.String,
   next_command: Schema.String
 })
 export type Pause = typeof Pause.Type
+
+/** A human's grant of the host `exec` capability to one skill, for one task only. */
+export const ExecGrant = Schema.Struct({
+  skill: Schema.String,
+  /** Who granted it: the terminal, the app's approver, `--allow-exec`, or the `auto` tier. */
+  by: Schema.String,
+  at: Schema.String
+})
+export type ExecGrant = typeof ExecGrant.Type
 
 export const Task = Schema.Struct({
   id: Schema.String,
@@ -89,6 +105,8 @@ export const Task = Schema.Struct({
   result: Schema.optional(Schema.Unknown),
   /** What went wrong, for a failed task: what happened, what was tried, what to do. */
   error: Schema.NullOr(Schema.String),
+  /** Skills a human granted `exec` for this task; absent in tasks saved before grants were asked for. */
+  exec_grants: Schema.optionalWith(Schema.Array(ExecGrant), { default: () => [], exact: true }),
   /** Tokens (prompt + answer) its model calls used, for limits.max_task_tokens; absent in tasks saved before it was counted. */
   tokens_used: Schema.optionalWith(Schema.NonNegative, { default: () => 0, exact: true })
 })
@@ -106,7 +124,8 @@ export const TaskSummary = Schema.Struct({
 })
 export type TaskSummary = typeof TaskSummary.Type
 
-export const isTerminal = (task: Pick<Task, "state">): boolean => task.state === "complete" || task.state === "failed"
+export const isTerminal = (task: Pick<Task, "state">): boolean =>
+  task.state === "complete" || task.state === "failed" || task.state === "declined"
 
 export const newTask = (id: string, prompt: string, now: string): Task => ({
   id,
@@ -125,6 +144,7 @@ export const newTask = (id: string, prompt: string, now: string): Task => ({
   wait_model: null,
   paused: null,
   error: null,
+  exec_grants: [],
   tokens_used: 0
 })
 

@@ -173,3 +173,27 @@ export const summarize = (results: ReadonlyArray<TestResult>): TestReport => {
  * never has one: it may not declare `exec` at all).
  */
 export const allPassed = (report: Pick<TestReport, "total" | "passed">): boolean => report.total > 0 && report.passed === report.total
+
+/** Where a failure's error was raised: the `(at FILE:LINE)` the harness appends. */
+const raisedIn = (error: string): string | undefined => /\(at ([^()]+):\d+\)$/.exec(error)?.[1]
+
+/**
+ * Why a draft's tests themselves are the problem, judged from how they ran, or `undefined` when
+ * the code should change to meet them: the file registers no tests (it holds code, or nothing
+ * that calls `test`), or a failing test stopped inside the test file on an error that is not an
+ * assertion (it calls something that does not exist, or in a way that cannot work).
+ */
+export const testsAtFault = (name: string, report: TestReport): string | undefined => {
+  if (report.total === 0) {
+    return `${name}.test.js registers no tests: it must call test(name, fn) (a file holding the skill's code instead of its tests registers none).`
+  }
+  const broken = report.results.filter((result) => {
+    if (result.status !== "fail" || result.error === null || result.error.startsWith("AssertionError")) return false
+    const file = raisedIn(result.error)
+    return file !== undefined && (file === `${name}.test.js` || file.endsWith(`/${name}.test.js`))
+  })
+  const [first] = broken
+  if (first === undefined) return undefined
+  const more = broken.length > 1 ? ` (and ${broken.length - 1} more like it)` : ""
+  return `The test "${first.name}" fails inside ${name}.test.js itself, not in an assertion: ${first.error ?? ""}${more}. The tests are wrong, not only the code.`
+}

@@ -71,9 +71,13 @@ export class ApprovalCorrupt extends Data.TaggedError("ApprovalCorrupt")<{ reado
 export class ApprovalAlreadyResolved extends Data.TaggedError("ApprovalAlreadyResolved")<{
   readonly id: string
   readonly status: string
+  /** Why it was decided, as recorded (e.g. its task was discarded with reset). */
+  readonly reason?: string | null
 }> {
   override get message() {
-    return `Approval ${this.id} was already ${this.status}; a decision is final. Run the task again to draft a new version.`
+    // Why a draft was rejected matters to whoever finds it settled (its task reset, say).
+    const why = this.status !== "rejected" || this.reason === undefined || this.reason === null ? "" : ` (${this.reason})`
+    return `Approval ${this.id} was already ${this.status}${why}; a decision is final. Run the task again to draft a new version.`
   }
 }
 
@@ -354,7 +358,7 @@ export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | Fi
     const resolve = (id: string, approved: boolean, reason?: string) =>
       Effect.gen(function*() {
         const record = yield* get(id)
-        if (record.status !== "pending") return yield* new ApprovalAlreadyResolved({ id: record.id, status: record.status })
+        if (record.status !== "pending") return yield* new ApprovalAlreadyResolved({ id: record.id, status: record.status, reason: record.reason })
         if (approved) {
           const [code] = yield* readTested(record).pipe(Effect.mapError(refuse(record)))
           // What the human read (the summary) must be the header of what would be installed.
@@ -392,7 +396,7 @@ export const ApprovalsLive: Layer.Layer<Approvals, never, AppConfig | Audit | Fi
     const updateTests = (id: string, report: typeof TestReport.Type, sources: TestedSources) =>
       Effect.gen(function*() {
         const record = yield* get(id)
-        if (record.status !== "pending") return yield* new ApprovalAlreadyResolved({ id: record.id, status: record.status })
+        if (record.status !== "pending") return yield* new ApprovalAlreadyResolved({ id: record.id, status: record.status, reason: record.reason })
         const metadata = yield* headerOf(record, sources.code)
         const kept = yield* keepTested(sources)
         return yield* write({ ...record, version: metadata.version, metadata, test_report: report, ...kept })

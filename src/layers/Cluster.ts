@@ -23,7 +23,7 @@ import { describeStore, postgresUrl } from "../core/config.ts"
 import type { ApprovalRecord } from "./Approvals.ts"
 import { AppConfig } from "./Config.ts"
 import { taskEntityLayer } from "./cluster/entity.ts"
-import { ApprovalDecided, type ApprovalReport, type RemoteTaskError, StartTask, TaskEntity, type TaskStatus } from "./cluster/protocol.ts"
+import { ApprovalDecided, type ApprovalReport, type RemoteTaskError, ResumeTask, StartTask, TaskEntity, type TaskStatus } from "./cluster/protocol.ts"
 import { clientLayer, clusterSql, registeredRunners, runnerLayer } from "./cluster/sharding.ts"
 
 export { ApprovalNotDecided, ApprovalOfAnotherTask } from "./cluster/entity.ts"
@@ -75,11 +75,16 @@ export interface RunnerInfo {
   readonly healthy: boolean
 }
 
+/** What a message may say ahead of time: `confirmPlan` (`--yes`) confirms the plan under the `prompt` tier. */
+export interface SendOptions {
+  readonly confirmPlan?: boolean
+}
+
 export interface TaskClusterShape {
   /** A new task for `prompt`, with a fresh id; nothing is sent until its `outcome` runs. */
-  readonly submit: (prompt: string) => SubmittedTask
+  readonly submit: (prompt: string, options?: SendOptions) => SubmittedTask
   /** Drives the saved task on its runner until it finishes or pauses; joins a drive already running. */
-  readonly resume: (taskId: string) => Effect.Effect<ClusterOutcome, RemoteTaskError | ClusterSendFailed>
+  readonly resume: (taskId: string, options?: SendOptions) => Effect.Effect<ClusterOutcome, RemoteTaskError | ClusterSendFailed>
   /**
    * Tells the runner of `approval`'s task that a human approved it (the record must say so):
    * the runner promotes the draft, and the task goes on there.
@@ -159,11 +164,21 @@ export const TaskClusterLive: Layer.Layer<TaskCluster, ClusterNeedsPostgres | Cl
           runner: report.runner
         })
         return TaskCluster.of({
-          submit: (prompt) => {
+          submit: (prompt, options) => {
             const id = crypto.randomUUID()
-            return { id, outcome: client(id).Start(new StartTask({ prompt })).pipe(Effect.map(outcome), Effect.mapError(sendFailed(id, "Start"))) }
+            return {
+              id,
+              outcome: client(id).Start(new StartTask({ prompt, confirm_plan: options?.confirmPlan === true })).pipe(
+                Effect.map(outcome),
+                Effect.mapError(sendFailed(id, "Start"))
+              )
+            }
           },
-          resume: (taskId) => client(taskId).Resume().pipe(Effect.map(outcome), Effect.mapError(sendFailed(taskId, "Resume"))),
+          resume: (taskId, options) =>
+            client(taskId).Resume(new ResumeTask({ confirm_plan: options?.confirmPlan === true })).pipe(
+              Effect.map(outcome),
+              Effect.mapError(sendFailed(taskId, "Resume"))
+            ),
           approved: (approval) => decided(approval, (task) => client(task).Approve(new ApprovalDecided({ approval: approval.id })), "Approve"),
           rejected: (approval) => decided(approval, (task) => client(task).Reject(new ApprovalDecided({ approval: approval.id })), "Reject"),
           status: (taskId) =>

@@ -29,6 +29,7 @@ import type { EndpointInfo } from "./llm/router.ts"
 import type { Luallm, LuallmError, ModelNotRunning, NoModelAvailable } from "./Luallm.ts"
 
 export {
+  isModelUnavailable,
   LlmBadResponse,
   LlmContextOverflow,
   LlmHttpError,

@@ -8,8 +8,10 @@
 import { Prompt } from "@effect/cli"
 import { Console, Data, Effect, Option } from "effect"
 import { spawnSync } from "node:child_process"
+import { sanitizeForTerminal } from "../core/terminalText.ts"
 import { allPassed } from "../core/testHarness.ts"
 import { ApprovalAlreadyResolved, type ApprovalRecord, Approvals, type TestedCopy } from "../layers/Approvals.ts"
+import { Answer } from "../layers/Approver.ts"
 import { SkillRunner } from "../layers/SkillRunner.ts"
 import { codeView, hiddenCharacterWarnings, reviewed } from "./codeReview.ts"
 import { bold, dim, green, red, testCounts, yellow } from "./ui.ts"
@@ -104,19 +106,23 @@ export const retest = (approvalId: string) =>
     return yield* approvals.updateTests(record.id, { total, passed, failed, ...(skipped === undefined ? {} : { skipped }), results }, run.tested)
   })
 
-export type Decision = { readonly _tag: "Approved" } | { readonly _tag: "Rejected"; readonly reason: string } | {
-  readonly _tag: "Undecided"
-}
-
 /**
- * The interactive review of one pending approval. Rerun and Edit refresh the record's test
- * results (an edited draft must pass its tests again before it can be approved).
+ * The interactive review of one pending approval, as the terminal's `Approver` asks it: the
+ * summary, then one key at a time. Rerun and Edit refresh the record's test results (an edited
+ * draft must pass its tests again before it can be approved). The answer is returned for the
+ * agent to record; `q` (or Ctrl-C) leaves it undecided.
  */
 export const reviewInteractively = (approvalId: string) =>
   Effect.gen(function*() {
     const approvals = yield* Approvals
     const summary = (record: ApprovalRecord) =>
       Effect.flatMap(approvals.tested(record), (copy) => Console.log(describeApproval(record, copy, approvals.promotionCommands(record))))
+    /** Reruns the tests and shows the new summary; tests that cannot run are said so, and the menu stays. */
+    const retestShown = (current: ApprovalRecord) =>
+      retest(current.id).pipe(
+        Effect.tap(summary),
+        Effect.catchAll((error) => Effect.as(Console.error(red(`the tests could not run again: ${sanitizeForTerminal(error.message)}`)), current))
+      )
     let record = yield* approvals.get(approvalId)
     yield* summary(record)
     for (;;) {
@@ -124,24 +130,17 @@ export const reviewInteractively = (approvalId: string) =>
       if (key === "v") {
         yield* Console.log(viewTested(yield* approvals.tested(record)))
       } else if (key === "r") {
-        record = yield* retest(record.id)
-        yield* summary(record)
+        record = yield* retestShown(record)
       } else if (key === "e") {
         const editor = process.env["VISUAL"] ?? process.env["EDITOR"] ?? "vi"
         spawnSync(editor, [record.code_path], { stdio: "inherit" })
-        record = yield* retest(record.id)
-        yield* summary(record)
+        record = yield* retestShown(record)
       } else if (key === "y") {
-        yield* approvals.resolve(record.id, true, "approved interactively")
-        yield* approvals.promote(record.id)
-        yield* Console.log(green(`promoted ${record.skill_name}`))
-        return { _tag: "Approved" } as Decision
+        return Answer.Yes({ by: "the terminal" })
       } else if (key === "n") {
-        const reason = yield* readReason
-        yield* approvals.resolve(record.id, false, reason === "" ? "rejected interactively" : reason)
-        return { _tag: "Rejected", reason } as Decision
+        return Answer.No({ by: "the terminal", reason: yield* readReason })
       } else {
-        return { _tag: "Undecided" } as Decision
+        return Answer.Later()
       }
     }
   })

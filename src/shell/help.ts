@@ -21,8 +21,18 @@ import type { CommandNode } from "./argv.ts"
  */
 export const examples: Readonly<Record<string, ReadonlyArray<string>>> = {
   "": [`luallm-agent doctor`, `luallm-agent run "Summarise ~/data/q1.csv"`, `luallm-agent help run`],
-  run: [`luallm-agent run "Summarise ~/data/q1.csv"`, `luallm-agent run --yes --json "Count the words in ~/notes"`],
-  resume: [`luallm-agent resume`, `luallm-agent resume --task 5f0c --json`],
+  run: [
+    `luallm-agent run "Summarise ~/data/q1.csv"`,
+    `luallm-agent run --plan-only "Summarise ~/data/q1.csv"`,
+    `luallm-agent run --yes --json "Count the words in ~/notes"`,
+    `luallm-agent run --yes --allow-exec "Count the error lines in ~/logs/app.log"`
+  ],
+  resume: [
+    `luallm-agent resume`,
+    `luallm-agent resume --task 5f0c --yes`,
+    `luallm-agent resume --task 5f0c --allow-exec --json`,
+    `luallm-agent resume --task 5f0c --retry-failed`
+  ],
   status: [`luallm-agent status`, `luallm-agent status --task 5f0c --json`],
   tasks: [`luallm-agent tasks`, `luallm-agent tasks --json`],
   reset: [`luallm-agent reset --task 5f0c`],

@@ -5,9 +5,10 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Effect, Layer, Option } from "effect"
-import { AgentDefault } from "../Agent.ts"
+import { AgentDefault, agentWithApprover } from "../Agent.ts"
 import type { ProgressListener } from "../agent/progress.ts"
 import { ApprovalsLive } from "../layers/Approvals.ts"
+import { type Approver, ApproverPause } from "../layers/Approver.ts"
 import { AuditLive, AuditReaderLive } from "../layers/Audit.ts"
 import { AppConfigLive, type LoadOptions } from "../layers/Config.ts"
 import { llmLayerFor } from "../layers/Llm.ts"
@@ -83,9 +84,15 @@ export const skillsLayer = (options: GlobalOptions) =>
 export const provideSkills = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(root, (options) => Effect.provide(effect, skillsLayer(options)))
 
-/** Runs `effect` with the agent and all its live services, the LLM picked by `--llm`. */
-export const provideAgent = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(root, (options) => Effect.provide(effect, AgentDefault.pipe(Layer.provideMerge(llmLayer(options)))))
+/**
+ * Runs `effect` with the agent and all its live services, the LLM picked by `--llm`, and the
+ * agent's questions for a human going to `approver` (it may use the agent's services and the terminal).
+ */
+export const provideAgentWith = <EA, RA>(approver: Layer.Layer<Approver, EA, RA>) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(root, (options) => Effect.provide(effect, agentWithApprover(approver).pipe(Layer.provideMerge(llmLayer(options)))))
+
+/** Runs `effect` with the agent and all its live services; a question for a human pauses the task. */
+export const provideAgent = provideAgentWith(ApproverPause)
 
 /** The task cluster's module, loaded when a command first needs it: the engine is a large part of the bundle. */
 const clusterModule = Effect.promise(() => import("../layers/Cluster.ts"))

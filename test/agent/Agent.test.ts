@@ -6,7 +6,7 @@ import { MAX_JSON_DEPTH } from "../../src/core/jsonText.ts"
 import { newTask, type Task } from "../../src/core/task.ts"
 import { Approvals } from "../../src/layers/Approvals.ts"
 import { AuditMemory } from "../../src/layers/Audit.ts"
-import { FakeReply, LlmRequests } from "../../src/layers/Llm.ts"
+import { FakeReply, LlmHttpError, LlmRequests, LlmUnreachable } from "../../src/layers/Llm.ts"
 import { LuallmCalls, ModelNotRunning } from "../../src/layers/Luallm.ts"
 import { State } from "../../src/layers/State.ts"
 import { agentLayer, installSkill, testConfig } from "../support/agentHarness.ts"
@@ -429,4 +429,140 @@ export function run({ tag }) { fs.appendFile("${home}/data/marks.txt", tag + "\\
       expect(readFileSync(`${home}/data/marks.txt`, "utf8")).toBe("one\ntwo\n")
       expect(done.task.result).toEqual({ two: "two" })
     }).pipe(Effect.provide(TestPlatform)))
+
+  describe("a model that stops answering, and a retry", () => {
+    const unreachable = new LlmUnreachable({ url: "http://127.0.0.1:8089/v1/chat/completions", reason: "connect ECONNREFUSED", attempts: 3, startCommand: "luallm start m" })
+
+    it.scoped("pauses while planning (not an error) and continues the same task on resume", () =>
+      Effect.gen(function*() {
+        const home = yield* tempDir
+        const config = testConfig(home)
+        installSkill(config, "add", addSkill)
+        const replies = [
+          FakeReply.fail(unreachable, { when: "Request:" }),
+          FakeReply.content(sumPlan, { when: "Request:" }),
+          FakeReply.content("five", { when: "The sum is 5" })
+        ]
+        const { done, first, events } = yield* Effect.gen(function*() {
+          const agent = yield* Agent
+          const first = yield* agent.run("Add")
+          const done = yield* agent.resume({ task: first.task.id })
+          const events = (yield* (yield* AuditMemory).entries).map((e) => e.event)
+          return { first, done, events }
+        }).pipe(Effect.provide(agentLayer(config, replies, home)))
+        expect(first.task).toMatchObject({ state: "model_wait", resume_state: "planning" })
+        expect(first.paused?.message).toContain("Could not reach the LLM at http://127.0.0.1:8089/v1/chat/completions: connect ECONNREFUSED (3 attempts)")
+        expect(first.paused?.next_command).toBe(`luallm-agent resume --task ${first.task.id.slice(0, 8)}`)
+        expect(done.task).toMatchObject({ id: first.task.id, state: "complete", result: { say: "five" } })
+        expect(events).toEqual(expect.arrayContaining(["llm.error", "task.paused", "task.resume", "task.complete"]))
+      }).pipe(Effect.provide(TestPlatform)))
+
+    it.scoped("a 400 (a request the server refuses) is an error, not a pause; the task stays saved where it was", () =>
+      Effect.gen(function*() {
+        const home = yield* tempDir
+        const config = testConfig(home)
+        const refused = new LlmHttpError({ url: "http://x/v1/chat/completions", status: 400, body: "bad", attempts: 1, retryAfter: null })
+        const { error, tasks } = yield* Effect.gen(function*() {
+          const agent = yield* Agent
+          const error = yield* Effect.flip(agent.run("Add"))
+          return { error, tasks: (yield* agent.tasks).tasks }
+        }).pipe(Effect.provide(agentLayer(config, [FakeReply.fail(refused)], home)))
+        expect(error._tag).toBe("LlmHttpError")
+        expect(tasks.map((t) => t.state)).toEqual(["planning"])
+      }).pipe(Effect.provide(TestPlatform)))
+
+    it.scoped("retryFailed plans again a task whose plans were all invalid, and a retry of a complete task is refused", () =>
+      Effect.gen(function*() {
+        const home = yield* tempDir
+        const config = testConfig(home, { limits: { ...testConfig(home).limits, max_plan_retries: 1 } })
+        installSkill(config, "add", addSkill)
+        const replies = [
+          FakeReply.content("no plan", { when: "Request:" }),
+          FakeReply.content("still no plan", { when: "Request:" }),
+          FakeReply.content(sumPlan, { when: "Request:" }),
+          FakeReply.content("five", { when: "The sum is 5" })
+        ]
+        const { failed, retried, refused, events } = yield* Effect.gen(function*() {
+          const agent = yield* Agent
+          const failed = yield* agent.run("Add")
+          const retried = yield* agent.resume({ retryFailed: true })
+          const refused = yield* Effect.flip(agent.resume({ task: failed.task.id, retryFailed: true }))
+          const events = (yield* (yield* AuditMemory).entries).map((e) => e.event)
+          return { failed, retried, refused, events }
+        }).pipe(Effect.provide(agentLayer(config, replies, home)))
+        expect(failed.task.state).toBe("failed")
+        expect(failed.task.error).toContain(`luallm-agent resume --task ${failed.task.id.slice(0, 8)} --retry-failed`)
+        expect(retried.task).toMatchObject({ id: failed.task.id, state: "complete", result: { say: "five" }, error: null })
+        expect(refused).toMatchObject({ _tag: "NothingToRetry", id: failed.task.id, state: "complete" })
+        expect(events).toEqual(expect.arrayContaining(["task.failed", "task.retry", "task.complete"]))
+      }).pipe(Effect.provide(TestPlatform)))
+  })
+
+  describe("a rework may rewrite the tests when they are the problem", () => {
+    /** The first draft's tests are unusable; the rework that asks for tests gets a good pair. */
+    const scripted = (badTests: string) => [
+      FakeReply.content(doublePlan, { when: "Request:" }),
+      FakeReply.content(JSON.stringify({ code: doubleSkill(2), tests: badTests }), { when: "Write the skill file" }),
+      FakeReply.content(JSON.stringify({ code: doubleSkill(2), tests: doubleTests }), { when: "write its tests again" }),
+      // What a code-only rework would get: the same code, the same tests, until the retry limit.
+      ...Array.from({ length: 4 }, () => FakeReply.content(JSON.stringify({ code: doubleSkill(2) }), { when: "The tests failed like this" }))
+    ]
+
+    const draftWith = (badTests: string) =>
+      Effect.gen(function*() {
+        const home = yield* tempDir
+        const config = testConfig(home)
+        return yield* Effect.gen(function*() {
+          const outcome = yield* (yield* Agent).run("Double 21")
+          const approvals = yield* Approvals
+          const [pending] = yield* approvals.listPending
+          const tested = pending === undefined ? null : yield* approvals.tested(pending)
+          const prompts = (yield* (yield* LlmRequests).requests).map((r) => r.messages.at(-1)?.content ?? "")
+          return { outcome, tested, prompts, pending }
+        }).pipe(Effect.provide(agentLayer(config, scripted(badTests), home)))
+      })
+
+    it.scoped("a test file that is the skill's code (no tests registered): the rework asks for code and tests, and ends in approval with the new tests", () =>
+      Effect.gen(function*() {
+        const { outcome, pending, prompts, tested } = yield* draftWith(doubleSkill(2))
+        expect(outcome.task.state).toBe("approval")
+        expect(outcome.task.draft?.attempt).toBe(2)
+        const rework = prompts.find((prompt) => prompt.startsWith("Job: fix a skill whose tests cannot be used"))
+        expect(rework).toContain("double.test.js registers no tests")
+        expect(rework).toContain(`"tests": "<the whole new double.test.js>"`)
+        expect(prompts.some((prompt) => prompt.includes("The tests failed like this"))).toBe(false)
+        // The approval shows the tests that ran: the new ones.
+        expect(tested?.tests).toBe(doubleTests)
+        expect(pending?.test_report).toMatchObject({ total: 2, passed: 2 })
+      }).pipe(Effect.provide(TestPlatform)))
+
+    it.scoped("tests that fail inside the test file (calling what does not exist) are written again too", () =>
+      Effect.gen(function*() {
+        const broken = `const { run } = require("double")\ntest("doubles 2", () => { assert.equal(twice(run({ n: 2 })), 4) })\n`
+        const { outcome, prompts, tested } = yield* draftWith(broken)
+        expect(outcome.task.state).toBe("approval")
+        const rework = prompts.find((prompt) => prompt.startsWith("Job: fix a skill whose tests cannot be used"))
+        expect(rework).toContain("The test \"doubles 2\" fails inside double.test.js itself, not in an assertion: ReferenceError")
+        expect(tested?.tests).toBe(doubleTests)
+      }).pipe(Effect.provide(TestPlatform)))
+
+    it.scoped("tests that fail on their assertions keep: the rework asks for the code only", () =>
+      Effect.gen(function*() {
+        const home = yield* tempDir
+        const config = testConfig(home)
+        const replies = [
+          FakeReply.content(doublePlan, { when: "Request:" }),
+          FakeReply.content(JSON.stringify({ code: doubleSkill(3), tests: doubleTests }), { when: "Write the skill file" }),
+          FakeReply.content(JSON.stringify({ code: doubleSkill(2), tests: "test(\"weakened\", () => {})" }), { when: "The tests failed like this" })
+        ]
+        const { outcome, tested } = yield* Effect.gen(function*() {
+          const outcome = yield* (yield* Agent).run("Double 21")
+          const approvals = yield* Approvals
+          const [pending] = yield* approvals.listPending
+          return { outcome, tested: pending === undefined ? null : yield* approvals.tested(pending) }
+        }).pipe(Effect.provide(agentLayer(config, replies, home)))
+        expect(outcome.task.state).toBe("approval")
+        expect(tested?.tests).toBe(doubleTests)
+      }).pipe(Effect.provide(TestPlatform)))
+  })
 })

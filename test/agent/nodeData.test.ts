@@ -68,7 +68,11 @@ const setUp = (options: { readonly memoryMb?: number } = {}) =>
     const data = join(home, "data")
     mkdirSync(data, { recursive: true })
     const base = configInside(home, { builtinSkillsDir: shippedSkills, allowedPaths: [`${data}/**`] })
-    const config = { ...base, limits: { ...base.limits, skill_memory_mb: options.memoryMb ?? base.limits.skill_memory_mb, max_parallel_nodes: 2 } }
+    const config = {
+      ...base,
+      limits: { ...base.limits, skill_memory_mb: options.memoryMb ?? base.limits.skill_memory_mb, max_parallel_nodes: 2 },
+      approval_tiers: { ...base.approval_tiers, task_confirmation: "auto" as const }
+    }
     for (const [name, code] of [["column_stats", columnStats], ["csv_stats", csvStats], ["describe_text", describeText]] as const) installSkill(config, name, code)
     return { home, data, config }
   })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Data, Deferred, Effect, Either, Exit, FastCheck, Fiber, Option, Queue, Ref, Schedule, TestClock } from "effect"
-import { executeGraph } from "../../src/core/executor.ts"
+import { executeGraph, runGraph } from "../../src/core/executor.ts"
 import {
   type ActionNode,
   type Graph,
@@ -281,6 +281,70 @@ describe("executeGraph", () => {
         const done = yield* executeGraph(crashed, { maxParallel: 1, runNode: (node) => log.record(node) })
         expect(yield* Ref.get(log.calls)).toEqual(["b"])
         expect(statuses(done)).toEqual({ a: "complete", b: "complete" })
+      }))
+  })
+
+  describe("a failure that stops the run (stopOn)", () => {
+    class ModelDown extends Data.TaggedError("ModelDown")<{}> {}
+    const isModelDown = (error: unknown): error is ModelDown => error instanceof ModelDown
+
+    it.effect("leaves the stopping node pending with its retries, lets the running node finish, starts nothing else", () =>
+      Effect.gen(function*() {
+        // a and b run together; b's model is down while a is still running; c (after a) and d (after b) wait.
+        const graph = graphOf(skill("a"), llm("b", [], "ask"), skill("c", ["a"]), skill("d", ["b"]))
+        const log = yield* callLog
+        const bFailed = yield* Deferred.make<void>()
+        const run = yield* runGraph(graph, {
+          maxParallel: 2,
+          stopOn: isModelDown,
+          runNode: (node) =>
+            Effect.zipRight(
+              log.record(node),
+              node.id === "b"
+                ? Effect.zipRight(Deferred.succeed(bFailed, undefined), Effect.fail(new ModelDown()))
+                : Effect.as(Deferred.await(bFailed), node.id.toUpperCase())
+            )
+        })
+        expect(Option.getOrNull(run.stopped)).toBeInstanceOf(ModelDown)
+        expect([...(yield* Ref.get(log.calls))].sort()).toEqual(["a", "b"])
+        expect(run.graph.nodes.map((node) => [node.id, node.status, node.retries])).toEqual([
+          ["a", "complete", 0],
+          ["b", "pending", 0],
+          ["c", "pending", 0],
+          ["d", "pending", 0]
+        ])
+        // Run again once the model is back: only what was left runs.
+        const again = yield* callLog
+        const done = yield* executeGraph(run.graph, { maxParallel: 2, runNode: (node) => Effect.as(again.record(node), node.id) })
+        expect([...(yield* Ref.get(again.calls))].sort()).toEqual(["b", "c", "d"])
+        expect(isComplete(done)).toBe(true)
+      }))
+
+    it.effect("other failures still fail their node after its retries; a run with no stop says so", () =>
+      Effect.gen(function*() {
+        const graph = graphOf(skill("a"), skill("b", ["a"]))
+        const run = yield* runGraph(graph, {
+          maxParallel: 1,
+          stopOn: isModelDown,
+          runNode: (node) => (node.id === "a" ? Effect.fail(new DiskFull({ message: "disk full" })) : Effect.succeed(1))
+        })
+        expect(Option.isNone(run.stopped)).toBe(true)
+        expect(run.graph.nodes.map((node) => [node.id, node.status, node.retries])).toEqual([["a", "failed", 2], ["b", "skipped", 0]])
+      }))
+
+    it.effect("a stop during a node's retries ends them there", () =>
+      Effect.gen(function*() {
+        const attempts = yield* Ref.make(0)
+        const run = yield* runGraph(graphOf(skill("a")), {
+          maxParallel: 1,
+          stopOn: isModelDown,
+          runNode: () =>
+            Effect.flatMap(Ref.updateAndGet(attempts, (n) => n + 1), (n): Effect.Effect<never, DiskFull | ModelDown> =>
+              n === 1 ? Effect.fail(new DiskFull({ message: "flaky" })) : Effect.fail(new ModelDown()))
+        })
+        expect(yield* Ref.get(attempts)).toBe(2)
+        expect(Option.isSome(run.stopped)).toBe(true)
+        expect(run.graph.nodes.map((node) => [node.id, node.status])).toEqual([["a", "pending"]])
       }))
   })
 

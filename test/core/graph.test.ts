@@ -10,6 +10,7 @@ import {
   type Node,
   type NodeStatus,
   readyNodes,
+  reopenFailed,
   resultLookup,
   topologicalSort,
   validate
@@ -443,5 +444,57 @@ describe("skill_args references", () => {
       metadata
     )
     expect(Either.getOrThrow(decoded).nodes[0]).toMatchObject({ id: "1", skill_name: "csv_sum", description: "sum a column", skill_args: {} })
+  })
+})
+
+describe("reopenFailed (retrying a failed task's graph)", () => {
+  const failedNode = (node: Node, error: string): Node => ({ ...node, status: "failed", retries: 2, error })
+
+  it("puts the failed nodes and those skipped because of them back to pending with no retries; complete nodes keep their results", () => {
+    const graph = graphOf(
+      withStatus(skill("a"), "complete", 1),
+      failedNode(skill("b", ["a"]), "no such file"),
+      withStatus(skill("c", ["b"]), "skipped"),
+      withStatus(llm("d", ["c"], "x"), "skipped"),
+      withStatus(skill("e"), "complete", 5)
+    )
+    const { graph: reopened, reopened: ids } = reopenFailed(graph)
+    expect(ids).toEqual(["b"])
+    expect(reopened.nodes.map((node) => [node.id, node.status, node.retries, node.result, node.error])).toEqual([
+      ["a", "complete", 0, 1, undefined],
+      ["b", "pending", 0, undefined, undefined],
+      ["c", "pending", 0, undefined, undefined],
+      ["d", "pending", 0, undefined, undefined],
+      ["e", "complete", 0, 5, undefined]
+    ])
+    expect(ids.every((id) => reopened.nodes.find((node) => node.id === id)?.error === undefined)).toBe(true)
+  })
+
+  it("leaves skipped the branch a complete decision did not take, even below a failed node", () => {
+    // d decided true (go to t, not f); f also waits for the failed b: it must stay skipped.
+    const graph = graphOf(
+      withStatus(skill("a"), "complete", 3),
+      withStatus(decision("d", ["a"], "result > 1", "t", "f"), "complete", true),
+      withStatus(skill("t", ["d"]), "complete", "T"),
+      withStatus(skill("f", ["d", "b"]), "skipped"),
+      failedNode(skill("b"), "boom"),
+      withStatus(skill("after_b", ["b"]), "skipped"),
+      withStatus(skill("after_f", ["f", "b"]), "skipped")
+    )
+    const reopened = reopenFailed(graph).graph
+    expect(Object.fromEntries(reopened.nodes.map((node) => [node.id, node.status]))).toEqual({
+      a: "complete",
+      d: "complete",
+      t: "complete",
+      f: "skipped",
+      b: "pending",
+      after_b: "pending",
+      after_f: "skipped"
+    })
+  })
+
+  it("changes nothing in a graph without failed nodes", () => {
+    const graph = graphOf(withStatus(skill("a"), "complete", 1), withStatus(skill("b", ["a"]), "pending"))
+    expect(reopenFailed(graph)).toEqual({ graph, reopened: [] })
   })
 })

@@ -137,7 +137,20 @@ describe("computeStats", () => {
   })
 
   it("sorts tasks by the state their last line leaves them in", () => {
-    expect(stats.tasks).toEqual({ total: 4, complete: 1, failed: 1, paused: 1, unfinished: 1 })
+    expect(stats.tasks).toEqual({ total: 4, complete: 1, failed: 1, declined: 0, paused: 1, unfinished: 1 })
+  })
+
+  it("counts a task whose plan a human declined as declined, not unfinished", () => {
+    const declined = log(
+      ["E", "task.start", { prompt: "delete my old logs" }],
+      go("E", "pending", "planning"),
+      go("E", "planning", "confirmation"),
+      go("E", "confirmation", "declined"),
+      ["E", "task.declined", { steps: 3, error: "The plan was declined; nothing ran and no skill was drafted." }]
+    )
+    expect(computeStats(declined).tasks).toEqual({ total: 1, complete: 0, failed: 0, declined: 1, paused: 0, unfinished: 0 })
+    // Cut before its last line, the transition alone says so too.
+    expect(computeStats(declined.slice(0, -1)).tasks.declined).toBe(1)
   })
 
   it("times skill runs (errors included) and test runs per skill", () => {
@@ -223,7 +236,7 @@ describe("computeStats with --since", () => {
       { model: PLANNER, count: 2, mean_ms: 1000, p95_ms: 1200, errors: 0, prompt_tokens: 850, completion_tokens: 170, cache_hit_rate: null, tokens_per_second: null }
     ])
     expect(stats.drafts).toMatchObject({ started: 1, reached_approval: 1, success_rate: 1, reworks: 0, retries_per_skill: 0 })
-    expect(stats.tasks).toEqual({ total: 3, complete: 1, failed: 0, paused: 1, unfinished: 1 })
+    expect(stats.tasks).toEqual({ total: 3, complete: 1, failed: 0, declined: 0, paused: 1, unfinished: 1 })
     expect(stats.skill_tests.map((test) => test.skill)).toEqual(["slugify"])
   })
 
@@ -233,7 +246,7 @@ describe("computeStats with --since", () => {
     expect(inside.drafts.skills).toEqual([{ task_id: "D", skill: "slugify", reworks: 0, reached_approval: true }])
     const after = computeStats(fullLog, new Date(fullLog[draftStart + 1]?.ts ?? ""))
     expect(after.drafts.started).toBe(0)
-    expect(after.tasks).toEqual({ total: 1, complete: 0, failed: 0, paused: 1, unfinished: 0 })
+    expect(after.tasks).toEqual({ total: 1, complete: 0, failed: 0, declined: 0, paused: 1, unfinished: 0 })
   })
 
   it("has no data after the last line", () => {

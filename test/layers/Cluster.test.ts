@@ -7,11 +7,12 @@ import * as TestRunner from "@effect/cluster/TestRunner"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Option, Schedule } from "effect"
 import { Agent } from "../../src/Agent.ts"
+import type { Tier } from "../../src/core/config.ts"
 import { newTask } from "../../src/core/task.ts"
 import { Approvals } from "../../src/layers/Approvals.ts"
 import { AuditMemory } from "../../src/layers/Audit.ts"
 import { taskEntityLayer } from "../../src/layers/cluster/entity.ts"
-import { ApprovalDecided, StartTask, TaskEntity } from "../../src/layers/cluster/protocol.ts"
+import { ApprovalDecided, ResumeTask, StartTask, TaskEntity } from "../../src/layers/cluster/protocol.ts"
 import { FakeReply } from "../../src/layers/Llm.ts"
 import { State } from "../../src/layers/State.ts"
 import { agentLayer, installSkill, testConfig } from "../support/agentHarness.ts"
@@ -47,8 +48,9 @@ const draftReplies = [
 ]
 
 /** The in-memory runner with the task entity over a real agent (file store in `home`). */
-const clusterFor = (home: string, replies: ReadonlyArray<FakeReply>) => {
-  const config = testConfig(home)
+const clusterFor = (home: string, replies: ReadonlyArray<FakeReply>, confirmation: Tier = "auto") => {
+  const base = testConfig(home)
+  const config = { ...base, approval_tiers: { ...base.approval_tiers, task_confirmation: confirmation } }
   installSkill(config, "multiply", multiplySkill)
   return taskEntityLayer(() => () => Effect.void).pipe(
     Layer.provideMerge(TestRunner.layer),
@@ -56,10 +58,10 @@ const clusterFor = (home: string, replies: ReadonlyArray<FakeReply>) => {
   )
 }
 
-const setUp = (replies: ReadonlyArray<FakeReply>) =>
+const setUp = (replies: ReadonlyArray<FakeReply>, confirmation: Tier = "auto") =>
   Effect.gen(function*() {
     const home = yield* tempDir
-    return yield* Layer.build(clusterFor(home, replies))
+    return yield* Layer.build(clusterFor(home, replies, confirmation))
   })
 
 /** The saved task once it is in `stateName` (polled; a stuck task fails the test after 20 s). */
@@ -84,6 +86,33 @@ const pausedOnDraft = Effect.gen(function*() {
 })
 
 describe("the task entity", () => {
+  it.scopedLive("a plan to confirm pauses the task on its runner; a message confirms it only under the prompt tier, as --yes does", () =>
+    Effect.gen(function*() {
+      const prompted = yield* setUp([...productReplies("e"), ...productReplies("f")], "prompt")
+      yield* Effect.gen(function*() {
+        const client = yield* TaskEntity.client
+        const id = crypto.randomUUID()
+        const paused = yield* client(id).Start(new StartTask({ prompt: "Multiply for e" }))
+        expect(paused.task).toMatchObject({ state: "confirmation", paused: { reason: "confirmation", next_command: `luallm-agent resume --task ${id.slice(0, 8)} --yes` } })
+        const again = yield* client(id).Resume(new ResumeTask({}))
+        expect(again.task.state).toBe("confirmation")
+        const done = yield* client(id).Resume(new ResumeTask({ confirm_plan: true }))
+        expect(done.task).toMatchObject({ state: "complete", result: { say: "forty-two for e" } })
+        const confirmed = (yield* linesOf(id, "task.transition")).map((line) => line.data["reason"])
+        expect(confirmed).toContain("plan confirmed by --yes, sent with the message")
+        // Sent confirmed with the task, it runs in one go.
+        const other = crypto.randomUUID()
+        const started = yield* client(other).Start(new StartTask({ prompt: "Multiply for f", confirm_plan: true }))
+        expect(started.task.state).toBe("complete")
+      }).pipe(Effect.provide(prompted))
+      const human = yield* setUp(productReplies("g"), "human")
+      yield* Effect.gen(function*() {
+        const id = crypto.randomUUID()
+        const report = yield* (yield* TaskEntity.client)(id).Start(new StartTask({ prompt: "Multiply for g", confirm_plan: true }))
+        expect(report.task).toMatchObject({ state: "confirmation", paused: { reason: "confirmation", next_command: `luallm-agent resume --task ${id.slice(0, 8)}` } })
+      }).pipe(Effect.provide(human))
+    }).pipe(Effect.provide(TestPlatform)))
+
   it.scopedLive("Start creates the task under the entity's id and drives it to completion on this runner", () =>
     Effect.gen(function*() {
       const context = yield* setUp(productReplies("a"))
@@ -140,7 +169,7 @@ describe("the task entity", () => {
         yield* savedIn(id, "graph_exec")
         const status = yield* client(id).Status()
         expect(status).toMatchObject({ runner: "localhost:34431", driving: true, task: { id, state: "graph_exec" } })
-        const joined = yield* client(id).Resume()
+        const joined = yield* client(id).Resume(new ResumeTask({}))
         const first = yield* Fiber.join(started)
         expect(joined).toEqual(first)
         expect(first.task.state).toBe("complete")
@@ -228,7 +257,7 @@ describe("the task entity", () => {
         const release = yield* Deferred.make<void>()
         const holder = yield* Effect.fork(Effect.scoped(Effect.zipRight(state.lock(id, "another process"), Deferred.await(release))))
         yield* Effect.sleep("200 millis")
-        const resumed = yield* Effect.fork((yield* TaskEntity.client)(id).Resume())
+        const resumed = yield* Effect.fork((yield* TaskEntity.client)(id).Resume(new ResumeTask({})))
         yield* Effect.sleep("1500 millis")
         expect(Option.map(yield* state.load(id), (task) => task.state)).toEqual(Option.some("pending"))
         yield* Deferred.succeed(release, undefined)
@@ -243,7 +272,7 @@ describe("the task entity", () => {
       const context = yield* setUp([])
       yield* Effect.gen(function*() {
         const id = crypto.randomUUID()
-        const error = yield* (yield* TaskEntity.client)(id).Resume().pipe(Effect.flip)
+        const error = yield* (yield* TaskEntity.client)(id).Resume(new ResumeTask({})).pipe(Effect.flip)
         expect(error).toMatchObject({ _tag: "RemoteTaskError", task_id: id, error: "TaskNotFound" })
         expect(error.message).toMatch(new RegExp(`^Runner localhost:34431 could not go on with task ${id.slice(0, 8)}: No task ${id} in .*\\. \`luallm-agent tasks\` lists the saved tasks`))
         expect(yield* Effect.flatMap(Agent, (agent) => agent.tasks)).toEqual({ tasks: [], damaged: [] })

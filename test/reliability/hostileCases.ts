@@ -237,8 +237,10 @@ const planDouble = FakeReply.content(doublePlan, { when: firstPlanRequest })
 const firstDraft = (code: string) => FakeReply.content(code, { when: "Write the skill file" })
 const tests = (code: string) => FakeReply.content(code, { when: "Write double.test.js" })
 const rework = (code: string) => FakeReply.content(code, { when: "The tests failed like this" })
+/** The rework that asks for code and new tests, when the tests were the problem. */
+const reworkWithTests = (code: string, tests: string) => FakeReply.content(JSON.stringify({ code, tests }), { when: "write its tests again" })
 
-/** A hostile first draft (code, and tests if given), then good code on rework. */
+/** A hostile first draft (code, and tests if given), then good code on rework (with new tests when the tests were the problem). */
 const draftRetry = (name: string, hostile: { readonly code?: string; readonly tests?: string }, feedback: RegExp): HostileCase => ({
   stage: "draft",
   name,
@@ -248,7 +250,8 @@ const draftRetry = (name: string, hostile: { readonly code?: string; readonly te
     firstDraft(hostile.code ?? goodCode),
     ...(hostile.tests === undefined ? [] : [tests(hostile.tests)]),
     tests(goodTests),
-    rework(goodCode)
+    rework(goodCode),
+    reworkWithTests(goodCode, goodTests)
   ],
   expect: retried(feedback),
   approve: true,

@@ -74,10 +74,12 @@ const runCase = (testCase: HostileCase) =>
   Effect.gen(function*() {
     const home = yield* tempDir
     const base = testConfig(home)
-    // The shipped skills too (shell_safe, write_file), as a user has them.
+    // The shipped skills too (shell_safe, write_file), as a user has them; exec granted by the
+    // tier, so a hostile command meets the sandbox's refusal rather than a human's question.
     const config = testConfig(home, {
       skills: { ...base.skills, builtin_dir: builtinSkillsDir },
-      limits: { ...base.limits, skill_timeout_seconds: 1 }
+      limits: { ...base.limits, skill_timeout_seconds: 1 },
+      approval_tiers: { ...base.approval_tiers, skill_exec: "auto" }
     })
     installSkill(config, "add", addSkill)
     mkdirSync(`${home}/data`, { recursive: true })

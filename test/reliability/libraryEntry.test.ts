@@ -10,11 +10,25 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { spawnSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
-import { Agent, AgentDefault, AppConfigFrom, AuditMemory, AuditTest, configInside, FakeReply, LlmFake, LuallmTest, Task } from "luallm-agent"
+import {
+  Agent,
+  agentWithApprover,
+  Answer,
+  AppConfigFrom,
+  ApproverFrom,
+  AuditMemory,
+  AuditTest,
+  configInside,
+  FakeReply,
+  LlmFake,
+  LuallmTest,
+  type Question,
+  Task
+} from "luallm-agent"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
 
 describe("the library entry", () => {
-  it.scoped("an app wires the agent from the package's exports alone and runs a task", () =>
+  it.scoped("an app wires the agent from the package's exports alone, confirms its plan and runs a task", () =>
     Effect.gen(function*() {
       const home = yield* tempDir
       const config = configInside(home)
@@ -23,7 +37,9 @@ describe("the library entry", () => {
 export function run({ a, b }) { return a + b }
 `)
       const plan = JSON.stringify({ nodes: [{ id: "sum", action: "skill", skill_name: "add", skill_args: { a: 40, b: 2 } }] })
-      const app = AgentDefault.pipe(
+      const asked: Array<Question> = []
+      const approver = ApproverFrom((question) => Effect.sync(() => (asked.push(question), Answer.Yes({ by: "the app" }))))
+      const app = agentWithApprover(approver).pipe(
         Layer.provideMerge(LlmFake([FakeReply.content(plan)])),
         Layer.provideMerge(LuallmTest({ servers: [] })),
         Layer.provideMerge(AuditTest),
@@ -39,6 +55,7 @@ export function run({ a, b }) { return a + b }
       expect(outcome.task.result).toEqual({ sum: 42 })
       expect(Schema.is(Task)(outcome.task)).toBe(true)
       expect(events).toContain("task.complete")
+      expect(asked.map((question) => question._tag)).toEqual(["ConfirmPlan"])
     }).pipe(Effect.provide(TestPlatform)))
 
   it("plain Node (no TypeScript loader) imports the built library by the package's name", () => {

@@ -187,7 +187,8 @@ import { Effect } from "effect"
 const agent = createAgent({
   config: configInside("/tmp/agent"),
   llm: { baseUrl: "http://127.0.0.1:8080" },
-  onApproval: ({ approval, code }) => approval.test_report.failed === 0 && code.length > 0,
+  onApproval: (question) =>
+    question._tag === "ApproveSkill" ? question.approval.test_report.failed === 0 && question.code.length > 0 : question._tag === "ConfirmPlan",
   onProgress: (progress: Progress) => console.log(progress._tag)
 })
 const outcome: AgentOutcome = await agent.run("Count the words in notes.txt")

@@ -1,12 +1,12 @@
 /**
  * The command line as a user meets it: help without colour codes off a terminal, an unknown
  * option named with the closest real one, progress as plain lines on stderr that `--log-level`
- * filters, the task confirmation through @effect/cli's prompt, and one place that turns an error
- * into a message and an exit code.
+ * filters, and one place that turns an error into a message and an exit code. (The confirmation of
+ * a task's plan, with @effect/cli's prompt, is tested in questions.test.ts.)
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { spawn, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import { mkdtempSync, realpathSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -14,34 +14,14 @@ import { configInside } from "../../src/core/config.ts"
 import { hoistRootOptions } from "../../src/shell/argv.ts"
 import { ExitCodes, ExitWith, renderError } from "../../src/shell/exit.ts"
 import { root } from "../../src/shell/root.ts"
-import { runCli, runCliAsync } from "../support/cli.ts"
+import { runCli, runCliAsync, runCliInTerminal } from "../support/cli.ts"
 import { openAiServer } from "../support/openaiServer.ts"
 
 const bin = join(import.meta.dirname, "..", "..", "bin", "luallm-agent.cjs")
 const freshHome = () => realpathSync(mkdtempSync(join(tmpdir(), "luallm-agent-cli-")))
 const ESC = "\u001b"
 
-/** The CLI in a pseudo-terminal (`script`), answering each prompt with the next key once `waitFor` shows. */
-const inTerminal = (args: ReadonlyArray<string>, env: Record<string, string>, keys: ReadonlyArray<{ readonly waitFor: string; readonly key: string }> = []) =>
-  new Promise<{ readonly code: number | null; readonly output: string }>((resolve) => {
-    const command = [process.execPath, bin, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ")
-    const child = spawn("script", ["-qec", command, "/dev/null"], { env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", TERM: "xterm", ...env } })
-    let output = ""
-    let next = 0
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString("utf8")
-      const step = keys[next]
-      if (step !== undefined && output.includes(step.waitFor)) {
-        next++
-        child.stdin.write(step.key)
-      }
-    })
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000)
-    child.on("close", (code) => {
-      clearTimeout(timer)
-      resolve({ code, output })
-    })
-  })
+const inTerminal = (args: ReadonlyArray<string>, env: Record<string, string>) => runCliInTerminal(args, env)
 
 describe("--help", () => {
   it("has no colour codes in a pipe, even without NO_COLOR", () => {
@@ -192,25 +172,6 @@ describe("progress", () => {
       expect(run.code).toBe(ExitCodes.ok)
       expect(run.stderr).toBe("asking test-model…\n")
     }))
-})
-
-describe("the task confirmation", () => {
-  it("asks on a terminal with @effect/cli's confirm prompt: n leaves the task unstarted", async () => {
-    const home = freshHome()
-    const run = await inTerminal(["run", "count the words in my notes"], { HOME: home, NO_COLOR: "1" }, [{ waitFor: "Run this task?", key: "n" }])
-    expect(run.code).toBe(ExitCodes.ok)
-    expect(run.output).toContain("Run this task? count the words in my notes")
-    expect(run.output).toContain("not started")
-    const status = runCli(["status"], { env: { HOME: home }, cwd: home })
-    expect(status.stdout).toContain("no task saved")
-  })
-
-  it("without a terminal, says how to confirm instead of waiting for input", () => {
-    const home = freshHome()
-    const run = runCli(["run", "count the words in my notes"], { env: { HOME: home }, cwd: home })
-    expect(run.code).toBe(ExitCodes.failure)
-    expect(run.stderr).toContain("Pass --yes, or set approval_tiers.task_confirmation to \"auto\".")
-  })
 })
 
 describe("one place for messages and exit codes", () => {

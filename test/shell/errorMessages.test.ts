@@ -12,8 +12,9 @@ import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { DraftWriteError } from "../../src/agent/drafting.ts"
 import { NodeAnswerInvalid, NodeDataTooLarge } from "../../src/agent/execution.ts"
-import { NoTaskToResume, TaskIdTaken, TaskInProgress } from "../../src/Agent.ts"
-import { AgentClosed, ApprovalCallbackFailed } from "../../src/createAgent.ts"
+import { NothingToRetry, NoTaskToResume, TaskIdTaken, TaskInProgress } from "../../src/Agent.ts"
+import { AgentClosed } from "../../src/createAgent.ts"
+import { ApprovalCallbackFailed } from "../../src/layers/Approver.ts"
 import { parseCondition } from "../../src/core/conditions.ts"
 import { fromJson } from "../../src/core/graph.ts"
 import { MAX_JSON_DEPTH } from "../../src/core/jsonText.ts"
@@ -96,8 +97,8 @@ import {
   TaskAmbiguous,
   TaskNotFound
 } from "../../src/layers/State.ts"
+import { ExecGrantNotSent } from "../../src/shell/commands/onCluster.ts"
 import { ContextFileUnreadable, NoCodeInAnswer, OutputNotWritten } from "../../src/shell/commands/prompt.ts"
-import { ConfirmationRequired } from "../../src/shell/commands/task.ts"
 import { LogLevelInvalid, UnknownCommand, UnknownOption } from "../../src/shell/argv.ts"
 import { cli } from "../../src/shell/cli.ts"
 import { OutputExists, OutputNotAllowed, OutputProtected } from "../../src/shell/outputPath.ts"
@@ -176,6 +177,21 @@ const rows: ReadonlyArray<Row> = [
   },
   { error: new NoTaskToResume({ location: STATE_DIR }), facts: [STATE_DIR, "luallm-agent run", "Agent.start"] },
   {
+    variant: "no failed task",
+    error: new NothingToRetry({ id: null, state: null, location: STATE_DIR }),
+    facts: [STATE_DIR, "No failed task", "`luallm-agent tasks`", "`luallm-agent resume --task ID`"]
+  },
+  {
+    variant: "a complete task",
+    error: new NothingToRetry({ id: ID, state: "complete", location: STATE_DIR }),
+    facts: [ID.slice(0, 8), "is complete: there is nothing to retry", "`luallm-agent run \"<request>\"`"]
+  },
+  {
+    variant: "an unfinished task",
+    error: new NothingToRetry({ id: ID, state: "model_wait", location: STATE_DIR }),
+    facts: [ID.slice(0, 8), "model_wait, not failed", `\`luallm-agent resume --task ${ID.slice(0, 8)}\``]
+  },
+  {
     error: new TaskIdTaken({ id: ID, location: PG_URL }),
     facts: [ID, PG_URL, "luallm-agent resume --task 3f2a9c1e", "Agent.resume({ task: \"3f2a9c1e-7b4d-4e21-9a0f-5c6d7e8f9a0b\" })", "without an id"]
   },
@@ -185,8 +201,8 @@ const rows: ReadonlyArray<Row> = [
   },
   // The Promise facade (createAgent)
   {
-    error: new ApprovalCallbackFailed({ skill: "csv_sum", approvalId: "ab12cd34-0000", taskId: ID, reason: "it threw review service down" }),
-    facts: ["onApproval", "csv_sum", "ab12cd34", "review service down", "task 3f2a9c1e stays paused", "resume(\"3f2a9c1e\")"]
+    error: new ApprovalCallbackFailed({ question: "the drafted skill csv_sum (approval ab12cd34)", taskId: ID, reason: "it threw review service down" }),
+    facts: ["onApproval", "csv_sum", "ab12cd34", "review service down", "task 3f2a9c1e stays where it was", "resume(\"3f2a9c1e\")", "luallm-agent resume --task 3f2a9c1e"]
   },
   { error: new AgentClosed({ method: "run" }), facts: ["run()", "close()", "createAgent"] },
   // Config
@@ -359,6 +375,11 @@ const rows: ReadonlyArray<Row> = [
   { error: new ApprovalAmbiguous({ id: "3f2a", matches: [ID, "3f2a0000-0000-4000-8000-000000000000"] }), facts: ["3f2a", ID] },
   { error: new ApprovalCorrupt({ path: `${STATE_DIR}/pending_approvals/skill_csv_sum_${ID}.json`, reason: "status: expected pending" }), facts: [`skill_csv_sum_${ID}.json`, "status"] },
   { error: new ApprovalAlreadyResolved({ id: ID, status: "rejected" }), facts: [ID, "rejected"] },
+  {
+    variant: "its task reset",
+    error: new ApprovalAlreadyResolved({ id: ID, status: "rejected", reason: "its task was discarded with reset" }),
+    facts: [ID, "already rejected (its task was discarded with reset)"]
+  },
   { variant: "tests failed", error: new PromotionRefused({ id: ID, skill: "csv_sum", reason: "its last test run did not pass (2/3)" }), facts: ["csv_sum", ID, "2/3", "luallm-agent approvals show 3f2a9c1e"] },
   { variant: "draft changed", error: new PromotionRefused({ id: ID, skill: "csv_sum", reason: "the draft changed after it was approved" }), facts: ["csv_sum", "changed after it was approved"] },
   { error: new ApprovalIoError({ path: "/home/ada/skills/csv_sum.js", reason: "EACCES: permission denied" }), facts: ["/home/ada/skills/csv_sum.js", "EACCES"] },
@@ -424,9 +445,18 @@ const rows: ReadonlyArray<Row> = [
     shown: planRetriesSpent([badCondition?.message ?? "?"]),
     facts: [`Decision "check"`, `"result >"`, conditionError?.message ?? "?", "limits.max_plan_retries"]
   },
+  // The task cluster: exec is never granted by a message
+  {
+    variant: "run",
+    error: new ExecGrantNotSent({ command: "run", task: null }),
+    facts: ["--allow-exec", "grants nothing by itself", "luallm-agent --on local run \"<request>\" --allow-exec", "approval_tiers.skill_exec"]
+  },
+  {
+    variant: "resume",
+    error: new ExecGrantNotSent({ command: "resume", task: ID }),
+    facts: ["luallm-agent --on local resume --task 3f2a9c1e --allow-exec", "Nothing was sent"]
+  },
   // Shell commands
-  { variant: "prompt tier", error: new ConfirmationRequired({ tier: "prompt" }), facts: ["--yes", "approval_tiers.task_confirmation"] },
-  { variant: "human tier", error: new ConfirmationRequired({ tier: "human" }), facts: ["approval_tiers.task_confirmation", "terminal"] },
   { error: new ContextFileUnreadable({ path: "/home/ada/notes.md", reason: "ENOENT: no such file or directory" }), facts: ["/home/ada/notes.md", "ENOENT"] },
   { error: new NoCodeInAnswer({ out: "sum.py", model: "qwen2.5-7b-instruct", answer: "I cannot help with that." }), facts: ["sum.py", "qwen2.5-7b-instruct", "I cannot help with that."] },
   { error: new OutputNotWritten({ path: "/readonly/sum.py", reason: "EACCES: permission denied" }), facts: ["/readonly/sum.py", "EACCES"] },
@@ -724,6 +754,6 @@ describe("suggested commands", () => {
       }
     }
     const failed = transition(task, Event.TestsFailed({ report: null, feedback: "1 of 1 tests failed" }), { ...limits, max_skill_retries: 3 }, now).task
-    expect(suggestedIn(failed.error ?? "")).toEqual([["skills", "test", "csv_sum", "--draft"]])
+    expect(suggestedIn(failed.error ?? "")).toEqual([["skills", "test", "csv_sum", "--draft"], ["resume", "--task", ID.slice(0, 8), "--retry-failed"]])
   })
 })

@@ -45,7 +45,7 @@ describe("luallm-agent stats", () => {
     // The draft call's timings: 15 of 20 prompt tokens from the cache, 7 tokens in 0.35 s.
     expect(run.stdout).toMatch(/m-a\s+2\s+0\s+200 ms\s+300 ms\s+30\s+12\s+75%\s+20\.0/)
     expect(run.stdout).toContain("Skill drafts: 1 started, 1 reached approval (100%); 0 reworks, 0.00 retries per skill")
-    expect(run.stdout).toContain("Tasks: 1 (0 complete, 0 failed, 1 paused, 0 unfinished)")
+    expect(run.stdout).toContain("Tasks: 1 (0 complete, 0 failed, 0 declined, 1 paused, 0 unfinished)")
     expect(run.stderr).toContain("1 line(s) of the audit log are not valid audit lines")
   })
 

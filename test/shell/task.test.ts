@@ -83,7 +83,7 @@ describe("the demo and the task commands", () => {
     expect(code).toBe(0)
     expect(output).toContain("export function countWords") // [V]iew code
     expect(output).toContain("running the tests of word_count") // [R]erun tests
-    expect(output).toContain("promoted word_count") // [Y]es
+    expect(output).toContain("skill word_count approved and promoted") // [Y]es, recorded and promoted by the agent
     expect(output).toContain("task")
     expect(output).toContain("complete")
     expect(output).toContain("Your notes contain 17 words.")

@@ -53,3 +53,40 @@ export const runCliAsync = (
       resolve({ code, stdout, stderr })
     })
   })
+
+/**
+ * The CLI in a pseudo-terminal (`script`), as a user at a terminal runs it: once `waitFor` shows
+ * (after what the previous key answered), the next key is typed. Output is stdout and stderr
+ * together, as a terminal shows them (its CR LF line ends read as LF).
+ */
+export const runCliInTerminal = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string>,
+  keys: ReadonlyArray<{ readonly waitFor: string; readonly key: string }> = [],
+  options: { readonly cwd?: string; readonly timeoutMs?: number } = {}
+) =>
+  new Promise<{ readonly code: number | null; readonly output: string }>((resolve) => {
+    const command = [process.execPath, bin, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ")
+    const child = spawn("script", ["-qec", command, "/dev/null"], {
+      cwd: options.cwd,
+      env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", TERM: "xterm", ...env }
+    })
+    let output = ""
+    let next = 0
+    let from = 0
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString("utf8")
+      const step = keys[next]
+      const found = step === undefined ? -1 : output.indexOf(step.waitFor, from)
+      if (step !== undefined && found !== -1) {
+        next++
+        from = found + step.waitFor.length
+        child.stdin.write(step.key)
+      }
+    })
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000)
+    child.on("close", (code) => {
+      clearTimeout(timer)
+      resolve({ code, output: output.replace(/\r\n/g, "\n") })
+    })
+  })

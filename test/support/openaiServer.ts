@@ -83,10 +83,21 @@ export interface ReceivedRequest {
   readonly at: number
 }
 
+/**
+ * How a server that is down behaves: `refused` stops listening (a connection is refused);
+ * `unavailable` answers chat requests 503 "Loading model"; `silent` accepts them and never answers.
+ */
+export type Outage = "refused" | "unavailable" | "silent"
+
 export interface OpenAiServer {
   /** `http://127.0.0.1:<port>`. */
   readonly url: string
   readonly port: number
+  /**
+   * Takes the server down (`null`: up again, on the same port). `when` limits `unavailable` and
+   * `silent` to the chat requests whose last user message it accepts.
+   */
+  readonly setOutage: (outage: Outage | null, when?: (lastUserMessage: string) => boolean) => Effect.Effect<void>
   readonly received: () => ReadonlyArray<ReceivedRequest>
   /** The chat requests only. */
   readonly chats: () => ReadonlyArray<ReceivedRequest>
@@ -252,8 +263,15 @@ export const openAiServer = (options: OpenAiServerOptions = {}) => {
     res.end()
   }
 
+  let outage: { readonly kind: Outage; readonly when: (lastUserMessage: string) => boolean } | null = null
+
   const chat = async (req: IncomingMessage, res: ServerResponse, body: ChatBody) => {
     const model = typeof body.model === "string" ? body.model : models[0] ?? "test-model"
+    if (outage !== null && outage.when(lastUserMessage(body.messages))) {
+      // Silent: the connection stays open, unanswered, until the client gives up.
+      if (outage.kind === "silent") return
+      return sendJson(res, 503, { error: { code: 503, message: "Loading model", type: "unavailable_error" } })
+    }
     const content = answerFor(body)
     const prompt = promptTokens(body.messages)
     const usage = { prompt_tokens: prompt, completion_tokens: words(content), total_tokens: prompt + words(content) }
@@ -374,11 +392,25 @@ export const openAiServer = (options: OpenAiServerOptions = {}) => {
       })
       server.listen(0, "127.0.0.1", () => {
         const { port } = server.address() as AddressInfo
+        const listening = (up: boolean) =>
+          Effect.async<void>((done) => {
+            if (up === server.listening) return done(Effect.void)
+            if (up) server.listen(port, "127.0.0.1", () => done(Effect.void))
+            else {
+              server.closeAllConnections()
+              server.close(() => done(Effect.void))
+            }
+          })
         resume(Effect.succeed({
           server,
           handle: {
             url: `http://127.0.0.1:${port}`,
             port,
+            setOutage: (kind, when = () => true) =>
+              Effect.suspend(() => {
+                outage = kind === null || kind === "refused" ? null : { kind, when }
+                return listening(kind !== "refused")
+              }),
             received: () => [...received],
             chats: () => received.filter((r) => r.path === "/v1/chat/completions"),
             mistakes: () => [...mistakes]
@@ -388,6 +420,7 @@ export const openAiServer = (options: OpenAiServerOptions = {}) => {
     }),
     ({ server }) =>
       Effect.async<void>((resume) => {
+        if (!server.listening) return resume(Effect.void)
         server.closeAllConnections()
         server.close(() => resume(Effect.void))
       })

@@ -20,7 +20,8 @@ import { Approvals } from "../Approvals.ts"
 import { Audit, inTask } from "../Audit.ts"
 import { AppConfig } from "../Config.ts"
 import { State } from "../State.ts"
-import { type ApprovalDecided, RemoteTaskError, TaskEntity } from "./protocol.ts"
+import type { StandingAnswers } from "../Approver.ts"
+import { type ApprovalDecided, RemoteTaskError, ResumeTask, TaskEntity } from "./protocol.ts"
 
 export class ApprovalOfAnotherTask extends Data.TaggedError("ApprovalOfAnotherTask")<{
   readonly approval: string
@@ -98,7 +99,10 @@ export const taskEntityLayer = (progress: (taskId: string) => ProgressListener) 
             Effect.mapError(remote)
           )
 
-      const resume = agent.resume({ task: id, onProgress })
+      /** What a message answers ahead of time: the plan's confirmation under the `prompt` tier, nothing else. */
+      const answers = (payload: { readonly confirm_plan: boolean }): StandingAnswers =>
+        payload.confirm_plan ? { confirmPlan: "--yes, sent with the message" } : {}
+      const resume = (payload: { readonly confirm_plan: boolean }) => agent.resume({ task: id, onProgress, answers: answers(payload) })
 
       /**
        * Continues the task after a human's decision, which must be in the approval's record: a
@@ -112,7 +116,7 @@ export const taskEntityLayer = (progress: (taskId: string) => ProgressListener) 
           if (record.status !== wanted) return yield* new ApprovalNotDecided({ approval: record.id, task: id, status: record.status, wanted })
           const installed = approved && record.promoted_to === null ? yield* approvals.promote(record.id) : record
           // The continuation is a message too: stored before this answer, so it outlives this runner.
-          yield* self.Resume(undefined, { discard: true })
+          yield* self.Resume(new ResumeTask({}), { discard: true })
           return { approval: installed, runner }
         }).pipe(Effect.mapError(remote))
 
@@ -121,9 +125,11 @@ export const taskEntityLayer = (progress: (taskId: string) => ProgressListener) 
           drive(
             "Start",
             Effect.flatMap(state.load(id), (saved) =>
-              Option.isSome(saved) ? resume : Effect.flatMap(agent.start(payload.prompt, { id, onProgress }), awaitHandle))
+              Option.isSome(saved)
+                ? resume(payload)
+                : Effect.flatMap(agent.start(payload.prompt, { id, onProgress, answers: answers(payload) }), awaitHandle))
           ),
-        Resume: () => drive("Resume", resume),
+        Resume: ({ payload }) => drive("Resume", resume(payload)),
         Approve: ({ payload }) => decided(payload, true),
         Reject: ({ payload }) => decided(payload, false),
         Status: () =>

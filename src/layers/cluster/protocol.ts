@@ -44,12 +44,22 @@ export class RemoteTaskError extends Schema.TaggedError<RemoteTaskError>()("Remo
   }
 }
 
+/**
+ * Whether the plan is confirmed ahead of time, as `--yes` does: only under the `prompt` tier
+ * (whoever may send a task may send it confirmed). A message never approves a draft or grants
+ * exec: those need a record, or a process of the human's own (`--on local`).
+ */
+const confirmPlan = Schema.optionalWith(Schema.Boolean, { exact: true, default: () => false })
+
 /** The first message of a task: at most one per task id (a second is answered like the first). */
-export class StartTask extends Schema.Class<StartTask>("StartTask")({ prompt: Schema.String }) {
+export class StartTask extends Schema.Class<StartTask>("StartTask")({ prompt: Schema.String, confirm_plan: confirmPlan }) {
   [PrimaryKey.symbol]() {
     return "start"
   }
 }
+
+/** A request to go on with a saved task (each a message of its own). */
+export class ResumeTask extends Schema.Class<ResumeTask>("ResumeTask")({ confirm_plan: confirmPlan }) {}
 
 /**
  * That a human decided one of the task's approvals (recorded with `approvals approve|reject`
@@ -70,7 +80,7 @@ const driving = RpcGroup.make(
   /** Creates the task with the entity's id and drives it until it finishes or pauses. */
   Rpc.make("Start", { payload: StartTask, success: TaskReport, error: RemoteTaskError }),
   /** Drives the saved task until it finishes or pauses (joins the drive already running, if any). */
-  Rpc.make("Resume", { success: TaskReport, error: RemoteTaskError }),
+  Rpc.make("Resume", { payload: ResumeTask, success: TaskReport, error: RemoteTaskError }),
   /** The draft was approved: the runner promotes it, then the task goes on (a `Resume` the entity sends itself). */
   Rpc.make("Approve", { payload: ApprovalDecided, success: ApprovalReport, error: RemoteTaskError }),
   /** The draft was rejected: the task goes on, to fail with the reason (a `Resume`, likewise). */

@@ -120,3 +120,12 @@ export class TaskTokenBudgetExceeded extends Data.TaggedError("TaskTokenBudgetEx
     return `The task has used ${this.used} tokens; the next ${this.purpose} call would add up to ${this.next}, past limits.max_task_tokens (${this.limit}). Raise limits.max_task_tokens and resume the task, or reset it and ask for less.`
   }
 }
+
+/**
+ * The model's server did not answer, after the retries: nothing listened, it stayed silent past
+ * the time limits, or it kept failing with a status worth retrying (408, 429, 5xx). A task that
+ * meets one pauses until the server answers again; any other error is about the request.
+ */
+export const isModelUnavailable = (error: unknown): error is LlmUnreachable | LlmTimeout | LlmHttpError =>
+  error instanceof LlmUnreachable || error instanceof LlmTimeout ||
+  (error instanceof LlmHttpError && (error.status >= 500 || error.status === 408 || error.status === 429))

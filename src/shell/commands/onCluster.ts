@@ -5,13 +5,15 @@
  * already running there), `status` adds who holds the task now, and `approvals approve|reject`
  * record the decision here and then tell the task's runner, which acts only on that record: it
  * promotes an approved draft and continues the task. The outcome, the output, the progress on
- * stderr and the exit codes are those of the same command in one process.
+ * stderr and the exit codes are those of the same command in one process. The runners have no
+ * terminal: a task's questions pause it there; `--yes` travels with `run` and `resume` (the plan,
+ * under the `prompt` tier), `--allow-exec` does not (a message grants nothing by itself).
  */
-import { Console, Effect, Option } from "effect"
+import { Console, Data, Effect, Option } from "effect"
 import { NoTaskToResume } from "../../Agent.ts"
 import { sanitizeForTerminal } from "../../core/terminalText.ts"
 import { Approvals } from "../../layers/Approvals.ts"
-import type { RunnerInfo } from "../../layers/Cluster.ts"
+import type { RunnerInfo, SendOptions } from "../../layers/Cluster.ts"
 import type { Task } from "../../core/task.ts"
 import { defaultTask, resolveTaskId, State } from "../../layers/State.ts"
 import { followTask } from "../follow.ts"
@@ -33,11 +35,26 @@ const describeRunners = (runners: ReadonlyArray<RunnerInfo>): string => {
     : `${healthy.length} worker${healthy.length === 1 ? "" : "s"}: ${healthy.map((runner) => runner.address).join(", ")}`
 }
 
+export class ExecGrantNotSent extends Data.TaggedError("ExecGrantNotSent")<{
+  readonly command: "run" | "resume"
+  /** The task `--task` named, if any. */
+  readonly task: string | null
+}> {
+  override get message() {
+    const here = this.command === "run"
+      ? `\`luallm-agent --on local run "<request>" --allow-exec\``
+      : this.task === null
+      ? "`luallm-agent --on local resume --allow-exec`"
+      : `\`luallm-agent --on local resume --task ${this.task.slice(0, 8)} --allow-exec\``
+    return `--allow-exec is not sent to the task cluster: a message to a runner grants nothing by itself (whoever reaches a runner's port could send one), and exec would run commands on the runner's machine. Nothing was sent. Grant it in this process instead with ${here}, or set approval_tiers.skill_exec to "auto" in the workers' config.`
+  }
+}
+
 /** `run` on the cluster: a new task, sent to its runner, followed until it finishes or pauses. */
-export const runOnCluster = (prompt: string) =>
+export const runOnCluster = (prompt: string, options: SendOptions) =>
   Effect.gen(function*() {
     const tasks = yield* cluster
-    const submitted = tasks.submit(prompt)
+    const submitted = tasks.submit(prompt, options)
     yield* Console.error(dim(`task ${short(submitted.id)} goes to the task cluster (${describeRunners(yield* tasks.runners)})`))
     const outcome = yield* followTask(submitted.id, submitted.outcome, showProgress)
     yield* Console.error(dim(`driven by runner ${outcome.runner}`))
@@ -49,14 +66,14 @@ export const runOnCluster = (prompt: string) =>
  * pending approval is not reviewed here (the review runs the draft's tests on this machine):
  * the task stays paused until `approvals approve|reject` sends the decision to its runner.
  */
-export const resumeOnCluster = (wanted: Option.Option<string>) =>
+export const resumeOnCluster = (wanted: Option.Option<string>, options: SendOptions) =>
   Effect.gen(function*() {
     const state = yield* State
     const id = Option.isSome(wanted) ? yield* resolveTaskId(wanted.value) : Option.getOrUndefined(defaultTask(yield* state.list))?.id
     const saved = id === undefined ? Option.none<Task>() : yield* state.load(id)
     if (Option.isNone(saved)) return yield* new NoTaskToResume({ location: state.location })
     const taskId = saved.value.id
-    const outcome = yield* followTask(taskId, Effect.flatMap(cluster, (tasks) => tasks.resume(taskId)), showProgress)
+    const outcome = yield* followTask(taskId, Effect.flatMap(cluster, (tasks) => tasks.resume(taskId, options)), showProgress)
     yield* Console.error(dim(`driven by runner ${outcome.runner}`))
     return outcome
   }).pipe(provideCluster)

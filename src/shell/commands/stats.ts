@@ -67,7 +67,7 @@ const taskSection = ({ tasks }: Stats): Array<string> => [
   `${bold("Tasks")}: ${count(tasks.total)}` +
   (tasks.total === 0
     ? ""
-    : ` (${tasks.complete} complete, ${tasks.failed} failed, ${tasks.paused} paused, ${tasks.unfinished} unfinished)`)
+    : ` (${tasks.complete} complete, ${tasks.failed} failed, ${tasks.declined} declined, ${tasks.paused} paused, ${tasks.unfinished} unfinished)`)
 ]
 
 const skillSection = (title: string, failures: string, rows: ReadonlyArray<{
