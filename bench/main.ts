@@ -49,11 +49,14 @@ const machine = () => ({
 
 const number = (n: number): string => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2))
 
+/** ` [low–high]` when the row measured its spread. */
+const range = (ends: readonly [number, number] | undefined): string => (ends === undefined ? "" : ` [${number(ends[0])}–${number(ends[1])}]`)
+
 const cells = (row: BenchRow): ReadonlyArray<string> => [
   row.figure,
-  `${number(row.value)} ${row.unit}`,
-  `${number(row.baseline)} ${row.unit} (${row.baselineLabel})`,
-  `${number(row.ratio)}×`,
+  `${number(row.value)} ${row.unit}${range(row.spread?.value)}`,
+  `${number(row.baseline)} ${row.unit}${range(row.spread?.baseline)} (${row.baselineLabel})`,
+  `${number(row.ratio)}×${range(row.spread?.ratio)}`,
   `≤ ${row.target}×`,
   row.met ? "yes" : "NO"
 ]
@@ -81,8 +84,10 @@ const report = (options: Options, outcomes: ReadonlyArray<BenchOutcome>): string
   const title = `luallm-agent bench (${options.size}) · ${host.cores} cores, ${host.cpu} · node ${host.node} · ${host.platform} · ${host.date}`
   const table = [header, ...rows.map(cells)]
   const missed = rows.filter((row) => !row.met)
+  const spreads = rows.flatMap((row) => (row.spread === undefined ? [] : [`${row.figure}: ${row.spread.of}`]))
   return [
     options.format === "markdown" ? `${title}\n\n${markdownTable(table)}` : `${title}\n\n${textTable(table)}`,
+    ...(spreads.length === 0 ? [] : [`[low–high]: how far the figures moved during the run (${spreads.join("; ")}).`]),
     missed.length === 0 ? "Every target met." : `Missed: ${missed.map((row) => row.figure).join("; ")}.`,
     ...broken.map((outcome) => `The ${outcome.name} bench broke:\n${outcome.cause}`)
   ].join("\n\n")

@@ -16,6 +16,17 @@ export interface BenchRow {
   /** The largest acceptable ratio. */
   readonly target: number
   readonly met: boolean
+  /** How much the figures moved during the run, where the bench measured many operations. */
+  readonly spread?: Spread
+}
+
+/** Low and high ends of a row's figures over the run: the 10th and 90th percentiles of many operations, or the range of a few runs (`of` says which). */
+export interface Spread {
+  readonly value: readonly [number, number]
+  readonly baseline: readonly [number, number]
+  readonly ratio: readonly [number, number]
+  /** What the ends are taken over, e.g. "p10–p90 of 400 operations each". */
+  readonly of: string
 }
 
 /** `tiny` runs in `npm test` to prove every row is still produced; `full` is `npm run bench`. */

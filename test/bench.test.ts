@@ -51,6 +51,11 @@ describe("bench suite", () => {
         }
         expect(row.baselineLabel, row.figure).not.toBe("")
         expect(row.met, row.figure).toBe(row.ratio <= row.target)
+        if (row.spread !== undefined) {
+          const { baseline, ratio, value } = row.spread
+          for (const [low, high] of [value, baseline, ratio]) expect(Number.isFinite(low) && low > 0 && low <= high, `${row.figure}: spread ${low}–${high}`).toBe(true)
+          expect(row.spread.of, row.figure).not.toBe("")
+        }
       }
-    }))
+    }), 120_000) // a time budget for every bench at its tiny size, a Postgres server among them, on a busy machine
 })

@@ -8,11 +8,14 @@
  * `inTask`), so tasks running side by side in one process each get their own lines.
  * Normal operation never reads the log; `AuditReader` serves the `log` and `stats` commands.
  */
-import { FileSystem, Path } from "@effect/platform"
-import { Clock, Context, Data, Deferred, Effect, Exit, FiberRef, Layer, Option, Queue, Ref, Schema, Scope } from "effect"
+import { FileSystem, type Path } from "@effect/platform"
+import { Clock, Context, Data, Effect, type Fiber, FiberRef, Layer, Option, Queue, Ref, Schema } from "effect"
+import * as NFS from "node:fs"
+import { dirname } from "node:path"
 import { fromJsonText } from "../core/jsonText.ts"
 import { AppConfig } from "./Config.ts"
 import { StoreBackend, StoreBackendLive, type StoreUnavailable } from "./store/backend.ts"
+import { close, fdatasync } from "./store/fileIo.ts"
 
 export const AuditEntry = Schema.Struct({
   ts: Schema.String,
@@ -58,12 +61,12 @@ export class AuditReadError extends Data.TaggedError("AuditReadError")<{
 export interface AuditShape {
   /**
    * Logs one line, stamped with the current fiber's task. `data` must be JSON-serialisable;
-   * values that are not become strings. The file store queues the line for its writer, which
-   * writes what is queued in one go (a group commit), and fails here with a write error the
-   * writer met since it was last reported.
+   * values that are not become strings. The file store writes the line at once (into the page
+   * cache; it is fsynced a moment later with the other lines of that moment); a write error is
+   * reported by the next `flush` or `sync`, or else by the next `log`.
    */
   readonly log: (event: string, data?: AuditData) => Effect.Effect<void, AuditWriteError>
-  /** Waits until every line logged so far is written (in the file, handed to the kernel). `State.save` runs it before it saves. */
+  /** Fails when a line logged so far could not be written; once it succeeds, every line logged so far is in the file (handed to the kernel). `State.save` runs it before it saves. */
   readonly flush: Effect.Effect<void, AuditWriteError>
   /** Makes every line logged so far durable: written, then one fsync for all of them (the file store also does so on its own when the lines pause). */
   readonly sync: Effect.Effect<void, AuditWriteError>
@@ -83,19 +86,33 @@ export const formatAuditLine = (entry: AuditEntry): string => {
   try {
     return `${JSON.stringify(entry)}\n`
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error)
-    return `${JSON.stringify({ ...entry, data: { unserialisable: reason } })}\n`
+    return `${JSON.stringify({ ...entry, data: unserialisable(error) })}\n`
   }
 }
 
+/** What stands for data JSON cannot hold (a cycle, a BigInt): why, so the event is never lost. */
+const unserialisable = (error: unknown): AuditData => ({ unserialisable: error instanceof Error ? error.message : String(error) })
+
+/** An entry's `data` as JSON text, as `formatAuditLine` writes it (for a store that keeps it in a column). */
+export const auditDataJson = (data: AuditData): string => {
+  try {
+    return JSON.stringify(data)
+  } catch (error) {
+    return JSON.stringify(unserialisable(error))
+  }
+}
+
+/** The entry for `event` now, stamped with the fiber's clock and task: what `makeEntry` does, within a step that has the fiber. */
+const entryIn = (fiber: Fiber.RuntimeFiber<unknown, unknown>, event: string, data: AuditData | undefined): AuditEntry => ({
+  ts: new Date(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()).toISOString(),
+  event,
+  task_id: fiber.getFiberRef(CurrentTaskId),
+  data: data ?? {}
+})
+
 /** The entry for `event`, stamped with the clock's time and the current fiber's task. */
-export const makeEntry = (event: string, data: AuditData | undefined) =>
-  Effect.zipWith(Clock.currentTimeMillis, FiberRef.get(CurrentTaskId), (millis, taskId): AuditEntry => ({
-    ts: new Date(millis).toISOString(),
-    event,
-    task_id: taskId,
-    data: data ?? {}
-  }))
+export const makeEntry = (event: string, data: AuditData | undefined): Effect.Effect<AuditEntry> =>
+  Effect.withFiberRuntime((fiber) => Effect.succeed(entryIn(fiber, event, data)))
 
 /** The rotated file names, newest first: `audit.jsonl.1`, `audit.jsonl.2`, … */
 export const rotatedPaths = (path: string, maxFiles: number): Array<string> =>
@@ -107,201 +124,161 @@ export interface FileAuditOptions {
   readonly maxFiles: number
 }
 
-/** How long after writing lines the file audit's writer fsyncs them (all that were written meanwhile at once). */
-const idleSync = "100 millis"
+/** How long after lines are written the file audit fsyncs them (one fsync for every line written meanwhile). */
+const idleSync = (process.env.IDLESYNC ?? "100 millis") as "100 millis"
 
-/** What the file audit's writer is asked to do, in order. */
-type AuditJob =
-  | { readonly _tag: "Line"; readonly bytes: Uint8Array }
-  | { readonly _tag: "Flush"; readonly durable: boolean; readonly done: Deferred.Deferred<void, AuditWriteError> }
-  /** The writer's own reminder to fsync what it wrote a moment ago. */
-  | { readonly _tag: "Fsync" }
+const reasonOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
 /**
- * Audit to a file, with rotation by size. One writer fiber owns the file: `log` queues a line
- * and returns, the writer appends everything queued in one `write` (a group commit), so a
- * task's own progress never waits for the disk. The file is opened at the first line (commands
- * that only read never create it) and stays open. `flush` and `sync` wait for the lines queued
- * before them; `State.save` flushes before it saves, so the log is never behind the saved tasks.
- * A write cut short (a full disk) is truncated away, so the next line starts whole; its error
- * goes to the next `flush`, `sync` or `log`. Lines still queued when a process is killed are
- * lost; lines that a saved transition follows never are. The writer fsyncs what it wrote a
- * moment later (one fsync for every line of that moment), and when the log is closed.
+ * Audit to a file, with rotation by size. `log` appends its line at once, into the page cache:
+ * one write, no trip through another fiber or the thread pool (`store/fileIo.ts` says why), so
+ * `State.save`, which runs `flush` before it writes its record, finds its lines already written:
+ * the log is never behind the saved tasks, also when the process is killed. What waits for the
+ * disk does not block: the lines written in a moment are fsynced together `idleSync` later, in
+ * the thread pool (a group commit), and `sync` (and closing the log) fsyncs at once. The file is
+ * opened at the first line (commands that only read never create it) and stays open. A write
+ * cut short (a full disk) is truncated away, so the next line starts whole; its error goes to the
+ * next `flush`, `sync` or `log`.
  */
 export const makeFileAudit = (options: FileAuditOptions) =>
   Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const path = yield* Path.Path
-    const fail = (error: { readonly message: string }) => new AuditWriteError({ path: options.path, reason: error.message })
-    const initialSize = yield* fs.stat(options.path).pipe(
-      Effect.map((info) => Number(info.size)),
-      Effect.orElseSucceed(() => 0)
-    )
-    const jobs = yield* Queue.unbounded<AuditJob>()
-    /** A write error not yet reported to anyone. */
-    const failure = yield* Ref.make(Option.none<AuditWriteError>())
-    const takeFailure = Effect.flatMap(Ref.getAndSet(failure, Option.none()), Option.match({
-      onNone: () => Effect.void,
-      onSome: Effect.fail
-    }))
-
-    const scope = yield* Effect.scope
-    // The writer's own state: only the writer fiber touches it (and the finalizer, after it stopped).
-    let size = initialSize
-    let unsynced = false
-    let fsyncDue = false
-    let open = Option.none<{ readonly file: FileSystem.File; readonly scope: Scope.CloseableScope }>()
-
-    const close = Effect.suspend(() => {
-      const current = open
-      open = Option.none()
-      return Option.match(current, { onNone: () => Effect.void, onSome: (o) => Scope.close(o.scope, Exit.void) })
+    const fail = (error: unknown) => new AuditWriteError({ path: options.path, reason: reasonOf(error) })
+    // The writer's state. Each change to it happens within one synchronous step (an
+    // `Effect.sync` or `Effect.suspend` body), so fibers never see it half changed.
+    let size = yield* Effect.sync(() => {
+      try {
+        return NFS.statSync(options.path, { throwIfNoEntry: false })?.size ?? 0
+      } catch {
+        return 0 // not reachable (a path through a file): the first write says why
+      }
     })
-    const file = Effect.suspend(() =>
-      Option.match(open, {
-        onSome: (o) => Effect.succeed(o.file),
-        onNone: () =>
-          Effect.gen(function*() {
-            yield* fs.makeDirectory(path.dirname(options.path), { recursive: true })
-            const scope = yield* Scope.make()
-            const handle = yield* Scope.extend(fs.open(options.path, { flag: "a" }), scope)
-            open = Option.some({ file: handle, scope })
-            return handle
-          })
-      })
-    )
+    let fd: number | undefined
+    /** A write error not yet reported to anyone. */
+    let failure: AuditWriteError | undefined
+    /** Lines written to `fd` since its last fsync. */
+    let unsynced = false
+    /** Descriptors of rotated files, fsynced and closed by the next fsync (one may be running on them). */
+    let retired: Array<number> = []
+    let fsyncDue = false
 
-    const rotate = Effect.gen(function*() {
-      yield* close
+    const takeFailure = Effect.suspend(() => {
+      const error = failure
+      failure = undefined
+      return error === undefined ? Effect.void : Effect.fail(error)
+    })
+
+    const openLog = (): number => {
+      if (fd !== undefined) return fd
+      NFS.mkdirSync(dirname(options.path), { recursive: true })
+      fd = NFS.openSync(options.path, "a")
+      return fd
+    }
+
+    const rotate = () => {
+      if (fd !== undefined) retired.push(fd)
+      fd = undefined
       const rotated = rotatedPaths(options.path, options.maxFiles)
       const oldest = rotated.at(-1)
       if (oldest === undefined) {
         // max_files 0: keep no history, start the file again.
-        yield* fs.remove(options.path, { force: true })
+        NFS.rmSync(options.path, { force: true })
       } else {
-        yield* fs.remove(oldest, { force: true })
+        NFS.rmSync(oldest, { force: true })
         for (let i = rotated.length - 1; i > 0; i--) {
           const from = rotated[i - 1]
           const to = rotated[i]
-          if (from !== undefined && to !== undefined && (yield* fs.exists(from))) yield* fs.rename(from, to)
+          if (from !== undefined && to !== undefined && NFS.existsSync(from)) NFS.renameSync(from, to)
         }
-        yield* fs.rename(options.path, rotated[0] ?? oldest)
+        NFS.renameSync(options.path, rotated[0] ?? oldest)
       }
       size = 0
-    })
+    }
 
-    /** Appends `bytes` (whole lines) in one write; a write cut short is truncated away. */
-    const append = (bytes: Uint8Array) =>
-      Effect.gen(function*() {
-        const before = size
-        const handle = yield* file
-        yield* handle.writeAll(bytes).pipe(Effect.tapError(() => fs.truncate(options.path, before).pipe(Effect.ignore)))
-        size = before + bytes.length
-        unsynced = true
-      }).pipe(Effect.mapError(fail))
-
-    /** Writes queued lines, one write per group, starting a new file where the size limit says so. */
-    const writeLines = (lines: ReadonlyArray<Uint8Array>) =>
-      Effect.gen(function*() {
-        let group: Array<Uint8Array> = []
-        let groupSize = 0
-        const writeGroup = Effect.suspend(() => {
-          const bytes = new Uint8Array(groupSize)
-          let at = 0
-          for (const line of group) {
-            bytes.set(line, at)
-            at += line.length
+    /** Appends one line in one write, starting a new file first where the size limit says so; a write cut short is truncated away. */
+    const append = (line: Uint8Array) => {
+      if (size > 0 && size + line.length > options.maxSizeBytes) rotate()
+      const handle = openLog()
+      let written = 0
+      try {
+        while (written < line.length) written += NFS.writeSync(handle, line, written, line.length - written)
+      } catch (error) {
+        if (written > 0) {
+          try {
+            NFS.ftruncateSync(handle, size)
+          } catch {
+            // The write's own error is what the caller hears; a line left torn is reported by
+            // the reader as damaged, never taken for a whole one.
           }
-          group = []
-          groupSize = 0
-          return bytes.length === 0 ? Effect.void : append(bytes)
-        })
-        for (const line of lines) {
-          if (size + groupSize > 0 && size + groupSize + line.length > options.maxSizeBytes) {
-            yield* writeGroup
-            if (size > 0) yield* rotate.pipe(Effect.mapError(fail))
-          }
-          group.push(line)
-          groupSize += line.length
         }
-        yield* writeGroup
-      })
+        throw error
+      }
+      size += line.length
+      unsynced = true
+    }
 
-    const fsync = Effect.suspend(() => {
-      if (!unsynced) return Effect.void
-      return Option.match(open, {
-        onNone: () => Effect.void,
-        onSome: (o) => Effect.tap(o.file.sync.pipe(Effect.mapError(fail)), () => Effect.sync(() => (unsynced = false)))
-      })
-    })
-
-    const keepFailure = (error: AuditWriteError) => Ref.set(failure, Option.some(error))
-
-    /**
-     * After lines were written, the writer reminds itself to fsync them a moment later: one fsync
-     * per `idleSync` for all the lines of that moment (a group commit), off every caller's path.
-     */
+    /** After lines were written, one fsync `idleSync` later covers them all, off every caller's path. */
+    const fsyncWake = yield* Queue.sliding<void>(1)
     const remindToFsync = Effect.suspend(() => {
-      if (!unsynced || fsyncDue) return Effect.void
+      if ((!unsynced && retired.length === 0) || fsyncDue) return Effect.void
       fsyncDue = true
-      return Effect.asVoid(Effect.forkIn(Effect.zipRight(Effect.sleep(idleSync), Queue.offer(jobs, { _tag: "Fsync" })), scope))
+      return Queue.offer(fsyncWake, undefined)
     })
 
-    /** One round of the writer: everything queued, in order. */
-    const drain = (batch: ReadonlyArray<AuditJob>) =>
-      Effect.gen(function*() {
-        let lines: Array<Uint8Array> = []
-        const writePending = Effect.suspend(() => {
-          const pending = lines
-          lines = []
-          return writeLines(pending).pipe(Effect.catchAll(keepFailure))
-        })
-        for (const job of batch) {
-          if (job._tag === "Line") {
-            lines.push(job.bytes)
-            continue
-          }
-          yield* writePending
-          if (job._tag === "Fsync") {
-            fsyncDue = false
-            yield* fsync.pipe(Effect.catchAll(keepFailure))
-            continue
-          }
-          if (job.durable) yield* fsync.pipe(Effect.catchAll(keepFailure))
-          yield* Deferred.complete(job.done, takeFailure)
-        }
-        yield* writePending
-        yield* remindToFsync
-      })
+    /** One fsync at a time: every line written before it started is durable when it ends. */
+    const syncing = yield* Effect.makeSemaphore(1)
+    const fsyncWritten = syncing.withPermits(1)(Effect.suspend(() => {
+      const closing = retired
+      const targets = unsynced && fd !== undefined ? [...closing, fd] : closing
+      retired = []
+      unsynced = false
+      if (targets.length === 0) return Effect.void
+      return Effect.forEach(targets, fdatasync, { discard: true }).pipe(
+        Effect.tapError(() => Effect.sync(() => (unsynced = true))),
+        Effect.ensuring(Effect.forEach(closing, (retiredFd) =>
+          Effect.catchAll(close(retiredFd), (error) => Effect.sync(() => (failure = fail(error)))), { discard: true })),
+        Effect.mapError(fail)
+      )
+    }))
 
-    // The writer takes what is queued, all of it, each time.
-    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(
-      Effect.zipWith(Queue.take(jobs), Queue.takeAll(jobs), (first, rest) => [first, ...rest]),
-      drain
-    )))
-
-    const waitFor = (durable: boolean) =>
-      Effect.flatMap(Deferred.make<void, AuditWriteError>(), (done) =>
-        Effect.zipRight(Queue.offer(jobs, { _tag: "Flush", durable, done }), Deferred.await(done)))
-
-    // Runs before the writer is interrupted (finalizers run last-added first): what is queued is
-    // written and made durable. Best effort: a failure here has no one left to report to.
+    // Runs after the fsync fiber below was interrupted (finalizers run last-added first): what
+    // was written is made durable. Best effort: a failure has no one left to hear it.
     yield* Effect.addFinalizer(() =>
-      Effect.zipRight(
-        waitFor(true).pipe(Effect.timeout("5 seconds"), Effect.ignore),
-        Effect.suspend(() => close)
+      Effect.ignore(fsyncWritten).pipe(
+        Effect.zipRight(Effect.suspend(() => {
+          const open = fd
+          fd = undefined
+          return open === undefined ? Effect.void : Effect.ignore(close(open))
+        }))
       )
     )
+    yield* Effect.forkScoped(Effect.forever(
+      Queue.take(fsyncWake).pipe(
+        Effect.zipRight(Effect.sleep(idleSync)),
+        Effect.zipRight(Effect.sync(() => (fsyncDue = false))),
+        Effect.zipRight(Effect.catchAll(fsyncWritten, (error) => Effect.sync(() => (failure = error))))
+      )
+    ))
+
+    const flush = Effect.zipRight(remindToFsync, takeFailure)
 
     return Audit.of({
+      // One step: a save's lines are on its path.
       log: (event, data) =>
-        Effect.gen(function*() {
-          yield* takeFailure
-          const entry = yield* makeEntry(event, data)
-          yield* Queue.offer(jobs, { _tag: "Line", bytes: new TextEncoder().encode(formatAuditLine(entry)) })
+        Effect.withFiberRuntime((fiber) => {
+          // An earlier write error is reported here, to the next line, when no flush took it.
+          const error = failure
+          failure = undefined
+          if (error !== undefined) return Effect.fail(error)
+          try {
+            append(Buffer.from(formatAuditLine(entryIn(fiber, event, data))))
+          } catch (writeError) {
+            // Kept for the next `flush` (a save's, which then saves nothing) or the next line.
+            failure = fail(writeError)
+          }
+          return remindToFsync
         }),
-      flush: waitFor(false),
-      sync: waitFor(true)
+      flush,
+      sync: Effect.zipRight(flush, fsyncWritten)
     })
   })
 

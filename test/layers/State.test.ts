@@ -9,6 +9,7 @@ import { sampleTask } from "../../bench/stepOverhead.ts"
 import { newTask, Task } from "../../src/core/task.ts"
 import { Audit, AuditMemory, AuditTest } from "../../src/layers/Audit.ts"
 import { makeFileStateStore } from "../../src/layers/store/fileState.ts"
+import { makeTaskEncoder } from "../../src/layers/store/taskJson.ts"
 import { tempDir, TestPlatform } from "../support/tmp.ts"
 
 const task = (id: string, steps = 0): Task => ({ ...newTask(id, `request ${id}`, "2026-01-01T00:00:00.000Z"), steps })
@@ -38,6 +39,16 @@ describe("file store: journal", () => {
       result: { n19: ["nested", { ok: true }] }
     }
     for (const task of [sampleTask, rich]) expect(Schema.decodeUnknownSync(Task)(JSON.parse(JSON.stringify(task)))).toEqual(task)
+  })
+
+  it("a task's JSON for a store is JSON.stringify's text, also for snapshots that share their unchanged nodes with the one before", () => {
+    const encode = makeTaskEncoder()
+    const graph = sampleTask.graph
+    if (graph === null) return expect.unreachable("the sample task has a graph")
+    // The executor's next snapshot: one node replaced, the others the same objects.
+    const next: Task = { ...sampleTask, steps: 13, graph: { ...graph, nodes: graph.nodes.map((node, i) => (i === 12 ? { ...node, status: "complete", result: { rows: [1, 2] } } : node)) } }
+    const tasks: ReadonlyArray<Task> = [sampleTask, next, { ...next, result: undefined, error: "a \"quoted\" \u2028 line" }, newTask("t", "no graph yet", "2026-01-01T00:00:00.000Z"), sampleTask]
+    for (const task of tasks) expect(encode(task)).toBe(JSON.stringify(task))
   })
 
   it.scoped("appends one line per transition to tasks/<id>.jsonl: {seq, task}", () =>

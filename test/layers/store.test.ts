@@ -70,7 +70,8 @@ describe.skipIf(postgresMissing !== undefined)("task store: Postgres only", () =
       const config = yield* postgresStore.config
       const first = yield* Layer.build(storeLayer(config))
       const second = yield* Layer.build(storeLayer(config))
-      const save = (context: typeof first, t: Task) => Effect.provide(Effect.flatMap(State, (state) => state.save(t)), context)
+      const save = (context: typeof first, t: Task) =>
+        Effect.provide(Effect.flatMap(State, (state) => state.save(t, [{ event: "task.transition", data: { steps: t.steps } }])), context)
       expect(yield* save(first, task("fenced", 1))).toBe(1)
       expect(yield* save(second, { ...task("fenced", 2), steps: 2 })).toBe(2)
       const refused = yield* Effect.flip(save(first, { ...task("fenced", 3), steps: 99 }))
@@ -79,6 +80,9 @@ describe.skipIf(postgresMissing !== undefined)("task store: Postgres only", () =
       expect(refused.message).toContain("luallm-agent status --task fenced")
       const saved = yield* Effect.provide(Effect.flatMap(State, (state) => state.load("fenced")), second)
       expect(Option.map(saved, (t) => t.steps)).toEqual(Option.some(2))
+      // The refused save's line was not committed either.
+      const read = yield* Effect.provide(Effect.flatMap(AuditReader, (reader) => reader.read({ taskPrefix: "fenced" })), second)
+      expect(read.entries.map((entry) => entry.data["steps"])).toEqual([0, 2])
       // Having read what is saved now, the first writer may go on from there.
       expect(yield* save(first, { ...task("fenced", 4), steps: 3 })).toBe(3)
     }))
@@ -158,6 +162,16 @@ for (const store of stores) {
           ["task.start", "t-audit", { prompt: "x", seq: 1 }],
           ["task.transition", "t-audit", { from: "pending", to: "planning", seq: 2 }]
         ])
+        // Many lines in one save keep their order; data JSON cannot hold becomes a note, the line stays.
+        const circular: Record<string, unknown> = {}
+        circular["self"] = circular
+        yield* state.save({ ...task("t-audit", 3), state: "planning", steps: 2 }, [
+          ...Array.from({ length: 12 }, (_, i) => ({ event: `e${i}`, data: { i } })),
+          { event: "odd", data: circular }
+        ])
+        const after = yield* (yield* AuditReader).read({ taskPrefix: "t-au" })
+        expect(after.entries.slice(2).map((e) => [e.event, e.data["seq"]])).toEqual([...Array.from({ length: 12 }, (_, i) => [`e${i}`, 3]), ["odd", undefined]])
+        expect(String(after.entries.at(-1)?.data["unserialisable"])).toMatch(/circular/i)
       })))
 
     it.scopedLive("stamps every line with the task of the fiber that logs it, for tasks side by side", () =>

@@ -3,12 +3,13 @@
  * task, `state_dir/tasks/<id>.lock` (see `fileLock.ts`).
  *
  * A transition is one line appended to the task's journal, `{"seq":N,"task":{…}}`, through a
- * handle kept open while the task is driven: one write and one fsync. The audit lines logged so
- * far, the transition's own among them, are written first (`Audit.flush`, write-ahead), so the
- * log is never behind the saved task; the audit log is not fsynced per transition (that doubled
- * the cost of one): its writer fsyncs a group of lines when they pause, off the task's path.
- * Why it is crash safe: a record is whole once its line ends; loading takes
- * the last line that ends, so a record cut short (a full disk, a power loss) leaves the previous
+ * descriptor kept open while the task is driven and opened with `O_DSYNC`: one write, which
+ * returns once the record is on the disk (`fileIo.ts`). The audit lines logged so far, the
+ * transition's own among them, are written first (`Audit.flush`, write-ahead, into the page
+ * cache), so the log is never behind the saved task, also when the process is killed; the audit
+ * log is not fsynced per transition (that doubled the cost of one): it fsyncs the lines of a
+ * moment together a moment later, off the task's path, and when it is closed (see `Audit`).
+ * Why it is crash safe: a record is whole once its line ends; loading takes the last line that ends, so a record cut short (a full disk, a power loss) leaves the previous
  * one as the task, and the next open cuts the unfinished line away. When a journal grows past
  * `compactBytes` it is rewritten to its last record (tmp file, fsync, rename), so it stays small.
  *
@@ -17,13 +18,15 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Effect, Exit, Option, Ref, Schema, Scope } from "effect"
+import { Effect, FiberRef, Option, Ref, Schema } from "effect"
 import { fromJsonText } from "../../core/jsonText.ts"
 import { formatParseError } from "../../core/schemaIssues.ts"
 import { Task, TaskSummary } from "../../core/task.ts"
-import { type AuditEvent, type AuditShape, inTask } from "../Audit.ts"
+import { type AuditEvent, type AuditShape, CurrentTaskId, inTask } from "../Audit.ts"
 import { StateCorrupt, StateIoError, StateLocked, type StateShape, type TaskList } from "../State.ts"
+import { appendDurably, close, openDurableAppend, syncDirectory, truncate } from "./fileIo.ts"
 import { acquireFileLock, isProcessAlive, LockRecord } from "./fileLock.ts"
+import { makeTaskEncoder } from "./taskJson.ts"
 import { makeTaskSlots } from "./taskSlots.ts"
 
 export interface FileStateOptions {
@@ -45,12 +48,6 @@ const decodeSummary = Schema.decodeUnknownEither(
 )
 const decodeLegacy = Schema.decodeUnknownEither(fromJsonText(Task))
 const decodeLegacyLock = Schema.decodeUnknownOption(fromJsonText(LockRecord))
-
-/**
- * A record's line: the task as JSON. Every field of a task is plain JSON, so its JSON decodes
- * back to it (a test holds this); `load` decodes with the schema, as anything read from disk.
- */
-const recordLine = (seq: number, task: Task): Uint8Array => new TextEncoder().encode(`${JSON.stringify({ seq, task })}\n`)
 
 /** Task ids become file names: letters, digits, `-`, `_` and `.` (not leading), never a path. */
 const isSafeId = (id: string): boolean => /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)
@@ -85,11 +82,11 @@ const readTail = (fs: FileSystem.FileSystem, file: string) =>
     }
   }))
 
-/** A task's journal opened for appending, with what the next save needs. */
+/** A task's journal opened for durable appends (`fileIo.ts`), with what the next save needs. */
 interface Journal {
-  readonly file: FileSystem.File
-  readonly scope: Scope.CloseableScope
+  readonly fd: number
   readonly seq: number
+  /** Where the last whole record ends: a record cut short is cut back to it. */
   readonly size: number
 }
 
@@ -102,16 +99,21 @@ export const makeFileStateStore = (options: FileStateOptions) =>
     const lockOptions = { pid: options.pid ?? process.pid, isAlive: options.isAlive ?? isProcessAlive, started: performance.timeOrigin }
     const compactBytes = options.compactBytes ?? 1024 * 1024
     const journalPath = (id: string) => path.join(dir, `${id}.jsonl`)
+    const taskJson = makeTaskEncoder()
+    /** A record's line: `{"seq":N,"task":{…}}`, the same text as `JSON.stringify({ seq, task })`; every field of a task is plain JSON, so it decodes back to the task (`load` decodes with the schema, as anything read from disk). */
+    const recordLine = (seq: number, task: Task): Uint8Array => Buffer.from(`{"seq":${JSON.stringify(seq)},"task":${taskJson(task)}}\n`)
     const ioError = (target: string, operation: StateIoError["operation"]) => (error: { readonly message: string }) =>
       new StateIoError({ path: target, operation, reason: error.message })
     const unsafeId = (id: string, operation: StateIoError["operation"]) =>
       new StateIoError({ path: path.join(dir, id), operation, reason: "a task id is letters, digits, '-', '_' and '.', never a path" })
+    // A journal's records were made durable by their writes: an error closing it loses none of them.
+    const closeFd = (fd: number) => Effect.ignore(close(fd))
 
     /** Journals opened by this store, by task id. */
     const journals = yield* makeTaskSlots<Journal>()
     /** Tasks whose lock a fiber of this store holds. */
     const held = yield* Ref.make(new Map<string, LockRecord>())
-    const closeJournal = (id: string) => journals.drop(id, (journal) => Scope.close(journal.scope, Exit.void))
+    const closeJournal = (id: string) => journals.drop(id, (journal) => closeFd(journal.fd))
     yield* Effect.addFinalizer(() => Effect.flatMap(journals.ids, (ids) => Effect.forEach(ids, closeJournal, { discard: true })))
 
     const decodeTail = (id: string, file: string, tail: Tail) =>
@@ -127,7 +129,10 @@ export const makeFileStateStore = (options: FileStateOptions) =>
         return decoded.right
       })
 
-    /** Opens the journal for appending; a torn last line (a write cut short) is cut away first. */
+    /**
+     * Opens the journal for durable appends; a torn last line (a write cut short) is cut away
+     * first. A new journal's name is made durable in its directory before its first record.
+     */
     const openJournal = (id: string) =>
       Effect.gen(function*() {
         const file = journalPath(id)
@@ -142,12 +147,12 @@ export const makeFileStateStore = (options: FileStateOptions) =>
           // A last record that does not decode is superseded by the next save.
           onSome: (line) => Option.match(Option.getRight(decodeRecord(line)), { onNone: () => 0, onSome: (record) => record.seq })
         })
-        const scope = yield* Scope.make()
-        const handle = yield* Scope.extend(fs.open(file, { flag: "a" }), scope)
-        return { file: handle, scope, seq, size: Option.match(tail, { onNone: () => 0, onSome: (t) => t.end }) } satisfies Journal
+        const fd = yield* openDurableAppend(file)
+        if (Option.isNone(tail)) yield* syncDirectory(dir).pipe(Effect.tapError(() => closeFd(fd)))
+        return { fd, seq, size: Option.match(tail, { onNone: () => 0, onSome: (t) => t.end }) } satisfies Journal
       }).pipe(Effect.mapError(ioError(journalPath(id), "write")))
 
-    /** Rewrites a long journal to its last record: tmp file, fsync, rename, reopen. */
+    /** Rewrites a long journal to its last record: tmp file, fsync, rename, fsync of the directory, reopen. */
     const compact = (id: string, journal: Journal, bytes: Uint8Array) =>
       Effect.gen(function*() {
         const file = journalPath(id)
@@ -158,49 +163,55 @@ export const makeFileStateStore = (options: FileStateOptions) =>
           yield* handle.sync
         }))
         yield* fs.rename(tmp, file)
-        yield* Scope.close(journal.scope, Exit.void)
-        const scope = yield* Scope.make()
-        const handle = yield* Scope.extend(fs.open(file, { flag: "a" }), scope)
-        return { file: handle, scope, seq: journal.seq, size: bytes.length } satisfies Journal
+        yield* syncDirectory(dir)
+        yield* closeFd(journal.fd)
+        return { fd: yield* openDurableAppend(file), seq: journal.seq, size: bytes.length } satisfies Journal
       }).pipe(Effect.mapError(ioError(`${journalPath(id)}.tmp`, "write")))
 
-    const save = (task: Task, events: ReadonlyArray<AuditEvent> = []) =>
+    /** A save's lines, stamped with its seq and its task (which the fiber driving a task already names). */
+    const logLines = (id: string, events: ReadonlyArray<AuditEvent>, seq: number) => {
+      const lines = Effect.forEach(events, (event) => options.audit.log(event.event, { ...event.data, seq }), { discard: true })
+      return Effect.flatMap(FiberRef.get(CurrentTaskId), (current) => (current === id ? lines : inTask(id)(lines)))
+    }
+
+    /**
+     * One transition: the audit lines logged so far (this one's among them) are written, then the
+     * record is appended and made durable in one write (`appendDurably`). Nothing else touches the
+     * disk: no stat, no rename, no directory, no second handle.
+     */
+    const commit = (slot: Ref.Ref<Option.Option<Journal>>, task: Task, events: ReadonlyArray<AuditEvent>) =>
       Effect.gen(function*() {
-        if (!isSafeId(task.id)) return yield* unsafeId(task.id, "write")
-        return yield* journals.withSlot(task.id, (slot) => Effect.gen(function*() {
-          const journal = yield* Option.match(yield* Ref.get(slot), {
-            onSome: Effect.succeed,
-            onNone: () => Effect.tap(openJournal(task.id), (opened) => Ref.set(slot, Option.some(opened)))
-          })
-          const seq = journal.seq + 1
-          const bytes = recordLine(seq, task)
-          // The transition's own lines, and every line logged before them, are written first
-          // (write-ahead): after a crash, a line may name a transition that was not saved (it is
-          // redone, with the same seq), never the reverse — the log is never behind the tasks.
-          yield* Effect.forEach(events, (event) => options.audit.log(event.event, { ...event.data, seq }), { discard: true }).pipe(
-            inTask(task.id)
+        const current = yield* Ref.get(slot)
+        const journal = Option.isSome(current)
+          ? current.value
+          : yield* Effect.tap(openJournal(task.id), (opened) => Ref.set(slot, Option.some(opened)))
+        const seq = journal.seq + 1
+        const bytes = recordLine(seq, task)
+        // The transition's own lines, and every line logged before them, are written first
+        // (write-ahead): after a crash, a line may name a transition that was not saved (it is
+        // redone, with the same seq), never the reverse — the log is never behind the tasks.
+        if (events.length > 0) yield* logLines(task.id, events, seq)
+        yield* options.audit.flush
+        yield* appendDurably(journal.fd, bytes).pipe(
+          // A full disk can take part of the record: cut it off (a journal that had none goes),
+          // and forget the handle, so the next save starts from what is on disk.
+          Effect.catchAll((error) =>
+            Effect.all([
+              journal.size === 0 ? fs.remove(journalPath(task.id), { force: true }) : truncate(journal.fd, journal.size),
+              closeFd(journal.fd),
+              Ref.set(slot, Option.none())
+            ], { discard: true }).pipe(Effect.ignore, Effect.zipRight(Effect.fail(ioError(journalPath(task.id), "write")(error))))
           )
-          yield* options.audit.flush
-          yield* journal.file.writeAll(bytes).pipe(
-            Effect.zipRight(journal.file.sync),
-            Effect.mapError(ioError(journalPath(task.id), "write")),
-            // A full disk can take part of the record: cut it off (a journal that had none goes),
-            // and forget the handle, so the next save starts from what is on disk.
-            Effect.tapError(() =>
-              Effect.all([
-                journal.size === 0 ? fs.remove(journalPath(task.id), { force: true }) : journal.file.truncate(journal.size),
-                Scope.close(journal.scope, Exit.void),
-                Ref.set(slot, Option.none())
-              ], { discard: true }).pipe(Effect.ignore)
-            )
-          )
-          const written: Journal = { ...journal, seq, size: journal.size + bytes.length }
-          const next = written.size > compactBytes && written.size > 8 * bytes.length ? yield* compact(task.id, written, bytes) : written
-          yield* Ref.set(slot, Option.some(next))
-          if (journal.seq === 0) yield* dropLegacy(task.id)
-          return seq
-        }))
+        )
+        const written: Journal = { ...journal, seq, size: journal.size + bytes.length }
+        const next = written.size > compactBytes && written.size > 8 * bytes.length ? yield* compact(task.id, written, bytes) : written
+        yield* Ref.set(slot, Option.some(next))
+        if (journal.seq === 0) yield* dropLegacy(task.id)
+        return seq
       })
+
+    const save = (task: Task, events: ReadonlyArray<AuditEvent> = []) =>
+      isSafeId(task.id) ? journals.withSlot(task.id, (slot) => commit(slot, task, events)) : Effect.fail(unsafeId(task.id, "write"))
 
     const load = (id: string) =>
       Effect.gen(function*() {

@@ -15,7 +15,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Effect, Option, Redacted, Ref, Schema } from "effect"
+import { Clock, Effect, Either, Option, Redacted, Ref, Schema } from "effect"
 import { hostname } from "node:os"
 import { describeStore } from "../../core/config.ts"
 import { fromJsonText } from "../../core/jsonText.ts"
@@ -27,13 +27,13 @@ import {
   type AuditEvent,
   AuditReadError,
   AuditReader,
+  auditDataJson,
   AuditWriteError,
-  formatAuditLine,
-  inTask,
   makeEntry
 } from "../Audit.ts"
 import { StateConflict, StateCorrupt, StateIoError, StateLocked, type StateShape, type TaskList } from "../State.ts"
 import { type PostgresStore, StoreUnavailable } from "./backend.ts"
+import { makeTaskEncoder } from "./taskJson.ts"
 import { makeTaskSlots } from "./taskSlots.ts"
 
 export interface PostgresStoreOptions {
@@ -83,11 +83,10 @@ const reasonOf = (error: SqlError): string => {
 /** `text` columns cannot hold NUL; a prompt that does is stored with U+FFFD there (the `doc` keeps it exact). */
 const asText = (text: string): string => text.replaceAll("\u0000", "\uFFFD")
 
-/** Audit entries as one JSON array, each serialised as the file store writes its lines. */
-const asJsonArray = (entries: ReadonlyArray<AuditEntry>): string => `[${entries.map((entry) => formatAuditLine(entry).trimEnd()).join(",")}]`
 
 const Rows = <A, I>(row: Schema.Schema<A, I>) => Schema.decodeUnknown(Schema.Array(row))
 const decodeSeq = Rows(Schema.Struct({ seq: Schema.Number }))
+const decodeSeqNow = Schema.decodeUnknownEither(Schema.Array(Schema.Struct({ seq: Schema.Number })))
 const decodeDoc = Rows(Schema.Struct({ doc: Schema.String }))
 /** A task's `doc`, read back as text (`doc::text`) and decoded like any JSON from outside. */
 const decodeTask = Schema.decodeUnknownEither(fromJsonText(Task))
@@ -124,6 +123,15 @@ export const makePostgresStore = (options: PostgresStoreOptions) =>
     const rowError = (target: string, operation: StateIoError["operation"]) => (error: { readonly message: string }) =>
       new StateIoError({ path: target, operation, reason: `unexpected rows: ${error.message}` })
     const taskPath = (id: string) => `${location} (luallm_tasks, task ${id})`
+    const taskJson = makeTaskEncoder()
+
+    /**
+     * Audit entries as the rows of a `VALUES` list, `(n, ts, event, task_id, data)`, in order;
+     * `data` serialised as the file store writes it.
+     */
+    const auditRows = (entries: ReadonlyArray<AuditEntry>) =>
+      sql.csv(entries.map((entry, n) => sql`(${n}::int, ${entry.ts}, ${entry.event}, ${entry.task_id}, ${auditDataJson(entry.data)}::json)`))
+    const auditColumns = sql`AS line(n, ts, event, task_id, data)`
 
     /** The last `seq` this process saved (or read) per task. */
     const known = yield* makeTaskSlots<number>()
@@ -143,24 +151,29 @@ export const makePostgresStore = (options: PostgresStoreOptions) =>
           const cached = yield* Ref.get(slot)
           const previous = Option.isSome(cached) ? cached.value : yield* currentSeq(task.id)
           const seq = previous + 1
-          const entries = yield* Effect.forEach(events, (event) => makeEntry(event.event, { ...event.data, seq })).pipe(inTask(task.id))
-          const lines = asJsonArray(entries)
+          // The lines are the task's (as `inTask(task.id)` would stamp them) and the transition's.
+          const ts = new Date(yield* Clock.currentTimeMillis).toISOString()
+          const entries = events.map((event): AuditEntry => ({ ts, event: event.event, task_id: task.id, data: { ...event.data, seq } }))
+          // One statement, one round trip: the row is replaced only if its seq is still `previous`,
+          // and the audit rows are inserted only if it was (joined with `saved`), in their order.
+          const logged = entries.length === 0 ? sql`` : sql`, logged AS (
+              INSERT INTO luallm_audit (ts, event, task_id, data)
+              SELECT line.ts, line.event, line.task_id, line.data
+              FROM saved, (VALUES ${auditRows(entries)}) ${auditColumns}
+              ORDER BY line.n
+            )`
           const rows = yield* sql`
             WITH saved AS (
               INSERT INTO luallm_tasks (id, seq, state, prompt, created_at, updated_at, doc)
-              VALUES (${task.id}, ${seq}, ${task.state}, ${asText(task.prompt)}, ${task.created_at}, ${task.updated_at}, ${JSON.stringify(task)}::json)
+              VALUES (${task.id}, ${seq}, ${task.state}, ${asText(task.prompt)}, ${task.created_at}, ${task.updated_at}, ${taskJson(task)}::json)
               ON CONFLICT (id) DO UPDATE
                 SET seq = EXCLUDED.seq, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at, doc = EXCLUDED.doc
                 WHERE luallm_tasks.seq = ${previous}
               RETURNING seq
-            ), logged AS (
-              INSERT INTO luallm_audit (ts, event, task_id, data)
-              SELECT line.ts, line.event, line.task_id, line.data
-              FROM saved, json_to_recordset(${lines}::json) AS line(ts text, event text, task_id text, data json)
-            )
+            )${logged}
             SELECT seq FROM saved`.pipe(
             Effect.mapError(ioError(taskPath(task.id), "write")),
-            Effect.flatMap((rows) => Effect.mapError(decodeSeq(rows), rowError(taskPath(task.id), "write")))
+            Effect.flatMap((rows) => Either.mapLeft(decodeSeqNow(rows), rowError(taskPath(task.id), "write")))
           )
           if (rows.length === 0) {
             yield* Ref.set(slot, Option.none())
@@ -265,9 +278,7 @@ export const makePostgresStore = (options: PostgresStoreOptions) =>
     const audit = Audit.of({
       log: (event, data) =>
         Effect.flatMap(makeEntry(event, data), (entry) =>
-          sql`INSERT INTO luallm_audit (ts, event, task_id, data)
-            SELECT line.ts, line.event, line.task_id, line.data
-            FROM json_to_recordset(${asJsonArray([entry])}::json) AS line(ts text, event text, task_id text, data json)`.pipe(
+          sql`INSERT INTO luallm_audit (ts, event, task_id, data) VALUES (${entry.ts}, ${entry.event}, ${entry.task_id}, ${auditDataJson(entry.data)}::json)`.pipe(
             Effect.asVoid,
             Effect.mapError((error) => new AuditWriteError({ path: `${location} (luallm_audit)`, reason: reasonOf(error) }))
           )),

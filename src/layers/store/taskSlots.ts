@@ -3,7 +3,7 @@
  * `seq`), with a semaphore per task: saves of one task are ordered, saves of different tasks
  * run side by side. A slot is dropped when its task's lock is released or the task removed.
  */
-import { Effect, Option, Ref, SynchronizedRef } from "effect"
+import { Effect, Option, Ref } from "effect"
 
 export interface TaskSlot<S> {
   readonly value: Ref.Ref<Option.Option<S>>
@@ -11,17 +11,18 @@ export interface TaskSlot<S> {
 }
 
 export const makeTaskSlots = <S>() =>
-  Effect.gen(function*() {
-    const slots = yield* SynchronizedRef.make(new Map<string, TaskSlot<S>>())
+  Effect.sync(() => {
+    // Read and changed only inside single synchronous steps, so no two fibers interleave in it;
+    // a slot is made on a save's path, without a second lock around the map.
+    const slots = new Map<string, TaskSlot<S>>()
 
     const slotFor = (id: string) =>
-      SynchronizedRef.modifyEffect(slots, (all) => {
-        const existing = all.get(id)
-        if (existing !== undefined) return Effect.succeed([existing, all] as const)
-        return Effect.map(Effect.zip(Ref.make(Option.none<S>()), Effect.makeSemaphore(1)), ([value, lock]) => {
-          const slot: TaskSlot<S> = { value, lock }
-          return [slot, new Map(all).set(id, slot)] as const
-        })
+      Effect.sync(() => {
+        const existing = slots.get(id)
+        if (existing !== undefined) return existing
+        const slot: TaskSlot<S> = { value: Ref.unsafeMake(Option.none<S>()), lock: Effect.unsafeMakeSemaphore(1) }
+        slots.set(id, slot)
+        return slot
       })
 
     /** Runs `f` with the task's slot, after the task's earlier work. */
@@ -31,19 +32,15 @@ export const makeTaskSlots = <S>() =>
     /** Forgets the task's slot, after `release` has run on its value (when it has one). */
     const drop = <E, R>(id: string, release: (value: S) => Effect.Effect<void, E, R>) =>
       Effect.gen(function*() {
-        const slot = (yield* SynchronizedRef.get(slots)).get(id)
+        const slot = slots.get(id)
         if (slot === undefined) return
         yield* slot.lock.withPermits(1)(
           Effect.flatMap(Ref.getAndSet(slot.value, Option.none()), Option.match({ onNone: () => Effect.void, onSome: release }))
         )
-        yield* SynchronizedRef.update(slots, (all) => {
-          const rest = new Map(all)
-          if (rest.get(id) === slot) rest.delete(id)
-          return rest
-        })
+        if (slots.get(id) === slot) slots.delete(id)
       })
 
-    const ids = Effect.map(SynchronizedRef.get(slots), (all) => [...all.keys()])
+    const ids = Effect.sync(() => [...slots.keys()])
 
     return { withSlot, drop, ids }
   })
