@@ -25,13 +25,14 @@ export function run() {
 }
 `
 
-const spinningTask = (dataDir: string): ScriptedTask => ({
-  prompt: "Spin until released.",
-  skills: [{ name: "spin_until_released", code: spinSkill(dataDir) }],
-  script: [
-    FakeReply.content(JSON.stringify({ nodes: [{ id: "spin", action: "skill", skill_name: "spin_until_released", skill_args: {} }] }), { when: "Request:" })
-  ]
+/** A task whose plan is one node running the skill `name` (its code made for the task's data dir). */
+const oneSkillTask = (prompt: string, node: string, name: string, code: (dataDir: string) => string) => (dataDir: string): ScriptedTask => ({
+  prompt,
+  skills: [{ name, code: code(dataDir) }],
+  script: [FakeReply.content(JSON.stringify({ nodes: [{ id: node, action: "skill", skill_name: name, skill_args: {} }] }), { when: "Request:" })]
 })
+
+const spinningTask = oneSkillTask("Spin until released.", "spin", "spin_until_released", spinSkill)
 
 /** A workspace whose task spins; released while the cassette is recorded, held afterwards. */
 const setUp = Effect.gen(function*() {
@@ -56,13 +57,7 @@ export function run() {
 }
 `
 
-const execTask = (dataDir: string): ScriptedTask => ({
-  prompt: "Count until released.",
-  skills: [{ name: "count_until_released", code: execSkill(dataDir) }],
-  script: [
-    FakeReply.content(JSON.stringify({ nodes: [{ id: "count", action: "skill", skill_name: "count_until_released", skill_args: {} }] }), { when: "Request:" })
-  ]
-})
+const execTask = oneSkillTask("Count until released.", "count", "count_until_released", execSkill)
 
 /** The pids of the processes whose command line names `path` (Linux). */
 const processesNaming = (path: string): ReadonlyArray<string> =>
